@@ -1,0 +1,64 @@
+"""The exception hierarchy: every expected failure is a WheelshadeError subclass."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class WheelshadeError(Exception):
+    """Root of every error wheelshade reports to the user (the CLI prints it on one line)."""
+
+    #: Suggested next step shown after the message, or empty.
+    hint: str = ""
+
+    def __init__(self, message: str, *, path: str | None = None, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        if hint:
+            self.hint = hint
+
+    def __str__(self) -> str:
+        text = f"{self.path}: {self.message}" if self.path else self.message
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class UsageError(WheelshadeError):
+    """The command line or API arguments are inconsistent."""
+
+
+class ArchiveError(WheelshadeError):
+    """A wheel is not a readable, safe zip archive."""
+
+
+class WheelFormatError(WheelshadeError):
+    """A wheel is a zip but breaks the wheel spec (name, dist-info, RECORD, metadata)."""
+
+
+class FetchError(WheelshadeError):
+    """A dependency could not be obtained as a wheel."""
+
+
+class RewriteError(WheelshadeError):
+    """A source file could not be rewritten safely."""
+
+    def __init__(
+        self, message: str, *, path: str | None = None, line: int | None = None, hint: str = ""
+    ) -> None:
+        super().__init__(message, path=path, hint=hint)
+        self.line = line
+
+    def __str__(self) -> str:
+        where = self.path or ""
+        if self.path and self.line is not None:
+            where = f"{self.path}:{self.line}"
+        text = f"{where}: {self.message}" if where else self.message
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class PlanError(WheelshadeError):
+    """The shading set is inconsistent; carries every conflict found, not just the first."""
+
+    def __init__(self, issues: Sequence[str], *, hint: str = "") -> None:
+        self.issues = tuple(issues)
+        super().__init__("; ".join(self.issues), hint=hint)
