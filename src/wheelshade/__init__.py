@@ -1,0 +1,33 @@
+"""wheelshade: shade dependency wheels so two versions of a package run in one interpreter."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .core import ShadeResult, WheelReport, shade  # noqa: E402
+from .errors import (  # noqa: E402
+    ArchiveError,
+    FetchError,
+    PlanError,
+    RewriteError,
+    UsageError,
+    WheelFormatError,
+    WheelshadeError,
+)
+from .fetch import IndexOptions, Pin  # noqa: E402
+
+__all__ = [
+    "ArchiveError",
+    "FetchError",
+    "IndexOptions",
+    "Pin",
+    "PlanError",
+    "RewriteError",
+    "ShadeResult",
+    "UsageError",
+    "WheelFormatError",
+    "WheelReport",
+    "WheelshadeError",
+    "__version__",
+    "shade",
+]

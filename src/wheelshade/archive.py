@@ -1,0 +1,450 @@
+"""Wheel zip I/O: a validating, streaming reader and a deterministic writer."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import lzma
+import os
+import re
+import stat
+import time
+import unicodedata
+import zipfile
+import zlib
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import IO, TYPE_CHECKING, NoReturn
+
+from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
+from wheelshade.records import (
+    Hasher,
+    RecordEntry,
+    _show,
+    _summarise,
+    parse_record,
+    serialise_record,
+)
+
+if TYPE_CHECKING:
+    from _typeshed import WriteableBuffer
+
+__all__ = ["Member", "WheelReader", "WheelWriter", "wheel_order", "zip_timestamp"]
+
+_CHUNK = 1 << 20
+#: Entries smaller than this are never flagged as bombs: a few KiB of padding can compress
+#: 1000:1 legitimately, and their total is bounded by ``max_total_size`` anyway.
+_RATIO_FLOOR = 1 << 20
+#: Members at least this big are written with a ZIP64 local header whether or not they need
+#: one, so that ``add`` and ``add_stream`` (which cannot know the size up front) agree.
+_ZIP64_THRESHOLD = 16 << 20
+_COMPRESSIONS = frozenset(
+    {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
+)
+_CORRUPT = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
+_DRIVE = re.compile(r"[A-Za-z]:")
+_SIGNATURES = ("RECORD.jws", "RECORD.p7s")
+_EPOCH_1980 = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
+_EPOCH_2107 = 4354819198  # 2107-12-31T23:59:58Z, the latest
+
+
+@dataclass(frozen=True)
+class Member:
+    """A file entry of a wheel (directory entries are not members)."""
+
+    name: str
+    size: int
+    executable: bool
+
+
+class WheelReader:
+    """Open a wheel, refusing unsafe or malformed archives before anything reads a member.
+
+    The limits guard against zip bombs: at most ``max_members`` entries (default 200,000), at
+    most ``max_total_size`` uncompressed bytes in all (default 4 GiB), and no entry of 1 MiB
+    or more that expands over ``max_ratio`` times its compressed size (default 200).
+    ``zipfile`` never returns more bytes than an entry declares, so checking the declared
+    sizes is enough. Raises ``ArchiveError`` or ``WheelFormatError`` listing every problem.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_total_size: int = 4 << 30,
+        max_ratio: int = 200,
+        max_members: int = 200_000,
+    ) -> None:
+        self.path = Path(path)
+        try:
+            self._zip = zipfile.ZipFile(self.path)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
+            raise ArchiveError(f"not a valid zip archive ({exc})", path=str(path)) from None
+        except OSError as exc:
+            raise ArchiveError(f"cannot read the wheel ({exc.strerror})", path=str(path)) from None
+        try:
+            infos = self._validate(max_total_size, max_ratio, max_members)
+            self.dist_info = self._find_dist_info()
+        except BaseException:
+            self._zip.close()
+            raise
+        self._infos = {info.orig_filename: info for info in infos}
+        self.members = tuple(
+            Member(info.orig_filename, info.file_size, bool(info.external_attr >> 16 & 0o111))
+            for info in infos
+        )
+
+    def _validate(self, max_total: int, max_ratio: int, max_members: int) -> list[zipfile.ZipInfo]:
+        """Check every entry; return the file entries in archive order."""
+        infos = self._zip.infolist()
+        if len(infos) > max_members:
+            self._fail(ArchiveError, f"has {len(infos)} entries, above the limit of {max_members}")
+        total = sum(info.file_size for info in infos)
+        if total > max_total:
+            self._fail(ArchiveError, f"expands to {total} bytes, above the limit of {max_total}")
+        issues: list[str] = []
+        seen: dict[str, tuple[str, bool]] = {}
+        files: list[zipfile.ZipInfo] = []
+        for info in infos:
+            name, is_dir = info.orig_filename, info.orig_filename.endswith("/")
+            shown = _show(name)
+            problem = _name_problem(name[:-1] if is_dir else name)
+            if problem:
+                issues.append(f"unsafe entry name {shown}: {problem}")
+                continue
+            kind = stat.S_IFMT(info.external_attr >> 16)
+            if kind == stat.S_IFLNK:
+                issues.append(f"entry {shown} is a symbolic link")
+            elif kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+                issues.append(f"entry {shown} is not a regular file (mode 0o{kind:o})")
+            if info.flag_bits & 0x1:
+                issues.append(f"entry {shown} is encrypted")
+            if info.compress_type not in _COMPRESSIONS:
+                issues.append(f"entry {shown} uses unsupported compression {info.compress_type}")
+            if info.file_size >= _RATIO_FLOOR and info.file_size > max_ratio * info.compress_size:
+                ratio = info.file_size // max(info.compress_size, 1)
+                issues.append(
+                    f"entry {shown} expands {ratio}:1, above the limit of {max_ratio}:1"
+                    " (possible zip bomb)"
+                )
+            key = _fold(name.rstrip("/"))
+            earlier = seen.get(key)
+            if earlier is not None and not (is_dir and earlier[1]):
+                same = "" if earlier[0] == name else f" (same as {_show(earlier[0])} ignoring case)"
+                issues.append(f"duplicate entry {shown}{same}")
+            seen.setdefault(key, (name, is_dir))
+            if not is_dir:
+                files.append(info)
+        for info in files:
+            parts = _fold(info.orig_filename).split("/")
+            for depth in range(1, len(parts)):
+                parent = seen.get("/".join(parts[:depth]))
+                if parent is not None and not parent[1]:
+                    issues.append(
+                        f"entry {_show(info.orig_filename)} is inside a file, {_show(parent[0])}"
+                    )
+                    break
+        if issues:
+            self._fail(ArchiveError, _summarise(issues, "unsafe entries"))
+        return files
+
+    def _find_dist_info(self) -> str:
+        found = sorted(
+            {
+                name.split("/", 1)[0]
+                for name in self._zip.namelist()
+                if "/" in name and name.split("/", 1)[0].endswith(".dist-info")
+            }
+        )
+        if not found:
+            self._fail(WheelFormatError, "no top-level .dist-info directory")
+        if len(found) > 1:
+            names = ", ".join(_show(name) for name in found)
+            self._fail(WheelFormatError, f"more than one .dist-info directory: {names}")
+        name, _, version = found[0].removesuffix(".dist-info").rpartition("-")
+        if not name or not version:
+            self._fail(
+                WheelFormatError, f"{_show(found[0])} is not named <name>-<version>.dist-info"
+            )
+        return found[0]
+
+    def _fail(self, kind: type[ArchiveError | WheelFormatError], message: str) -> NoReturn:
+        raise kind(message, path=str(self.path))
+
+    def read(self, name: str) -> bytes:
+        """Return a member's bytes; ``KeyError`` if ``name`` is not a member."""
+        with self.open(name) as stream:
+            return stream.read()
+
+    def open(self, name: str) -> IO[bytes]:
+        """Stream a member; corrupt data raises ``ArchiveError`` when it is read."""
+        info = self._infos[name]
+        with self._guard(name):
+            stream = self._zip.open(info)
+        return io.BufferedReader(_GuardedStream(stream, self, name), _CHUNK)
+
+    @contextmanager
+    def _guard(self, name: str) -> Iterator[None]:
+        try:
+            yield
+        except _CORRUPT as exc:
+            raise ArchiveError(
+                f"entry {_show(name)} is corrupt ({exc})", path=str(self.path)
+            ) from None
+
+    def verify_record(self) -> None:
+        """Check RECORD against every member's hash and size, reporting all mismatches at once.
+
+        The member's bytes are streamed, never held whole. Signature files (RECORD.jws,
+        RECORD.p7s) and RECORD itself need no hash.
+        """
+        record_name = f"{self.dist_info}/RECORD"
+        if record_name not in self._infos:
+            self._fail(WheelFormatError, f"{record_name} is missing")
+        entries = parse_record(self.read(record_name), wheel=str(self.path))
+        unsigned = {record_name, *(f"{self.dist_info}/{name}" for name in _SIGNATURES)}
+        issues: list[str] = []
+        listed: dict[str, RecordEntry] = {}
+        for entry in entries:
+            problem = _name_problem(entry.path)
+            if problem:
+                issues.append(f"RECORD lists an unsafe path {_show(entry.path)}: {problem}")
+            elif entry.path in listed:
+                issues.append(f"RECORD lists {_show(entry.path)} more than once")
+            else:
+                listed[entry.path] = entry
+        malformed = len(issues)
+        for member in self.members:
+            row = listed.get(member.name)
+            if member.name in unsigned:
+                continue
+            if row is None:
+                issues.append(f"{_show(member.name)} is not listed in RECORD")
+            elif row.hash is None:
+                issues.append(f"RECORD has no hash for {_show(member.name)}")
+            else:
+                issues.extend(self._check(member.name, row))
+        issues.extend(
+            f"RECORD lists {_show(path)}, which is not in the wheel"
+            for path in listed
+            if path not in self._infos
+        )
+        if not issues:
+            return
+        message = _summarise(issues, "RECORD problems")
+        if len(issues) > malformed:
+            message += ": the wheel was modified after it was built; refusing to re-sign it"
+        raise WheelFormatError(message, path=str(self.path), hint="rebuild the wheel from source")
+
+    def _check(self, name: str, entry: RecordEntry) -> list[str]:
+        assert entry.hash is not None
+        hasher = Hasher(entry.hash.partition("=")[0])
+        with self.open(name) as stream:
+            for chunk in iter(lambda: stream.read(_CHUNK), b""):
+                hasher.update(chunk)
+        if hasher.digest() != entry.hash:
+            return [f"RECORD hash mismatch for {_show(name)}"]
+        if entry.size is not None and entry.size != hasher.size:
+            return [
+                f"RECORD size mismatch for {_show(name)} "
+                f"(RECORD says {entry.size} bytes, the file has {hasher.size})"
+            ]
+        return []
+
+    def close(self) -> None:
+        self._zip.close()
+
+    def __enter__(self) -> WheelReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class _GuardedStream(io.RawIOBase):
+    """A member's raw stream that turns zipfile's corruption errors into ``ArchiveError``."""
+
+    def __init__(self, stream: IO[bytes], reader: WheelReader, name: str) -> None:
+        super().__init__()
+        self._stream, self._reader, self._name = stream, reader, name
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: WriteableBuffer) -> int:
+        view = memoryview(buffer).cast("B")
+        with self._reader._guard(self._name):
+            data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def zip_timestamp() -> tuple[int, int, int, int, int, int]:
+    """The entry time: ``SOURCE_DATE_EPOCH`` (UTC, clamped to what zip can store) or 1980-01-01."""
+    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if not value:
+        return (1980, 1, 1, 0, 0, 0)
+    try:
+        epoch = int(value)
+    except ValueError:
+        raise UsageError(f"SOURCE_DATE_EPOCH must be whole seconds, got {value!r}") from None
+    t = time.gmtime(min(max(epoch, _EPOCH_1980), _EPOCH_2107))
+    return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
+
+
+def wheel_order(names: Iterable[str], dist_info: str) -> list[str]:
+    """Sort names for writing: the payload first, then ``dist_info``'s files.
+
+    RECORD and its signatures are dropped: the writer adds a fresh RECORD, and a rewritten
+    wheel's old signatures cannot be valid.
+    """
+    dropped = {f"{dist_info}/{name}" for name in ("RECORD", *_SIGNATURES)}
+    prefix = f"{dist_info}/"
+    return sorted(
+        (name for name in names if name not in dropped),
+        key=lambda name: (name.startswith(prefix), name),
+    )
+
+
+class WheelWriter:
+    """Write a wheel exactly as given, hashing as it goes; RECORD is appended on close.
+
+    Every entry is deflated with a fixed time, unix mode 0644 or 0755 and no other varying
+    metadata, so the same calls give byte-identical output with the same zlib. The caller
+    chooses the order (see ``wheel_order``) and places the file atomically. Leaving the
+    ``with`` block by an exception deletes the partial file.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        dist_info: str,
+        *,
+        date_time: tuple[int, int, int, int, int, int] | None = None,
+    ) -> None:
+        if "/" in dist_info or not dist_info.endswith(".dist-info"):
+            raise ValueError(f"dist_info must be a <name>-<version>.dist-info name: {dist_info!r}")
+        self.path = Path(path)
+        self.dist_info = dist_info
+        self.date_time = zip_timestamp() if date_time is None else date_time
+        self._records: list[RecordEntry] = []
+        self._keys: set[str] = set()
+        self._closed = False
+        self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+
+    def add(self, name: str, data: bytes, *, executable: bool = False) -> None:
+        self._write(name, [data], len(data), executable)
+
+    def add_stream(self, name: str, stream: IO[bytes], *, executable: bool = False) -> None:
+        """Copy ``stream`` to a new member in chunks, without holding it all in memory."""
+        head: list[bytes] = []
+        size = 0
+        while size < _ZIP64_THRESHOLD:
+            chunk = stream.read(_CHUNK)
+            if not chunk:
+                break
+            head.append(chunk)
+            size += len(chunk)
+        rest = iter(lambda: stream.read(_CHUNK), b"")
+        self._write(name, itertools.chain(head, rest), size, executable)
+
+    def _write(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
+        if self._closed:
+            raise ValueError(f"cannot add {name!r}: the writer is closed")
+        if name == f"{self.dist_info}/RECORD":
+            raise ValueError(f"cannot add {name!r}: WheelWriter writes RECORD itself")
+        if name in {f"{self.dist_info}/{signature}" for signature in _SIGNATURES}:
+            raise ValueError(f"cannot add {name!r}: a rewritten wheel's old signature is invalid")
+        self._check_name(name)
+        self._put(name, chunks, size, executable)
+
+    def _check_name(self, name: str) -> None:
+        problem = _name_problem(name) or ("is a directory" if name.endswith("/") else None)
+        top = name.split("/", 1)[0]
+        if problem is None and top.endswith(".dist-info") and top != self.dist_info:
+            problem = f"is in a second .dist-info directory (this wheel's is {self.dist_info})"
+        if problem is None and _fold(name) in self._keys:
+            problem = "is already in the wheel (names are compared ignoring case)"
+        if problem:
+            raise ValueError(f"cannot add {name!r}: {problem}")
+        self._keys.add(_fold(name))
+
+    def _put(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
+        info = zipfile.ZipInfo(name, self.date_time)
+        info.compress_type = zipfile.ZIP_DEFLATED
+        info.create_system = 3
+        info.external_attr = (0o100755 if executable else 0o100644) << 16
+        # A size at the threshold may be a stream's first part only: the rest is unknown.
+        info.file_size = size
+        hasher = Hasher()
+        with self._zip.open(info, "w", force_zip64=size >= _ZIP64_THRESHOLD) as dest:
+            for chunk in chunks:
+                hasher.update(chunk)
+                dest.write(chunk)
+        self._records.append(RecordEntry(name, hasher.digest(), hasher.size))
+
+    def close(self) -> None:
+        """Append RECORD and finish the archive; a second call does nothing."""
+        if self._closed:
+            return
+        record_name = f"{self.dist_info}/RECORD"
+        record = serialise_record([*self._records, RecordEntry(record_name, None, None)])
+        self._put(record_name, [record], len(record), False)
+        self._closed = True
+        self._zip.close()
+
+    def _abort(self) -> None:
+        self._closed = True
+        # The file is deleted next, so a failure to finish it cleanly does not matter.
+        with suppress(Exception):
+            self._zip.close()
+        self.path.unlink(missing_ok=True)
+
+    def __enter__(self) -> WheelWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_type is not None:
+            self._abort()
+            return
+        try:
+            self.close()
+        except BaseException:
+            self._abort()
+            raise
+
+
+def _name_problem(name: str) -> str | None:
+    """Why an archive path is unsafe to extract or ambiguous, or None if it is fine."""
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/") or _DRIVE.match(name):
+        return "is absolute"
+    parts = name.split("/")
+    if ".." in parts:
+        return "contains a '..' component"
+    kept = [part for part in parts if part not in ("", ".")]
+    if not kept:
+        return "is empty after normalisation"
+    if len(kept) != len(parts):
+        return f"is not normalised (should be {'/'.join(kept)})"
+    return None
+
+
+def _fold(name: str) -> str:
+    """The key under which two names would land on the same file on some filesystem."""
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())

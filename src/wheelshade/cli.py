@@ -1,0 +1,122 @@
+"""Command line: parse arguments, call the API, turn WheelshadeError into one line and an exit code."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import __version__
+from .core import ShadeResult, shade
+from .errors import UsageError, WheelshadeError
+from .fetch import IndexOptions
+from .naming import check_suffix
+from .plan import Role
+
+EXIT_OK = 0
+EXIT_USAGE = 1
+EXIT_ERROR = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="wheelshade",
+        description="Shade dependency wheels so two versions of a package run in one interpreter.",
+    )
+    parser.add_argument("--version", action="version", version=f"wheelshade {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sh = sub.add_parser(
+        "shade",
+        help="shade --dep wheels and rewrite the dependent wheels to use them",
+        description="Rename each --dep to a version-specific name and rewrite every given "
+        "wheel to import the renamed copy.",
+    )
+    sh.add_argument("wheels", nargs="*", type=Path, metavar="WHEEL",
+                    help="dependent wheels to rewrite")
+    sh.add_argument("--dep", action="append", default=[], metavar="NAME==VERSION|WHEEL",
+                    help="a dependency to shade (repeatable); all --dep form one shading set")
+    sh.add_argument("-o", "--out-dir", type=Path, default=Path("wheelhouse"),
+                    help="where to write the wheels (default: wheelhouse/)")
+    sh.add_argument("--suffix", help="use NAME_SUFFIX instead of NAME_<version>_<hash>")
+    sh.add_argument("--drop", action="append", default=[], metavar="PATTERN",
+                    help="leave out archive members matching this glob (repeatable), e.g. "
+                    "a compiled speed-up that has a pure-Python fallback")
+    sh.add_argument("--keep-scripts", action="store_true",
+                    help="keep console/GUI scripts of shaded deps (they clash with the "
+                    "unshaded package's scripts)")
+    sh.add_argument("--cache-dir", type=Path,
+                    help="wheel cache (default: $WHEELSHADE_CACHE_DIR or ~/.cache/wheelshade)")
+    idx = sh.add_argument_group("package index (passed to pip)")
+    idx.add_argument("--find-links", action="append", default=[], metavar="DIR_OR_URL")
+    idx.add_argument("--index-url", metavar="URL")
+    idx.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
+    idx.add_argument("--no-index", action="store_true")
+    sh.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    return parser
+
+
+def _table(rows: Sequence[Sequence[str]]) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def format_result(result: ShadeResult) -> str:
+    rows = [("wheel", "", "imports as", "distribution", "rewritten")]
+    for w in result.wheels:
+        imports = ", ".join(f"{k} -> {v}" for k, v in sorted(w.mapping.items())) or "-"
+        rows.append((
+            w.original,
+            "dep" if w.role is Role.DEP else "dependent",
+            imports,
+            str(w.distribution),
+            f"{w.rewritten}/{w.python_files} files",
+        ))
+    out = [_table(rows), ""]
+    for w in result.wheels:
+        scripts = [n for n in w.left_out if ".data/scripts/" in n]
+        if scripts:
+            out.append(f"note: {w.original}: scripts left out: {', '.join(scripts)}")
+    out.extend(f"wrote {w.output}" for w in result.wheels)
+    return "\n".join(out)
+
+
+def _shade(args: argparse.Namespace) -> int:
+    index = IndexOptions(
+        find_links=tuple(args.find_links),
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_url),
+        no_index=args.no_index,
+    )
+    result = shade(
+        args.wheels,
+        args.dep,
+        out_dir=args.out_dir,
+        suffix=check_suffix(args.suffix) if args.suffix else None,
+        index=index,
+        cache_dir=args.cache_dir,
+        keep_scripts=args.keep_scripts,
+        drop=args.drop,
+    )
+    for warning in result.warnings:
+        print(f"wheelshade: warning: {warning}", file=sys.stderr)
+    if not args.quiet:
+        print(format_result(result))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _shade(args)
+    except UsageError as exc:
+        print(f"wheelshade: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except WheelshadeError as exc:
+        print(f"wheelshade: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("wheelshade: interrupted; nothing was written", file=sys.stderr)
+        return 130

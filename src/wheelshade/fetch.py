@@ -1,0 +1,146 @@
+"""Obtaining dependency wheels: local paths as given, pins through pip, with a wheel cache."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.tags import Tag, sys_tags
+from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import Version
+
+from .errors import FetchError, UsageError
+
+
+@dataclass(frozen=True)
+class IndexOptions:
+    """pip options passed through unchanged; anything else comes from the user's pip config."""
+
+    find_links: tuple[str, ...] = ()
+    index_url: str | None = None
+    extra_index_urls: tuple[str, ...] = ()
+    no_index: bool = False
+
+    def pip_args(self) -> list[str]:
+        args: list[str] = []
+        for link in self.find_links:
+            args += ["--find-links", link]
+        if self.index_url:
+            args += ["--index-url", self.index_url]
+        for url in self.extra_index_urls:
+            args += ["--extra-index-url", url]
+        if self.no_index:
+            args.append("--no-index")
+        return args
+
+
+@dataclass(frozen=True)
+class Pin:
+    name: str
+    version: Version
+
+    def __str__(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+def default_cache_dir() -> Path:
+    if env := os.environ.get("WHEELSHADE_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "wheelshade"
+
+
+def parse_dep(text: str) -> Path | Pin:
+    """A ``--dep`` value: a path to a ``.whl`` or an exact ``NAME==VERSION`` pin."""
+    if text.endswith(".whl"):
+        path = Path(text)
+        if not path.is_file():
+            raise UsageError(f"--dep {text}: no such wheel file")
+        return path
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        req = None
+    specs = list(req.specifier) if req else []
+    if req is None or req.url or req.marker or len(specs) != 1 or specs[0].operator != "==":
+        raise UsageError(
+            f"--dep {text!r}: expected NAME==VERSION or a path to a .whl file "
+            "(shading needs one exact version)"
+        )
+    try:
+        version = Version(specs[0].version)
+    except ValueError:
+        raise UsageError(f"--dep {text!r}: {specs[0].version!r} is not a version") from None
+    return Pin(req.name, version)
+
+
+def _best_cached(folder: Path, pin: Pin, supported: Sequence[Tag]) -> Path | None:
+    rank = {tag: i for i, tag in enumerate(supported)}
+    best: tuple[int, Path] | None = None
+    for path in sorted(folder.glob("*.whl")) if folder.is_dir() else []:
+        try:
+            name, version, _, tags = parse_wheel_filename(path.name)
+        except InvalidWheelFilename:
+            continue
+        if name != canonicalize_name(pin.name) or version != pin.version:
+            continue
+        score = min((rank[t] for t in tags if t in rank), default=None)
+        if score is not None and (best is None or score < best[0]):
+            best = (score, path)
+    return best[1] if best else None
+
+
+def fetch(
+    pin: Pin,
+    *,
+    index: IndexOptions,
+    cache_dir: Path,
+    python: str = sys.executable,
+    timeout: float = 900.0,
+) -> Path:
+    """A wheel for ``pin``, from the cache or through ``pip wheel --no-deps``.
+
+    pip runs in a subprocess of the given interpreter so the user's pip configuration,
+    credentials and sdist builds (a release without a wheel for this Python) all apply.
+    """
+    folder = cache_dir / "wheels" / canonicalize_name(pin.name)
+    cached = _best_cached(folder, pin, list(sys_tags()))
+    if cached is not None:
+        return cached
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".fetch-") as tmp:
+        cmd = [python, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
+               "--quiet", "--wheel-dir", tmp, *index.pip_args(), str(pin)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise FetchError(
+                f"pip did not finish within {timeout:.0f} s", path=str(pin),
+                hint="check the index is reachable, or pass --find-links/--no-index",
+            ) from None
+        if proc.returncode != 0:
+            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
+            errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
+            raise FetchError(
+                f"pip could not obtain a wheel: {errors[0]}", path=str(pin),
+                hint="check the name and version, or pass --find-links/--index-url",
+            )
+        built = _best_cached(Path(tmp), pin, list(sys_tags()))
+        if built is None:
+            raise FetchError("pip produced no wheel usable by this interpreter", path=str(pin))
+        final = folder / built.name
+        # Another process may have filled the cache meanwhile; either copy is the same wheel.
+        os.replace(built, final)
+    return final
+
+
+def clear_partial(folder: Path) -> None:
+    for leftover in folder.glob(".fetch-*"):
+        shutil.rmtree(leftover, ignore_errors=True)

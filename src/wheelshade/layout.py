@@ -1,0 +1,104 @@
+"""What a wheel contains: its importable top-level names and where each member installs."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+EXTENSION_SUFFIXES = (".so", ".pyd")
+SOURCE_SUFFIXES = (".py", ".pyi")
+#: ``.data`` subdirectories whose contents install into site-packages, beside the root.
+LIB_SCHEMES = ("purelib", "platlib")
+
+
+class TopKind(enum.Enum):
+    PACKAGE = "package"
+    MODULE = "module"
+    EXTENSION = "extension"
+    NAMESPACE = "namespace"
+
+
+@dataclass(frozen=True)
+class TopLevel:
+    name: str
+    kind: TopKind
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where an archive member lands once installed."""
+
+    #: ``None`` for members at the wheel root, else the ``.data`` scheme (``purelib``, ``scripts``...).
+    scheme: str | None
+    #: Path relative to the scheme's root (for root members and purelib/platlib: site-packages).
+    path: str
+
+
+def locate(name: str, data_dir: str) -> Location:
+    if name.startswith(data_dir + "/"):
+        scheme, _, rest = name[len(data_dir) + 1 :].partition("/")
+        return Location(scheme, rest)
+    return Location(None, name)
+
+
+def in_site_packages(loc: Location) -> bool:
+    return loc.scheme is None or loc.scheme in LIB_SCHEMES
+
+
+def module_name_of_file(filename: str) -> str | None:
+    """``six.py`` -> ``six``; ``_x.cpython-311-x86_64-linux-gnu.so`` -> ``_x``; else ``None``."""
+    if filename.endswith(SOURCE_SUFFIXES):
+        return filename.rsplit(".", 1)[0]
+    if filename.endswith(EXTENSION_SUFFIXES):
+        return filename.split(".", 1)[0]
+    return None
+
+
+def is_python_file(path: str) -> bool:
+    return path.endswith(SOURCE_SUFFIXES + EXTENSION_SUFFIXES)
+
+
+def top_levels(names: Iterable[str], dist_info: str, data_dir: str) -> tuple[TopLevel, ...]:
+    """The importable top-level names a wheel installs, found from the archive itself.
+
+    A directory counts when it holds Python code somewhere below it: with an ``__init__``
+    it is a package, without one a namespace portion. ``__pycache__`` and the metadata
+    directories never count.
+    """
+    kinds: dict[str, TopKind] = {}
+    for name in names:
+        if name.startswith(dist_info + "/"):
+            continue
+        loc = locate(name, data_dir)
+        if not in_site_packages(loc):
+            continue
+        head, sep, rest = loc.path.partition("/")
+        if not sep:
+            module = module_name_of_file(head)
+            if module is not None and module.isidentifier():
+                kind = TopKind.EXTENSION if head.endswith(EXTENSION_SUFFIXES) else TopKind.MODULE
+                kinds.setdefault(module, kind)
+            continue
+        if head == "__pycache__" or not head.isidentifier() or not is_python_file(rest):
+            continue
+        if rest.split("/")[-1].split(".")[0] == "__init__" and "/" not in rest:
+            kinds[head] = TopKind.PACKAGE
+        elif kinds.get(head) is not TopKind.PACKAGE:
+            kinds[head] = TopKind.NAMESPACE
+    return tuple(TopLevel(n, kinds[n]) for n in sorted(kinds))
+
+
+def parse_top_level_txt(data: bytes) -> tuple[str, ...]:
+    names = (line.strip() for line in data.decode("utf-8", "replace").splitlines())
+    return tuple(sorted({n.replace("/", ".") for n in names if n}))
+
+
+def top_level_mismatch(found: Sequence[TopLevel], declared: Sequence[str]) -> list[str]:
+    """Declared top-level names (``top_level.txt``) the archive does not back up, as findings."""
+    have = {t.name for t in found}
+    return [
+        f"top_level.txt lists {name!r} but the wheel has no such module"
+        for name in declared
+        if name.split(".")[0] not in have
+    ]

@@ -1,0 +1,64 @@
+"""The naming scheme: how a shading set turns import and distribution names into shaded ones."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable
+from typing import NewType
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from .errors import UsageError
+
+#: The tail appended to every name of one dependency, e.g. ``0_12_4_1a2b3c4d``.
+Suffix = NewType("Suffix", str)
+
+HASH_LENGTH = 8
+_SUFFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_]*$")
+
+
+def set_hash(pins: Iterable[tuple[NormalizedName, Version]]) -> str:
+    """Short lowercase digest of a shading set.
+
+    Only normalised names and versions go in, never wheel bytes or platform tags, so the
+    same set gives the same names on every machine and platform; any change to the set
+    (another member, another version) gives different names, because each member's code
+    is rewritten against the others' shaded names.
+    """
+    lines = sorted(f"{name}=={version}" for name, version in pins)
+    digest = hashlib.sha256("\n".join(lines).encode("ascii")).hexdigest()
+    return digest[:HASH_LENGTH]
+
+
+def version_token(version: Version) -> str:
+    """The version as identifier characters: ``0.12.4`` -> ``0_12_4``, ``2.0rc1`` -> ``2_0rc1``."""
+    return re.sub(r"[^0-9a-z]", "_", str(version).lower())
+
+
+def default_suffix(version: Version, digest: str) -> Suffix:
+    return Suffix(f"{version_token(version)}_{digest}")
+
+
+def check_suffix(text: str) -> Suffix:
+    """Validate a user-given ``--suffix``: it must keep names valid identifiers."""
+    if not _SUFFIX_RE.match(text):
+        raise UsageError(
+            f"invalid --suffix {text!r}: use lowercase letters, digits and '_', starting "
+            "with a letter or digit"
+        )
+    return Suffix(text)
+
+
+def shaded_import_name(name: str, suffix: Suffix) -> str:
+    return f"{name}_{suffix}"
+
+
+def shaded_dist_name(name: NormalizedName, suffix: Suffix) -> NormalizedName:
+    return canonicalize_name(f"{name}-{suffix}")
+
+
+def filename_component(name: str) -> str:
+    """A distribution name escaped for wheel and dist-info file names (PEP 491 / PEP 503)."""
+    return re.sub(r"[-_.]+", "_", name).lower()

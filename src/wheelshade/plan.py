@@ -1,0 +1,265 @@
+"""Pure planning: from summaries of the input wheels to every rename and edit, validated at once."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from .errors import PlanError
+from .layout import TopKind, TopLevel, in_site_packages, locate
+from .metadata import PROVENANCE_FILE, CoreMetadata
+from .naming import (
+    Suffix,
+    default_suffix,
+    filename_component,
+    set_hash,
+    shaded_dist_name,
+    shaded_import_name,
+)
+
+
+class Role(enum.Enum):
+    DEP = "dep"
+    DEPENDENT = "dependent"
+
+
+class Action(enum.Enum):
+    COPY = "copy"
+    REWRITE = "rewrite"  # Python source: rewritten when it mentions a shaded name
+    BINARY = "binary"  # compiled module: checked for embedded shaded names, then copied
+    METADATA = "metadata"
+    ENTRY_POINTS = "entry_points"
+    TOP_LEVEL = "top_level"
+
+
+@dataclass(frozen=True)
+class WheelSummary:
+    """Everything planning needs to know about one input wheel (read by the I/O layer)."""
+
+    path: Path
+    role: Role
+    filename: str
+    version_text: str  # the version as spelled in the file name
+    dist_info: str
+    members: tuple[str, ...]
+    metadata: CoreMetadata
+    top_levels: tuple[TopLevel, ...]
+    sha256: str
+
+    @property
+    def name(self) -> NormalizedName:
+        return self.metadata.normalized
+
+    @property
+    def data_dir(self) -> str:
+        return self.dist_info[: -len(".dist-info")] + ".data"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.metadata.version}"
+
+
+@dataclass(frozen=True)
+class ShadedDist:
+    original: NormalizedName
+    version: Version
+    name: NormalizedName
+    mapping: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class MemberAction:
+    source: str
+    target: str
+    action: Action
+
+
+@dataclass(frozen=True)
+class WheelJob:
+    summary: WheelSummary
+    output_filename: str
+    dist_info_out: str
+    new_name: NormalizedName | None  # the shaded distribution name, None for dependents
+    actions: tuple[MemberAction, ...]
+    left_out: tuple[str, ...]  # members deliberately not carried over, for the report
+
+
+@dataclass(frozen=True)
+class ShadePlan:
+    mapping: Mapping[str, str]
+    dists: Mapping[NormalizedName, ShadedDist]
+    jobs: tuple[WheelJob, ...]
+    digest: str
+    warnings: tuple[str, ...] = field(default=())
+
+    def requirement(self, req: Requirement) -> Requirement | None:
+        """A ``Requires-Dist`` on a member of the set, pointed at its shaded distribution."""
+        dist = self.dists.get(canonicalize_name(req.name))
+        if dist is None:
+            return None
+        new = Requirement(str(req))
+        new.name = dist.name
+        new.url = None
+        new.specifier = type(req.specifier)(f"=={dist.version}")
+        return new
+
+
+_SIGNATURES = ("RECORD", "RECORD.jws", "RECORD.p7s")
+
+
+def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary]) -> list[str]:
+    problems: list[str] = []
+    seen: dict[NormalizedName, WheelSummary] = {}
+    owner: dict[str, WheelSummary] = {}
+    for dep in deps:
+        if dep.name in seen:
+            problems.append(
+                f"{dep.name} is given twice as a dep ({seen[dep.name].filename} and "
+                f"{dep.filename}); a shading set holds one version of each distribution"
+            )
+            continue
+        seen[dep.name] = dep
+        if not dep.top_levels:
+            problems.append(f"{dep.filename}: installs no importable module, nothing to shade")
+        for top in dep.top_levels:
+            if top.name in owner:
+                problems.append(
+                    f"{dep.filename} and {owner[top.name].filename} both install the "
+                    f"top-level module {top.name!r}"
+                )
+            owner[top.name] = dep
+            if top.kind is TopKind.NAMESPACE:
+                problems.append(
+                    f"{dep.filename}: {top.name!r} is a namespace package portion; shading "
+                    "namespace portions is not supported yet"
+                )
+            elif top.kind is TopKind.EXTENSION:
+                problems.append(
+                    f"{dep.filename}: {top.name!r} is a top-level extension module; shading "
+                    "those is not supported yet"
+                )
+    for dependent in dependents:
+        if dependent.name in seen:
+            problems.append(
+                f"{dependent.filename} is given both as a dependent and as a --dep "
+                f"({seen[dependent.name].filename})"
+            )
+    for wheel in (*deps, *dependents):
+        for req in wheel.metadata.requires:
+            dep = seen.get(canonicalize_name(req.name))
+            if dep is None or dep is wheel:
+                continue
+            if not req.specifier.contains(dep.metadata.version, prereleases=True):
+                problems.append(
+                    f"{wheel.label} requires {req} but the shading set has "
+                    f"{dep.name} {dep.metadata.version}"
+                )
+    return problems
+
+
+def _move(path: str, mapping: Mapping[str, str]) -> str:
+    head, sep, rest = path.partition("/")
+    if sep:
+        return mapping.get(head, head) + sep + rest
+    for suffix in (".py", ".pyi"):
+        if head.endswith(suffix) and head[: -len(suffix)] in mapping:
+            return mapping[head[: -len(suffix)]] + suffix
+    return path
+
+
+def _classify(path: str) -> Action:
+    if path.endswith((".py", ".pyi")):
+        return Action.REWRITE
+    if path.endswith((".so", ".pyd")):
+        return Action.BINARY
+    return Action.COPY
+
+
+def _actions(
+    wheel: WheelSummary, dist_info_out: str, own: Mapping[str, str], drop_scripts: bool
+) -> tuple[list[MemberAction], list[str]]:
+    """Member-by-member moves; ``own`` is this wheel's own renames (empty for dependents)."""
+    actions: list[MemberAction] = []
+    left_out: list[str] = []
+    data_out = dist_info_out[: -len(".dist-info")] + ".data"
+    for name in wheel.members:
+        if name.startswith(wheel.dist_info + "/"):
+            base = name[len(wheel.dist_info) + 1 :]
+            target = f"{dist_info_out}/{base}"
+            if base in _SIGNATURES or base == PROVENANCE_FILE:
+                continue  # rewritten by the writer / replaced by fresh provenance
+            action = {
+                "METADATA": Action.METADATA,
+                "entry_points.txt": Action.ENTRY_POINTS,
+                "top_level.txt": Action.TOP_LEVEL,
+            }.get(base, Action.COPY)
+            actions.append(MemberAction(name, target, action))
+            continue
+        # Compiled caches would hold stale code under the old names; pip recompiles anyway.
+        if "/__pycache__/" in f"/{name}" and name.endswith(".pyc"):
+            left_out.append(name)
+            continue
+        loc = locate(name, wheel.data_dir)
+        if loc.scheme is None:
+            target = _move(loc.path, own)
+        elif loc.scheme == "scripts" and drop_scripts and own:
+            left_out.append(name)
+            continue
+        else:
+            moved = _move(loc.path, own) if in_site_packages(loc) else loc.path
+            target = f"{data_out}/{loc.scheme}/{moved}"
+        action = _classify(name) if in_site_packages(loc) else Action.COPY
+        actions.append(MemberAction(name, target, action))
+    return actions, left_out
+
+
+def make_plan(
+    deps: Sequence[WheelSummary],
+    dependents: Sequence[WheelSummary],
+    *,
+    suffix: Suffix | None = None,
+    keep_scripts: bool = False,
+) -> ShadePlan:
+    """Decide every name, move and edit; raise PlanError listing every conflict found."""
+    problems = _check_set(deps, dependents)
+    if problems:
+        raise PlanError(problems, hint="fix the shading set and run again")
+    digest = set_hash((d.name, d.metadata.version) for d in deps)
+    mapping: dict[str, str] = {}
+    dists: dict[NormalizedName, ShadedDist] = {}
+    for dep in deps:
+        tail = suffix or default_suffix(dep.metadata.version, digest)
+        own = {t.name: shaded_import_name(t.name, tail) for t in dep.top_levels}
+        mapping.update(own)
+        dists[dep.name] = ShadedDist(
+            dep.name, dep.metadata.version, shaded_dist_name(dep.name, tail), own
+        )
+    jobs: list[WheelJob] = []
+    for wheel in (*deps, *dependents):
+        shaded = dists.get(wheel.name) if wheel.role is Role.DEP else None
+        if shaded is not None:
+            component = filename_component(shaded.name)
+            rest = wheel.filename.split("-", 1)[1]
+            out_name = f"{component}-{rest}"
+            dist_info_out = f"{component}-{wheel.version_text}.dist-info"
+            own: Mapping[str, str] = shaded.mapping
+        else:
+            out_name, dist_info_out, own = wheel.filename, wheel.dist_info, {}
+        actions, left_out = _actions(wheel, dist_info_out, own, not keep_scripts)
+        jobs.append(
+            WheelJob(
+                wheel,
+                out_name,
+                dist_info_out,
+                shaded.name if shaded else None,
+                tuple(actions),
+                tuple(left_out),
+            )
+        )
+    return ShadePlan(mapping, dists, tuple(jobs), digest)

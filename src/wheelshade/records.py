@@ -1,0 +1,144 @@
+"""The RECORD model: parse, hash and serialise a wheel's list of files."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from wheelshade.errors import WheelFormatError
+
+__all__ = ["Hasher", "RecordEntry", "hash_bytes", "parse_record", "serialise_record"]
+
+#: The wheel spec asks for sha256 "or better"; md5 and sha1 are explicitly forbidden.
+_ALGORITHMS = frozenset(
+    {"sha256", "sha384", "sha512", "sha3_256", "sha3_384", "sha3_512", "blake2b", "blake2s"}
+)
+_HASH = re.compile(r"(?P<algorithm>[a-z0-9_]+)=(?P<value>[A-Za-z0-9_-]+)")
+_SIZE = re.compile(r"[0-9]+")
+#: How many issues an error lists before it says "and N more".
+_LISTED = 5
+
+
+@dataclass(frozen=True)
+class RecordEntry:
+    """One RECORD row: an archive path, its ``algorithm=digest`` hash and its size in bytes."""
+
+    path: str
+    hash: str | None
+    size: int | None
+
+
+class Hasher:
+    """Incremental RECORD-style hash and byte count, so large members can be streamed."""
+
+    def __init__(self, algorithm: str = "sha256") -> None:
+        self.algorithm = algorithm
+        self._hash = hashlib.new(algorithm)
+        self._size = 0
+
+    def update(self, data: bytes) -> None:
+        self._hash.update(data)
+        self._size += len(data)
+
+    def digest(self) -> str:
+        """The hash as RECORD spells it: ``<algorithm>=<urlsafe base64, no padding>``."""
+        value = base64.urlsafe_b64encode(self._hash.digest()).rstrip(b"=").decode("ascii")
+        return f"{self.algorithm}={value}"
+
+    @property
+    def size(self) -> int:
+        """Number of bytes hashed so far."""
+        return self._size
+
+
+def hash_bytes(data: bytes) -> str:
+    """Return the sha256 RECORD hash of ``data``."""
+    hasher = Hasher()
+    hasher.update(data)
+    return hasher.digest()
+
+
+def parse_record(data: bytes, *, wheel: str) -> list[RecordEntry]:
+    """Parse RECORD bytes, reporting every malformed row at once.
+
+    Only the row syntax is checked here; whether the paths are safe and match the archive is
+    the reader's job. ``wheel`` is the wheel's file path, used as the error's ``path``.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WheelFormatError(
+            f"RECORD is not valid UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start})",
+            path=wheel,
+        ) from None
+    entries: list[RecordEntry] = []
+    issues: list[str] = []
+    # newline="" lets csv see quoted line breaks inside a field, as the csv docs require.
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            if not row:
+                continue
+            entry = _parse_row(row, f"RECORD line {reader.line_num}", issues)
+            if entry is not None:
+                entries.append(entry)
+    except csv.Error as exc:
+        issues.append(f"RECORD line {reader.line_num} is not valid CSV ({exc})")
+    if issues:
+        raise WheelFormatError(_summarise(issues, "malformed RECORD rows"), path=wheel)
+    return entries
+
+
+def _parse_row(row: Sequence[str], where: str, issues: list[str]) -> RecordEntry | None:
+    if len(row) != 3:
+        issues.append(f"{where} has {len(row)} fields, expected 3 (path,hash,size)")
+        return None
+    path, hash_, size = row
+    if not path:
+        issues.append(f"{where} has an empty path")
+        return None
+    count = len(issues)
+    match = _HASH.fullmatch(hash_)
+    if hash_ and match is None:
+        issues.append(f"{where} ({_show(path)}): hash {hash_!r} is not <algorithm>=<base64>")
+    elif match is not None and match["algorithm"] not in _ALGORITHMS:
+        issues.append(
+            f"{where} ({_show(path)}): hash algorithm {match['algorithm']!r} is not allowed "
+            f"(use sha256 or stronger)"
+        )
+    if size and _SIZE.fullmatch(size) is None:
+        issues.append(f"{where} ({_show(path)}): size {size!r} is not a non-negative integer")
+    if len(issues) > count:
+        return None
+    return RecordEntry(path, hash_ or None, int(size) if size else None)
+
+
+def serialise_record(entries: Iterable[RecordEntry]) -> bytes:
+    """Serialise entries as RECORD bytes, in the given order, with ``\\n`` line ends."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\n")
+    for entry in entries:
+        writer.writerow(
+            [entry.path, entry.hash or "", "" if entry.size is None else str(entry.size)]
+        )
+    return buffer.getvalue().encode("utf-8")
+
+
+def _show(name: str) -> str:
+    """Spell a path for a one-line message: as is when printable, else as a Python literal."""
+    return name if name and name.isprintable() else repr(name)
+
+
+def _summarise(issues: Sequence[str], noun: str) -> str:
+    """One line for many issues: the only one, or a count and the first few."""
+    if len(issues) == 1:
+        return issues[0]
+    text = f"{len(issues)} {noun}: " + "; ".join(issues[:_LISTED])
+    if len(issues) > _LISTED:
+        text += f"; and {len(issues) - _LISTED} more"
+    return text

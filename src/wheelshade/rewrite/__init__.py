@@ -1,0 +1,93 @@
+"""Rewrite Python source so imports of shaded packages use their shaded names."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+
+import libcst as cst
+
+from wheelshade.errors import RewriteError
+from wheelshade.rewrite.imports import ImportRenamer
+
+__all__ = ["mentions", "rewrite_source"]
+
+_PARSE_HINT = (
+    "the file may be Python 2 only or use syntax LibCST cannot parse; "
+    "exclude it from the wheel or port it"
+)
+_ENCODING_HINT = "declare the file's encoding with a PEP 263 coding comment"
+_SNIPPET_LIMIT = 60
+
+
+def mentions(source: bytes, names: Iterable[str]) -> bool:
+    """Return True if any of names occurs as a whole word in source.
+
+    A cheap pre-check that lets callers skip parsing files that cannot need a change;
+    never use it to decide what to rewrite. It may say True for a name that only
+    appears in a comment or string, but never False for one that is imported.
+    """
+    key = tuple(sorted(set(names)))
+    if not key:
+        return False
+    if not all(name.isascii() for name in key):
+        return True  # the bytes of a non-ASCII name depend on the file's encoding
+    return _word_pattern(key).search(source) is not None
+
+
+@functools.lru_cache(maxsize=64)
+def _word_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
+    alternatives = b"|".join(re.escape(name.encode("ascii")) for name in names)
+    return re.compile(rb"\b(?:" + alternatives + rb")\b")
+
+
+def rewrite_source(source: bytes, mapping: Mapping[str, str], *, path: str) -> bytes | None:
+    """Return source with imports of mapping's keys renamed to its values, or None if unchanged.
+
+    mapping maps an original top-level import name to its shaded top-level name. None
+    means the caller must keep the original bytes. Encoding, BOM, line endings, comments
+    and all code other than the rewritten import statements are kept byte for byte.
+    Raises RewriteError when the source cannot be parsed as Python 3.
+    """
+    for original, shaded in mapping.items():
+        if not (original.isidentifier() and shaded.isidentifier()) or original == shaded:
+            raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
+    if not mentions(source, mapping.keys()):
+        return None
+    module = _parse(source, path)
+    new_source = module.visit(ImportRenamer(mapping)).bytes
+    return None if new_source == source else new_source
+
+
+def _parse(source: bytes, path: str) -> cst.Module:
+    try:
+        return cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:
+        reason = f"invalid syntax near {_snippet(source, exc.raw_line)}"
+        raise RewriteError(
+            f"cannot parse as Python 3 source: {reason}",
+            path=path,
+            line=exc.raw_line,
+            hint=_PARSE_HINT,
+        ) from exc
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        # Raised while decoding: a missing or unknown coding declaration, or invalid bytes.
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise RewriteError(
+            f"cannot parse as Python 3 source: {reason}",
+            path=path,
+            line=exc.lineno if isinstance(exc, SyntaxError) else None,
+            hint=_ENCODING_HINT,
+        ) from exc
+
+
+def _snippet(source: bytes, line: int) -> str:
+    """Return the offending line, shortened, for the error message."""
+    lines = source.splitlines()
+    if not 1 <= line <= len(lines):
+        return "end of file"
+    text = lines[line - 1].decode("utf-8", "backslashreplace").strip("\ufeff \t")
+    if len(text) > _SNIPPET_LIMIT:
+        text = text[: _SNIPPET_LIMIT - 3] + "..."
+    return repr(text)

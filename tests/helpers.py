@@ -1,0 +1,86 @@
+"""Test helpers: build fixture wheels, make real venvs, install with real pip, run code in them."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
+        capture_output=True, text=True,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"pip {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def build_fixture(name: str, out_dir: Path, work: Path) -> Path:
+    """Build tests/fixtures/<name> into a wheel with the real build backend (setuptools)."""
+    src = work / name
+    shutil.copytree(FIXTURES / name, src)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    before = set(out_dir.glob("*.whl"))
+    pip("wheel", "--no-build-isolation", "--no-deps", "--quiet", "-w", str(out_dir), str(src))
+    (built,) = set(out_dir.glob("*.whl")) - before
+    return built
+
+
+@dataclass
+class Venv:
+    """A real virtual environment; pip runs from the test interpreter via ``--python``."""
+
+    root: Path
+
+    @classmethod
+    def create(cls, root: Path) -> Venv:
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+        return cls(root)
+
+    @property
+    def python(self) -> Path:
+        return self.root / "bin" / "python"
+
+    def install(self, *args: str | Path, index: bool = False) -> None:
+        opts = [] if index else ["--no-index"]
+        pip("--python", str(self.python), "install", "--quiet", *opts, *map(str, args))
+
+    def pip(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return pip("--python", str(self.python), *args, check=check)
+
+    def run(self, code: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.python), "-c", code], capture_output=True, text=True, cwd=self.root
+        )
+
+    def json(self, code: str) -> object:
+        proc = self.run(code)
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def names(whl: Path) -> list[str]:
+    with zipfile.ZipFile(whl) as zf:
+        return zf.namelist()
+
+
+def read_member(whl: Path, suffix: str) -> str:
+    with zipfile.ZipFile(whl) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(suffix)]
+        return zf.read(name).decode()
+
+
+def validate_record(whl: Path) -> None:
+    """Check RECORD with installer's own validation (the rules pip-installing relies on)."""
+    from installer.sources import WheelFile
+
+    with WheelFile.open(whl) as source:
+        source.validate_record()
