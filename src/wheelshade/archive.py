@@ -138,15 +138,6 @@ class WheelReader:
             seen.setdefault(key, (name, is_dir))
             if not is_dir:
                 files.append(info)
-        for info in files:
-            parts = _fold(info.orig_filename).split("/")
-            for depth in range(1, len(parts)):
-                parent = seen.get("/".join(parts[:depth]))
-                if parent is not None and not parent[1]:
-                    issues.append(
-                        f"entry {_show(info.orig_filename)} is inside a file, {_show(parent[0])}"
-                    )
-                    break
         if issues:
             self._fail(ArchiveError, _summarise(issues, "unsafe entries"))
         return files
@@ -358,16 +349,10 @@ class WheelWriter:
     def _write(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
         if self._closed:
             raise ValueError(f"cannot add {name!r}: the writer is closed")
-        if name == f"{self.dist_info}/RECORD":
-            raise ValueError(f"cannot add {name!r}: WheelWriter writes RECORD itself")
-        if name in {f"{self.dist_info}/{signature}" for signature in _SIGNATURES}:
-            raise ValueError(f"cannot add {name!r}: a rewritten wheel's old signature is invalid")
-        self._check_name(name)
-        self._put(name, chunks, size, executable)
-
-    def _check_name(self, name: str) -> None:
+        top, _, base = name.partition("/")
+        if top == self.dist_info and base in ("RECORD", *_SIGNATURES):
+            raise ValueError(f"cannot add {name!r}: RECORD is written on close, signatures dropped")
         problem = _name_problem(name) or ("is a directory" if name.endswith("/") else None)
-        top = name.split("/", 1)[0]
         if problem is None and top.endswith(".dist-info") and top != self.dist_info:
             problem = f"is in a second .dist-info directory (this wheel's is {self.dist_info})"
         if problem is None and _fold(name) in self._keys:
@@ -375,6 +360,7 @@ class WheelWriter:
         if problem:
             raise ValueError(f"cannot add {name!r}: {problem}")
         self._keys.add(_fold(name))
+        self._put(name, chunks, size, executable)
 
     def _put(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
         info = zipfile.ZipInfo(name, self.date_time)

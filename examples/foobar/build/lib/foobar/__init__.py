@@ -1,0 +1,20 @@
+"""Demo app written against Flask 1.0 or later."""
+
+from importlib.metadata import version
+
+import flask
+from flask import Flask
+
+FLASK_VERSION = version("flask")
+app = Flask(__name__)
+
+
+@app.route("/")
+def index() -> str:
+    return f"foobar page rendered by flask {FLASK_VERSION}"
+
+
+def main() -> None:
+    print(f"foobar: flask {FLASK_VERSION} from {flask.__file__}")
+    response = app.test_client().get("/")
+    print(f"foobar: GET / -> {response.status_code} {response.get_data(as_text=True)!r}")
