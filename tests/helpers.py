@@ -16,17 +16,18 @@ FIXTURES = Path(__file__).parent / "fixtures"
 def pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "pip", "--disable-pip-version-check", *args],
-        capture_output=True, text=True,
+        capture_output=True,
+        text=True,
     )
     if check and proc.returncode != 0:
         raise AssertionError(f"pip {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
-def build_fixture(name: str, out_dir: Path, work: Path) -> Path:
-    """Build tests/fixtures/<name> into a wheel with the real build backend (setuptools)."""
+def build_fixture(name: str, out_dir: Path, work: Path, root: Path = FIXTURES) -> Path:
+    """Build ``root/<name>`` (tests/fixtures by default) into a wheel with setuptools."""
     src = work / name
-    shutil.copytree(FIXTURES / name, src)
+    shutil.copytree(root / name, src)
     out_dir.mkdir(parents=True, exist_ok=True)
     before = set(out_dir.glob("*.whl"))
     pip("wheel", "--no-build-isolation", "--no-deps", "--quiet", "-w", str(out_dir), str(src))

@@ -68,7 +68,9 @@ def test_parse_record_accepts_non_ascii_paths_and_no_final_newline() -> None:
 
 
 def test_parse_record_rejects_non_utf8() -> None:
-    with pytest.raises(WheelFormatError, match=error(r"RECORD is not valid UTF-8 \(byte 0xff at offset 2\)")) as info:
+    with pytest.raises(
+        WheelFormatError, match=error(r"RECORD is not valid UTF-8 \(byte 0xff at offset 2\)")
+    ) as info:
         parse_record(b"a,\xff,", wheel=WHEEL)
     assert info.value.path == WHEEL
 
@@ -80,16 +82,27 @@ def test_parse_record_rejects_non_utf8() -> None:
         ("a.py,sha256=x,1,extra", r"RECORD line 1 has 4 fields, expected 3 \(path,hash,size\)"),
         (",sha256=x,1", r"RECORD line 1 has an empty path"),
         ("a.py,sha256=x,-1", r"RECORD line 1 \(a\.py\): size '-1' is not a non-negative integer"),
-        ("a.py,sha256=x,1.5", r"RECORD line 1 \(a\.py\): size '1\.5' is not a non-negative integer"),
-        ("a.py,deadbeef,1", r"RECORD line 1 \(a\.py\): hash 'deadbeef' is not <algorithm>=<base64>"),
-        ("a.py,sha256=ab==,1", r"RECORD line 1 \(a\.py\): hash 'sha256=ab==' is not <algorithm>=<base64>"),
+        (
+            "a.py,sha256=x,1.5",
+            r"RECORD line 1 \(a\.py\): size '1\.5' is not a non-negative integer",
+        ),
+        (
+            "a.py,deadbeef,1",
+            r"RECORD line 1 \(a\.py\): hash 'deadbeef' is not <algorithm>=<base64>",
+        ),
+        (
+            "a.py,sha256=ab==,1",
+            r"RECORD line 1 \(a\.py\): hash 'sha256=ab==' is not <algorithm>=<base64>",
+        ),
         (
             "a.py,md5=abc,1",
-            r"RECORD line 1 \(a\.py\): hash algorithm 'md5' is not allowed \(use sha256 or stronger\)",
+            r"RECORD line 1 \(a\.py\): hash algorithm 'md5' is not allowed "
+            r"\(use sha256 or stronger\)",
         ),
         (
             "a.py,sha1=abc,1",
-            r"RECORD line 1 \(a\.py\): hash algorithm 'sha1' is not allowed \(use sha256 or stronger\)",
+            r"RECORD line 1 \(a\.py\): hash algorithm 'sha1' is not allowed "
+            r"\(use sha256 or stronger\)",
         ),
     ],
 )

@@ -33,21 +33,27 @@ def shaded(fixture_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFac
 
 
 @pytest.fixture(scope="module")
-def env(shaded: Path, fixture_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Venv:
+def env(
+    shaded: Path, fixture_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> Venv:
     venv = Venv.create(tmp_path_factory.mktemp("env") / "venv")
     venv.install(
         *sorted(shaded.glob("*.whl")),
-        fixture_wheels["newapp"], fixture_wheels["greet2"], fixture_wheels["colors2"],
+        fixture_wheels["newapp"],
+        fixture_wheels["greet2"],
+        fixture_wheels["colors2"],
     )
     return venv
 
 
 def test_outputs_are_named_by_the_scheme(shaded: Path) -> None:
-    assert sorted(p.name for p in shaded.iterdir()) == sorted([
-        f"{GREET}-1.0-py3-none-any.whl",
-        f"{COLORS}-1.0-py3-none-any.whl",
-        "oldapp-0.1-py3-none-any.whl",
-    ])
+    assert sorted(p.name for p in shaded.iterdir()) == sorted(
+        [
+            f"{GREET}-1.0-py3-none-any.whl",
+            f"{COLORS}-1.0-py3-none-any.whl",
+            "oldapp-0.1-py3-none-any.whl",
+        ]
+    )
     for whl in shaded.iterdir():
         validate_record(whl)
 
@@ -121,7 +127,8 @@ def test_provenance_records_the_source(shaded: Path, fixture_wheels: dict[str, P
 
     doc = json.loads(read_member(shaded / f"{GREET}-1.0-py3-none-any.whl", "wheelshade.json"))
     assert doc["original"] == {
-        "name": "greet", "version": "1.0",
+        "name": "greet",
+        "version": "1.0",
         "sha256": hashlib.sha256(fixture_wheels["greet1"].read_bytes()).hexdigest(),
     }
     assert doc["mapping"] == {"greet": GREET}
@@ -144,28 +151,35 @@ def test_uninstall_removes_exactly_its_own_files(
 def test_files_without_a_shaded_name_keep_their_bytes(
     shaded: Path, fixture_wheels: dict[str, Path]
 ) -> None:
-    with zipfile.ZipFile(fixture_wheels["greet1"]) as before, zipfile.ZipFile(
-        shaded / f"{GREET}-1.0-py3-none-any.whl"
-    ) as after:
+    with (
+        zipfile.ZipFile(fixture_wheels["greet1"]) as before,
+        zipfile.ZipFile(shaded / f"{GREET}-1.0-py3-none-any.whl") as after,
+    ):
         assert after.read(f"{GREET}/sub/helpers.py") == before.read("greet/sub/helpers.py")
         assert after.read(f"{GREET}/cli.py") == before.read("greet/cli.py")
         assert after.read(f"{GREET}/core.py") != before.read("greet/core.py")
 
 
-def test_reproducible(fixture_wheels: dict[str, Path], tmp_path: Path,
-                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_reproducible(
+    fixture_wheels: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
     outs = []
     for run in ("a", "b"):
-        shade([fixture_wheels["oldapp"]], [fixture_wheels["greet1"], fixture_wheels["colors1"]],
-              out_dir=tmp_path / run)
+        shade(
+            [fixture_wheels["oldapp"]],
+            [fixture_wheels["greet1"], fixture_wheels["colors1"]],
+            out_dir=tmp_path / run,
+        )
         outs.append({p.name: p.read_bytes() for p in (tmp_path / run).iterdir()})
     assert outs[0] == outs[1]
     with zipfile.ZipFile(tmp_path / "a" / "oldapp-0.1-py3-none-any.whl") as zf:
         assert {i.date_time for i in zf.infolist()} == {(2023, 11, 14, 22, 13, 20)}
 
 
-def test_a_different_set_gives_different_names(fixture_wheels: dict[str, Path], tmp_path: Path) -> None:
+def test_a_different_set_gives_different_names(
+    fixture_wheels: dict[str, Path], tmp_path: Path
+) -> None:
     result = shade([], [fixture_wheels["greet1"]], out_dir=tmp_path)
     (report,) = result.wheels
     other = report.mapping["greet"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .core import ShadeResult, WheelReport, shade  # noqa: E402
-from .errors import (  # noqa: E402
+from .core import ShadeResult, WheelReport, shade
+from .errors import (
     ArchiveError,
     FetchError,
     PlanError,
@@ -14,7 +14,7 @@ from .errors import (  # noqa: E402
     WheelFormatError,
     WheelshadeError,
 )
-from .fetch import IndexOptions, Pin  # noqa: E402
+from .fetch import IndexOptions, Pin
 
 __all__ = [
     "ArchiveError",

@@ -132,9 +132,19 @@ class WheelReader:
                 )
             key = _fold(name.rstrip("/"))
             earlier = seen.get(key)
-            if earlier is not None and not (is_dir and earlier[1]):
-                same = "" if earlier[0] == name else f" (same as {_show(earlier[0])} ignoring case)"
-                issues.append(f"duplicate entry {shown}{same}")
+            if earlier is not None and earlier[0] == name and not is_dir:
+                issues.append(f"duplicate entry {shown}")
+            elif earlier is not None and not (is_dir and earlier[1]):
+                # Names that differ only in Unicode form print alike; spell them out.
+                alike = unicodedata.normalize("NFC", name) == unicodedata.normalize(
+                    "NFC", earlier[0]
+                )
+                this, that = (
+                    (ascii(name), ascii(earlier[0])) if alike else (shown, _show(earlier[0]))
+                )
+                issues.append(
+                    f"duplicate entry {this} (same as {that} ignoring case and Unicode form)"
+                )
             seen.setdefault(key, (name, is_dir))
             if not is_dir:
                 files.append(info)
@@ -352,7 +362,7 @@ class WheelWriter:
         top, _, base = name.partition("/")
         if top == self.dist_info and base in ("RECORD", *_SIGNATURES):
             raise ValueError(f"cannot add {name!r}: RECORD is written on close, signatures dropped")
-        problem = _name_problem(name) or ("is a directory" if name.endswith("/") else None)
+        problem = "is a directory" if name.endswith("/") else _name_problem(name)
         if problem is None and top.endswith(".dist-info") and top != self.dist_info:
             problem = f"is in a second .dist-info directory (this wheel's is {self.dist_info})"
         if problem is None and _fold(name) in self._keys:
@@ -416,10 +426,10 @@ def _name_problem(name: str) -> str | None:
     """Why an archive path is unsafe to extract or ambiguous, or None if it is fine."""
     if "\x00" in name:
         return "contains a NUL byte"
-    if "\\" in name:
-        return "contains a backslash"
     if name.startswith("/") or _DRIVE.match(name):
         return "is absolute"
+    if "\\" in name:
+        return "contains a backslash"
     parts = name.split("/")
     if ".." in parts:
         return "contains a '..' component"

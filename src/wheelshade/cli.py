@@ -1,4 +1,4 @@
-"""Command line: parse arguments, call the API, turn WheelshadeError into one line and an exit code."""
+"""Command line: parse arguments, call the API, turn a WheelshadeError into one line."""
 
 from __future__ import annotations
 
@@ -32,21 +32,43 @@ def _parser() -> argparse.ArgumentParser:
         description="Rename each --dep to a version-specific name and rewrite every given "
         "wheel to import the renamed copy.",
     )
-    sh.add_argument("wheels", nargs="*", type=Path, metavar="WHEEL",
-                    help="dependent wheels to rewrite")
-    sh.add_argument("--dep", action="append", default=[], metavar="NAME==VERSION|WHEEL",
-                    help="a dependency to shade (repeatable); all --dep form one shading set")
-    sh.add_argument("-o", "--out-dir", type=Path, default=Path("wheelhouse"),
-                    help="where to write the wheels (default: wheelhouse/)")
+    sh.add_argument(
+        "wheels", nargs="*", type=Path, metavar="WHEEL", help="dependent wheels to rewrite"
+    )
+    sh.add_argument(
+        "--dep",
+        action="append",
+        default=[],
+        metavar="NAME==VERSION|WHEEL",
+        help="a dependency to shade (repeatable); all --dep form one shading set",
+    )
+    sh.add_argument(
+        "-o",
+        "--out-dir",
+        type=Path,
+        default=Path("wheelhouse"),
+        help="where to write the wheels (default: wheelhouse/)",
+    )
     sh.add_argument("--suffix", help="use NAME_SUFFIX instead of NAME_<version>_<hash>")
-    sh.add_argument("--drop", action="append", default=[], metavar="PATTERN",
-                    help="leave out archive members matching this glob (repeatable), e.g. "
-                    "a compiled speed-up that has a pure-Python fallback")
-    sh.add_argument("--keep-scripts", action="store_true",
-                    help="keep console/GUI scripts of shaded deps (they clash with the "
-                    "unshaded package's scripts)")
-    sh.add_argument("--cache-dir", type=Path,
-                    help="wheel cache (default: $WHEELSHADE_CACHE_DIR or ~/.cache/wheelshade)")
+    sh.add_argument(
+        "--drop",
+        action="append",
+        default=[],
+        metavar="PATTERN",
+        help="leave out archive members matching this glob (repeatable), e.g. "
+        "a compiled speed-up that has a pure-Python fallback",
+    )
+    sh.add_argument(
+        "--keep-scripts",
+        action="store_true",
+        help="keep console/GUI scripts of shaded deps (they clash with the "
+        "unshaded package's scripts)",
+    )
+    sh.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="wheel cache (default: $WHEELSHADE_CACHE_DIR or ~/.cache/wheelshade)",
+    )
     idx = sh.add_argument_group("package index (passed to pip)")
     idx.add_argument("--find-links", action="append", default=[], metavar="DIR_OR_URL")
     idx.add_argument("--index-url", metavar="URL")
@@ -67,13 +89,15 @@ def format_result(result: ShadeResult) -> str:
     rows = [("wheel", "", "imports as", "distribution", "rewritten")]
     for w in result.wheels:
         imports = ", ".join(f"{k} -> {v}" for k, v in sorted(w.mapping.items())) or "-"
-        rows.append((
-            w.original,
-            "dep" if w.role is Role.DEP else "dependent",
-            imports,
-            str(w.distribution),
-            f"{w.rewritten}/{w.python_files} files",
-        ))
+        rows.append(
+            (
+                w.original,
+                "dep" if w.role is Role.DEP else "dependent",
+                imports,
+                str(w.distribution),
+                f"{w.rewritten}/{w.python_files} files",
+            )
+        )
     out = [_table(rows), ""]
     for w in result.wheels:
         scripts = [n for n in w.left_out if ".data/scripts/" in n]

@@ -185,12 +185,12 @@ def _write_job(
                     used.update(k for k in plan.mapping if mentions(data, [k]))
                     data = new
             elif act.action is Action.METADATA:
-                data = edit_metadata(
-                    data, name=job.new_name, requirement=plan.requirement
-                )
+                data = edit_metadata(data, name=job.new_name, requirement=plan.requirement)
             elif act.action is Action.ENTRY_POINTS:
                 data, _ = edit_entry_points(
-                    data, plan.mapping, drop_scripts=is_dep and not keep_scripts,
+                    data,
+                    plan.mapping,
+                    drop_scripts=is_dep and not keep_scripts,
                     where=f"{where}/{act.source}",
                 )
             elif act.action is Action.TOP_LEVEL and is_dep:
@@ -253,8 +253,12 @@ def shade(
                 readers[path] = reader
                 summaries[role].append(summarise(reader, role))
         plan = _drop(
-            make_plan(summaries[Role.DEP], summaries[Role.DEPENDENT], suffix=suffix,
-                      keep_scripts=keep_scripts),
+            make_plan(
+                summaries[Role.DEP],
+                summaries[Role.DEPENDENT],
+                suffix=suffix,
+                keep_scripts=keep_scripts,
+            ),
             drop,
         )
         _check_outputs(plan, out, [*dep_paths, *inputs])
@@ -313,7 +317,9 @@ def _execute(
             first = errors[0]
             more = f" (and {len(errors) - 1} more files)" if len(errors) > 1 else ""
             raise RewriteError(
-                first.message + more, path=first.path, line=first.line,
+                first.message + more,
+                path=first.path,
+                line=first.line,
                 hint="the file is not valid Python 3 source; shading cannot rewrite it",
             )
         for job in plan.jobs:

@@ -116,20 +116,33 @@ def fetch(
         return cached
     folder.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=folder, prefix=".fetch-") as tmp:
-        cmd = [python, "-m", "pip", "wheel", "--no-deps", "--disable-pip-version-check",
-               "--quiet", "--wheel-dir", tmp, *index.pip_args(), str(pin)]
+        cmd = [
+            python,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--disable-pip-version-check",
+            "--quiet",
+            "--wheel-dir",
+            tmp,
+            *index.pip_args(),
+            str(pin),
+        ]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise FetchError(
-                f"pip did not finish within {timeout:.0f} s", path=str(pin),
+                f"pip did not finish within {timeout:.0f} s",
+                path=str(pin),
                 hint="check the index is reachable, or pass --find-links/--no-index",
             ) from None
         if proc.returncode != 0:
             lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
             errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
             raise FetchError(
-                f"pip could not obtain a wheel: {errors[0]}", path=str(pin),
+                f"pip could not obtain a wheel: {errors[0]}",
+                path=str(pin),
                 hint="check the name and version, or pass --find-links/--index-url",
             )
         built = _best_cached(Path(tmp), pin, list(sys_tags()))

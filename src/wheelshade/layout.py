@@ -29,7 +29,7 @@ class TopLevel:
 class Location:
     """Where an archive member lands once installed."""
 
-    #: ``None`` for members at the wheel root, else the ``.data`` scheme (``purelib``, ``scripts``...).
+    #: ``None`` at the wheel root, else the ``.data`` scheme (``purelib``, ``scripts``...).
     scheme: str | None
     #: Path relative to the scheme's root (for root members and purelib/platlib: site-packages).
     path: str

@@ -105,7 +105,7 @@ def edit_metadata(
 
 
 def rewrite_object_ref(value: str, mapping: Mapping[str, str]) -> str:
-    """``flask.cli:main [dotenv]`` -> ``<shaded>.cli:main [dotenv]`` (entry-point object reference)."""
+    """Entry-point object reference: ``flask.cli:main [x]`` -> ``<shaded>.cli:main [x]``."""
     head = value.lstrip()
     module = head.split(":", 1)[0].split("[", 1)[0].strip()
     top, dot, rest = module.partition(".")

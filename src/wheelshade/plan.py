@@ -152,13 +152,13 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
             )
     for wheel in (*deps, *dependents):
         for req in wheel.metadata.requires:
-            dep = seen.get(canonicalize_name(req.name))
-            if dep is None or dep is wheel:
+            pinned = seen.get(canonicalize_name(req.name))
+            if pinned is None or pinned is wheel:
                 continue
-            if not req.specifier.contains(dep.metadata.version, prereleases=True):
+            if not req.specifier.contains(pinned.metadata.version, prereleases=True):
                 problems.append(
                     f"{wheel.label} requires {req} but the shading set has "
-                    f"{dep.name} {dep.metadata.version}"
+                    f"{pinned.name} {pinned.metadata.version}"
                 )
     return problems
 
@@ -235,10 +235,10 @@ def make_plan(
     dists: dict[NormalizedName, ShadedDist] = {}
     for dep in deps:
         tail = suffix or default_suffix(dep.metadata.version, digest)
-        own = {t.name: shaded_import_name(t.name, tail) for t in dep.top_levels}
-        mapping.update(own)
+        renames = {t.name: shaded_import_name(t.name, tail) for t in dep.top_levels}
+        mapping.update(renames)
         dists[dep.name] = ShadedDist(
-            dep.name, dep.metadata.version, shaded_dist_name(dep.name, tail), own
+            dep.name, dep.metadata.version, shaded_dist_name(dep.name, tail), renames
         )
     jobs: list[WheelJob] = []
     for wheel in (*deps, *dependents):

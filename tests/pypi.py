@@ -1,0 +1,87 @@
+"""Real PyPI distributions for integration tests, pinned by version and sha256, cached on disk."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.utils import parse_wheel_filename
+
+CACHE = Path(__file__).resolve().parent.parent / ".cache" / "pypi"
+
+#: requirement -> sha256 of every file pip may pick (a wheel, or an sdist that is built).
+PINS: dict[str, tuple[str, ...]] = {
+    "flask==0.12.4": ("6c02dbaa5a9ef790d8219bdced392e2d549c10cd5a5ba4b6aa65126b2271af29",),
+    "werkzeug==0.16.1": ("1e0dedc2acb1f46827daa2e399c1485c8fa17c0d8e70b6b875b4e7f54bf408d2",),
+    "jinja2==2.11.3": ("03e47ad063331dd6a3f04a43eddca8a966a26ba0c5b7207a9a9e4e08f1b29419",),
+    # No wheel for CPython 3.11: the sdist is built, as `wheelshade shade` would.
+    "markupsafe==2.0.1": ("594c67807fb16238b30c44bdf74f36c02cdf22d1c8cda91ef8a0ed8dabf5620a",),
+    "itsdangerous==1.1.0": ("b12271b2047cb23eeb98c8b5622e2e5c5e9abd9784a153e9d8ef9cb4dd09d749",),
+    "flask==3.1.3": ("f4bcbefc124291925f1a26446da31a5178f9483862233b23c0c96a20701f670c",),
+    "werkzeug==3.1.3": ("54b78bf3716d19a65be4fceccc0d1d7b89e608834989dfae50ea87564639213e",),
+    "jinja2==3.1.6": ("85ece4451f492d0c13c5dd7c13a64681a86afae63a5f347908daf103ce6d2f67",),
+    "markupsafe==3.0.3": (
+        "0bf2a864d67e76e5c9a34dc26ec616a66b9888e25e7b9460e1c76d3293bd9dbf",  # cp311 manylinux
+        "722695808f4b6457b320fdc131280796bdceb04ab50fe1795cd540799ebe1698",  # sdist elsewhere
+    ),
+    "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
+    "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
+    "blinker==1.9.0": ("ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc",),
+}
+
+_UNREACHABLE = re.compile(
+    r"NewConnectionError|Max retries exceeded|Temporary failure in name resolution|"
+    r"Network is unreachable|Connection refused|ConnectTimeout|ReadTimeout",
+)
+
+
+def wheels(*reqs: str) -> Path:
+    """A folder holding a wheel for each pinned requirement (downloaded or built once).
+
+    Skips the calling test, saying why, only when the package index cannot be reached;
+    any other failure (a hash mismatch, say) fails the test.
+    """
+    folder = CACHE / "wheels"
+    folder.mkdir(parents=True, exist_ok=True)
+    have = {_pin_of(p) for p in folder.glob("*.whl")}
+    missing = [r for r in reqs if r not in have]
+    if not missing:
+        return folder
+    # One pip run per pin: pip refuses to resolve two versions of one name together.
+    for req in missing:
+        req_file = CACHE / "requirements.txt"
+        req_file.write_text(f"{req} " + " ".join(f"--hash=sha256:{h}" for h in PINS[req]) + "\n")
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "wheel",
+                "--quiet",
+                "--disable-pip-version-check",
+                "--no-deps",
+                "--require-hashes",
+                "-r",
+                str(req_file),
+                "-w",
+                str(folder),
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0:
+            if _UNREACHABLE.search(proc.stderr):
+                pytest.skip(
+                    f"package index unreachable, cannot fetch {req}: "
+                    f"{proc.stderr.strip().splitlines()[-1]}"
+                )
+            raise AssertionError(f"fetching {req} failed:\n{proc.stderr}")
+    return folder
+
+
+def _pin_of(path: Path) -> str:
+    name, version, _, _ = parse_wheel_filename(path.name)
+    return f"{name}=={version}"
