@@ -6,7 +6,7 @@ import pytest
 
 from helpers import build_fixture
 
-FIXTURE_WHEELS = ("greet1", "greet2", "colors1", "colors2", "oldapp", "newapp")
+FIXTURE_WHEELS = ("greet1", "greet2", "colors1", "colors2", "oldapp", "newapp", "leakyapp")
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ import io
 import itertools
 import lzma
 import os
-import re
 import stat
 import time
 import unicodedata
@@ -20,11 +19,16 @@ from types import TracebackType
 from typing import IO, TYPE_CHECKING, NoReturn
 
 from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
+
+# The underscored helpers are shared within the package, not part of its API.
 from wheelshade.records import (
+    _SIGNATURES,
     Hasher,
     RecordEntry,
+    _name_problem,
     _show,
     _summarise,
+    _verify,
     parse_record,
     serialise_record,
 )
@@ -45,8 +49,6 @@ _COMPRESSIONS = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
 _CORRUPT = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
-_DRIVE = re.compile(r"[A-Za-z]:")
-_SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 _EPOCH_1980 = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
 _EPOCH_2107 = 4354819198  # 2107-12-31T23:59:58Z, the latest
 
@@ -106,71 +108,26 @@ class WheelReader:
         if total > max_total:
             self._fail(ArchiveError, f"expands to {total} bytes, above the limit of {max_total}")
         issues: list[str] = []
-        seen: dict[str, tuple[str, bool]] = {}
-        files: list[zipfile.ZipInfo] = []
+        seen: dict[str, tuple[str, bool]] = {}  # folded name -> (first name, is a directory)
         for info in infos:
-            name, is_dir = info.orig_filename, info.orig_filename.endswith("/")
-            shown = _show(name)
-            problem = _name_problem(name[:-1] if is_dir else name)
-            if problem:
-                issues.append(f"unsafe entry name {shown}: {problem}")
-                continue
-            kind = stat.S_IFMT(info.external_attr >> 16)
-            if kind == stat.S_IFLNK:
-                issues.append(f"entry {shown} is a symbolic link")
-            elif kind not in (0, stat.S_IFREG, stat.S_IFDIR):
-                issues.append(f"entry {shown} is not a regular file (mode 0o{kind:o})")
-            if info.flag_bits & 0x1:
-                issues.append(f"entry {shown} is encrypted")
-            if info.compress_type not in _COMPRESSIONS:
-                issues.append(f"entry {shown} uses unsupported compression {info.compress_type}")
-            if info.file_size >= _RATIO_FLOOR and info.file_size > max_ratio * info.compress_size:
-                ratio = info.file_size // max(info.compress_size, 1)
-                issues.append(
-                    f"entry {shown} expands {ratio}:1, above the limit of {max_ratio}:1"
-                    " (possible zip bomb)"
-                )
-            key = _fold(name.rstrip("/"))
-            earlier = seen.get(key)
-            if earlier is not None and earlier[0] == name and not is_dir:
-                issues.append(f"duplicate entry {shown}")
-            elif earlier is not None and not (is_dir and earlier[1]):
-                # Names that differ only in Unicode form print alike; spell them out.
-                alike = unicodedata.normalize("NFC", name) == unicodedata.normalize(
-                    "NFC", earlier[0]
-                )
-                this, that = (
-                    (ascii(name), ascii(earlier[0])) if alike else (shown, _show(earlier[0]))
-                )
-                issues.append(
-                    f"duplicate entry {this} (same as {that} ignoring case and Unicode form)"
-                )
-            seen.setdefault(key, (name, is_dir))
-            if not is_dir:
-                files.append(info)
+            issues.extend(_entry_problems(info, max_ratio, seen))
         if issues:
             self._fail(ArchiveError, _summarise(issues, "unsafe entries"))
-        return files
+        return [info for info in infos if not info.orig_filename.endswith("/")]
 
     def _find_dist_info(self) -> str:
-        found = sorted(
-            {
-                name.split("/", 1)[0]
-                for name in self._zip.namelist()
-                if "/" in name and name.split("/", 1)[0].endswith(".dist-info")
-            }
-        )
+        tops = {name.split("/", 1)[0] for name in self._zip.namelist() if "/" in name}
+        found = sorted(top for top in tops if top.endswith(".dist-info"))
         if not found:
             self._fail(WheelFormatError, "no top-level .dist-info directory")
         if len(found) > 1:
             names = ", ".join(_show(name) for name in found)
             self._fail(WheelFormatError, f"more than one .dist-info directory: {names}")
-        name, _, version = found[0].removesuffix(".dist-info").rpartition("-")
+        (dist_info,) = found
+        name, _, version = dist_info.removesuffix(".dist-info").rpartition("-")
         if not name or not version:
-            self._fail(
-                WheelFormatError, f"{_show(found[0])} is not named <name>-<version>.dist-info"
-            )
-        return found[0]
+            self._fail(WheelFormatError, f"{_show(dist_info)} is not <name>-<version>.dist-info")
+        return dist_info
 
     def _fail(self, kind: type[ArchiveError | WheelFormatError], message: str) -> NoReturn:
         raise kind(message, path=str(self.path))
@@ -192,68 +149,31 @@ class WheelReader:
         try:
             yield
         except _CORRUPT as exc:
-            raise ArchiveError(
-                f"entry {_show(name)} is corrupt ({exc})", path=str(self.path)
-            ) from None
+            message = f"entry {_show(name)} is corrupt ({exc})"
+            raise ArchiveError(message, path=str(self.path)) from None
 
     def verify_record(self) -> None:
-        """Check RECORD against every member's hash and size, reporting all mismatches at once.
+        """Check RECORD against every member's hash and size, reporting all problems at once.
 
-        The member's bytes are streamed, never held whole. Signature files (RECORD.jws,
-        RECORD.p7s) and RECORD itself need no hash.
+        Members are streamed, never held whole. RECORD itself and the signature files
+        (RECORD.jws, RECORD.p7s) need no hash.
         """
         record_name = f"{self.dist_info}/RECORD"
         if record_name not in self._infos:
             self._fail(WheelFormatError, f"{record_name} is missing")
         entries = parse_record(self.read(record_name), wheel=str(self.path))
-        unsigned = {record_name, *(f"{self.dist_info}/{name}" for name in _SIGNATURES)}
-        issues: list[str] = []
-        listed: dict[str, RecordEntry] = {}
-        for entry in entries:
-            problem = _name_problem(entry.path)
-            if problem:
-                issues.append(f"RECORD lists an unsafe path {_show(entry.path)}: {problem}")
-            elif entry.path in listed:
-                issues.append(f"RECORD lists {_show(entry.path)} more than once")
-            else:
-                listed[entry.path] = entry
-        malformed = len(issues)
-        for member in self.members:
-            row = listed.get(member.name)
-            if member.name in unsigned:
-                continue
-            if row is None:
-                issues.append(f"{_show(member.name)} is not listed in RECORD")
-            elif row.hash is None:
-                issues.append(f"RECORD has no hash for {_show(member.name)}")
-            else:
-                issues.extend(self._check(member.name, row))
-        issues.extend(
-            f"RECORD lists {_show(path)}, which is not in the wheel"
-            for path in listed
-            if path not in self._infos
-        )
-        if not issues:
-            return
-        message = _summarise(issues, "RECORD problems")
-        if len(issues) > malformed:
-            message += ": the wheel was modified after it was built; refusing to re-sign it"
-        raise WheelFormatError(message, path=str(self.path), hint="rebuild the wheel from source")
+        names = [member.name for member in self.members]
+        message = _verify(entries, names, self.dist_info, self._hash)
+        if message:
+            hint = "rebuild the wheel from source"
+            raise WheelFormatError(message, path=str(self.path), hint=hint)
 
-    def _check(self, name: str, entry: RecordEntry) -> list[str]:
-        assert entry.hash is not None
-        hasher = Hasher(entry.hash.partition("=")[0])
+    def _hash(self, name: str, algorithm: str) -> Hasher:
+        hasher = Hasher(algorithm)
         with self.open(name) as stream:
             for chunk in iter(lambda: stream.read(_CHUNK), b""):
                 hasher.update(chunk)
-        if hasher.digest() != entry.hash:
-            return [f"RECORD hash mismatch for {_show(name)}"]
-        if entry.size is not None and entry.size != hasher.size:
-            return [
-                f"RECORD size mismatch for {_show(name)} "
-                f"(RECORD says {entry.size} bytes, the file has {hasher.size})"
-            ]
-        return []
+        return hasher
 
     def close(self) -> None:
         self._zip.close()
@@ -422,23 +342,43 @@ class WheelWriter:
             raise
 
 
-def _name_problem(name: str) -> str | None:
-    """Why an archive path is unsafe to extract or ambiguous, or None if it is fine."""
-    if "\x00" in name:
-        return "contains a NUL byte"
-    if name.startswith("/") or _DRIVE.match(name):
-        return "is absolute"
-    if "\\" in name:
-        return "contains a backslash"
-    parts = name.split("/")
-    if ".." in parts:
-        return "contains a '..' component"
-    kept = [part for part in parts if part not in ("", ".")]
-    if not kept:
-        return "is empty after normalisation"
-    if len(kept) != len(parts):
-        return f"is not normalised (should be {'/'.join(kept)})"
-    return None
+def _entry_problems(
+    info: zipfile.ZipInfo, max_ratio: int, seen: dict[str, tuple[str, bool]]
+) -> Iterator[str]:
+    """Why one entry is unsafe; ``seen`` collects names to find duplicates."""
+    name, is_dir = info.orig_filename, info.orig_filename.endswith("/")
+    shown = _show(name)
+    problem = _name_problem(name[:-1] if is_dir else name)
+    if problem:
+        yield f"unsafe entry name {shown}: {problem}"
+        return
+    kind = stat.S_IFMT(info.external_attr >> 16)
+    if kind == stat.S_IFLNK:
+        yield f"entry {shown} is a symbolic link"
+    elif kind not in (0, stat.S_IFREG, stat.S_IFDIR):
+        yield f"entry {shown} is not a regular file (mode 0o{kind:o})"
+    if info.flag_bits & 0x1:
+        yield f"entry {shown} is encrypted"
+    if info.compress_type not in _COMPRESSIONS:
+        yield f"entry {shown} uses unsupported compression {info.compress_type}"
+    if info.file_size >= _RATIO_FLOOR and info.file_size > max_ratio * info.compress_size:
+        ratio = info.file_size // max(info.compress_size, 1)
+        limit = f"above the limit of {max_ratio}:1 (possible zip bomb)"
+        yield f"entry {shown} expands {ratio}:1, {limit}"
+    key = _fold(name.rstrip("/"))
+    if key not in seen:
+        seen[key] = (name, is_dir)
+        return
+    first, first_is_dir = seen[key]
+    if is_dir and first_is_dir:
+        return  # a directory listed twice is harmless
+    if first == name:
+        yield f"duplicate entry {shown}"
+        return
+    # Names that differ only in Unicode form print alike, so spell those out.
+    alike = unicodedata.normalize("NFC", name) == unicodedata.normalize("NFC", first)
+    this, that = (ascii(name), ascii(first)) if alike else (shown, _show(first))
+    yield f"duplicate entry {this} (same as {that} ignoring case and Unicode form)"
 
 
 def _fold(name: str) -> str:

@@ -30,7 +30,7 @@ from .metadata import (
 )
 from .naming import Suffix
 from .plan import Action, Role, ShadePlan, WheelJob, WheelSummary, make_plan
-from .rewrite import mentions, rewrite_source
+from .rewrite import StringRules, mentions, rewrite_source
 
 
 @dataclass(frozen=True)
@@ -157,6 +157,9 @@ def _write_job(
             shading_set={str(d.original): str(d.version) for d in plan.dists.values()},
             tool_version=__version__,
         ).to_json()
+    strings = StringRules(
+        plan.mapping, plan.modules, {d.original: d.name for d in plan.dists.values()}
+    )
     counts = _Counts()
     used: set[str] = set()
     errors: list[RewriteError] = []
@@ -176,7 +179,9 @@ def _write_job(
             if act.action is Action.REWRITE:
                 counts.python_files += 1
                 try:
-                    new = rewrite_source(data, plan.mapping, path=f"{where}/{act.source}")
+                    new = rewrite_source(
+                        data, plan.mapping, path=f"{where}/{act.source}", strings=strings
+                    )
                 except RewriteError as exc:
                     errors.append(exc)
                     continue

@@ -102,3 +102,21 @@ def top_level_mismatch(found: Sequence[TopLevel], declared: Sequence[str]) -> li
         for name in declared
         if name.split(".")[0] not in have
     ]
+
+
+def module_names(names: Iterable[str], dist_info: str, data_dir: str) -> frozenset[str]:
+    """Dotted names of every module and package a wheel installs (``pkg``, ``pkg.sub.mod``)."""
+    found: set[str] = set()
+    for name in names:
+        if name.startswith(dist_info + "/"):
+            continue
+        loc = locate(name, data_dir)
+        if not in_site_packages(loc) or "__pycache__" in loc.path.split("/"):
+            continue
+        *dirs, filename = loc.path.split("/")
+        module = module_name_of_file(filename)
+        if module is None or not all(d.isidentifier() for d in dirs):
+            continue
+        parts = dirs if module == "__init__" else [*dirs, module]
+        found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
+    return frozenset(m for m in found if m)

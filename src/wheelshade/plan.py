@@ -12,7 +12,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .errors import PlanError
-from .layout import TopKind, TopLevel, in_site_packages, locate
+from .layout import TopKind, TopLevel, in_site_packages, locate, module_names
 from .metadata import PROVENANCE_FILE, CoreMetadata
 from .naming import (
     Suffix,
@@ -61,6 +61,10 @@ class WheelSummary:
         return self.dist_info[: -len(".dist-info")] + ".data"
 
     @property
+    def modules(self) -> frozenset[str]:
+        return module_names(self.members, self.dist_info, self.data_dir)
+
+    @property
     def label(self) -> str:
         return f"{self.name} {self.metadata.version}"
 
@@ -96,6 +100,8 @@ class ShadePlan:
     dists: Mapping[NormalizedName, ShadedDist]
     jobs: tuple[WheelJob, ...]
     digest: str
+    #: Dotted names of every module the deps install, under their original names.
+    modules: frozenset[str] = frozenset()
     warnings: tuple[str, ...] = field(default=())
 
     def requirement(self, req: Requirement) -> Requirement | None:
@@ -262,4 +268,5 @@ def make_plan(
                 tuple(left_out),
             )
         )
-    return ShadePlan(mapping, dists, tuple(jobs), digest)
+    modules = frozenset().union(*(dep.modules for dep in deps))
+    return ShadePlan(mapping, dists, tuple(jobs), digest, modules)

@@ -1,4 +1,4 @@
-"""The RECORD model: parse, hash and serialise a wheel's list of files."""
+"""The RECORD model: parse, hash, verify and serialise a wheel's list of files."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from wheelshade.errors import WheelFormatError
@@ -20,6 +20,9 @@ _ALGORITHMS = frozenset(
 )
 _HASH = re.compile(r"(?P<algorithm>[a-z0-9_]+)=(?P<value>[A-Za-z0-9_-]+)")
 _SIZE = re.compile(r"[0-9]+")
+_DRIVE = re.compile(r"[A-Za-z]:")
+#: Signature files sign RECORD, so RECORD cannot hold their hashes.
+_SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 #: How many issues an error lists before it says "and N more".
 _LISTED = 5
 
@@ -127,6 +130,77 @@ def serialise_record(entries: Iterable[RecordEntry]) -> bytes:
             [entry.path, entry.hash or "", "" if entry.size is None else str(entry.size)]
         )
     return buffer.getvalue().encode("utf-8")
+
+
+def _verify(
+    entries: Iterable[RecordEntry],
+    names: Iterable[str],
+    dist_info: str,
+    hash_member: Callable[[str, str], Hasher],
+) -> str | None:
+    """Compare RECORD with an archive's file names; return one message for all problems, or None.
+
+    ``hash_member(name, algorithm)`` streams a member through a ``Hasher``.
+    """
+    unsigned = {f"{dist_info}/{name}" for name in ("RECORD", *_SIGNATURES)}
+    issues: list[str] = []
+    listed: dict[str, RecordEntry] = {}
+    for entry in entries:
+        problem = _name_problem(entry.path)
+        if problem:
+            issues.append(f"RECORD lists an unsafe path {_show(entry.path)}: {problem}")
+        elif entry.path in listed:
+            issues.append(f"RECORD lists {_show(entry.path)} more than once")
+        else:
+            listed[entry.path] = entry
+    malformed = len(issues)
+    present: set[str] = set()
+    for name in names:
+        present.add(name)
+        row = listed.get(name)
+        if name in unsigned:
+            continue
+        if row is None:
+            issues.append(f"{_show(name)} is not listed in RECORD")
+        elif row.hash is None:
+            issues.append(f"RECORD has no hash for {_show(name)}")
+        elif (hasher := hash_member(name, row.hash.partition("=")[0])).digest() != row.hash:
+            issues.append(f"RECORD hash mismatch for {_show(name)}")
+        elif row.size is not None and row.size != hasher.size:
+            issues.append(
+                f"RECORD size mismatch for {_show(name)} "
+                f"(RECORD says {row.size} bytes, the file has {hasher.size})"
+            )
+    issues.extend(
+        f"RECORD lists {_show(path)}, which is not in the wheel"
+        for path in listed
+        if path not in present
+    )
+    if not issues:
+        return None
+    message = _summarise(issues, "RECORD problems")
+    if len(issues) > malformed:
+        message += ": the wheel was modified after it was built; refusing to re-sign it"
+    return message
+
+
+def _name_problem(name: str) -> str | None:
+    """Why an archive path is unsafe to extract or ambiguous, or None if it is fine."""
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if name.startswith("/") or _DRIVE.match(name):
+        return "is absolute"
+    if "\\" in name:
+        return "contains a backslash"
+    parts = name.split("/")
+    if ".." in parts:
+        return "contains a '..' component"
+    kept = [part for part in parts if part not in ("", ".")]
+    if not kept:
+        return "is empty after normalisation"
+    if len(kept) != len(parts):
+        return f"is not normalised (should be {'/'.join(kept)})"
+    return None
 
 
 def _show(name: str) -> str:

@@ -10,8 +10,9 @@ import libcst as cst
 
 from wheelshade.errors import RewriteError
 from wheelshade.rewrite.imports import ImportRenamer
+from wheelshade.rewrite.strings import StringRenamer, StringRules
 
-__all__ = ["mentions", "rewrite_source"]
+__all__ = ["StringRules", "mentions", "rewrite_source"]
 
 _PARSE_HINT = (
     "the file may be Python 2 only or use syntax LibCST cannot parse; "
@@ -42,22 +43,52 @@ def _word_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
     return re.compile(rb"\b(?:" + alternatives + rb")\b")
 
 
-def rewrite_source(source: bytes, mapping: Mapping[str, str], *, path: str) -> bytes | None:
-    """Return source with imports of mapping's keys renamed to its values, or None if unchanged.
+def rewrite_source(
+    source: bytes,
+    mapping: Mapping[str, str],
+    *,
+    path: str,
+    strings: StringRules | None = None,
+) -> bytes | None:
+    """Return source with shaded names renamed, or None if nothing changed.
 
-    mapping maps an original top-level import name to its shaded top-level name. None
-    means the caller must keep the original bytes. Encoding, BOM, line endings, comments
-    and all code other than the rewritten import statements are kept byte for byte.
-    Raises RewriteError when the source cannot be parsed as Python 3.
+    mapping maps an original top-level import name to its shaded top-level name; import
+    statements are always rewritten, string literals too when ``strings`` is given (see
+    ``StringRenamer``). None means the caller must keep the original bytes. Encoding,
+    BOM, line endings, comments and all code other than the rewritten nodes are kept
+    byte for byte. Raises RewriteError when the source cannot be parsed as Python 3.
     """
     for original, shaded in mapping.items():
         if not (original.isidentifier() and shaded.isidentifier()) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
-    if not mentions(source, mapping.keys()):
+    dists = tuple(strings.dists) if strings else ()
+    in_strings = strings is not None and (
+        _string_pattern(tuple(sorted(mapping))).search(source) is not None
+        or (bool(dists) and _dist_pattern(dists).search(source) is not None)
+    )
+    if not in_strings and not mentions(source, mapping.keys()):
         return None
     module = _parse(source, path)
+    if in_strings and strings is not None:
+        module = cst.MetadataWrapper(module, unsafe_skip_copy=True).visit(StringRenamer(strings))
     new_source = module.visit(ImportRenamer(mapping)).bytes
     return None if new_source == source else new_source
+
+
+@functools.lru_cache(maxsize=64)
+def _string_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
+    """A quote opening a string that starts with a name, or with an import of it."""
+    alternatives = b"|".join(re.escape(name.encode()) for name in names)
+    return re.compile(rb"[\'\"]\s*(?:(?:from|import)\s+)?(?:" + alternatives + rb")\b")
+
+
+@functools.lru_cache(maxsize=64)
+def _dist_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
+    """A quoted distribution name in any spelling that normalises to one of ``names``."""
+    spellings = (
+        rb"[-_.]+".join(re.escape(part.encode()) for part in name.split("-")) for name in names
+    )
+    return re.compile(rb"[\'\"](?:" + b"|".join(spellings) + rb")\b", re.IGNORECASE)
 
 
 def _parse(source: bytes, path: str) -> cst.Module:

@@ -1,0 +1,237 @@
+"""LibCST transformer for module and distribution names written inside string literals."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import libcst as cst
+from libcst.metadata import QualifiedNameProvider
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+_IDENT = r"[A-Za-z_]\w*"
+#: A whole string that is a dotted path, optionally ``module:attr`` (a value, not source).
+_DOTTED = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*)(?::({_IDENT}(?:\.{_IDENT})*))?$")
+#: Code written into a string for a generated module: ``"from jinja2.runtime import "``.
+_CODE = re.compile(rf"^(\s*(?:from|import)\s+)({_IDENT})(?=[.\s]|$)")
+
+#: Calls whose string arguments are module names (any spelling, even a bare top-level name).
+MODULE_CALLS = frozenset({
+    "builtins.__import__",
+    "importlib.__import__",
+    "importlib.import_module",
+    "importlib.find_loader",
+    "importlib.util.find_spec",
+    "importlib.util.resolve_name",
+    "pkgutil.resolve_name",
+    "pkgutil.get_data",
+    "pkgutil.get_loader",
+    "pkgutil.find_loader",
+    "runpy.run_module",
+    "mock.patch",
+    "mock.patch.object",
+    "unittest.mock.patch",
+    *(f"{mod}.{fn}" for mod in ("importlib.resources", "importlib_resources") for fn in (
+        "files", "read_text", "read_binary", "open_text", "open_binary", "path", "contents",
+        "is_resource",
+    )),
+    *(f"pkg_resources.resource_{fn}" for fn in (
+        "filename", "string", "stream", "exists", "isdir", "listdir",
+    )),
+})
+#: Calls whose first argument is a distribution name (or, for ``require``, a requirement).
+DIST_CALLS = frozenset({
+    *(f"{mod}.{fn}" for mod in ("importlib.metadata", "importlib_metadata") for fn in (
+        "version", "distribution", "metadata", "files", "requires", "Distribution.from_name",
+    )),
+    "pkg_resources.get_distribution",
+    "pkg_resources.require",
+    "pkg_resources.working_set.require",
+})
+#: Names that look like modules but are not: a logger named after its package stays.
+SKIP_CALLS = frozenset({"logging.getLogger"})
+_SYS_MODULES_METHODS = frozenset({"get", "pop", "setdefault", "__contains__", "__getitem__"})
+
+
+@dataclass(frozen=True)
+class StringRules:
+    """What the string pass may rename."""
+
+    imports: Mapping[str, str]
+    #: Dotted names of every module the shaded wheels install, under their original names.
+    modules: frozenset[str] = frozenset()
+    #: Normalised original distribution name -> shaded distribution name.
+    dists: Mapping[str, str] = field(default_factory=dict)
+
+    def module_path(self, value: str, *, bare: bool) -> str | None:
+        """Rename a dotted path; ``bare`` allows a lone top-level name (call contexts)."""
+        match = _DOTTED.match(value)
+        if not match:
+            return None
+        path, attr = match.group(1), match.group(2)
+        top, dot, rest = path.partition(".")
+        if top not in self.imports:
+            return None
+        if not bare and not self._is_module_reference(path, attr is not None):
+            return None
+        return self.imports[top] + dot + rest + (f":{attr}" if attr is not None else "")
+
+    def _is_module_reference(self, path: str, has_attr: bool) -> bool:
+        """True when the module part exists in the set: ``module``, ``module.attr``, ``module:x``."""
+        if has_attr:
+            return path in self.modules
+        if "." not in path:
+            return False  # a bare name may be a logger, a dict key, a word: too ambiguous
+        return path in self.modules or path.rpartition(".")[0] in self.modules
+
+    def code(self, body: str) -> str | None:
+        match = _CODE.match(body)
+        if not match or match.group(2) not in self.imports:
+            return None
+        return match.group(1) + self.imports[match.group(2)] + body[match.end(2) :]
+
+    def dist(self, value: str) -> str | None:
+        shaded = self.dists.get(canonicalize_name(value))
+        if shaded is not None:
+            return shaded
+        try:
+            req = Requirement(value)
+        except InvalidRequirement:
+            return None
+        shaded = self.dists.get(canonicalize_name(req.name))
+        if shaded is None:
+            return None
+        return shaded + value.strip()[len(req.name) :]
+
+
+def _plain_text(node: cst.SimpleString) -> str | None:
+    """The literal's body when it holds no escapes, so body and value are the same text."""
+    if "b" in node.prefix.lower() or "\\" in node.value:
+        return None
+    return node.value[len(node.prefix) + len(node.quote) : -len(node.quote)]
+
+
+def _with_body(node: cst.SimpleString, body: str) -> cst.SimpleString:
+    if node.quote in body:
+        return node
+    return node.with_changes(value=f"{node.prefix}{node.quote}{body}{node.quote}")
+
+
+class StringRenamer(cst.CSTTransformer):
+    """Rename shaded module and distribution names inside string literals.
+
+    A string is renamed by the role it plays: an argument of a call that takes module
+    names (``import_module``, ``find_spec``, ``mock.patch``...) or distribution names
+    (``importlib.metadata.version``...), a key of ``sys.modules``, or anywhere when it is
+    exactly a dotted path whose module part is installed by a shaded wheel, or code for
+    a generated module (``"from jinja2.runtime import "``). Docstrings, bare names
+    elsewhere and logger names are left alone.
+    """
+
+    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+
+    def __init__(self, rules: StringRules) -> None:
+        super().__init__()
+        self._rules = rules
+        self._role: dict[cst.CSTNode, str] = {}
+
+    def _qualified(self, node: cst.CSTNode) -> set[str]:
+        names = self.get_metadata(QualifiedNameProvider, node, set())
+        return {q.name for q in names}
+
+    def _mark(self, node: cst.CSTNode, role: str) -> None:
+        if isinstance(node, cst.SimpleString | cst.FormattedString):
+            self._role.setdefault(node, role)
+
+    def _is_sys_modules(self, node: cst.BaseExpression) -> bool:
+        return "sys.modules" in self._qualified(node)
+
+    def visit_Expr(self, node: cst.Expr) -> None:
+        # A bare string statement is a docstring or a comment in disguise: prose, not code.
+        if isinstance(node.value, cst.SimpleString):
+            self._mark(node.value, "skip")
+
+    def visit_Call(self, node: cst.Call) -> None:
+        names = self._qualified(node.func)
+        func = node.func
+        if names & SKIP_CALLS:
+            role = "skip"
+        elif names & MODULE_CALLS:
+            role = "module"
+        elif names & DIST_CALLS:
+            role = "dist"
+        elif (
+            isinstance(func, cst.Attribute)
+            and func.attr.value in _SYS_MODULES_METHODS
+            and self._is_sys_modules(func.value)
+        ):
+            role = "module"
+        elif (
+            isinstance(func, cst.Attribute)
+            and func.attr.value == "setattr"
+            and isinstance(func.value, cst.Name)
+            and func.value.value == "monkeypatch"
+        ):
+            role = "module"
+        else:
+            return
+        args = node.args[:1] if role == "dist" else node.args
+        for arg in args:
+            self._mark(arg.value, role)
+
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        if self._is_sys_modules(node.value):
+            for element in node.slice:
+                if isinstance(element.slice, cst.Index):
+                    self._mark(element.slice.value, "module")
+
+    def visit_Comparison(self, node: cst.Comparison) -> None:
+        for target in node.comparisons:
+            if isinstance(target.operator, cst.In | cst.NotIn) and self._is_sys_modules(
+                target.comparator
+            ):
+                self._mark(node.left, "module")
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.SimpleString:
+        role = self._role.get(original_node, "any")
+        if role == "skip" or "b" in updated_node.prefix.lower():
+            return updated_node
+        body = _plain_text(updated_node)
+        if body is None:
+            # Escapes later in the text (``"from jinja2 import x\n"``) do not matter to
+            # the leading import, which is all a code string can have renamed.
+            start = len(updated_node.prefix) + len(updated_node.quote)
+            new_code = self._rules.code(updated_node.value[start:]) if role == "any" else None
+            if new_code is None:
+                return updated_node
+            return updated_node.with_changes(value=updated_node.value[:start] + new_code)
+        rename: Callable[[str], str | None]
+        if role == "module":
+            rename = lambda text: self._rules.module_path(text, bare=True)  # noqa: E731
+        elif role == "dist":
+            rename = self._rules.dist
+        else:
+            rename = lambda text: (  # noqa: E731
+                self._rules.module_path(text, bare=False) or self._rules.code(text)
+            )
+        new = rename(body)
+        return updated_node if new is None else _with_body(updated_node, new)
+
+    def leave_FormattedString(
+        self, original_node: cst.FormattedString, updated_node: cst.FormattedString
+    ) -> cst.FormattedString:
+        # ``import_module(f"flask.ext.{name}")``: only the leading literal part is known.
+        if self._role.get(original_node) != "module" or not updated_node.parts:
+            return updated_node
+        first = updated_node.parts[0]
+        if not isinstance(first, cst.FormattedStringText):
+            return updated_node
+        top, dot, rest = first.value.partition(".")
+        if top not in self._rules.imports or (not dot and len(updated_node.parts) > 1):
+            return updated_node
+        part = first.with_changes(value=self._rules.imports[top] + dot + rest)
+        return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
