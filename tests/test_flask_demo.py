@@ -67,9 +67,9 @@ def test_both_flasks_serve_a_request_in_one_interpreter(demo: tuple[Path, Path, 
     lines = proc.stdout.splitlines()
     assert lines[0].startswith("bizbaz: flask 0.12.4 from ")
     assert "/flask_0_12_4_" in lines[0]
-    assert lines[1] == "bizbaz: GET / -> 200 'bizbaz page rendered by flask 0.12.4'"
+    assert lines[1] == "bizbaz: GET / -> 200 'bizbaz page rendered by flask 0.12.4&lt;ok&gt;'"
     assert lines[2].startswith("foobar: flask 3.1.3 from ") and "/flask/__init__.py" in lines[2]
-    assert lines[3] == "foobar: GET / -> 200 'foobar page rendered by flask 3.1.3'"
+    assert lines[3] == "foobar: GET / -> 200 'foobar page rendered by flask 3.1.3&lt;ok&gt;'"
 
 
 def test_old_stack_loads_nothing_under_original_names(demo: tuple[Path, Path, Venv]) -> None:

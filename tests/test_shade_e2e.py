@@ -75,6 +75,19 @@ def test_both_versions_run_in_one_interpreter(env: Venv) -> None:
     assert old["helpers"] == "helpers-1"
     assert old["colors"] == "red (colors 1)"
     assert old["module_file"] == GREET
+    assert old["dist_version"] == "1.0"
+    assert old["dynamic"] == {
+        "core": "hello dyn in red (colors 1) (greet 1)",
+        "sub": f"{GREET}.core helpers-1",
+        "dunder": "1.0",
+        # sys.modules lookups use the shaded name: the unshaded greet is not consulted.
+        "loaded": "1.0",
+        "spec": "core",
+        "version": "1.0",
+        "data": "greet data v1",
+        "plugin": "HELLO P IN RED (COLORS 1) (GREET 1)",
+        "generated": "hello gen in red (colors 1) (greet 1)",
+    }
     assert new == {"hello": "hi newapp in blue (colors 2) (greet 2)", "version": "2.0"}
     # The unshaded names belong to version 2 alone: newapp imported them, nothing of v1 did.
     assert data["greet"].endswith("site-packages/greet/__init__.py")

@@ -96,7 +96,7 @@ def probe(request: dict[str, Any]) -> dict[str, Any]:
     own: list[str] = request["own"]
     recorder = LeakRecorder(originals)
     recorder.sweep()
-    sys.meta_path.insert(0, recorder)  # type: ignore[arg-type]
+    sys.meta_path.insert(0, recorder)
     results: list[tuple[str, str | None]] = []
     for module in request["modules"]:
         recorder.target = module

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ._verify_probe import MARKER as _MARKER
 from .archive import WheelReader
 from .errors import FetchError, UsageError, WheelFormatError
 from .fetch import IndexOptions
@@ -20,8 +21,7 @@ from .metadata import PROVENANCE_FILE
 __all__ = ["Leak", "VerifyReport", "WheelVerdict", "format_report", "list_modules", "verify"]
 
 _PROBE = Path(__file__).with_name("_verify_probe.py")
-_MARKER = "wheelshade-probe: importing "  # must match _verify_probe.MARKER
-_TEST_DIRS = frozenset({"tests", "test", "testing"})
+_TEST_NAMES = frozenset({"tests", "test", "testing", "conftest"})
 TEST_MODULE = "test module"
 
 
@@ -68,11 +68,8 @@ def _module_key(name: str) -> list[str]:
 
 
 def _skip_reason(parts: Sequence[str]) -> str | None:
-    for part in parts:
-        if part in _TEST_DIRS or part == "conftest" or part.startswith("test_"):
-            return TEST_MODULE
-        if part.endswith("_test"):
-            return TEST_MODULE
+    if any(p in _TEST_NAMES or p.startswith("test_") or p.endswith("_test") for p in parts):
+        return TEST_MODULE
     if parts[-1] == "__main__":
         # Importing a __main__ module runs the program it belongs to.
         return "__main__ module (runs a program when imported)"
@@ -151,24 +148,27 @@ def _run(cmd: Sequence[str], what: str, *, where: Path, timeout: float) -> None:
         raise FetchError(
             f"{what} failed: {_first_error(proc.stderr)}",
             path=str(where),
-            hint="check that every requirement is given or reachable (--with, --find-links)",
+            hint="every requirement must be given with --with or found through the index options",
         )
 
 
 def _make_env(
-    root: Path, wheels: Sequence[Path], reqs: Sequence[str], index: IndexOptions, python: str,
+    root: Path,
+    wheels: Sequence[Path],
+    reqs: Sequence[str],
+    index: IndexOptions,
+    python: str,
     timeout: float,
 ) -> Path:
-    """A fresh venv holding the wheels and requirements; returns its interpreter."""
+    """A fresh venv holding the wheels and requirements; returns its root."""
     venv = root / "venv"
-    _run([python, "-m", "venv", "--without-pip", str(venv)], "creating a venv",
-         where=wheels[0], timeout=timeout)
-    venv_python = _venv_python(venv)
+    cmd = [python, "-m", "venv", "--without-pip", str(venv)]
+    _run(cmd, "creating a venv", where=wheels[0], timeout=timeout)
     # The running interpreter's pip drives the venv: no pip copy inside it, which is fast.
-    cmd = [python, "-m", "pip", "--python", str(venv_python), "install",
-           "--disable-pip-version-check", *index.pip_args(), *map(str, wheels), *reqs]
+    cmd = [python, "-m", "pip", "--python", str(_venv_python(venv)), "install"]
+    cmd += ["--disable-pip-version-check", *index.pip_args(), *map(str, wheels), *reqs]
     _run(cmd, "pip install", where=wheels[0], timeout=timeout)
-    return venv_python
+    return venv
 
 
 def _crash(proc_stderr: str, detail: str) -> Leak:
@@ -182,8 +182,16 @@ def _crash(proc_stderr: str, detail: str) -> Leak:
     return Leak("<interpreter>", None, cause)
 
 
+def _shown(file: object, venv: Path) -> str | None:
+    """A loaded file's path, with the throwaway venv's (deleted) root shown as ``<venv>``."""
+    if not isinstance(file, str):
+        return None
+    prefix = str(venv) + os.sep
+    return "<venv>" + os.sep + file[len(prefix) :] if file.startswith(prefix) else file
+
+
 def _probe(
-    venv_python: Path, wheel: _Contents, originals: Sequence[str], request: Path, timeout: float
+    venv: Path, wheel: _Contents, originals: Sequence[str], request: Path, timeout: float
 ) -> tuple[list[tuple[str, str | None]], list[Leak]]:
     """Import the wheel's modules in a fresh interpreter: per module its skip reason or None."""
     doc = {"modules": list(wheel.modules), "originals": list(originals), "own": list(wheel.own)}
@@ -191,11 +199,16 @@ def _probe(
     cwd = request.parent / "cwd"
     cwd.mkdir(exist_ok=True)
     # -I: site-packages stay, but the cwd, the script's folder, PYTHON* and user site do not.
-    cmd = [str(venv_python), "-I", str(_PROBE), str(request)]
+    cmd = [str(_venv_python(venv)), "-I", str(_PROBE), str(request)]
     try:
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, errors="replace", cwd=cwd,
-            stdin=subprocess.DEVNULL, timeout=timeout,
+            cmd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
         )
     except subprocess.TimeoutExpired as exc:
         stderr = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else ""
@@ -205,10 +218,7 @@ def _probe(
             raise ValueError(f"exit status {proc.returncode}")
         out = json.loads(proc.stdout)
         results = [(str(r["module"]), r["skipped"]) for r in out["results"]]
-        leaks = [
-            Leak(str(x["module"]), x["file"] if isinstance(x["file"], str) else None, x["cause"])
-            for x in out["leaks"]
-        ]
+        leaks = [Leak(str(x["module"]), _shown(x["file"], venv), x["cause"]) for x in out["leaks"]]
     except (ValueError, KeyError, TypeError) as exc:
         return [], [_crash(proc.stderr, str(exc))]
     return results, leaks
@@ -240,10 +250,10 @@ def verify(
     with tempfile.TemporaryDirectory(prefix="wheelshade-verify-") as tmp:
         work = Path(tmp)
         paths = [c.path for c in contents]
-        venv_python = _make_env(work, paths, with_requirements, index, python, timeout)
+        venv = _make_env(work, paths, with_requirements, index, python, timeout)
         for i, wheel in enumerate(contents):
             request = work / f"request-{i}.json"
-            results, leaks = _probe(venv_python, wheel, originals, request, timeout)
+            results, leaks = _probe(venv, wheel, originals, request, timeout)
             skipped = [*wheel.skipped, *((m, r) for m, r in results if r is not None)]
             verdicts.append(
                 WheelVerdict(
@@ -265,8 +275,7 @@ def format_report(report: VerifyReport) -> str:
     out = [f"checked imports of: {', '.join(report.originals)}"]
     for w in report.wheels:
         out.append(
-            f"{w.wheel}: imported {len(w.imported)}, skipped {len(w.skipped)}, "
-            f"leaks {len(w.leaks)}"
+            f"{w.wheel}: imported {len(w.imported)}, skipped {len(w.skipped)}, leaks {len(w.leaks)}"
         )
         out.extend(f"  skipped {module}: {reason}" for module, reason in w.skipped)
         for leak in w.leaks:

@@ -3,7 +3,7 @@
 from importlib.metadata import version
 
 import flask
-from flask import Flask
+from flask import Flask, render_template_string
 
 FLASK_VERSION = version("flask")
 app = Flask(__name__)
@@ -11,7 +11,9 @@ app = Flask(__name__)
 
 @app.route("/")
 def index() -> str:
-    return f"foobar page rendered by flask {FLASK_VERSION}"
+    return render_template_string(
+        "foobar page rendered by flask {{ version }}{{ mark }}", version=FLASK_VERSION, mark="<ok>"
+    )
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ _IDENT = r"[A-Za-z_]\w*"
 #: A whole string that is a dotted path, optionally ``module:attr`` (a value, not source).
 _DOTTED = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*)(?::({_IDENT}(?:\.{_IDENT})*))?$")
 #: Code written into a string for a generated module: ``"from jinja2.runtime import "``.
-_CODE = re.compile(rf"^(\s*(?:from|import)\s+)({_IDENT})(?=[.\s]|$)")
+_CODE = re.compile(rf"^(\s*(?:from|import)\s+)({_IDENT})(?=[.\s\\'\"]|$)")
 
 #: Calls whose string arguments are module names (any spelling, even a bare top-level name).
 MODULE_CALLS = frozenset({
@@ -79,7 +79,7 @@ class StringRules:
         return self.imports[top] + dot + rest + (f":{attr}" if attr is not None else "")
 
     def _is_module_reference(self, path: str, has_attr: bool) -> bool:
-        """True when the module part exists in the set: ``module``, ``module.attr``, ``module:x``."""
+        """True when the module part exists in the set (``mod``, ``mod.attr``, ``mod:x``)."""
         if has_attr:
             return path in self.modules
         if "." not in path:
@@ -166,9 +166,7 @@ class StringRenamer(cst.CSTTransformer):
             isinstance(func, cst.Attribute)
             and func.attr.value in _SYS_MODULES_METHODS
             and self._is_sys_modules(func.value)
-        ):
-            role = "module"
-        elif (
+        ) or (
             isinstance(func, cst.Attribute)
             and func.attr.value == "setattr"
             and isinstance(func.value, cst.Name)

@@ -1,14 +1,18 @@
 """Demo app written against Flask 0.12.4."""
 
 import flask
-from flask import Flask
+from flask import Flask, render_template_string
 
 app = Flask(__name__)
 
 
 @app.route("/")
 def index() -> str:
-    return f"bizbaz page rendered by flask {flask.__version__}"
+    return render_template_string(
+        "bizbaz page rendered by flask {{ version }}{{ mark }}",
+        version=flask.__version__,
+        mark="<ok>",
+    )
 
 
 def main() -> None:

@@ -1,0 +1,132 @@
+"""Before/after table for names inside strings: module paths, sys.modules, metadata lookups."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from wheelshade.rewrite import StringRules, rewrite_source
+
+S = "flask_0_12_4_abcd1234"
+J = "jinja2_2_11_3_abcd1234"
+MAPPING = {"flask": S, "jinja2": J}
+RULES = StringRules(
+    MAPPING,
+    frozenset({"flask", "flask.json", "flask.app", "flask.cli", "jinja2", "jinja2.ext",
+               "jinja2.runtime"}),
+    {"flask": "flask-0-12-4-abcd1234", "jinja2": "jinja2-2-11-3-abcd1234"},
+)
+
+CASES: list[tuple[str, str, str]] = [
+    ("import_module", 'import importlib\nimportlib.import_module("flask.json")\n',
+     f'import importlib\nimportlib.import_module("{S}.json")\n'),
+    ("import_module-bare", 'import importlib\nm = importlib.import_module("flask")\n',
+     f'import importlib\nm = importlib.import_module("{S}")\n'),
+    ("import_module-alias", 'from importlib import import_module as im\nim("flask.app")\n',
+     f'from importlib import import_module as im\nim("{S}.app")\n'),
+    ("import_module-package-arg",
+     'from importlib import import_module\nimport_module(".json", "flask")\n',
+     f'from importlib import import_module\nimport_module(".json", "{S}")\n'),
+    ("import_module-package-kwarg",
+     'from importlib import import_module\nimport_module(".json", package="flask")\n',
+     f'from importlib import import_module\nimport_module(".json", package="{S}")\n'),
+    ("dunder-import", 'm = __import__("flask")\n', f'm = __import__("{S}")\n'),
+    ("find_spec", 'import importlib.util\nimportlib.util.find_spec("flask")\n',
+     f'import importlib.util\nimportlib.util.find_spec("{S}")\n'),
+    ("resolve_name", 'import pkgutil\npkgutil.resolve_name("flask.app:Flask")\n',
+     f'import pkgutil\npkgutil.resolve_name("{S}.app:Flask")\n'),
+    ("fstring-leading-literal",
+     'from importlib import import_module\nimport_module(f"flask.ext.{name}")\n',
+     f'from importlib import import_module\nimport_module(f"{S}.ext.{{name}}")\n'),
+    ("fstring-other-package",
+     'from importlib import import_module\nimport_module(f"flaskext.{name}")\n', None),
+    ("sys-modules-subscript", 'import sys\nm = sys.modules["flask"]\n',
+     f'import sys\nm = sys.modules["{S}"]\n'),
+    ("sys-modules-get", 'import sys\nm = sys.modules.get("flask.json")\n',
+     f'import sys\nm = sys.modules.get("{S}.json")\n'),
+    ("sys-modules-in", 'import sys\nok = "flask" in sys.modules\n',
+     f'import sys\nok = "{S}" in sys.modules\n'),
+    ("sys-modules-not-in", 'import sys\nok = "flask" not in sys.modules\n',
+     f'import sys\nok = "{S}" not in sys.modules\n'),
+    ("metadata-version", 'from importlib import metadata\nv = metadata.version("flask")\n',
+     'from importlib import metadata\nv = metadata.version("flask-0-12-4-abcd1234")\n'),
+    ("metadata-version-spelling",
+     'import importlib.metadata\nv = importlib.metadata.version("Flask")\n',
+     'import importlib.metadata\nv = importlib.metadata.version("flask-0-12-4-abcd1234")\n'),
+    ("metadata-distribution",
+     'from importlib.metadata import distribution\nd = distribution("Jinja2")\n',
+     'from importlib.metadata import distribution\nd = distribution("jinja2-2-11-3-abcd1234")\n'),
+    ("metadata-backport", 'import importlib_metadata\nimportlib_metadata.files("flask")\n',
+     'import importlib_metadata\nimportlib_metadata.files("flask-0-12-4-abcd1234")\n'),
+    ("pkg_resources-get_distribution",
+     'import pkg_resources\npkg_resources.get_distribution("flask").version\n',
+     'import pkg_resources\npkg_resources.get_distribution("flask-0-12-4-abcd1234").version\n'),
+    ("pkg_resources-require", 'import pkg_resources\npkg_resources.require("Flask>=0.10")\n',
+     'import pkg_resources\npkg_resources.require("flask-0-12-4-abcd1234>=0.10")\n'),
+    ("pkg_resources-resource", 'import pkg_resources\npkg_resources.resource_filename("flask", "x")\n',
+     f'import pkg_resources\npkg_resources.resource_filename("{S}", "x")\n'),
+    ("resources-files", 'from importlib import resources\nresources.files("flask")\n',
+     f'from importlib import resources\nresources.files("{S}")\n'),
+    ("pkgutil-get_data", 'import pkgutil\npkgutil.get_data("flask", "a.txt")\n',
+     f'import pkgutil\npkgutil.get_data("{S}", "a.txt")\n'),
+    ("mock-patch", 'from unittest import mock\nmock.patch("flask.app.Flask.run")\n',
+     f'from unittest import mock\nmock.patch("{S}.app.Flask.run")\n'),
+    ("monkeypatch-setattr", 'def test(monkeypatch):\n    monkeypatch.setattr("flask.app.x", 1)\n',
+     f'def test(monkeypatch):\n    monkeypatch.setattr("{S}.app.x", 1)\n'),
+    ("dotted-module-attr-literal", 'EXT = ["jinja2.ext.autoescape", "jinja2.ext.with_"]\n',
+     f'EXT = ["{J}.ext.autoescape", "{J}.ext.with_"]\n'),
+    ("dotted-module-literal", 'name = "flask.json"\n', f'name = "{S}.json"\n'),
+    ("module-colon-attr", 'ref = "flask.cli:main"\n', f'ref = "{S}.cli:main"\n'),
+    ("generated-code", 'w("from jinja2.runtime import " + ", ".join(names))\n',
+     f'w("from {J}.runtime import " + ", ".join(names))\n'),
+    ("generated-code-with-escape", "w('from jinja2.runtime import x\\n')\n",
+     f"w('from {J}.runtime import x\\n')\n"),
+    ("generated-import", 'code = "import jinja2\\n"\n', f'code = "import {J}\\n"\n'),
+    ("single-quotes-raw-prefix", "x = r'jinja2.ext.do'\n", f"x = r'{J}.ext.do'\n"),
+    # Left alone: not module references.
+    ("logger-name", 'import logging\nlog = logging.getLogger("flask.app")\n', None),
+    ("bare-name-elsewhere", 'KEY = {"flask": 1}\n', None),
+    ("not-a-module-of-the-set", 'env = {"jinja2.x.y": 1, "flask.a.b.c": 2}\n', None),
+    ("module-plus-one-attribute", 'KEY = "flask.request_ctx"\n', f'KEY = "{S}.request_ctx"\n'),
+    ("other-package", 'x = "flaskext.cache"\ny = "flask_login.utils"\n', None),
+    ("prose", 'msg = "flask.json is deprecated, use json"\n', None),
+    ("docstring", '"""See flask.json for details."""\n', None),
+    ("module-docstring-exact-path", '"""flask.json"""\n', None),
+    ("bytes", 'b = b"flask.json"\n', None),
+    ("comment", "# importlib.import_module('flask.json')\n", None),
+    ("variable-arg", "import importlib\nimportlib.import_module(name)\n", None),
+    ("other-dist", 'from importlib import metadata\nmetadata.version("flask-login")\n', None),
+]
+
+
+@pytest.mark.parametrize(("before", "after"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
+def test_string_rewrite(before: str, after: str | None) -> None:
+    result = rewrite_source(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert (result.decode() if result is not None else None) == after
+    if result is not None:
+        assert rewrite_source(result, MAPPING, path="m.py", strings=RULES) is None
+
+
+def test_strings_and_imports_together() -> None:
+    before = textwrap.dedent('''\
+        """Module doc mentioning flask.json."""
+        import flask
+        from importlib import import_module
+
+        json = import_module("flask.json")  # keep this comment
+    ''')
+    after = textwrap.dedent(f'''\
+        """Module doc mentioning flask.json."""
+        import {S} as flask
+        from importlib import import_module
+
+        json = import_module("{S}.json")  # keep this comment
+    ''')
+    result = rewrite_source(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result is not None and result.decode() == after
+
+
+def test_without_string_rules_only_imports_change() -> None:
+    src = b'import importlib\nimportlib.import_module("flask.json")\n'
+    assert rewrite_source(src, MAPPING, path="m.py") is None

@@ -1,0 +1,201 @@
+"""`wheelshade verify`: real venvs, real pip, real imports; planted leaks must be found."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from helpers import build_fixture
+from wheelshade import FetchError, IndexOptions, UsageError, shade
+from wheelshade.verify import TEST_MODULE, VerifyReport, format_report, list_modules, verify
+
+LOCAL = IndexOptions(no_index=True)
+
+
+def _shade_and_verify(
+    app: str, fixture_wheels: dict[str, Path], out: Path
+) -> tuple[VerifyReport, dict[str, str]]:
+    result = shade(
+        [fixture_wheels[app]], [fixture_wheels["greet1"], fixture_wheels["colors1"]], out_dir=out
+    )
+    mapping = {k: v for w in result.wheels for k, v in w.mapping.items()}
+    report = verify(
+        sorted(out.glob("*.whl")),
+        with_requirements=[str(fixture_wheels["greet2"]), str(fixture_wheels["colors2"])],
+        index=LOCAL,
+    )
+    return report, mapping
+
+
+@pytest.fixture(scope="module")
+def clean(
+    fixture_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[VerifyReport, dict[str, str]]:
+    return _shade_and_verify("oldapp", fixture_wheels, tmp_path_factory.mktemp("clean"))
+
+
+@pytest.fixture(scope="module")
+def leaky(
+    fixture_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> VerifyReport:
+    return _shade_and_verify("leakyapp", fixture_wheels, tmp_path_factory.mktemp("leaky"))[0]
+
+
+def test_a_clean_shade_passes(clean: tuple[VerifyReport, dict[str, str]]) -> None:
+    report, mapping = clean
+    greet = mapping["greet"]
+    assert report.ok
+    assert report.originals == ("colors", "greet")
+    verdicts = {w.wheel: w for w in report.wheels}
+    shaded = verdicts[f"{greet}-1.0-py3-none-any.whl"]
+    assert {greet, f"{greet}.core", f"{greet}.sub", f"{greet}.sub.helpers"} <= set(shaded.imported)
+    assert verdicts["oldapp-0.1-py3-none-any.whl"].imported == ("oldapp",)
+    for verdict in report.wheels:
+        assert verdict.leaks == () and verdict.skipped == ()
+
+
+def test_a_dynamic_import_is_a_leak(leaky: VerifyReport) -> None:
+    assert not leaky.ok
+    verdicts = {w.wheel: w for w in leaky.wheels}
+    app = verdicts["leakyapp-0.1-py3-none-any.whl"]
+    assert app.imported == ("leakyapp",)
+    leaks = {leak.module: leak for leak in app.leaks}
+    assert leaks["greet"].cause == "importing leakyapp"
+    assert leaks["greet"].file is not None
+    assert leaks["greet"].file.replace("\\", "/").endswith("site-packages/greet/__init__.py")
+    # What the unshaded greet 2 pulls in is traced back to the import that started it.
+    assert leaks["greet.core"].cause == "importing leakyapp (via greet)"
+    assert leaks["colors"].cause == "importing leakyapp (via greet.core)"
+    # The shaded wheels themselves are clean: the leak is the dependent's alone.
+    assert [w.wheel for w in leaky.wheels if w.leaks] == ["leakyapp-0.1-py3-none-any.whl"]
+
+
+def test_test_modules_are_skipped_not_imported(leaky: VerifyReport) -> None:
+    (app,) = [w for w in leaky.wheels if w.wheel.startswith("leakyapp-")]
+    # test_x.py raises on import, so being skipped is the only way it stays out of the leaks.
+    assert app.skipped == (("leakyapp.tests", TEST_MODULE), ("leakyapp.tests.test_x", TEST_MODULE))
+
+
+def test_format_report(leaky: VerifyReport, clean: tuple[VerifyReport, dict[str, str]]) -> None:
+    text = format_report(leaky)
+    assert "leakyapp-0.1-py3-none-any.whl: imported 1, skipped 2, leaks 3" in text
+    assert "  skipped leakyapp.tests.test_x: test module" in text
+    assert "  leak greet (" in text and "): importing leakyapp" in text
+    assert text.endswith("FAILED: 3 leaks in 1 wheel")
+    good = format_report(clean[0])
+    assert "oldapp-0.1-py3-none-any.whl: imported 1, skipped 0, leaks 0" in good
+    assert good.endswith("OK: no leak in 3 wheels")
+
+
+def test_no_shaded_wheel_is_a_usage_error(fixture_wheels: dict[str, Path]) -> None:
+    with pytest.raises(UsageError, match=r"^no shaded wheel given: .*oldapp-0\.1"):
+        verify([fixture_wheels["oldapp"], fixture_wheels["greet1"]], index=LOCAL)
+
+
+def test_pip_failure_is_a_fetch_error(fixture_wheels: dict[str, Path], tmp_path: Path) -> None:
+    result = shade([], [fixture_wheels["greet1"], fixture_wheels["colors1"]], out_dir=tmp_path)
+    (greet,) = [w for w in result.wheels if "greet" in w.mapping]
+    # The shaded greet without the shaded colors it requires: pip cannot resolve it.
+    with pytest.raises(FetchError, match=r"pip install failed: ERROR: ") as info:
+        verify([greet.output], index=LOCAL)
+    assert info.value.path == str(greet.output)
+
+
+def _write_package(root: Path, name: str, files: dict[str, str]) -> None:
+    pkg = root / name
+    for rel, text in files.items():
+        (pkg / name / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / name / rel).write_text(textwrap.dedent(text))
+    (pkg / "pyproject.toml").write_text(
+        textwrap.dedent(f"""\
+        [build-system]
+        requires = ["setuptools"]
+        build-backend = "setuptools.build_meta"
+
+        [project]
+        name = "{name}"
+        version = "0.1"
+
+        [tool.setuptools]
+        packages = ["{name}"]
+        """)
+    )
+
+
+def test_import_failures_are_skipped_and_a_crash_fails(
+    fixture_wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    _write_package(
+        src,
+        "quirky",
+        {
+            "__init__.py": "print('noise on stdout must not spoil the report')\n",
+            "__main__.py": "raise AssertionError('a __main__ module runs a program')\n",
+            "optional.py": "import not_installed_anywhere_xyz.sub\n",
+            "broken.py": "raise RuntimeError('boom\\nsecond line')\n",
+            "exits.py": "import sys\nsys.exit(2)\n",
+            "unshaded.py": "import colors  # the unshaded colors is not installed here\n",
+        },
+    )
+    _write_package(src, "crashy", {"__init__.py": "import os\nos._exit(7)\n"})
+    out = tmp_path / "wheels"
+    quirky = build_fixture("quirky", out, tmp_path / "work", root=src)
+    crashy = build_fixture("crashy", out, tmp_path / "work", root=src)
+    (shaded,) = shade([], [fixture_wheels["colors1"]], out_dir=tmp_path / "shaded").wheels
+
+    report = verify([shaded.output, quirky, crashy], index=LOCAL)
+
+    assert not report.ok
+    assert report.originals == ("colors",)
+    verdicts = {w.wheel.split("-")[0]: w for w in report.wheels}
+    assert verdicts["quirky"].imported == ("quirky",)
+    assert dict(verdicts["quirky"].skipped) == {
+        "quirky.__main__": "__main__ module (runs a program when imported)",
+        "quirky.broken": "RuntimeError: boom",
+        "quirky.exits": "SystemExit: 2",
+        "quirky.optional": "needs optional dependency not_installed_anywhere_xyz",
+        "quirky.unshaded": "ModuleNotFoundError: No module named 'colors'",
+    }
+    (looked_for,) = verdicts["quirky"].leaks
+    assert (looked_for.module, looked_for.file) == ("colors", None)
+    assert looked_for.cause == "importing quirky.unshaded"
+    (crash,) = verdicts["crashy"].leaks
+    assert crash.module == "<interpreter>"
+    assert "exit status 7" in crash.cause and "while importing crashy" in crash.cause
+    assert verdicts[shaded.output.name.split("-")[0]].leaks == ()
+
+
+@pytest.mark.parametrize(
+    ("members", "modules", "skipped"),
+    [
+        (["pkg/__init__.py", "pkg/a.py", "pkg/sub/__init__.py"], ["pkg", "pkg.a", "pkg.sub"], []),
+        (["x.cpython-311-x86_64-linux-gnu.so", "y.pyd", "z.abi3.so"], ["x", "y", "z"], []),
+        (["d-1.data/purelib/p.py", "d-1.data/platlib/q/__init__.py"], ["p", "q"], []),
+        (["d-1.data/scripts/s.py", "d-1.data/data/t.py", "d-1.dist-info/u.py"], [], []),
+        (["pkg/__pycache__/a.cpython-311.pyc", "pkg/a.pyi", "pkg/a.txt"], [], []),
+        (
+            ["pkg/tests/x.py", "pkg/test_a.py", "pkg/a_test.py", "conftest.py", "testing.py"],
+            [],
+            ["conftest", "pkg.a_test", "pkg.test_a", "pkg.tests.x", "testing"],
+        ),
+        (["pkg/__main__.py", "pkg/data-dir/x.py"], [], ["pkg.__main__", "pkg.data-dir.x"]),
+        (["pkg/sub/m.py", "pkg/__init__.py", "pkg2.py"], ["pkg", "pkg.sub.m", "pkg2"], []),
+    ],
+    ids=[
+        "package",
+        "extensions",
+        "data-lib",
+        "not-site-packages",
+        "not-modules",
+        "tests",
+        "unimportable",
+        "order",
+    ],
+)
+def test_list_modules(members: list[str], modules: list[str], skipped: list[str]) -> None:
+    found, skips = list_modules(members, "d-1.dist-info")
+    assert list(found) == modules
+    assert [m for m, _ in skips] == skipped
