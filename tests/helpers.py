@@ -85,3 +85,24 @@ def validate_record(whl: Path) -> None:
 
     with WheelFile.open(whl) as source:
         source.validate_record()
+
+
+def make_wheel(
+    out_dir: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()
+) -> Path:
+    """A small wheel from a dict of sources, written by pypa/wheel's WheelFile (own RECORD)."""
+    from wheel.wheelfile import WheelFile
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{name}-{version}-py3-none-any.whl"
+    dist_info = f"{name}-{version}.dist-info"
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+        f"Requires-Dist: {r}\n" for r in requires
+    )
+    wheel = "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    with WheelFile(path, "w") as wf:
+        for member, text in sorted(files.items()):
+            wf.writestr(member, text)
+        wf.writestr(f"{dist_info}/METADATA", meta)
+        wf.writestr(f"{dist_info}/WHEEL", wheel)
+    return path

@@ -74,14 +74,14 @@ def test_a_dynamic_import_is_a_leak(leaky: VerifyReport) -> None:
 
 def test_test_modules_are_skipped_not_imported(leaky: VerifyReport) -> None:
     (app,) = [w for w in leaky.wheels if w.wheel.startswith("leakyapp-")]
-    # test_x.py raises on import, so being skipped is the only way it stays out of the leaks.
-    assert app.skipped == (("leakyapp.tests", TEST_MODULE), ("leakyapp.tests.test_x", TEST_MODULE))
+    # planted.py raises on import, so being skipped is the only way it stays out of the leaks.
+    assert app.skipped == (("leakyapp.tests", TEST_MODULE), ("leakyapp.tests.planted", TEST_MODULE))
 
 
 def test_format_report(leaky: VerifyReport, clean: tuple[VerifyReport, dict[str, str]]) -> None:
     text = format_report(leaky)
     assert "leakyapp-0.1-py3-none-any.whl: imported 1, skipped 2, leaks 3" in text
-    assert "  skipped leakyapp.tests.test_x: test module" in text
+    assert "  skipped leakyapp.tests.planted: test module" in text
     assert "  leak greet (" in text and "): importing leakyapp" in text
     assert text.endswith("FAILED: 3 leaks in 1 wheel")
     good = format_report(clean[0])

@@ -9,14 +9,33 @@ from pathlib import Path
 
 from . import __version__
 from .core import ShadeResult, shade
-from .errors import UsageError, WheelshadeError
+from .errors import StrictError, UsageError, WheelshadeError
 from .fetch import IndexOptions
 from .naming import check_suffix
 from .plan import Role
+from .report import summary, write_json
 
 EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_ERROR = 2
+EXIT_FINDINGS = 3
+
+
+def _index_options(parser: argparse.ArgumentParser) -> None:
+    idx = parser.add_argument_group("package index (passed to pip)")
+    idx.add_argument("--find-links", action="append", default=[], metavar="DIR_OR_URL")
+    idx.add_argument("--index-url", metavar="URL")
+    idx.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
+    idx.add_argument("--no-index", action="store_true")
+
+
+def _index(args: argparse.Namespace) -> IndexOptions:
+    return IndexOptions(
+        find_links=tuple(args.find_links),
+        index_url=args.index_url,
+        extra_index_urls=tuple(args.extra_index_url),
+        no_index=args.no_index,
+    )
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -32,49 +51,48 @@ def _parser() -> argparse.ArgumentParser:
         description="Rename each --dep to a version-specific name and rewrite every given "
         "wheel to import the renamed copy.",
     )
-    sh.add_argument(
-        "wheels", nargs="*", type=Path, metavar="WHEEL", help="dependent wheels to rewrite"
-    )
-    sh.add_argument(
-        "--dep",
-        action="append",
-        default=[],
-        metavar="NAME==VERSION|WHEEL",
-        help="a dependency to shade (repeatable); all --dep form one shading set",
-    )
-    sh.add_argument(
-        "-o",
-        "--out-dir",
-        type=Path,
-        default=Path("wheelhouse"),
-        help="where to write the wheels (default: wheelhouse/)",
-    )
+    sh.add_argument("wheels", nargs="*", type=Path, metavar="WHEEL",
+                    help="dependent wheels to rewrite")
+    sh.add_argument("--dep", action="append", default=[], metavar="NAME==VERSION|WHEEL",
+                    help="a dependency to shade (repeatable); all --dep form one shading set")
+    sh.add_argument("-o", "--out-dir", type=Path, default=Path("wheelhouse"),
+                    help="where to write the wheels (default: wheelhouse/)")
     sh.add_argument("--suffix", help="use NAME_SUFFIX instead of NAME_<version>_<hash>")
-    sh.add_argument(
-        "--drop",
-        action="append",
-        default=[],
-        metavar="PATTERN",
-        help="leave out archive members matching this glob (repeatable), e.g. "
-        "a compiled speed-up that has a pure-Python fallback",
-    )
-    sh.add_argument(
-        "--keep-scripts",
-        action="store_true",
-        help="keep console/GUI scripts of shaded deps (they clash with the "
-        "unshaded package's scripts)",
-    )
-    sh.add_argument(
-        "--cache-dir",
-        type=Path,
-        help="wheel cache (default: $WHEELSHADE_CACHE_DIR or ~/.cache/wheelshade)",
-    )
-    idx = sh.add_argument_group("package index (passed to pip)")
-    idx.add_argument("--find-links", action="append", default=[], metavar="DIR_OR_URL")
-    idx.add_argument("--index-url", metavar="URL")
-    idx.add_argument("--extra-index-url", action="append", default=[], metavar="URL")
-    idx.add_argument("--no-index", action="store_true")
+    sh.add_argument("--drop", action="append", default=[], metavar="PATTERN",
+                    help="leave out archive members matching this glob (repeatable), e.g. "
+                    "a compiled speed-up that has a pure-Python fallback")
+    sh.add_argument("--keep-scripts", action="store_true",
+                    help="keep console/GUI scripts of shaded deps (they clash with the "
+                    "unshaded package's scripts)")
+    sh.add_argument("--keep-pth", action="store_true",
+                    help="keep .pth files of shaded deps, renamed and rewritten (they run at "
+                    "every interpreter start)")
+    sh.add_argument("--cache-dir", type=Path,
+                    help="wheel cache (default: $WHEELSHADE_CACHE_DIR or ~/.cache/wheelshade)")
+    sh.add_argument("--dry-run", action="store_true", help="do everything but write nothing")
+    sh.add_argument("--diff", action="store_true",
+                    help="print a unified diff of every rewritten file")
+    sh.add_argument("--report", type=Path, metavar="FILE.json",
+                    help="write the full leak report as JSON (docs/leak-report.md)")
+    sh.add_argument("--strict", action="store_true",
+                    help="fail (exit status 3, nothing written) when the leak report has findings")
+    _index_options(sh)
     sh.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+    ve = sub.add_parser(
+        "verify",
+        help="install wheels into a throwaway venv and check at run time that nothing leaks",
+        description="Install the wheels (and --with requirements) into a throwaway venv, import "
+        "every module of every wheel in a fresh interpreter, and fail if any module under an "
+        "original name of the shading set is loaded.",
+    )
+    ve.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL")
+    ve.add_argument("--with", dest="with_", action="append", default=[], metavar="REQ",
+                    help="also install this requirement or wheel (e.g. the other version)")
+    _index_options(ve)
+    ins = sub.add_parser(
+        "inspect", help="show a wheel's names, imports and findings without writing anything"
+    )
+    ins.add_argument("wheel", type=Path, metavar="WHEEL")
     return parser
 
 
@@ -89,55 +107,82 @@ def format_result(result: ShadeResult) -> str:
     rows = [("wheel", "", "imports as", "distribution", "rewritten")]
     for w in result.wheels:
         imports = ", ".join(f"{k} -> {v}" for k, v in sorted(w.mapping.items())) or "-"
-        rows.append(
-            (
-                w.original,
-                "dep" if w.role is Role.DEP else "dependent",
-                imports,
-                str(w.distribution),
-                f"{w.rewritten}/{w.python_files} files",
-            )
-        )
+        rows.append((
+            w.original,
+            "dep" if w.role is Role.DEP else "dependent",
+            imports,
+            str(w.distribution),
+            f"{w.rewritten}/{w.python_files} files",
+        ))
     out = [_table(rows), ""]
     for w in result.wheels:
         scripts = [n for n in w.left_out if ".data/scripts/" in n]
         if scripts:
             out.append(f"note: {w.original}: scripts left out: {', '.join(scripts)}")
-    out.extend(f"wrote {w.output}" for w in result.wheels)
+    out.append(summary(result))
+    verb = "wrote" if result.written else "would write"
+    out.extend(f"{verb} {w.output}" for w in result.wheels)
     return "\n".join(out)
 
 
 def _shade(args: argparse.Namespace) -> int:
-    index = IndexOptions(
-        find_links=tuple(args.find_links),
-        index_url=args.index_url,
-        extra_index_urls=tuple(args.extra_index_url),
-        no_index=args.no_index,
-    )
-    result = shade(
-        args.wheels,
-        args.dep,
-        out_dir=args.out_dir,
-        suffix=check_suffix(args.suffix) if args.suffix else None,
-        index=index,
-        cache_dir=args.cache_dir,
-        keep_scripts=args.keep_scripts,
-        drop=args.drop,
-    )
+    try:
+        result = shade(
+            args.wheels,
+            args.dep,
+            out_dir=args.out_dir,
+            suffix=check_suffix(args.suffix) if args.suffix else None,
+            index=_index(args),
+            cache_dir=args.cache_dir,
+            keep_scripts=args.keep_scripts,
+            keep_pth=args.keep_pth,
+            drop=args.drop,
+            dry_run=args.dry_run,
+            diff=args.diff,
+            strict=args.strict,
+        )
+    except StrictError as exc:
+        if args.report and isinstance(exc.result, ShadeResult):
+            write_json(exc.result, args.report)
+            print(summary(exc.result), file=sys.stderr)
+        raise
+    if args.report:
+        write_json(result, args.report)
     for warning in result.warnings:
         print(f"wheelshade: warning: {warning}", file=sys.stderr)
+    if args.diff:
+        sys.stdout.write("".join(result.diffs))
     if not args.quiet:
         print(format_result(result))
     return EXIT_OK
 
 
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import format_report, verify
+
+    report = verify(args.wheels, with_requirements=args.with_, index=_index(args))
+    print(format_report(report))
+    return EXIT_OK if report.ok else EXIT_FINDINGS
+
+
+def _inspect(args: argparse.Namespace) -> int:
+    from .inspect_wheel import format_inspection, inspect_wheel
+
+    print(format_inspection(inspect_wheel(args.wheel)))
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    commands = {"shade": _shade, "verify": _verify, "inspect": _inspect}
     try:
-        return _shade(args)
+        return commands[args.command](args)
     except UsageError as exc:
         print(f"wheelshade: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except StrictError as exc:
+        print(f"wheelshade: error: {exc}", file=sys.stderr)
+        return EXIT_FINDINGS
     except WheelshadeError as exc:
         print(f"wheelshade: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import os
 import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from . import __version__
-from .archive import WheelReader, WheelWriter, wheel_order, zip_timestamp
+from .apply import JobOutcome, write_job
+from .archive import WheelReader
 from .binaries import embedded_names
-from .errors import PlanError, RewriteError, UsageError, WheelFormatError
+from .errors import PlanError, RewriteError, StrictError, UsageError, WheelFormatError
 from .fetch import IndexOptions, Pin, default_cache_dir, fetch, parse_dep
+from .findings import Finding
 from .layout import top_levels
-from .metadata import (
-    PROVENANCE_FILE,
-    Provenance,
-    edit_entry_points,
-    edit_metadata,
-    edit_top_level_txt,
-    read_metadata,
-)
+from .metadata import read_metadata
 from .naming import Suffix
-from .plan import Action, Role, ShadePlan, WheelJob, WheelSummary, make_plan
-from .rewrite import StringRules, mentions, rewrite_source
+from .plan import Action, PlanOptions, Role, ShadePlan, WheelJob, WheelSummary, make_plan
 
 
 @dataclass(frozen=True)
@@ -46,6 +38,7 @@ class WheelReport:
     python_files: int
     rewritten: int
     left_out: tuple[str, ...]
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +46,14 @@ class ShadeResult:
     wheels: tuple[WheelReport, ...]
     warnings: tuple[str, ...]
     digest: str
+    #: Unified diffs of every changed text member (only when asked for).
+    diffs: tuple[str, ...] = ()
+    #: False for a dry run: nothing was written.
+    written: bool = True
+
+    @property
+    def findings(self) -> int:
+        return sum(len(w.findings) for w in self.wheels)
 
 
 def _sha256(path: Path) -> str:
@@ -100,112 +101,42 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
     )
 
 
-def _drop(plan: ShadePlan, patterns: Sequence[str]) -> ShadePlan:
-    if not patterns:
-        return plan
-    jobs = []
-    for job in plan.jobs:
-        keep = [a for a in job.actions if not any(fnmatch.fnmatch(a.source, p) for p in patterns)]
-        gone = tuple(a.source for a in job.actions if a not in keep)
-        jobs.append(replace(job, actions=tuple(keep), left_out=job.left_out + gone))
-    return replace(plan, jobs=tuple(jobs))
-
-
 def _check_binaries(plan: ShadePlan, readers: dict[Path, WheelReader]) -> None:
-    findings = []
+    problems = []
     for job in plan.jobs:
         reader = readers[job.summary.path]
         for act in job.actions:
             if act.action is Action.BINARY:
                 hits = embedded_names(reader.read(act.source), plan.mapping)
                 if hits:
-                    findings.append(
+                    problems.append(
                         f"{job.summary.filename}: {act.source} is compiled code that refers to "
                         f"{', '.join(repr(h) for h in hits)} by name, which cannot be rewritten"
                     )
-    if findings:
+    if problems:
         raise PlanError(
-            findings,
+            problems,
             hint="if the package has a pure-Python fallback, leave the binary out with "
             "--drop 'PATTERN'",
         )
 
 
-@dataclass
-class _Counts:
-    python_files: int = 0
-    rewritten: int = 0
-
-
-def _write_job(
-    job: WheelJob, plan: ShadePlan, reader: WheelReader, target: Path, keep_scripts: bool
-) -> tuple[_Counts, set[str], list[RewriteError]]:
-    """Write one output wheel; returns counts, the names its rewritten files import, errors."""
-    summary = job.summary
-    is_dep = job.new_name is not None
-    executable = {m.name: m.executable for m in reader.members}
-    by_target = {a.target: a for a in job.actions}
-    extra: dict[str, bytes] = {}
-    if is_dep:
-        shaded = plan.dists[summary.name]
-        extra[f"{job.dist_info_out}/{PROVENANCE_FILE}"] = Provenance(
-            original_name=summary.metadata.name,
-            original_version=str(summary.metadata.version),
-            source_sha256=summary.sha256,
-            distribution=shaded.name,
-            mapping=shaded.mapping,
-            shading_set={str(d.original): str(d.version) for d in plan.dists.values()},
-            tool_version=__version__,
-        ).to_json()
-    strings = StringRules(
-        plan.mapping, plan.modules, {d.original: d.name for d in plan.dists.values()}
-    )
-    counts = _Counts()
-    used: set[str] = set()
-    errors: list[RewriteError] = []
-    where = str(summary.path)
-    with WheelWriter(target, job.dist_info_out, date_time=zip_timestamp()) as writer:
-        for name in wheel_order([*by_target, *extra], job.dist_info_out):
-            if name in extra:
-                writer.add(name, extra[name])
-                continue
-            act = by_target[name]
-            exe = executable[act.source]
-            if act.action in (Action.COPY, Action.BINARY):
-                with reader.open(act.source) as stream:
-                    writer.add_stream(name, stream, executable=exe)
-                continue
-            data = reader.read(act.source)
-            if act.action is Action.REWRITE:
-                counts.python_files += 1
-                try:
-                    new = rewrite_source(
-                        data, plan.mapping, path=f"{where}/{act.source}", strings=strings
-                    )
-                except RewriteError as exc:
-                    errors.append(exc)
-                    continue
-                if new is not None:
-                    counts.rewritten += 1
-                    used.update(k for k in plan.mapping if mentions(data, [k]))
-                    data = new
-            elif act.action is Action.METADATA:
-                data = edit_metadata(data, name=job.new_name, requirement=plan.requirement)
-            elif act.action is Action.ENTRY_POINTS:
-                data, _ = edit_entry_points(
-                    data,
-                    plan.mapping,
-                    drop_scripts=is_dep and not keep_scripts,
-                    where=f"{where}/{act.source}",
-                )
-            elif act.action is Action.TOP_LEVEL and is_dep:
-                data = edit_top_level_txt(data, plan.dists[summary.name].mapping)
-            writer.add(name, data, executable=exe)
-    return counts, used, errors
+def _check_outputs(plan: ShadePlan, out: Path, inputs: Sequence[Path]) -> None:
+    names = [job.output_filename for job in plan.jobs]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise PlanError([f"two inputs would both be written as {n}" for n in dupes])
+    sources = {p.resolve() for p in inputs}
+    for name in names:
+        if (out / name).resolve() in sources:
+            raise UsageError(
+                f"{out / name}: writing there would overwrite an input wheel",
+                hint="choose another --out-dir",
+            )
 
 
 @contextmanager
-def _staging(out_dir: Path) -> Iterator[Path]:
+def _staging(out_dir: Path, *, keep: bool) -> Iterator[Path]:
     """A private folder inside ``out_dir``; nothing reaches ``out_dir`` unless all succeeds."""
     created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -213,11 +144,12 @@ def _staging(out_dir: Path) -> Iterator[Path]:
     try:
         yield stage
     except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        if created:
-            shutil.rmtree(out_dir, ignore_errors=True)
+        keep = False
         raise
-    shutil.rmtree(stage, ignore_errors=True)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        if created and not keep:
+            shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def _resolve(deps: Sequence[str | Path | Pin], index: IndexOptions, cache: Path) -> list[Path]:
@@ -237,9 +169,17 @@ def shade(
     index: IndexOptions | None = None,
     cache_dir: Path | None = None,
     keep_scripts: bool = False,
+    keep_pth: bool = False,
     drop: Sequence[str] = (),
+    dry_run: bool = False,
+    diff: bool = False,
+    strict: bool = False,
 ) -> ShadeResult:
-    """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``."""
+    """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
+
+    ``dry_run`` does all the work but writes nothing; ``diff`` collects unified diffs of
+    every changed file; ``strict`` fails (StrictError, nothing written) on any finding.
+    """
     if not deps:
         raise UsageError("no --dep given: name at least one dependency to shade")
     out = Path(out_dir)
@@ -248,6 +188,7 @@ def shade(
     for path in inputs:
         if not path.is_file():
             raise UsageError(f"{path}: no such wheel file")
+    options = PlanOptions(suffix, keep_scripts, keep_pth, tuple(drop))
     with ExitStack() as stack:
         readers: dict[Path, WheelReader] = {}
         summaries: dict[Role, list[WheelSummary]] = {Role.DEP: [], Role.DEPENDENT: []}
@@ -257,76 +198,78 @@ def shade(
                 reader.verify_record()
                 readers[path] = reader
                 summaries[role].append(summarise(reader, role))
-        plan = _drop(
-            make_plan(
-                summaries[Role.DEP],
-                summaries[Role.DEPENDENT],
-                suffix=suffix,
-                keep_scripts=keep_scripts,
-            ),
-            drop,
-        )
+        plan = make_plan(summaries[Role.DEP], summaries[Role.DEPENDENT], options)
         _check_outputs(plan, out, [*dep_paths, *inputs])
         _check_binaries(plan, readers)
-        return _execute(plan, readers, out, keep_scripts)
+        return _execute(plan, readers, out, dry_run=dry_run, diff=diff, strict=strict)
 
 
-def _check_outputs(plan: ShadePlan, out: Path, inputs: Sequence[Path]) -> None:
-    names = [job.output_filename for job in plan.jobs]
-    dupes = sorted({n for n in names if names.count(n) > 1})
-    if dupes:
-        raise PlanError([f"two inputs would both be written as {n}" for n in dupes])
-    sources = {p.resolve() for p in inputs}
-    for name in names:
-        if (out / name).resolve() in sources:
-            raise UsageError(
-                f"{out / name}: writing there would overwrite an input wheel",
-                hint="choose another --out-dir",
-            )
+def _report(job: WheelJob, plan: ShadePlan, outcome: JobOutcome, out: Path) -> WheelReport:
+    summary = job.summary
+    return WheelReport(
+        role=summary.role,
+        original=summary.label,
+        source=summary.path,
+        output=out / job.output_filename,
+        distribution=job.new_name or summary.name,
+        mapping=dict(plan.dists[summary.name].mapping) if job.new_name else {},
+        python_files=outcome.python_files,
+        rewritten=outcome.rewritten,
+        left_out=job.left_out,
+        findings=outcome.findings,
+    )
+
+
+def _unused_deps(job: WheelJob, plan: ShadePlan, used: frozenset[str]) -> list[str]:
+    if job.new_name is not None:
+        return []
+    return [
+        f"{job.summary.filename} never imports {dist.original} "
+        f"({', '.join(sorted(dist.mapping))}); is that --dep intended?"
+        for dist in plan.dists.values()
+        if not used & set(dist.mapping)
+    ]
 
 
 def _execute(
-    plan: ShadePlan, readers: dict[Path, WheelReader], out: Path, keep_scripts: bool
+    plan: ShadePlan,
+    readers: dict[Path, WheelReader],
+    out: Path,
+    *,
+    dry_run: bool,
+    diff: bool,
+    strict: bool,
 ) -> ShadeResult:
     reports: list[WheelReport] = []
     warnings = list(plan.warnings)
     errors: list[RewriteError] = []
-    with _staging(out) as stage:
+    diffs: list[str] = []
+    with _staging(out, keep=not dry_run) as stage:
         for job in plan.jobs:
-            counts, used, errs = _write_job(
-                job, plan, readers[job.summary.path], stage / job.output_filename, keep_scripts
+            outcome = write_job(
+                job, plan, readers[job.summary.path], stage / job.output_filename, want_diff=diff
             )
-            errors += errs
-            summary = job.summary
-            if job.new_name is None:
-                for dist in plan.dists.values():
-                    if not used & set(dist.mapping):
-                        warnings.append(
-                            f"{summary.filename} never imports {dist.original} "
-                            f"({', '.join(sorted(dist.mapping))}); is that --dep intended?"
-                        )
-            reports.append(
-                WheelReport(
-                    role=summary.role,
-                    original=summary.label,
-                    source=summary.path,
-                    output=out / job.output_filename,
-                    distribution=job.new_name or summary.name,
-                    mapping=dict(plan.dists[summary.name].mapping) if job.new_name else {},
-                    python_files=counts.python_files,
-                    rewritten=counts.rewritten,
-                    left_out=job.left_out,
-                )
-            )
+            errors += outcome.errors
+            diffs += outcome.diffs
+            warnings += _unused_deps(job, plan, outcome.used)
+            reports.append(_report(job, plan, outcome, out))
         if errors:
             first = errors[0]
             more = f" (and {len(errors) - 1} more files)" if len(errors) > 1 else ""
             raise RewriteError(
-                first.message + more,
-                path=first.path,
-                line=first.line,
-                hint="the file is not valid Python 3 source; shading cannot rewrite it",
+                first.message + more, path=first.path, line=first.line, hint=first.hint
             )
-        for job in plan.jobs:
-            os.replace(stage / job.output_filename, out / job.output_filename)
-    return ShadeResult(tuple(reports), tuple(warnings), plan.digest)
+        result = ShadeResult(
+            tuple(reports), tuple(warnings), plan.digest, tuple(diffs), written=not dry_run
+        )
+        if strict and result.findings:
+            first_wheel = next(w for w in reports if w.findings)
+            raise StrictError(
+                f"{result.findings} finding(s) under --strict; first: {first_wheel.findings[0]}",
+                path=str(first_wheel.source),
+                result=result,
+            )
+        if not dry_run:
+            for job in plan.jobs:
+                os.replace(stage / job.output_filename, out / job.output_filename)
+    return result

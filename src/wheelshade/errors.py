@@ -62,3 +62,12 @@ class PlanError(WheelshadeError):
     def __init__(self, issues: Sequence[str], *, hint: str = "") -> None:
         self.issues = tuple(issues)
         super().__init__("; ".join(self.issues), hint=hint)
+
+
+class StrictError(WheelshadeError):
+    """``--strict`` was given and the leak report has findings; nothing was written."""
+
+    def __init__(self, message: str, *, path: str | None = None, result: object = None) -> None:
+        super().__init__(message, path=path, hint="see the leak report; fix or accept them")
+        #: The ShadeResult that had the findings, for the report.
+        self.result = result

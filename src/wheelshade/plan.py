@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import fnmatch
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,7 +13,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from .errors import PlanError
-from .layout import TopKind, TopLevel, in_site_packages, locate, module_names
+from .findings import Code, Finding
+from .layout import Location, TopKind, TopLevel, in_site_packages, locate, module_names
 from .metadata import PROVENANCE_FILE, CoreMetadata
 from .naming import (
     Suffix,
@@ -33,6 +35,7 @@ class Action(enum.Enum):
     COPY = "copy"
     REWRITE = "rewrite"  # Python source: rewritten when it mentions a shaded name
     BINARY = "binary"  # compiled module: checked for embedded shaded names, then copied
+    PTH = "pth"  # a .pth file of a shaded dep, kept: its import lines are rewritten
     METADATA = "metadata"
     ENTRY_POINTS = "entry_points"
     TOP_LEVEL = "top_level"
@@ -70,6 +73,17 @@ class WheelSummary:
 
 
 @dataclass(frozen=True)
+class PlanOptions:
+    suffix: Suffix | None = None
+    #: Keep console/GUI scripts and ``.data/scripts`` of shaded deps.
+    keep_scripts: bool = False
+    #: Keep ``.pth`` files of shaded deps (renamed, import lines rewritten).
+    keep_pth: bool = False
+    #: Globs of archive members to leave out.
+    drop: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class ShadedDist:
     original: NormalizedName
     version: Version
@@ -92,6 +106,7 @@ class WheelJob:
     new_name: NormalizedName | None  # the shaded distribution name, None for dependents
     actions: tuple[MemberAction, ...]
     left_out: tuple[str, ...]  # members deliberately not carried over, for the report
+    findings: tuple[Finding, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,7 @@ class ShadePlan:
     digest: str
     #: Dotted names of every module the deps install, under their original names.
     modules: frozenset[str] = frozenset()
+    options: PlanOptions = field(default_factory=lambda: PlanOptions())
     warnings: tuple[str, ...] = field(default=())
 
     def requirement(self, req: Requirement) -> Requirement | None:
@@ -187,14 +203,22 @@ def _classify(path: str) -> Action:
     return Action.COPY
 
 
+def _is_pth(loc: Location) -> bool:
+    return in_site_packages(loc) and "/" not in loc.path and loc.path.endswith(".pth")
+
+
 def _actions(
-    wheel: WheelSummary, dist_info_out: str, own: Mapping[str, str], drop_scripts: bool
-) -> tuple[list[MemberAction], list[str]]:
+    wheel: WheelSummary, dist_info_out: str, own: Mapping[str, str], options: PlanOptions
+) -> tuple[list[MemberAction], list[str], list[Finding]]:
     """Member-by-member moves; ``own`` is this wheel's own renames (empty for dependents)."""
     actions: list[MemberAction] = []
     left_out: list[str] = []
+    findings: list[Finding] = []
     data_out = dist_info_out[: -len(".dist-info")] + ".data"
     for name in wheel.members:
+        if any(fnmatch.fnmatch(name, pattern) for pattern in options.drop):
+            left_out.append(name)
+            continue
         if name.startswith(wheel.dist_info + "/"):
             base = name[len(wheel.dist_info) + 1 :]
             target = f"{dist_info_out}/{base}"
@@ -212,9 +236,28 @@ def _actions(
             left_out.append(name)
             continue
         loc = locate(name, wheel.data_dir)
+        if own and _is_pth(loc):
+            # A .pth runs at every interpreter start: kept, both versions would run it.
+            if not options.keep_pth:
+                left_out.append(name)
+                findings.append(
+                    Finding(
+                        name,
+                        None,
+                        Code.PTH_DROPPED,
+                        "a .pth file runs at interpreter start-up; the unshaded package's copy "
+                        "already does, so the shaded copy's is left out (--keep-pth keeps it)",
+                    )
+                )
+                continue
+            prefix = dist_info_out.split("-", 1)[0]
+            moved = f"{prefix}-{loc.path}"
+            target = moved if loc.scheme is None else f"{data_out}/{loc.scheme}/{moved}"
+            actions.append(MemberAction(name, target, Action.PTH))
+            continue
         if loc.scheme is None:
             target = _move(loc.path, own)
-        elif loc.scheme == "scripts" and drop_scripts and own:
+        elif loc.scheme == "scripts" and own and not options.keep_scripts:
             left_out.append(name)
             continue
         else:
@@ -222,15 +265,13 @@ def _actions(
             target = f"{data_out}/{loc.scheme}/{moved}"
         action = _classify(name) if in_site_packages(loc) else Action.COPY
         actions.append(MemberAction(name, target, action))
-    return actions, left_out
+    return actions, left_out, findings
 
 
 def make_plan(
     deps: Sequence[WheelSummary],
     dependents: Sequence[WheelSummary],
-    *,
-    suffix: Suffix | None = None,
-    keep_scripts: bool = False,
+    options: PlanOptions = PlanOptions(),
 ) -> ShadePlan:
     """Decide every name, move and edit; raise PlanError listing every conflict found."""
     problems = _check_set(deps, dependents)
@@ -240,7 +281,7 @@ def make_plan(
     mapping: dict[str, str] = {}
     dists: dict[NormalizedName, ShadedDist] = {}
     for dep in deps:
-        tail = suffix or default_suffix(dep.metadata.version, digest)
+        tail = options.suffix or default_suffix(dep.metadata.version, digest)
         renames = {t.name: shaded_import_name(t.name, tail) for t in dep.top_levels}
         mapping.update(renames)
         dists[dep.name] = ShadedDist(
@@ -257,7 +298,7 @@ def make_plan(
             own: Mapping[str, str] = shaded.mapping
         else:
             out_name, dist_info_out, own = wheel.filename, wheel.dist_info, {}
-        actions, left_out = _actions(wheel, dist_info_out, own, not keep_scripts)
+        actions, left_out, findings = _actions(wheel, dist_info_out, own, options)
         jobs.append(
             WheelJob(
                 wheel,
@@ -266,7 +307,8 @@ def make_plan(
                 shaded.name if shaded else None,
                 tuple(actions),
                 tuple(left_out),
+                tuple(findings),
             )
         )
     modules = frozenset().union(*(dep.modules for dep in deps))
-    return ShadePlan(mapping, dists, tuple(jobs), digest, modules)
+    return ShadePlan(mapping, dists, tuple(jobs), digest, modules, options)

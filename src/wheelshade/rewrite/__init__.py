@@ -5,14 +5,23 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import libcst as cst
 
 from wheelshade.errors import RewriteError
+from wheelshade.findings import Finding
 from wheelshade.rewrite.imports import ImportRenamer
 from wheelshade.rewrite.strings import StringRenamer, StringRules
 
-__all__ = ["StringRules", "mentions", "rewrite_source"]
+__all__ = ["Rewritten", "StringRules", "mentions", "rewrite_file", "rewrite_source"]
+
+
+@dataclass(frozen=True)
+class Rewritten:
+    #: The new bytes, or None when the original bytes stay.
+    new: bytes | None
+    findings: tuple[Finding, ...] = ()
 
 _PARSE_HINT = (
     "the file may be Python 2 only or use syntax LibCST cannot parse; "
@@ -58,6 +67,17 @@ def rewrite_source(
     BOM, line endings, comments and all code other than the rewritten nodes are kept
     byte for byte. Raises RewriteError when the source cannot be parsed as Python 3.
     """
+    return rewrite_file(source, mapping, path=path, strings=strings).new
+
+
+def rewrite_file(
+    source: bytes,
+    mapping: Mapping[str, str],
+    *,
+    path: str,
+    strings: StringRules | None = None,
+) -> Rewritten:
+    """``rewrite_source`` plus the findings: references seen but not safely rewritable."""
     for original, shaded in mapping.items():
         if not (original.isidentifier() and shaded.isidentifier()) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
@@ -67,12 +87,15 @@ def rewrite_source(
         or (bool(dists) and _dist_pattern(dists).search(source) is not None)
     )
     if not in_strings and not mentions(source, mapping.keys()):
-        return None
+        return Rewritten(None)
     module = _parse(source, path)
-    if in_strings and strings is not None:
-        module = cst.MetadataWrapper(module, unsafe_skip_copy=True).visit(StringRenamer(strings))
+    findings: tuple[Finding, ...] = ()
+    if strings is not None:
+        renamer = StringRenamer(strings, path)
+        module = cst.MetadataWrapper(module, unsafe_skip_copy=True).visit(renamer)
+        findings = tuple(renamer.findings)
     new_source = module.visit(ImportRenamer(mapping)).bytes
-    return None if new_source == source else new_source
+    return Rewritten(None if new_source == source else new_source, findings)
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,9 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import QualifiedNameProvider
+from libcst.metadata import PositionProvider, QualifiedNameProvider
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
+
+from ..findings import Code, Finding
 
 _IDENT = r"[A-Za-z_]\w*"
 #: A whole string that is a dotted path, optionally ``module:attr`` (a value, not source).
@@ -18,38 +20,69 @@ _DOTTED = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*)(?::({_IDENT}(?:\.{_IDENT})*))
 _CODE = re.compile(rf"^(\s*(?:from|import)\s+)({_IDENT})(?=[.\s\\'\"]|$)")
 
 #: Calls whose string arguments are module names (any spelling, even a bare top-level name).
-MODULE_CALLS = frozenset({
-    "builtins.__import__",
-    "importlib.__import__",
-    "importlib.import_module",
-    "importlib.find_loader",
-    "importlib.util.find_spec",
-    "importlib.util.resolve_name",
-    "pkgutil.resolve_name",
-    "pkgutil.get_data",
-    "pkgutil.get_loader",
-    "pkgutil.find_loader",
-    "runpy.run_module",
-    "mock.patch",
-    "mock.patch.object",
-    "unittest.mock.patch",
-    *(f"{mod}.{fn}" for mod in ("importlib.resources", "importlib_resources") for fn in (
-        "files", "read_text", "read_binary", "open_text", "open_binary", "path", "contents",
-        "is_resource",
-    )),
-    *(f"pkg_resources.resource_{fn}" for fn in (
-        "filename", "string", "stream", "exists", "isdir", "listdir",
-    )),
-})
+MODULE_CALLS = frozenset(
+    {
+        "builtins.__import__",
+        "importlib.__import__",
+        "importlib.import_module",
+        "importlib.find_loader",
+        "importlib.util.find_spec",
+        "importlib.util.resolve_name",
+        "pkgutil.resolve_name",
+        "pkgutil.get_data",
+        "pkgutil.get_loader",
+        "pkgutil.find_loader",
+        "runpy.run_module",
+        "mock.patch",
+        "mock.patch.object",
+        "unittest.mock.patch",
+        *(
+            f"{mod}.{fn}"
+            for mod in ("importlib.resources", "importlib_resources")
+            for fn in (
+                "files",
+                "read_text",
+                "read_binary",
+                "open_text",
+                "open_binary",
+                "path",
+                "contents",
+                "is_resource",
+            )
+        ),
+        *(
+            f"pkg_resources.resource_{fn}"
+            for fn in (
+                "filename",
+                "string",
+                "stream",
+                "exists",
+                "isdir",
+                "listdir",
+            )
+        ),
+    }
+)
 #: Calls whose first argument is a distribution name (or, for ``require``, a requirement).
-DIST_CALLS = frozenset({
-    *(f"{mod}.{fn}" for mod in ("importlib.metadata", "importlib_metadata") for fn in (
-        "version", "distribution", "metadata", "files", "requires", "Distribution.from_name",
-    )),
-    "pkg_resources.get_distribution",
-    "pkg_resources.require",
-    "pkg_resources.working_set.require",
-})
+DIST_CALLS = frozenset(
+    {
+        *(
+            f"{mod}.{fn}"
+            for mod in ("importlib.metadata", "importlib_metadata")
+            for fn in (
+                "version",
+                "distribution",
+                "metadata",
+                "files",
+                "requires",
+                "Distribution.from_name",
+            )
+        ),
+        "pkg_resources.get_distribution",
+        "pkg_resources.require",
+        "pkg_resources.working_set.require",
+    }
+)
 #: Names that look like modules but are not: a logger named after its package stays.
 SKIP_CALLS = frozenset({"logging.getLogger"})
 _SYS_MODULES_METHODS = frozenset({"get", "pop", "setdefault", "__contains__", "__getitem__"})
@@ -130,12 +163,33 @@ class StringRenamer(cst.CSTTransformer):
     elsewhere and logger names are left alone.
     """
 
-    METADATA_DEPENDENCIES = (QualifiedNameProvider,)
+    METADATA_DEPENDENCIES = (QualifiedNameProvider, PositionProvider)
 
-    def __init__(self, rules: StringRules) -> None:
+    def __init__(self, rules: StringRules, path: str) -> None:
         super().__init__()
         self._rules = rules
+        self._path = path
         self._role: dict[cst.CSTNode, str] = {}
+        self.findings: list[Finding] = []
+
+    def _report(self, node: cst.CSTNode, code: Code, message: str) -> None:
+        line = self.get_metadata(PositionProvider, node).start.line
+        self.findings.append(Finding(self._path, line, code, message))
+
+    def _check_literal(self, node: cst.BaseExpression, what: str) -> None:
+        """Report a name argument that is computed at run time, so no rewrite can reach it."""
+        literal = isinstance(node, cst.SimpleString | cst.ConcatenatedString) or (
+            isinstance(node, cst.FormattedString)
+            and bool(node.parts)
+            and isinstance(node.parts[0], cst.FormattedStringText)
+        )
+        if not literal:
+            self._report(
+                node,
+                Code.DYNAMIC_NAME,
+                f"{what} with a name computed at run time; if it names a shaded module, "
+                "the original package is loaded",
+            )
 
     def _qualified(self, node: cst.CSTNode) -> set[str]:
         names = self.get_metadata(QualifiedNameProvider, node, set())
@@ -178,12 +232,16 @@ class StringRenamer(cst.CSTTransformer):
         args = node.args[:1] if role == "dist" else node.args
         for arg in args:
             self._mark(arg.value, role)
+        if role != "skip" and node.args and node.args[0].keyword is None:
+            callee = cst.Module([]).code_for_node(func)
+            self._check_literal(node.args[0].value, f"{callee}()")
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if self._is_sys_modules(node.value):
             for element in node.slice:
                 if isinstance(element.slice, cst.Index):
                     self._mark(element.slice.value, "module")
+                    self._check_literal(element.slice.value, "sys.modules[...]")
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
         for target in node.comparisons:
@@ -217,6 +275,15 @@ class StringRenamer(cst.CSTTransformer):
                 self._rules.module_path(text, bare=False) or self._rules.code(text)
             )
         new = rename(body)
+        if new is None and role == "any":
+            match = _DOTTED.match(body)
+            if match and "." in body and body.partition(".")[0] in self._rules.imports:
+                self._report(
+                    original_node,
+                    Code.UNRESOLVED_STRING,
+                    f"string {body!r} starts with the original name but names no module "
+                    "of the shading set; left unchanged",
+                )
         return updated_node if new is None else _with_body(updated_node, new)
 
     def leave_FormattedString(

@@ -1,0 +1,113 @@
+"""``wheelshade inspect``: what a wheel installs and imports, and what shading could not reach."""
+
+from __future__ import annotations
+
+import ast
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archive import WheelReader
+from .binaries import embedded_names
+from .core import summarise
+from .findings import Code, Finding
+from .layout import TopLevel, is_python_file
+from .metadata import PROVENANCE_FILE
+from .plan import Role
+from .rewrite import StringRules, rewrite_file
+
+#: Placeholder suffix: inspection runs the rewriter only for its findings, never writes.
+_PROBE = "_wheelshade_probe"
+
+
+@dataclass(frozen=True)
+class Inspection:
+    wheel: Path
+    name: str
+    version: str
+    top_levels: tuple[TopLevel, ...]
+    requires: tuple[str, ...]
+    #: Top-level names imported by absolute imports that the wheel does not install itself.
+    imports: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    provenance: dict[str, object] | None
+
+
+def _imported_tops(source: bytes) -> set[str]:
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return set()
+    tops: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            tops.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            tops.add(node.module.split(".")[0])
+    return tops
+
+
+def inspect_wheel(path: Path) -> Inspection:
+    with WheelReader(path) as reader:
+        reader.verify_record()
+        summary = summarise(reader, Role.DEPENDENT)
+        own = {t.name for t in summary.top_levels}
+        sources = [
+            m.name for m in reader.members
+            if m.name.endswith((".py", ".pyi")) and not m.name.startswith(summary.dist_info)
+        ]
+        tops: set[str] = set()
+        for name in sources:
+            tops |= _imported_tops(reader.read(name))
+        imports = sorted(tops - own - set(sys.stdlib_module_names) - {"__future__"})
+        watched = sorted(own | set(imports))
+        mapping = {n: n + _PROBE for n in watched if n.isidentifier()}
+        rules = StringRules(mapping, summary.modules)
+        findings: list[Finding] = []
+        for name in sources:
+            try:
+                result = rewrite_file(reader.read(name), mapping, path=name, strings=rules)
+            except Exception as exc:  # inspection reports, it does not stop
+                findings.append(Finding(name, None, Code.DYNAMIC_NAME, f"not parsed: {exc}"))
+                continue
+            findings.extend(Finding(name, f.line, f.code, f.message) for f in result.findings)
+        for member in reader.members:
+            if is_python_file(member.name) and member.name.endswith((".so", ".pyd")):
+                hits = embedded_names(reader.read(member.name), watched)
+                if hits:
+                    findings.append(Finding(
+                        member.name, None, Code.BINARY_NAME,
+                        f"compiled code names {', '.join(hits)}; a rename cannot reach it",
+                    ))
+        prov_name = f"{summary.dist_info}/{PROVENANCE_FILE}"
+        provenance = None
+        if prov_name in {m.name for m in reader.members}:
+            provenance = json.loads(reader.read(prov_name))
+    return Inspection(
+        wheel=path,
+        name=summary.metadata.name,
+        version=str(summary.metadata.version),
+        top_levels=summary.top_levels,
+        requires=tuple(str(r) for r in summary.metadata.requires),
+        imports=tuple(imports),
+        findings=tuple(findings),
+        provenance=provenance,
+    )
+
+
+def format_inspection(info: Inspection) -> str:
+    lines = [
+        f"wheel:        {info.wheel.name}",
+        f"distribution: {info.name} {info.version}",
+        "installs:     " + (", ".join(f"{t.name} ({t.kind.value})" for t in info.top_levels)
+                            or "-"),
+        "requires:     " + (", ".join(info.requires) or "-"),
+        "imports:      " + (", ".join(info.imports) or "-"),
+    ]
+    if info.provenance:
+        original = info.provenance.get("original")
+        lines.append(f"shaded from:  {json.dumps(original)}")
+    lines.append(f"findings:     {len(info.findings)}")
+    lines.extend(f"  {f}".replace(_PROBE, "<shaded>") for f in info.findings)
+    return "\n".join(lines)
