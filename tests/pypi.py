@@ -30,6 +30,14 @@ PINS: dict[str, tuple[str, ...]] = {
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
     "blinker==1.9.0": ("ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc",),
+    "jsonschema==3.2.0": ("4e5b3cf8216f577bee9ce139cbe72eca3ea4f292ec60928ff24758ce626cd163",),
+    "attrs==25.3.0": ("427318ce031701fea540783410126f03899a97ffc6f61596ad581ac2e40e3bc3",),
+    "pyrsistent==0.20.0": (
+        "cae40a9e3ce178415040a0383f00e8d68b569e97f31928a3a8ad37e3fde6df6a",  # cp311 manylinux
+        "4c48f78f62ab596c679086084d0dd13254ae4f3d6c72a83ffdf5ebdef8f265a4",  # sdist elsewhere
+    ),
+    "six==1.17.0": ("4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",),
+    "setuptools==80.9.0": ("062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),
 }
 
 _UNREACHABLE = re.compile(

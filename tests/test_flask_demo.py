@@ -98,3 +98,30 @@ def test_speedups_left_out_and_scripts_dropped(demo: tuple[Path, Path, Venv]) ->
     with zipfile.ZipFile(fl) as zf:
         (ep,) = [n for n in zf.namelist() if n.endswith("entry_points.txt")]
         assert b"console_scripts" not in zf.read(ep)
+
+
+def test_verify_passes_on_the_demo_output(demo: tuple[Path, Path, Venv]) -> None:
+    import subprocess
+    import sys
+
+    out, _, _ = demo
+    links = wheels(*NEW_STACK)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wheelshade",
+            "verify",
+            *map(str, sorted(out.glob("*.whl"))),
+            "--with",
+            "flask==3.1.3",
+            "--no-index",
+            "--find-links",
+            str(links),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert proc.stdout.rstrip().endswith("OK: no leak in 6 wheels")
+    assert "bizbaz-0.1-py3-none-any.whl: imported 1, skipped 0, leaks 0" in proc.stdout

@@ -67,8 +67,14 @@ def _module_key(name: str) -> list[str]:
     return name.split(".")
 
 
-def _skip_reason(parts: Sequence[str]) -> str | None:
-    if any(p in _TEST_NAMES or p.startswith("test_") or p.endswith("_test") for p in parts):
+def _skip_reason(parts: Sequence[str], *, package: bool) -> str | None:
+    # A *package* named tests/testing holds a test suite; a module of that name is often
+    # real code (werkzeug.test, flask.testing, jinja2.tests) and is imported like any other.
+    packages = parts if package else parts[:-1]
+    last = parts[-1]
+    if any(p in _TEST_NAMES for p in packages) or last.startswith("test_") or (
+        last.endswith("_test") or last == "conftest"
+    ):
         return TEST_MODULE
     if parts[-1] == "__main__":
         # Importing a __main__ module runs the program it belongs to.
@@ -96,7 +102,7 @@ def list_modules(
         stem = module_name_of_file(parts[-1])
         dotted = parts[:-1] if stem == "__init__" else [*parts[:-1], str(stem)]
         if dotted:
-            found[".".join(dotted)] = _skip_reason(dotted)
+            found[".".join(dotted)] = _skip_reason(dotted, package=stem == "__init__")
     order = sorted(found, key=_module_key)
     modules = tuple(m for m in order if found[m] is None)
     return modules, tuple((m, reason) for m in order if (reason := found[m]) is not None)
