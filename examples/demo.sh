@@ -8,8 +8,11 @@ rm -rf "$work"
 mkdir -p "$work/dist"
 
 echo "== building the demo apps"
+# Built from a copy: setuptools leaves build/ and .egg-info/ beside the sources.
+mkdir -p "$work/src"
+cp -r "$here/examples/bizbaz" "$here/examples/foobar" "$work/src/"
 "$venv/bin/python" -m pip wheel --quiet --no-deps -w "$work/dist" \
-    "$here/examples/bizbaz" "$here/examples/foobar"
+    "$work/src/bizbaz" "$work/src/foobar"
 
 echo "== shading bizbaz against the flask 0.12.4 stack"
 start=$(date +%s.%N)
