@@ -203,4 +203,22 @@ def test_dependent_that_never_imports_a_dep_is_warned(
     fixture_wheels: dict[str, Path], tmp_path: Path
 ) -> None:
     result = shade([fixture_wheels["newapp"]], [fixture_wheels["colors1"]], out_dir=tmp_path)
-    assert any("newapp-0.1-py3-none-any.whl never imports colors" in w for w in result.warnings)
+    assert result.warnings == (
+        "newapp-0.1-py3-none-any.whl imports none of the shaded modules (colors); "
+        "is it the right wheel?",
+        "no dependent imports colors (colors) and no other --dep requires it; "
+        "is that --dep intended?",
+    )
+
+
+def test_stack_members_reached_through_other_deps_are_not_warned(
+    fixture_wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    # oldapp imports greet and colors; a dependent importing only greet still reaches
+    # colors through greet's Requires-Dist.
+    result = shade(
+        [fixture_wheels["leakyapp"]],
+        [fixture_wheels["greet1"], fixture_wheels["colors1"]],
+        out_dir=tmp_path,
+    )
+    assert result.warnings == ()

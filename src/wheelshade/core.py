@@ -220,15 +220,35 @@ def _report(job: WheelJob, plan: ShadePlan, outcome: JobOutcome, out: Path) -> W
     )
 
 
-def _unused_deps(job: WheelJob, plan: ShadePlan, used: frozenset[str]) -> list[str]:
-    if job.new_name is not None:
-        return []
-    return [
-        f"{job.summary.filename} never imports {dist.original} "
-        f"({', '.join(sorted(dist.mapping))}); is that --dep intended?"
-        for dist in plan.dists.values()
-        if not used & set(dist.mapping)
-    ]
+def _unused_deps(plan: ShadePlan, used: dict[str, frozenset[str]]) -> list[str]:
+    """Warnings for a --dep nothing reaches (likely a typo), and for a dependent that uses none.
+
+    A dep is reached when a dependent imports it or another dep of the set requires it:
+    the members of a pinned stack (werkzeug under flask) are not imported by the app.
+    """
+    warnings = []
+    dependents = [job for job in plan.jobs if job.new_name is None]
+    imported = frozenset().union(*(used[job.output_filename] for job in dependents))
+    required = {
+        canonicalize_name(req.name)
+        for job in plan.jobs
+        if job.new_name is not None
+        for req in job.summary.metadata.requires
+    }
+    for job in dependents:
+        if not used[job.output_filename] & set(plan.mapping):
+            warnings.append(
+                f"{job.summary.filename} imports none of the shaded modules "
+                f"({', '.join(sorted(plan.mapping))}); is it the right wheel?"
+            )
+    if dependents:
+        for dist in plan.dists.values():
+            if not imported & set(dist.mapping) and dist.original not in required:
+                warnings.append(
+                    f"no dependent imports {dist.original} ({', '.join(sorted(dist.mapping))}) "
+                    "and no other --dep requires it; is that --dep intended?"
+                )
+    return warnings
 
 
 def _execute(
@@ -244,6 +264,7 @@ def _execute(
     warnings = list(plan.warnings)
     errors: list[RewriteError] = []
     diffs: list[str] = []
+    used: dict[str, frozenset[str]] = {}
     with _staging(out, keep=not dry_run) as stage:
         for job in plan.jobs:
             outcome = write_job(
@@ -251,8 +272,9 @@ def _execute(
             )
             errors += outcome.errors
             diffs += outcome.diffs
-            warnings += _unused_deps(job, plan, outcome.used)
+            used[job.output_filename] = outcome.used
             reports.append(_report(job, plan, outcome, out))
+        warnings += _unused_deps(plan, used)
         if errors:
             first = errors[0]
             more = f" (and {len(errors) - 1} more files)" if len(errors) > 1 else ""

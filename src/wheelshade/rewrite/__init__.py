@@ -8,10 +8,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import libcst as cst
+from libcst.metadata import PositionProvider
 
 from wheelshade.errors import RewriteError
-from wheelshade.findings import Finding
+from wheelshade.findings import Code, Finding
 from wheelshade.rewrite.imports import ImportRenamer
+from wheelshade.rewrite.names import ImportAliases
 from wheelshade.rewrite.strings import StringRenamer, StringRules
 
 __all__ = ["Rewritten", "StringRules", "mentions", "rewrite_file", "rewrite_source"]
@@ -22,6 +24,7 @@ class Rewritten:
     #: The new bytes, or None when the original bytes stay.
     new: bytes | None
     findings: tuple[Finding, ...] = ()
+
 
 _PARSE_HINT = (
     "the file may be Python 2 only or use syntax LibCST cannot parse; "
@@ -90,12 +93,33 @@ def rewrite_file(
         return Rewritten(None)
     module = _parse(source, path)
     findings: tuple[Finding, ...] = ()
-    if strings is not None:
-        renamer = StringRenamer(strings, path)
-        module = cst.MetadataWrapper(module, unsafe_skip_copy=True).visit(renamer)
-        findings = tuple(renamer.findings)
+    if strings is not None and (in_strings or _NAME_CALLS.search(source)):
+        aliases = ImportAliases()
+        module.visit(aliases)
+        renamer = StringRenamer(strings, aliases)
+        parsed = module
+        module = module.visit(renamer)
+        findings = _located(parsed, renamer.findings, path)
     new_source = module.visit(ImportRenamer(mapping)).bytes
     return Rewritten(None if new_source == source else new_source, findings)
+
+
+#: Calls and lookups the string pass reports on even when no string names a shaded module.
+_NAME_CALLS = re.compile(
+    rb"__import__|import_module|find_spec|resolve_name|get_data|get_loader|find_loader"
+    rb"|run_module|sys\.modules|resource_|resources|metadata|get_distribution|require\("
+)
+
+
+def _located(
+    module: cst.Module, found: list[tuple[cst.CSTNode, Code, str]], path: str
+) -> tuple[Finding, ...]:
+    """Give findings their line numbers; positions are computed only when there are any."""
+    if not found:
+        return ()
+    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
+    positions = wrapper.resolve(PositionProvider)
+    return tuple(Finding(path, positions[node].start.line, code, msg) for node, code, msg in found)
 
 
 @functools.lru_cache(maxsize=64)

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
-from libcst.metadata import PositionProvider, QualifiedNameProvider
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from ..findings import Code, Finding
+from ..findings import Code
+from .names import ImportAliases
 
 _IDENT = r"[A-Za-z_]\w*"
 #: A whole string that is a dotted path, optionally ``module:attr`` (a value, not source).
@@ -163,18 +163,16 @@ class StringRenamer(cst.CSTTransformer):
     elsewhere and logger names are left alone.
     """
 
-    METADATA_DEPENDENCIES = (QualifiedNameProvider, PositionProvider)
-
-    def __init__(self, rules: StringRules, path: str) -> None:
+    def __init__(self, rules: StringRules, aliases: ImportAliases) -> None:
         super().__init__()
         self._rules = rules
-        self._path = path
+        self._aliases = aliases
         self._role: dict[cst.CSTNode, str] = {}
-        self.findings: list[Finding] = []
+        #: Findings with the node they are about; the caller turns nodes into lines.
+        self.findings: list[tuple[cst.CSTNode, Code, str]] = []
 
     def _report(self, node: cst.CSTNode, code: Code, message: str) -> None:
-        line = self.get_metadata(PositionProvider, node).start.line
-        self.findings.append(Finding(self._path, line, code, message))
+        self.findings.append((node, code, message))
 
     def _check_literal(self, node: cst.BaseExpression, what: str) -> None:
         """Report a name argument that is computed at run time, so no rewrite can reach it."""
@@ -191,9 +189,9 @@ class StringRenamer(cst.CSTTransformer):
                 "the original package is loaded",
             )
 
-    def _qualified(self, node: cst.CSTNode) -> set[str]:
-        names = self.get_metadata(QualifiedNameProvider, node, set())
-        return {q.name for q in names}
+    def _qualified(self, node: cst.BaseExpression) -> set[str]:
+        name = self._aliases.qualify(node)
+        return {name} if name else set()
 
     def _mark(self, node: cst.CSTNode, role: str) -> None:
         if isinstance(node, cst.SimpleString | cst.FormattedString):
