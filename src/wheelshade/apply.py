@@ -30,6 +30,8 @@ class JobOutcome:
     findings: tuple[Finding, ...]
     errors: tuple[RewriteError, ...]
     diffs: tuple[str, ...]
+    #: Console/GUI entry points left out of a shaded dep.
+    scripts_dropped: tuple[str, ...] = ()
 
 
 def string_rules(plan: ShadePlan) -> StringRules:
@@ -76,6 +78,7 @@ class _JobWriter:
         self.findings: list[Finding] = list(job.findings)
         self.errors: list[RewriteError] = []
         self.diffs: list[str] = []
+        self.scripts_dropped: list[str] = []
 
     def source(self, act: MemberAction, data: bytes) -> bytes:
         self.python_files += 1
@@ -113,12 +116,13 @@ class _JobWriter:
         if act.action is Action.METADATA:
             return edit_metadata(data, name=self.job.new_name, requirement=self.plan.requirement)
         if act.action is Action.ENTRY_POINTS:
-            new, _ = edit_entry_points(
+            new, dropped = edit_entry_points(
                 data,
                 self.plan.mapping,
                 drop_scripts=is_dep and not self.plan.options.keep_scripts,
                 where=f"{self.job.summary.path}/{act.source}",
             )
+            self.scripts_dropped.extend(dropped)
             return new
         if act.action is Action.TOP_LEVEL and is_dep:
             return edit_top_level_txt(data, self.plan.dists[self.job.summary.name].mapping)
@@ -158,4 +162,5 @@ def write_job(
         tuple(state.findings),
         tuple(state.errors),
         tuple(state.diffs),
+        tuple(state.scripts_dropped),
     )

@@ -116,9 +116,12 @@ def format_result(result: ShadeResult) -> str:
         ))
     out = [_table(rows), ""]
     for w in result.wheels:
-        scripts = [n for n in w.left_out if ".data/scripts/" in n]
+        scripts = [*w.scripts_dropped, *(n for n in w.left_out if ".data/scripts/" in n)]
         if scripts:
-            out.append(f"note: {w.original}: scripts left out: {', '.join(scripts)}")
+            out.append(
+                f"note: {w.original}: scripts left out (they would replace the unshaded "
+                f"package's; --keep-scripts keeps them): {', '.join(scripts)}"
+            )
     out.append(summary(result))
     verb = "wrote" if result.written else "would write"
     out.extend(f"{verb} {w.output}" for w in result.wheels)

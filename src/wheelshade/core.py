@@ -19,7 +19,7 @@ from .binaries import embedded_names
 from .errors import PlanError, RewriteError, StrictError, UsageError, WheelFormatError
 from .fetch import IndexOptions, Pin, default_cache_dir, fetch, parse_dep
 from .findings import Finding
-from .layout import top_levels
+from .layout import parse_top_level_txt, top_levels
 from .metadata import read_metadata
 from .naming import Suffix
 from .plan import Action, PlanOptions, Role, ShadePlan, WheelJob, WheelSummary, make_plan
@@ -39,6 +39,8 @@ class WheelReport:
     rewritten: int
     left_out: tuple[str, ...]
     findings: tuple[Finding, ...] = ()
+    #: Console/GUI scripts of a shaded dep that were left out.
+    scripts_dropped: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,8 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         raise WheelFormatError("; ".join(problems), path=where)
     names = tuple(m.name for m in reader.members)
     data_dir = reader.dist_info[: -len(".dist-info")] + ".data"
+    top_txt = f"{reader.dist_info}/top_level.txt"
+    declared = parse_top_level_txt(reader.read(top_txt)) if top_txt in names else None
     return WheelSummary(
         path=reader.path,
         role=role,
@@ -98,6 +102,7 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         metadata=metadata,
         top_levels=top_levels(names, reader.dist_info, data_dir),
         sha256=_sha256(reader.path),
+        declared_top_levels=declared,
     )
 
 
@@ -217,6 +222,7 @@ def _report(job: WheelJob, plan: ShadePlan, outcome: JobOutcome, out: Path) -> W
         rewritten=outcome.rewritten,
         left_out=job.left_out,
         findings=outcome.findings,
+        scripts_dropped=outcome.scripts_dropped,
     )
 
 

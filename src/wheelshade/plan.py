@@ -14,7 +14,15 @@ from packaging.version import Version
 
 from .errors import PlanError
 from .findings import Code, Finding
-from .layout import Location, TopKind, TopLevel, in_site_packages, locate, module_names
+from .layout import (
+    Location,
+    TopKind,
+    TopLevel,
+    in_site_packages,
+    locate,
+    module_names,
+    top_level_mismatch,
+)
 from .metadata import PROVENANCE_FILE, CoreMetadata
 from .naming import (
     Suffix,
@@ -54,6 +62,8 @@ class WheelSummary:
     metadata: CoreMetadata
     top_levels: tuple[TopLevel, ...]
     sha256: str
+    #: Names listed in ``top_level.txt``, when the wheel has one.
+    declared_top_levels: tuple[str, ...] | None = None
 
     @property
     def name(self) -> NormalizedName:
@@ -311,4 +321,10 @@ def make_plan(
             )
         )
     modules = frozenset().union(*(dep.modules for dep in deps))
-    return ShadePlan(mapping, dists, tuple(jobs), digest, modules, options)
+    warnings = tuple(
+        f"{dep.filename}: {finding}"
+        for dep in deps
+        if dep.declared_top_levels is not None
+        for finding in top_level_mismatch(dep.top_levels, dep.declared_top_levels)
+    )
+    return ShadePlan(mapping, dists, tuple(jobs), digest, modules, options, warnings)

@@ -1,0 +1,61 @@
+"""Planning on wheels with .data directories, single modules and a disagreeing top_level.txt."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from helpers import Venv, make_wheel, names
+from wheelshade import PlanError, shade
+
+
+def test_data_dir_purelib_and_scripts(tmp_path: Path) -> None:
+    whl = make_wheel(
+        tmp_path / "in",
+        "datapkg",
+        "1.0",
+        {
+            "datapkg-1.0.data/purelib/datapkg/__init__.py": "from datapkg.inner import X\n",
+            "datapkg-1.0.data/purelib/datapkg/inner.py": "X = 'data 1'\n",
+            "datapkg-1.0.data/scripts/datapkg-tool": "#!python\nprint('tool')\n",
+            "datapkg-1.0.data/data/share/datapkg.txt": "shared\n",
+            "datapkg-1.0.dist-info/top_level.txt": "datapkg\nmissingmod\n",
+        },
+    )
+    result = shade([], [whl], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    shaded = report.mapping["datapkg"]
+    prefix = f"{shaded}-1.0.data"
+    assert sorted(n for n in names(report.output) if ".data/" in n) == [
+        f"{prefix}/data/share/datapkg.txt",
+        f"{prefix}/purelib/{shaded}/__init__.py",
+        f"{prefix}/purelib/{shaded}/inner.py",
+    ]
+    assert "datapkg-1.0.data/scripts/datapkg-tool" in report.left_out
+    assert any(
+        re.search(r"top_level\.txt lists 'missingmod' but the wheel has no such module", w)
+        for w in result.warnings
+    )
+    env = Venv.create(tmp_path / "env")
+    env.install(report.output)
+    assert env.json(f"import json, {shaded} as d; print(json.dumps(d.X))") == "data 1"
+
+
+def test_single_module_dep_is_renamed(fixture_wheels: dict[str, Path], tmp_path: Path) -> None:
+    result = shade([], [fixture_wheels["colors1"]], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    assert f"{report.mapping['colors']}.py" in names(report.output)
+
+
+def test_conflicts_are_reported_together(tmp_path: Path) -> None:
+    a = make_wheel(tmp_path / "a", "alpha", "1.0", {"shared/__init__.py": ""})
+    b = make_wheel(tmp_path / "b", "beta", "1.0", {"shared/__init__.py": "", "ns/x/m.py": ""})
+    with pytest.raises(PlanError) as info:
+        shade([], [a, b], out_dir=tmp_path / "out")
+    issues = sorted(info.value.issues)
+    assert len(issues) == 2
+    assert "'ns' is a namespace package portion" in issues[0]
+    assert "both install the top-level module 'shared'" in issues[1]
+    assert not (tmp_path / "out").exists()
