@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 from installer.sources import WheelFile
 
-from wheelshade import archive
-from wheelshade.archive import Member, WheelReader, WheelWriter, wheel_order, zip_timestamp
+from wheelshade import writer as writer_module
+from wheelshade.archive import Member, WheelReader
 from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
+from wheelshade.writer import WheelWriter, wheel_order, zip_timestamp
 
 DIST = "demo-1.0.dist-info"
 FILES: dict[str, bytes] = {
@@ -614,8 +615,8 @@ def test_add_and_add_stream_write_the_same_bytes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, size: int
 ) -> None:
     # A tiny threshold exercises the ZIP64 path that real members only take past 16 MiB.
-    monkeypatch.setattr(archive, "_ZIP64_THRESHOLD", 100)
-    monkeypatch.setattr(archive, "_CHUNK", 7)
+    monkeypatch.setattr(writer_module, "_ZIP64_THRESHOLD", 100)
+    monkeypatch.setattr(writer_module, "_CHUNK", 7)
     data = bytes(range(256)) * 16
     data = data[:size]
     with WheelWriter(tmp_path / "a.whl", DIST) as writer:

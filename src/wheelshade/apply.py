@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
-from .archive import WheelReader, WheelWriter, wheel_order, zip_timestamp
+from .archive import WheelReader
 from .errors import RewriteError
 from .findings import Finding
 from .metadata import (
@@ -19,6 +19,7 @@ from .metadata import (
 )
 from .plan import Action, MemberAction, ShadePlan, WheelJob
 from .rewrite import StringRules, mentions, rewrite_file
+from .writer import WheelWriter, wheel_order, zip_timestamp
 
 
 @dataclass(frozen=True)

@@ -3,40 +3,33 @@
 from __future__ import annotations
 
 import io
-import itertools
 import lzma
-import os
 import stat
-import time
 import unicodedata
 import zipfile
 import zlib
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import IO, TYPE_CHECKING, NoReturn
 
-from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
+from wheelshade.errors import ArchiveError, WheelFormatError
 
 # The underscored helpers are shared within the package, not part of its API.
 from wheelshade.records import (
-    _SIGNATURES,
     Hasher,
-    RecordEntry,
     _name_problem,
     _show,
     _summarise,
     _verify,
     parse_record,
-    serialise_record,
 )
 
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["Member", "WheelReader", "WheelWriter", "wheel_order", "zip_timestamp"]
+__all__ = ["Member", "WheelReader"]
 
 _CHUNK = 1 << 20
 #: Entries smaller than this are never flagged as bombs: a few KiB of padding can compress
@@ -205,141 +198,6 @@ class _GuardedStream(io.RawIOBase):
     def close(self) -> None:
         self._stream.close()
         super().close()
-
-
-def zip_timestamp() -> tuple[int, int, int, int, int, int]:
-    """The entry time: ``SOURCE_DATE_EPOCH`` (UTC, clamped to what zip can store) or 1980-01-01."""
-    value = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
-    if not value:
-        return (1980, 1, 1, 0, 0, 0)
-    try:
-        epoch = int(value)
-    except ValueError:
-        raise UsageError(f"SOURCE_DATE_EPOCH must be whole seconds, got {value!r}") from None
-    t = time.gmtime(min(max(epoch, _EPOCH_1980), _EPOCH_2107))
-    return (t.tm_year, t.tm_mon, t.tm_mday, t.tm_hour, t.tm_min, t.tm_sec)
-
-
-def wheel_order(names: Iterable[str], dist_info: str) -> list[str]:
-    """Sort names for writing: the payload first, then ``dist_info``'s files.
-
-    RECORD and its signatures are dropped: the writer adds a fresh RECORD, and a rewritten
-    wheel's old signatures cannot be valid.
-    """
-    dropped = {f"{dist_info}/{name}" for name in ("RECORD", *_SIGNATURES)}
-    prefix = f"{dist_info}/"
-    return sorted(
-        (name for name in names if name not in dropped),
-        key=lambda name: (name.startswith(prefix), name),
-    )
-
-
-class WheelWriter:
-    """Write a wheel exactly as given, hashing as it goes; RECORD is appended on close.
-
-    Every entry is deflated with a fixed time, unix mode 0644 or 0755 and no other varying
-    metadata, so the same calls give byte-identical output with the same zlib. The caller
-    chooses the order (see ``wheel_order``) and places the file atomically. Leaving the
-    ``with`` block by an exception deletes the partial file.
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        dist_info: str,
-        *,
-        date_time: tuple[int, int, int, int, int, int] | None = None,
-    ) -> None:
-        if "/" in dist_info or not dist_info.endswith(".dist-info"):
-            raise ValueError(f"dist_info must be a <name>-<version>.dist-info name: {dist_info!r}")
-        self.path = Path(path)
-        self.dist_info = dist_info
-        self.date_time = zip_timestamp() if date_time is None else date_time
-        self._records: list[RecordEntry] = []
-        self._keys: set[str] = set()
-        self._closed = False
-        self._zip = zipfile.ZipFile(self.path, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
-
-    def add(self, name: str, data: bytes, *, executable: bool = False) -> None:
-        self._write(name, [data], len(data), executable)
-
-    def add_stream(self, name: str, stream: IO[bytes], *, executable: bool = False) -> None:
-        """Copy ``stream`` to a new member in chunks, without holding it all in memory."""
-        head: list[bytes] = []
-        size = 0
-        while size < _ZIP64_THRESHOLD:
-            chunk = stream.read(_CHUNK)
-            if not chunk:
-                break
-            head.append(chunk)
-            size += len(chunk)
-        rest = iter(lambda: stream.read(_CHUNK), b"")
-        self._write(name, itertools.chain(head, rest), size, executable)
-
-    def _write(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
-        if self._closed:
-            raise ValueError(f"cannot add {name!r}: the writer is closed")
-        top, _, base = name.partition("/")
-        if top == self.dist_info and base in ("RECORD", *_SIGNATURES):
-            raise ValueError(f"cannot add {name!r}: RECORD is written on close, signatures dropped")
-        problem = "is a directory" if name.endswith("/") else _name_problem(name)
-        if problem is None and top.endswith(".dist-info") and top != self.dist_info:
-            problem = f"is in a second .dist-info directory (this wheel's is {self.dist_info})"
-        if problem is None and _fold(name) in self._keys:
-            problem = "is already in the wheel (names are compared ignoring case)"
-        if problem:
-            raise ValueError(f"cannot add {name!r}: {problem}")
-        self._keys.add(_fold(name))
-        self._put(name, chunks, size, executable)
-
-    def _put(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
-        info = zipfile.ZipInfo(name, self.date_time)
-        info.compress_type = zipfile.ZIP_DEFLATED
-        info.create_system = 3
-        info.external_attr = (0o100755 if executable else 0o100644) << 16
-        # A size at the threshold may be a stream's first part only: the rest is unknown.
-        info.file_size = size
-        hasher = Hasher()
-        with self._zip.open(info, "w", force_zip64=size >= _ZIP64_THRESHOLD) as dest:
-            for chunk in chunks:
-                hasher.update(chunk)
-                dest.write(chunk)
-        self._records.append(RecordEntry(name, hasher.digest(), hasher.size))
-
-    def close(self) -> None:
-        """Append RECORD and finish the archive; a second call does nothing."""
-        if self._closed:
-            return
-        record_name = f"{self.dist_info}/RECORD"
-        record = serialise_record([*self._records, RecordEntry(record_name, None, None)])
-        self._put(record_name, [record], len(record), False)
-        self._closed = True
-        self._zip.close()
-
-    def _abort(self) -> None:
-        self._closed = True
-        # The file is deleted next, so a failure to finish it cleanly does not matter.
-        with suppress(Exception):
-            self._zip.close()
-        self.path.unlink(missing_ok=True)
-
-    def __enter__(self) -> WheelWriter:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is not None:
-            self._abort()
-            return
-        try:
-            self.close()
-        except BaseException:
-            self._abort()
-            raise
 
 
 def _entry_problems(

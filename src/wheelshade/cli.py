@@ -104,7 +104,7 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
 
 
 def format_result(result: ShadeResult) -> str:
-    rows = [("wheel", "", "imports as", "distribution", "rewritten")]
+    rows = [("wheel", "role", "imports as", "distribution", "rewritten")]
     for w in result.wheels:
         imports = ", ".join(f"{k} -> {v}" for k, v in sorted(w.mapping.items())) or "-"
         rows.append((
