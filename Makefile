@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install demo test lint typecheck unit bench fuzz proptest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,19 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck unit
+
+# Speed and memory against the floor (a plain re-zip) and a peer tool; see benchmarks/README.md.
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
+	$(BIN)/python benchmarks/run.py
+
+# Longer runs than `make test` does: fuzzing the archive and metadata readers, and the
+# rewriter's property tests with many more examples.
+fuzz: $(STAMP)
+	$(BIN)/python -m pytest -q tests/fuzz --hypothesis-profile=fuzz
+
+proptest: $(STAMP)
+	$(BIN)/python -m pytest -q tests/property --hypothesis-profile=long
 
 clean:
 	rm -rf $(VENV) .demo wheelhouse .cache
