@@ -206,3 +206,30 @@ def test_strings_and_imports_together() -> None:
 def test_without_string_rules_only_imports_change() -> None:
     src = b'import importlib\nimportlib.import_module("flask.json")\n'
     assert rewrite_source(src, MAPPING, path="m.py") is None
+
+
+def test_invalid_escape_in_a_docstring_neither_warns_nor_fails() -> None:
+    # flask 0.12's app.py has "\s" in a docstring: CPython warns, the rewrite must not.
+    src = b'def f():\n    """HTTPException\\s are raised"""\n    import flask\n'
+    result = rewrite_source(src, MAPPING, path="m.py", strings=RULES)
+    assert (
+        result
+        == f'def f():\n    """HTTPException\\s are raised"""\n    import {S} as flask\n'.encode()
+    )
+
+
+def test_only_statements_that_need_it_change() -> None:
+    src = textwrap.dedent("""\
+        # header comment
+        import os ,  sys   # odd spacing kept
+
+        def f( x ):
+            return  x
+
+
+        from flask import  Flask   # comment kept
+        class  C :  pass
+    """)
+    result = rewrite_source(src.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result is not None
+    assert result.decode() == src.replace("from flask import", f"from {S} import")

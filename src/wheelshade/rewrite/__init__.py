@@ -1,4 +1,4 @@
-"""Rewrite Python source so imports of shaded packages use their shaded names."""
+"""Rewrite Python source so shaded packages are reached under their shaded names."""
 
 from __future__ import annotations
 
@@ -13,10 +13,13 @@ from libcst.metadata import PositionProvider
 from wheelshade.errors import RewriteError
 from wheelshade.findings import Code, Finding
 from wheelshade.rewrite.imports import ImportRenamer
-from wheelshade.rewrite.names import ImportAliases
+from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
+from wheelshade.rewrite.segments import decode, spans
 from wheelshade.rewrite.strings import StringRenamer, StringRules
 
 __all__ = ["Rewritten", "StringRules", "mentions", "rewrite_file", "rewrite_source"]
+
+_LIBCST_HINT = "LibCST cannot parse this statement although CPython can; please report it"
 
 
 @dataclass(frozen=True)
@@ -26,20 +29,12 @@ class Rewritten:
     findings: tuple[Finding, ...] = ()
 
 
-_PARSE_HINT = (
-    "the file may be Python 2 only or use syntax LibCST cannot parse; "
-    "exclude it from the wheel or port it"
-)
-_ENCODING_HINT = "declare the file's encoding with a PEP 263 coding comment"
-_SNIPPET_LIMIT = 60
-
-
 def mentions(source: bytes, names: Iterable[str]) -> bool:
     """Return True if any of names occurs as a whole word in source.
 
     A cheap pre-check that lets callers skip parsing files that cannot need a change;
-    never use it to decide what to rewrite. It may say True for a name that only
-    appears in a comment or string, but never False for one that is imported.
+    never used to decide what to rewrite. It may say True for a name that only appears
+    in a comment or string, but never False for one that is imported.
     """
     key = tuple(sorted(set(names)))
     if not key:
@@ -47,12 +42,6 @@ def mentions(source: bytes, names: Iterable[str]) -> bool:
     if not all(name.isascii() for name in key):
         return True  # the bytes of a non-ASCII name depend on the file's encoding
     return _word_pattern(key).search(source) is not None
-
-
-@functools.lru_cache(maxsize=64)
-def _word_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
-    alternatives = b"|".join(re.escape(name.encode("ascii")) for name in names)
-    return re.compile(rb"\b(?:" + alternatives + rb")\b")
 
 
 def rewrite_source(
@@ -84,88 +73,117 @@ def rewrite_file(
     for original, shaded in mapping.items():
         if not (original.isidentifier() and shaded.isidentifier()) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
-    dists = tuple(strings.dists) if strings else ()
-    in_strings = strings is not None and (
-        _string_pattern(tuple(sorted(mapping))).search(source) is not None
-        or (bool(dists) and _dist_pattern(dists).search(source) is not None)
-    )
-    if not in_strings and not mentions(source, mapping.keys()):
+    patterns = _Patterns.of(tuple(sorted(mapping)), tuple(sorted(strings.dists)) if strings else ())
+    if not patterns.candidate(source, strings is not None):
         return Rewritten(None)
-    module = _parse(source, path)
-    findings: tuple[Finding, ...] = ()
-    if strings is not None and (in_strings or _NAME_CALLS.search(source)):
-        aliases = ImportAliases()
-        module.visit(aliases)
+    src = decode(source, path)
+    aliases = aliases_from_ast(src.tree) if strings is not None else ImportAliases()
+    lines = list(src.lines)
+    findings: list[Finding] = []
+    changed = False
+    # Right to left, so replacing one range does not move the ones still to do.
+    for start, end in reversed(spans(src)):
+        segment = "".join(src.lines[start:end])
+        if not patterns.candidate_text(segment, strings is not None):
+            continue
+        new, found = _rewrite_segment(segment, mapping, strings, aliases, path, start)
+        findings[:0] = found
+        if new != segment:
+            lines[start:end] = [new]
+            changed = True
+    if not changed:
+        return Rewritten(None, tuple(findings))
+    return Rewritten("".join(lines).encode(src.encoding), tuple(findings))
+
+
+def _rewrite_segment(
+    segment: str,
+    mapping: Mapping[str, str],
+    strings: StringRules | None,
+    aliases: ImportAliases,
+    path: str,
+    offset: int,
+) -> tuple[str, list[Finding]]:
+    try:
+        module = cst.parse_module(segment)
+    except cst.ParserSyntaxError as exc:
+        raise RewriteError(
+            f"cannot parse with LibCST: {exc.message}",
+            path=path,
+            line=offset + exc.raw_line,
+            hint=_LIBCST_HINT,
+        ) from None
+    findings: list[Finding] = []
+    if strings is not None:
         renamer = StringRenamer(strings, aliases)
         parsed = module
         module = module.visit(renamer)
-        findings = _located(parsed, renamer.findings, path)
-    new_source = module.visit(ImportRenamer(mapping)).bytes
-    return Rewritten(None if new_source == source else new_source, findings)
-
-
-#: Calls and lookups the string pass reports on even when no string names a shaded module.
-_NAME_CALLS = re.compile(
-    rb"__import__|import_module|find_spec|resolve_name|get_data|get_loader|find_loader"
-    rb"|run_module|sys\.modules|resource_|resources|metadata|get_distribution|require\("
-)
+        findings = _located(parsed, renamer.findings, path, offset)
+    return module.visit(ImportRenamer(mapping)).code, findings
 
 
 def _located(
-    module: cst.Module, found: list[tuple[cst.CSTNode, Code, str]], path: str
-) -> tuple[Finding, ...]:
+    module: cst.Module, found: list[tuple[cst.CSTNode, Code, str]], path: str, offset: int
+) -> list[Finding]:
     """Give findings their line numbers; positions are computed only when there are any."""
     if not found:
-        return ()
-    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)
-    positions = wrapper.resolve(PositionProvider)
-    return tuple(Finding(path, positions[node].start.line, code, msg) for node, code, msg in found)
+        return []
+    positions = cst.MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
+    return [
+        Finding(path, offset + positions[node].start.line, code, message)
+        for node, code, message in found
+    ]
+
+
+#: Calls and lookups the string pass reports on even when no string names a shaded module.
+_NAME_CALLS = (
+    r"__import__|import_module|find_spec|resolve_name|get_data|get_loader|find_loader"
+    r"|run_module|sys\.modules|resource_|resources|metadata|get_distribution|require\("
+)
+
+
+@dataclass(frozen=True)
+class _Patterns:
+    """Textual pre-checks, as bytes (whole file) and as text (one statement)."""
+
+    words: re.Pattern[str]
+    strings: re.Pattern[str]  # quoted names, and calls the string pass reports on
+    words_b: re.Pattern[bytes]
+    quoted_b: re.Pattern[bytes]  # quoted names only
+
+    @staticmethod
+    @functools.lru_cache(maxsize=64)
+    def of(names: tuple[str, ...], dists: tuple[str, ...]) -> _Patterns:
+        words = r"\b(?:" + "|".join(map(re.escape, names)) + r")\b"
+        # A quote opening a string that starts with a name or with an import of it, a
+        # quoted distribution name in any spelling that normalises to one of ``dists``,
+        # or a call the string pass reports on.
+        quoted = r"['\"]\s*(?:(?:from|import)\s+)?(?:" + "|".join(map(re.escape, names)) + r")\b"
+        spellings = [r"[-_.]+".join(map(re.escape, d.split("-"))) for d in dists]
+        alternatives = [quoted]
+        if spellings:
+            alternatives.append(r"(?i:['\"](?:" + "|".join(spellings) + r")\b)")
+        quoted_any = "|".join(alternatives)
+        return _Patterns(
+            re.compile(words),
+            re.compile(f"{quoted_any}|{_NAME_CALLS}"),
+            re.compile(words.encode()),
+            re.compile(quoted_any.encode()),
+        )
+
+    def candidate(self, source: bytes, with_strings: bool) -> bool:
+        """Whether a file can need a change: it names a shaded module somewhere."""
+        return self.words_b.search(source) is not None or (
+            with_strings and self.quoted_b.search(source) is not None
+        )
+
+    def candidate_text(self, text: str, with_strings: bool) -> bool:
+        return self.words.search(text) is not None or (
+            with_strings and self.strings.search(text) is not None
+        )
 
 
 @functools.lru_cache(maxsize=64)
-def _string_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
-    """A quote opening a string that starts with a name, or with an import of it."""
-    alternatives = b"|".join(re.escape(name.encode()) for name in names)
-    return re.compile(rb"[\'\"]\s*(?:(?:from|import)\s+)?(?:" + alternatives + rb")\b")
-
-
-@functools.lru_cache(maxsize=64)
-def _dist_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
-    """A quoted distribution name in any spelling that normalises to one of ``names``."""
-    spellings = (
-        rb"[-_.]+".join(re.escape(part.encode()) for part in name.split("-")) for name in names
-    )
-    return re.compile(rb"[\'\"](?:" + b"|".join(spellings) + rb")\b", re.IGNORECASE)
-
-
-def _parse(source: bytes, path: str) -> cst.Module:
-    try:
-        return cst.parse_module(source)
-    except cst.ParserSyntaxError as exc:
-        reason = f"invalid syntax near {_snippet(source, exc.raw_line)}"
-        raise RewriteError(
-            f"cannot parse as Python 3 source: {reason}",
-            path=path,
-            line=exc.raw_line,
-            hint=_PARSE_HINT,
-        ) from exc
-    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-        # Raised while decoding: a missing or unknown coding declaration, or invalid bytes.
-        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
-        raise RewriteError(
-            f"cannot parse as Python 3 source: {reason}",
-            path=path,
-            line=exc.lineno if isinstance(exc, SyntaxError) else None,
-            hint=_ENCODING_HINT,
-        ) from exc
-
-
-def _snippet(source: bytes, line: int) -> str:
-    """Return the offending line, shortened, for the error message."""
-    lines = source.splitlines()
-    if not 1 <= line <= len(lines):
-        return "end of file"
-    text = lines[line - 1].decode("utf-8", "backslashreplace").strip("\ufeff \t")
-    if len(text) > _SNIPPET_LIMIT:
-        text = text[: _SNIPPET_LIMIT - 3] + "..."
-    return repr(text)
+def _word_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
+    alternatives = b"|".join(re.escape(name.encode("ascii")) for name in names)
+    return re.compile(rb"\b(?:" + alternatives + rb")\b")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import builtins
 
 import libcst as cst
@@ -70,3 +71,25 @@ class ImportAliases(cst.CSTVisitor):
         if head in _BUILTINS:
             return f"builtins.{text}"
         return None
+
+
+def aliases_from_ast(tree: ast.Module) -> ImportAliases:
+    """The same table as visiting with ``ImportAliases``, built from the stdlib AST.
+
+    Used when only parts of a module go through LibCST: the table must still cover every
+    import statement of the whole module.
+    """
+    table = ImportAliases()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    table.names[alias.asname] = alias.name
+                else:
+                    top = alias.name.split(".")[0]
+                    table.names[top] = top
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            for alias in node.names:
+                if alias.name != "*":
+                    table.names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+    return table

@@ -1,0 +1,85 @@
+"""Split a module into top-level statements so LibCST parses only the ones that need it.
+
+LibCST parsing dominates the cost of a rewrite, and in a typical module only a few
+top-level statements (the imports, a function with a local import) can change. The stdlib
+parser (C, an order of magnitude faster) finds the statement boundaries; each candidate
+statement is parsed and rewritten by LibCST on its own, everything else keeps its text.
+"""
+
+from __future__ import annotations
+
+import ast
+import io
+import tokenize
+import warnings
+from dataclasses import dataclass
+
+from wheelshade.errors import RewriteError
+
+_PARSE_HINT = (
+    "the file may be Python 2 only or use syntax this Python cannot parse; "
+    "exclude it from the wheel or port it"
+)
+_ENCODING_HINT = "declare the file's encoding with a PEP 263 coding comment"
+_SNIPPET_LIMIT = 60
+
+
+@dataclass(frozen=True)
+class Source:
+    text: str
+    encoding: str
+    lines: tuple[str, ...]
+    tree: ast.Module
+
+
+def decode(source: bytes, path: str) -> Source:
+    """Decode as CPython would (PEP 263 cookie, BOM) and parse with the stdlib parser."""
+    try:
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+        text = source.decode(encoding)
+    except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
+        reason = exc.msg if isinstance(exc, SyntaxError) else str(exc)
+        raise RewriteError(
+            f"cannot parse as Python 3 source: {reason}", path=path, hint=_ENCODING_HINT
+        ) from None
+    try:
+        # Invalid escapes and the like warn at parse time; they are the wheel author's
+        # business, not something to print (or, under -W error, to fail) while shading.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tree = ast.parse(text)
+    except (SyntaxError, ValueError) as exc:
+        line = exc.lineno if isinstance(exc, SyntaxError) else None
+        reason = f"invalid syntax near {_snippet(text, line)}"
+        raise RewriteError(
+            f"cannot parse as Python 3 source: {reason}", path=path, line=line, hint=_PARSE_HINT
+        ) from None
+    # Only \n, \r\n and \r end lines for the tokenizer; str.splitlines would also split
+    # on form feeds and other separators that are ordinary characters in Python source.
+    lines = tuple(io.StringIO(text, newline="").readlines())
+    return Source(text, encoding, lines, tree)
+
+
+def spans(source: Source) -> list[tuple[int, int]]:
+    """0-based ``[start, end)`` line ranges of the top-level statements, merged where they
+    share a line (``import a; import b``) so each range parses on its own."""
+    out: list[tuple[int, int]] = []
+    for stmt in source.tree.body:
+        decorators = getattr(stmt, "decorator_list", [])
+        start = min([stmt.lineno, *(d.lineno for d in decorators)]) - 1
+        end = stmt.end_lineno or stmt.lineno
+        if out and start < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _snippet(text: str, line: int | None) -> str:
+    lines = text.splitlines()
+    if line is None or not 1 <= line <= len(lines):
+        return "end of file"
+    snippet = lines[line - 1].strip("\ufeff \t")
+    if len(snippet) > _SNIPPET_LIMIT:
+        snippet = snippet[: _SNIPPET_LIMIT - 3] + "..."
+    return repr(snippet)
