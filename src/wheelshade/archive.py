@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import lzma
+import os
+import re
 import stat
+import struct
 import unicodedata
 import zipfile
 import zlib
@@ -14,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, NoReturn
 
-from wheelshade.errors import ArchiveError, WheelFormatError
+from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
 
 # The underscored helpers are shared within the package, not part of its API.
 from wheelshade.records import (
@@ -29,21 +32,42 @@ from wheelshade.records import (
 if TYPE_CHECKING:
     from _typeshed import WriteableBuffer
 
-__all__ = ["Member", "WheelReader"]
+__all__ = ["DEFAULT_LIMITS", "LIMIT_VARIABLES", "Member", "WheelReader"]
+
+#: The zip-bomb limits' defaults (docs/security.md); each variable below overrides one.
+DEFAULT_LIMITS = {"max_total_size": 4 << 30, "max_ratio": 200, "max_members": 200_000}
+LIMIT_VARIABLES = {
+    "max_total_size": "WHEELSHADE_MAX_TOTAL_SIZE",
+    "max_ratio": "WHEELSHADE_MAX_RATIO",
+    "max_members": "WHEELSHADE_MAX_MEMBERS",
+}
+#: The WHEEL file's major version this reader understands (pip refuses any other, too).
+WHEEL_MAJOR = 1
 
 _CHUNK = 1 << 20
 #: Entries smaller than this are never flagged as bombs: a few KiB of padding can compress
 #: 1000:1 legitimately, and their total is bounded by ``max_total_size`` anyway.
 _RATIO_FLOOR = 1 << 20
-#: Members at least this big are written with a ZIP64 local header whether or not they need
-#: one, so that ``add`` and ``add_stream`` (which cannot know the size up front) agree.
-_ZIP64_THRESHOLD = 16 << 20
 _COMPRESSIONS = frozenset(
     {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA}
 )
-_CORRUPT = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, EOFError, OSError)
-_EPOCH_1980 = 315532800  # 1980-01-01T00:00:00Z, the earliest time a zip entry can carry
-_EPOCH_2107 = 4354819198  # 2107-12-31T23:59:58Z, the latest
+#: What zipfile raises for bad member data; UnicodeDecodeError and NotImplementedError come
+#: from a local header that disagrees with the central directory.
+_CORRUPT = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    EOFError,
+    OSError,
+    UnicodeDecodeError,
+    NotImplementedError,
+)
+_FLAG_ENCRYPTED = 0x1 | 0x40  # traditional and strong encryption
+_FLAG_PATCHED = 0x20
+_EOCD = struct.Struct("<4s4H2LH")
+_EOCD64_LOCATOR = struct.Struct("<4sLQL")
+_EOCD64 = struct.Struct("<4sQ2H2L4Q")
+_WHEEL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
 
 
 @dataclass(frozen=True)
@@ -60,7 +84,9 @@ class WheelReader:
 
     The limits guard against zip bombs: at most ``max_members`` entries (default 200,000), at
     most ``max_total_size`` uncompressed bytes in all (default 4 GiB), and no entry of 1 MiB
-    or more that expands over ``max_ratio`` times its compressed size (default 200).
+    or more that expands over ``max_ratio`` times its compressed size (default 200). A limit
+    not given comes from its ``LIMIT_VARIABLES`` environment variable, else the default.
+    The entry count the archive declares is checked before its central directory is parsed.
     ``zipfile`` never returns more bytes than an entry declares, so checking the declared
     sizes is enough. Raises ``ArchiveError`` or ``WheelFormatError`` listing every problem.
     """
@@ -69,15 +95,22 @@ class WheelReader:
         self,
         path: Path,
         *,
-        max_total_size: int = 4 << 30,
-        max_ratio: int = 200,
-        max_members: int = 200_000,
+        max_total_size: int | None = None,
+        max_ratio: int | None = None,
+        max_members: int | None = None,
     ) -> None:
         self.path = Path(path)
+        max_total_size = _limit("max_total_size", max_total_size)
+        max_ratio = _limit("max_ratio", max_ratio)
+        max_members = _limit("max_members", max_members)
         try:
+            declared = _declared_entries(self.path)
+            if declared is not None and declared > max_members:
+                limit = f"above the limit of {max_members}"
+                self._fail(ArchiveError, f"declares {declared} entries, {limit}")
             self._zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
-            raise ArchiveError(f"not a valid zip archive ({exc})", path=str(path)) from None
+            raise ArchiveError(f"not a valid zip archive ({_line(exc)})", path=str(path)) from None
         except OSError as exc:
             raise ArchiveError(f"cannot read the wheel ({exc.strerror})", path=str(path)) from None
         try:
@@ -104,6 +137,8 @@ class WheelReader:
         seen: dict[str, tuple[str, bool]] = {}  # folded name -> (first name, is a directory)
         for info in infos:
             issues.extend(_entry_problems(info, max_ratio, seen))
+        if not issues:
+            issues.extend(_file_dir_clashes(seen))
         if issues:
             self._fail(ArchiveError, _summarise(issues, "unsafe entries"))
         return [info for info in infos if not info.orig_filename.endswith("/")]
@@ -142,15 +177,45 @@ class WheelReader:
         try:
             yield
         except _CORRUPT as exc:
-            message = f"entry {_show(name)} is corrupt ({exc})"
+            message = f"entry {_show(name)} is corrupt ({_line(exc)})"
             raise ArchiveError(message, path=str(self.path)) from None
 
-    def verify_record(self) -> None:
-        """Check RECORD against every member's hash and size, reporting all problems at once.
+    def check_wheel_version(self) -> tuple[int, ...]:
+        """Check ``<dist-info>/WHEEL`` declares a ``Wheel-Version`` this reader understands.
 
-        Members are streamed, never held whole. RECORD itself and the signature files
-        (RECORD.jws, RECORD.p7s) need no hash.
+        Like pip: another major version is refused; a newer minor version of 1 is accepted
+        (the format promises it stays readable). Returns the version, e.g. ``(1, 0)``.
         """
+        name = f"{self.dist_info}/WHEEL"
+        if name not in self._infos:
+            self._fail(WheelFormatError, f"{name} is missing")
+        data = self.read(name)
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            where = f"byte 0x{data[exc.start]:02x} at offset {exc.start}"
+            self._fail(WheelFormatError, f"{name} is not valid UTF-8 ({where})")
+        value = _header(text, "wheel-version")
+        if value is None:
+            self._fail(WheelFormatError, f"{name} has no Wheel-Version")
+        if _WHEEL_VERSION.fullmatch(value) is None:
+            self._fail(WheelFormatError, f"{name} has an invalid Wheel-Version {value!r}")
+        version = tuple(int(part) for part in value.split("."))
+        if version[0] != WHEEL_MAJOR:
+            raise WheelFormatError(
+                f"{name} has Wheel-Version {value}; only {WHEEL_MAJOR}.x can be read",
+                path=str(self.path),
+                hint="use a wheel built for the current wheel format",
+            )
+        return version
+
+    def verify_record(self) -> None:
+        """Check the WHEEL file's version, then RECORD against every member's hash and size.
+
+        Reports all RECORD problems at once. Members are streamed, never held whole. RECORD
+        itself and the signature files (RECORD.jws, RECORD.p7s) need no hash.
+        """
+        self.check_wheel_version()
         record_name = f"{self.dist_info}/RECORD"
         if record_name not in self._infos:
             self._fail(WheelFormatError, f"{record_name} is missing")
@@ -215,8 +280,10 @@ def _entry_problems(
         yield f"entry {shown} is a symbolic link"
     elif kind not in (0, stat.S_IFREG, stat.S_IFDIR):
         yield f"entry {shown} is not a regular file (mode 0o{kind:o})"
-    if info.flag_bits & 0x1:
+    if info.flag_bits & _FLAG_ENCRYPTED:
         yield f"entry {shown} is encrypted"
+    if info.flag_bits & _FLAG_PATCHED:
+        yield f"entry {shown} uses unsupported compressed patch data"
     if info.compress_type not in _COMPRESSIONS:
         yield f"entry {shown} uses unsupported compression {info.compress_type}"
     if info.file_size >= _RATIO_FLOOR and info.file_size > max_ratio * info.compress_size:
@@ -242,3 +309,69 @@ def _entry_problems(
 def _fold(name: str) -> str:
     """The key under which two names would land on the same file on some filesystem."""
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", name).casefold())
+
+
+def _file_dir_clashes(seen: dict[str, tuple[str, bool]]) -> Iterator[str]:
+    """Files that other entries use as a directory (``a/b`` and ``a/b/c``, case folded)."""
+    for key, (name, _) in seen.items():
+        parts = key.split("/")
+        for end in range(1, len(parts)):
+            parent = seen.get("/".join(parts[:end]))
+            if parent is not None and not parent[1]:
+                yield f"entry {_show(parent[0])} is a file but {_show(name)} is inside it"
+                break
+
+
+def _limit(key: str, given: int | None) -> int:
+    """A limit: as given, else from its environment variable, else the default."""
+    if given is not None:
+        return given
+    variable = LIMIT_VARIABLES[key]
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return DEFAULT_LIMITS[key]
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise UsageError(f"{variable} must be a positive whole number, got {text!r}")
+    return int(text)
+
+
+def _declared_entries(path: Path) -> int | None:
+    """The entry count the end of central directory record declares, as zipfile finds it.
+
+    None when there is no such record (zipfile then reports the archive as invalid).
+    """
+    with path.open("rb") as f:
+        size = f.seek(0, os.SEEK_END)
+        start = max(0, size - (_EOCD.size + 0xFFFF + _EOCD64_LOCATOR.size + _EOCD64.size))
+        f.seek(start)
+        tail = f.read()
+    at = len(tail) - _EOCD.size
+    if not (tail[at:].startswith(b"PK\x05\x06") and tail.endswith(b"\x00\x00")):
+        at = tail.rfind(b"PK\x05\x06", max(0, len(tail) - _EOCD.size - 0xFFFF))
+    if at < 0 or len(tail) - at < _EOCD.size:
+        return None
+    count: int = _EOCD.unpack_from(tail, at)[4]
+    locator = at - _EOCD64_LOCATOR.size
+    record = locator - _EOCD64.size
+    if record >= 0 and tail.startswith(b"PK\x06\x07", locator):
+        fields = _EOCD64.unpack_from(tail, record)
+        if fields[0] == b"PK\x06\x06":
+            count = fields[7]
+    return count
+
+
+def _header(text: str, key: str) -> str | None:
+    """The first value of an RFC 822 style header field (WHEEL's format), or None."""
+    for line in text.splitlines():
+        if not line.strip():
+            break
+        name, colon, value = line.partition(":")
+        if colon and name.strip().lower() == key:
+            return value.strip()
+    return None
+
+
+def _line(exc: BaseException) -> str:
+    """The first line of an exception's message, for a one-line error."""
+    lines = str(exc).splitlines()
+    return lines[0] if lines else type(exc).__name__

@@ -14,7 +14,7 @@ from wheelshade.errors import RewriteError
 from wheelshade.findings import Code, Finding
 from wheelshade.rewrite.imports import ImportRenamer
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
-from wheelshade.rewrite.segments import decode, spans
+from wheelshade.rewrite.segments import Source, decode, innermost_ranges, spans
 from wheelshade.rewrite.strings import StringRenamer, StringRules
 
 __all__ = ["Rewritten", "StringRules", "mentions", "rewrite_file", "rewrite_source"]
@@ -77,18 +77,28 @@ def rewrite_file(
     if not patterns.candidate(source, strings is not None):
         return Rewritten(None)
     src = decode(source, path)
+    with_strings = strings is not None
+    candidates = {
+        i for i, line in enumerate(src.lines) if patterns.candidate_text(line, with_strings)
+    }
+    if not candidates:
+        return Rewritten(None)
     aliases = aliases_from_ast(src.tree) if strings is not None else ImportAliases()
+    parsed = _parse_segments(src, innermost_ranges(src, candidates), path)
     lines = list(src.lines)
     findings: list[Finding] = []
     changed = False
     # Right to left, so replacing one range does not move the ones still to do.
-    for start, end in reversed(spans(src)):
-        segment = "".join(src.lines[start:end])
-        if not patterns.candidate_text(segment, strings is not None):
-            continue
-        new, found = _rewrite_segment(segment, mapping, strings, aliases, path, start)
+    for (start, end), (module, prefix) in reversed(parsed):
+        found: list[Finding] = []
+        if strings is not None:
+            renamer = StringRenamer(strings, aliases)
+            before = module
+            module = module.visit(renamer)
+            found = _located(before, renamer.findings, path, start - prefix.count("\n"))
         findings[:0] = found
-        if new != segment:
+        new = module.visit(ImportRenamer(mapping)).code[len(prefix) :]
+        if new != "".join(src.lines[start:end]):
             lines[start:end] = [new]
             changed = True
     if not changed:
@@ -96,30 +106,47 @@ def rewrite_file(
     return Rewritten("".join(lines).encode(src.encoding), tuple(findings))
 
 
-def _rewrite_segment(
-    segment: str,
-    mapping: Mapping[str, str],
-    strings: StringRules | None,
-    aliases: ImportAliases,
-    path: str,
-    offset: int,
-) -> tuple[str, list[Finding]]:
+#: Makes an indented statement parse on its own; stripped again after the rewrite.
+_INDENT_PREFIX = "if True:\n"
+
+
+def _parse_segments(
+    src: Source, ranges: list[tuple[int, int]], path: str
+) -> list[tuple[tuple[int, int], tuple[cst.Module, str]]]:
+    """Parse each range with LibCST; a range that does not parse on its own (it shares a
+    line with its enclosing statement's header) is replaced by its top-level span."""
+    top = spans(src)
+    chosen: list[tuple[int, int]] = []
+    parsed: dict[tuple[int, int], tuple[cst.Module, str]] = {}
+    for start, end in ranges:
+        if chosen and start < chosen[-1][1]:
+            continue  # inside a top-level span already chosen by a fallback
+        text = "".join(src.lines[start:end])
+        prefix = _INDENT_PREFIX if text[:1] in (" ", "\t") else ""
+        try:
+            parsed[(start, end)] = (cst.parse_module(prefix + text), prefix)
+            chosen.append((start, end))
+            continue
+        except cst.ParserSyntaxError:
+            pass
+        span = next(s for s in top if s[0] <= start and end <= s[1])
+        while chosen and chosen[-1][0] >= span[0]:
+            parsed.pop(chosen.pop(), None)
+        parsed[span] = (_parse_span(src, span, path), "")
+        chosen.append(span)
+    return [(r, parsed[r]) for r in chosen]
+
+
+def _parse_span(src: Source, span: tuple[int, int], path: str) -> cst.Module:
     try:
-        module = cst.parse_module(segment)
+        return cst.parse_module("".join(src.lines[span[0] : span[1]]))
     except cst.ParserSyntaxError as exc:
         raise RewriteError(
             f"cannot parse with LibCST: {exc.message}",
             path=path,
-            line=offset + exc.raw_line,
+            line=span[0] + exc.raw_line,
             hint=_LIBCST_HINT,
         ) from None
-    findings: list[Finding] = []
-    if strings is not None:
-        renamer = StringRenamer(strings, aliases)
-        parsed = module
-        module = module.visit(renamer)
-        findings = _located(parsed, renamer.findings, path, offset)
-    return module.visit(ImportRenamer(mapping)).code, findings
 
 
 def _located(

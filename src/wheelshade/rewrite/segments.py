@@ -65,8 +65,7 @@ def spans(source: Source) -> list[tuple[int, int]]:
     share a line (``import a; import b``) so each range parses on its own."""
     out: list[tuple[int, int]] = []
     for stmt in source.tree.body:
-        decorators = getattr(stmt, "decorator_list", [])
-        start = min([stmt.lineno, *(d.lineno for d in decorators)]) - 1
+        start = _start(stmt)
         end = stmt.end_lineno or stmt.lineno
         if out and start < out[-1][1]:
             out[-1] = (out[-1][0], max(out[-1][1], end))
@@ -83,3 +82,56 @@ def _snippet(text: str, line: int | None) -> str:
     if len(snippet) > _SNIPPET_LIMIT:
         snippet = snippet[: _SNIPPET_LIMIT - 3] + "..."
     return repr(snippet)
+
+
+def _start(stmt: ast.stmt) -> int:
+    decorators: list[ast.expr] = getattr(stmt, "decorator_list", [])
+    return min([stmt.lineno, *(d.lineno for d in decorators)]) - 1
+
+
+def _children(stmt: ast.AST) -> list[ast.stmt]:
+    """The statements directly nested in a compound statement (bodies, handlers, cases)."""
+    out: list[ast.stmt] = []
+    for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+        for child in getattr(stmt, field, None) or ():
+            if isinstance(child, ast.stmt):
+                out.append(child)
+            elif isinstance(child, ast.ExceptHandler | ast.match_case):
+                out.extend(child.body)
+    return out
+
+
+def innermost_ranges(source: Source, candidate: set[int]) -> list[tuple[int, int]]:
+    """For each candidate line, the line range of the innermost statement holding it.
+
+    Ranges are whole lines; overlapping ones are merged. A range may not parse on its
+    own (``else: import x`` shares its line with a header): the caller then falls back
+    to the enclosing top-level span.
+    """
+    found: set[tuple[int, int]] = set()
+    todo: list[tuple[list[ast.stmt], set[int]]] = [(source.tree.body, candidate)]
+    while todo:
+        body, lines = todo.pop()
+        for stmt in body:
+            start, end = _start(stmt), stmt.end_lineno or stmt.lineno
+            inside = {line for line in lines if start <= line < end}
+            if not inside:
+                continue
+            children = _children(stmt)
+            in_children = {
+                line
+                for line in inside
+                for child in children
+                if _start(child) <= line < (child.end_lineno or child.lineno)
+            }
+            if inside - in_children or not children:
+                found.add((start, end))  # a header line (or a simple statement) is a candidate
+            elif in_children:
+                todo.append((children, in_children))
+    merged: list[tuple[int, int]] = []
+    for start, end in sorted(found):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return merged
