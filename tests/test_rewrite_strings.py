@@ -160,6 +160,14 @@ CASES: list[tuple[str, str, str]] = [
     ),
     ("generated-import", 'code = "import jinja2\\n"\n', f'code = "import {J}\\n"\n'),
     ("single-quotes-raw-prefix", "x = r'jinja2.ext.do'\n", f"x = r'{J}.ext.do'\n"),
+    (
+        "name-imported-twice-in-two-scopes",
+        "class C:\n    from flask import VERSION as version\n"
+        "def f():\n    from importlib.metadata import version\n    return version('flask')\n",
+        f"class C:\n    from {S} import VERSION as version\n"
+        "def f():\n    from importlib.metadata import version\n"
+        "    return version('flask-0-12-4-abcd1234')\n",
+    ),
     # Left alone: not module references.
     ("logger-name", 'import logging\nlog = logging.getLogger("flask.app")\n', None),
     ("bare-name-elsewhere", 'KEY = {"flask": 1}\n', None),

@@ -106,8 +106,7 @@ class WheelReader:
         try:
             declared = _declared_entries(self.path)
             if declared is not None and declared > max_members:
-                limit = f"above the limit of {max_members}"
-                self._fail(ArchiveError, f"declares {declared} entries, {limit}")
+                self._fail(ArchiveError, _too_many(declared, max_members))
             self._zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
             raise ArchiveError(f"not a valid zip archive ({_line(exc)})", path=str(path)) from None
@@ -129,7 +128,7 @@ class WheelReader:
         """Check every entry; return the file entries in archive order."""
         infos = self._zip.infolist()
         if len(infos) > max_members:
-            self._fail(ArchiveError, f"has {len(infos)} entries, above the limit of {max_members}")
+            self._fail(ArchiveError, _too_many(len(infos), max_members))
         total = sum(info.file_size for info in infos)
         if total > max_total:
             self._fail(ArchiveError, f"expands to {total} bytes, above the limit of {max_total}")
@@ -210,12 +209,11 @@ class WheelReader:
         return version
 
     def verify_record(self) -> None:
-        """Check the WHEEL file's version, then RECORD against every member's hash and size.
+        """Check RECORD against every member's hash and size, reporting all problems at once.
 
-        Reports all RECORD problems at once. Members are streamed, never held whole. RECORD
-        itself and the signature files (RECORD.jws, RECORD.p7s) need no hash.
+        Members are streamed, never held whole. RECORD itself and the signature files
+        (RECORD.jws, RECORD.p7s) need no hash.
         """
-        self.check_wheel_version()
         record_name = f"{self.dist_info}/RECORD"
         if record_name not in self._infos:
             self._fail(WheelFormatError, f"{record_name} is missing")
@@ -333,6 +331,10 @@ def _limit(key: str, given: int | None) -> int:
     if not text.isascii() or not text.isdigit() or int(text) < 1:
         raise UsageError(f"{variable} must be a positive whole number, got {text!r}")
     return int(text)
+
+
+def _too_many(count: int, limit: int) -> str:
+    return f"has {count} entries, above the limit of {limit}"
 
 
 def _declared_entries(path: Path) -> int | None:

@@ -52,7 +52,8 @@ def read_metadata(data: bytes, *, where: str) -> CoreMetadata:
         try:
             requires.append(Requirement(line))
         except InvalidRequirement as exc:
-            problems.append(f"invalid Requires-Dist {line!r} ({exc})")
+            reason = str(exc).splitlines()[0] if str(exc) else "unparsable"
+            problems.append(f"invalid Requires-Dist {line!r} ({reason})")
     if problems or name is None or version is None:
         raise WheelFormatError("; ".join(problems), path=where)
     return CoreMetadata(name, version, tuple(requires))

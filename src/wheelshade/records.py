@@ -21,6 +21,11 @@ _ALGORITHMS = frozenset(
 _HASH = re.compile(r"(?P<algorithm>[a-z0-9_]+)=(?P<value>[A-Za-z0-9_-]+)")
 _SIZE = re.compile(r"[0-9]+")
 _DRIVE = re.compile(r"[A-Za-z]:")
+#: C0 and C1 controls, DEL and the Unicode line and paragraph separators: no real file name
+#: has them, and they would let a name break or recolour a one-line message.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+#: More digits than any real file size has (and than ``int`` parses quickly).
+_SIZE_DIGITS = 19
 #: Signature files sign RECORD, so RECORD cannot hold their hashes.
 _SIGNATURES = ("RECORD.jws", "RECORD.p7s")
 #: How many issues an error lists before it says "and N more".
@@ -116,6 +121,8 @@ def _parse_row(row: Sequence[str], where: str, issues: list[str]) -> RecordEntry
         )
     if size and _SIZE.fullmatch(size) is None:
         issues.append(f"{where} ({_show(path)}): size {size!r} is not a non-negative integer")
+    elif len(size) > _SIZE_DIGITS:
+        issues.append(f"{where} ({_show(path)}): size {size[:_SIZE_DIGITS]}... is too large")
     if len(issues) > count:
         return None
     return RecordEntry(path, hash_ or None, int(size) if size else None)
@@ -188,6 +195,8 @@ def _name_problem(name: str) -> str | None:
     """Why an archive path is unsafe to extract or ambiguous, or None if it is fine."""
     if "\x00" in name:
         return "contains a NUL byte"
+    if _CONTROL.search(name):
+        return "contains a control character"
     if name.startswith("/") or _DRIVE.match(name):
         return "is absolute"
     if "\\" in name:

@@ -12,6 +12,7 @@ import ast
 import io
 import tokenize
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from wheelshade.errors import RewriteError
@@ -99,6 +100,16 @@ def _children(stmt: ast.AST) -> list[ast.stmt]:
             elif isinstance(child, ast.ExceptHandler | ast.match_case):
                 out.extend(child.body)
     return out
+
+
+def iter_statements(tree: ast.Module) -> Iterator[ast.stmt]:
+    """Every statement at any depth; imports are statements, so this finds them all
+    without visiting the (many more) expression nodes ``ast.walk`` would."""
+    todo: list[ast.stmt] = list(tree.body)
+    while todo:
+        stmt = todo.pop()
+        yield stmt
+        todo.extend(_children(stmt))
 
 
 def innermost_ranges(source: Source, candidate: set[int]) -> list[tuple[int, int]]:

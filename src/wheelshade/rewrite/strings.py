@@ -190,8 +190,7 @@ class StringRenamer(cst.CSTTransformer):
             )
 
     def _qualified(self, node: cst.BaseExpression) -> set[str]:
-        name = self._aliases.qualify(node)
-        return {name} if name else set()
+        return self._aliases.qualify(node)
 
     def _mark(self, node: cst.CSTNode, role: str) -> None:
         if isinstance(node, cst.SimpleString | cst.FormattedString):
