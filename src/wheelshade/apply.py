@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from .metadata import (
 )
 from .plan import Action, MemberAction, ShadePlan, WheelJob
 from .rewrite import StringRules, mentions, rewrite_file
+from .rewrite.pool import SourceRewriter
+from .timings import Timings
 from .writer import WheelWriter, wheel_order, zip_timestamp
 
 
@@ -81,22 +84,36 @@ class _JobWriter:
         self.diffs: list[str] = []
         self.scripts_dropped: list[str] = []
 
-    def source(self, act: MemberAction, data: bytes) -> bytes:
-        self.python_files += 1
-        where = f"{self.job.summary.path}/{act.source}"
-        try:
-            result = rewrite_file(data, self.plan.mapping, path=where, strings=self.strings)
-        except RewriteError as exc:
-            self.errors.append(exc)
-            return data
-        self.findings.extend(
-            Finding(act.source, f.line, f.code, f.message) for f in result.findings
-        )
-        if result.new is None:
-            return data
-        self.rewritten += 1
-        self.used.update(k for k in self.plan.mapping if mentions(data, [k]))
-        return result.new
+    def sources(self, reader: WheelReader, rewriter: SourceRewriter) -> dict[str, bytes]:
+        """Rewrite every Python source of the wheel, in batches; returns the changed ones.
+
+        Unchanged files are not kept: the writer copies them from the input later, so
+        memory holds at most one batch of sources plus the files that changed.
+        """
+        acts = [a for a in self.job.actions if a.action is Action.REWRITE]
+        changed: dict[str, bytes] = {}
+        for batch in _batches(acts, reader):
+            datas = [reader.read(a.source) for a in batch]
+            items = [
+                (d, f"{self.job.summary.path}/{a.source}")
+                for a, d in zip(batch, datas, strict=True)
+            ]
+            for act, data, result in zip(batch, datas, rewriter.run(items), strict=True):
+                self.python_files += 1
+                if isinstance(result, RewriteError):
+                    self.errors.append(result)
+                    continue
+                self.findings.extend(
+                    Finding(act.source, f.line, f.code, f.message) for f in result.findings
+                )
+                if result.new is None:
+                    continue
+                self.rewritten += 1
+                self.used.update(k for k in self.plan.mapping if mentions(data, [k]))
+                changed[act.source] = result.new
+                if self.want_diff:
+                    self.diffs.append(_diff(self.job, act, data, result.new))
+        return changed
 
     def pth(self, act: MemberAction, data: bytes) -> bytes:
         """Rewrite the import lines of a kept ``.pth`` file; path lines stay as they are."""
@@ -110,8 +127,6 @@ class _JobWriter:
 
     def content(self, act: MemberAction, data: bytes) -> bytes:
         is_dep = self.job.new_name is not None
-        if act.action is Action.REWRITE:
-            return self.source(act, data)
         if act.action is Action.PTH:
             return self.pth(act, data)
         if act.action is Action.METADATA:
@@ -130,32 +145,64 @@ class _JobWriter:
         return data
 
 
+_BATCH_BYTES = 32 << 20
+
+
+def _batches(acts: list[MemberAction], reader: WheelReader) -> Iterator[list[MemberAction]]:
+    """Consecutive groups of sources of at most ``_BATCH_BYTES`` (at least one file each)."""
+    sizes = {m.name: m.size for m in reader.members}
+    batch: list[MemberAction] = []
+    total = 0
+    for act in acts:
+        if batch and total + sizes[act.source] > _BATCH_BYTES:
+            yield batch
+            batch, total = [], 0
+        batch.append(act)
+        total += sizes[act.source]
+    if batch:
+        yield batch
+
+
 def write_job(
-    job: WheelJob, plan: ShadePlan, reader: WheelReader, target: Path, *, want_diff: bool = False
+    job: WheelJob,
+    plan: ShadePlan,
+    reader: WheelReader,
+    target: Path,
+    rewriter: SourceRewriter,
+    clock: Timings,
+    *,
+    want_diff: bool = False,
 ) -> JobOutcome:
     """Write one output wheel to ``target``; rewrite errors are collected, not raised."""
     state = _JobWriter(job, plan, want_diff)
+    with clock.phase("rewrite sources"):
+        changed = state.sources(reader, rewriter)
     executable = {m.name: m.executable for m in reader.members}
     by_target = {a.target: a for a in job.actions}
     extra: dict[str, bytes] = {}
     if job.new_name is not None:
         extra[f"{job.dist_info_out}/{PROVENANCE_FILE}"] = _provenance(job, plan)
-    with WheelWriter(target, job.dist_info_out, date_time=zip_timestamp()) as writer:
+    with (
+        clock.phase("write"),
+        WheelWriter(target, job.dist_info_out, date_time=zip_timestamp()) as writer,
+    ):
         for name in wheel_order([*by_target, *extra], job.dist_info_out):
             if name in extra:
                 writer.add(name, extra[name])
                 continue
             act = by_target[name]
             exe = executable[act.source]
-            if act.action in (Action.COPY, Action.BINARY):
+            if act.source in changed:
+                writer.add(name, changed.pop(act.source), executable=exe)
+            elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
                 with reader.open(act.source) as stream:
                     writer.add_stream(name, stream, executable=exe)
-                continue
-            data = reader.read(act.source)
-            new = state.content(act, data)
-            if want_diff and new != data:
-                state.diffs.append(_diff(job, act, data, new))
-            writer.add(name, new, executable=exe)
+            else:
+                data = reader.read(act.source)
+                new = state.content(act, data)
+                if want_diff and new != data:
+                    state.diffs.append(_diff(job, act, data, new))
+                writer.add(name, new, executable=exe)
     return JobOutcome(
         state.python_files,
         state.rewritten,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from .fetch import IndexOptions
 from .naming import check_suffix
 from .plan import Role
 from .report import summary, write_json
+from .timings import Timings
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -74,6 +76,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="print a unified diff of every rewritten file")
     sh.add_argument("--report", type=Path, metavar="FILE.json",
                     help="write the full leak report as JSON (docs/leak-report.md)")
+    sh.add_argument("-j", "--jobs", type=int, metavar="N",
+                    help="processes that rewrite sources (default: the usable CPUs)")
+    sh.add_argument("--timings", action="store_true",
+                    help="print the seconds spent per phase (also WHEELSHADE_TIMINGS=1)")
     sh.add_argument("--strict", action="store_true",
                     help="fail (exit status 3, nothing written) when the leak report has findings")
     _index_options(sh)
@@ -129,6 +135,7 @@ def format_result(result: ShadeResult) -> str:
 
 
 def _shade(args: argparse.Namespace) -> int:
+    timings = Timings() if args.timings or os.environ.get("WHEELSHADE_TIMINGS") == "1" else None
     try:
         result = shade(
             args.wheels,
@@ -143,6 +150,8 @@ def _shade(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             diff=args.diff,
             strict=args.strict,
+            jobs=args.jobs,
+            timings=timings,
         )
     except StrictError as exc:
         if args.report and isinstance(exc.result, ShadeResult):
@@ -157,6 +166,8 @@ def _shade(args: argparse.Namespace) -> int:
         sys.stdout.write("".join(result.diffs))
     if not args.quiet:
         print(format_result(result))
+    if timings is not None:
+        print(timings.report(), file=sys.stderr)
     return EXIT_OK
 
 

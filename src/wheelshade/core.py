@@ -13,7 +13,7 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
-from .apply import JobOutcome, write_job
+from .apply import JobOutcome, string_rules, write_job
 from .archive import WheelReader
 from .binaries import embedded_names
 from .errors import PlanError, RewriteError, StrictError, UsageError, WheelFormatError
@@ -23,6 +23,8 @@ from .layout import parse_top_level_txt, top_levels
 from .metadata import read_metadata
 from .naming import Suffix
 from .plan import Action, PlanOptions, Role, ShadePlan, WheelJob, WheelSummary, make_plan
+from .rewrite.pool import SourceRewriter
+from .timings import Timings
 
 
 @dataclass(frozen=True)
@@ -179,16 +181,22 @@ def shade(
     dry_run: bool = False,
     diff: bool = False,
     strict: bool = False,
+    jobs: int | None = None,
+    timings: Timings | None = None,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
     ``dry_run`` does all the work but writes nothing; ``diff`` collects unified diffs of
-    every changed file; ``strict`` fails (StrictError, nothing written) on any finding.
+    every changed file; ``strict`` fails (StrictError, nothing written) on any finding;
+    ``jobs`` is how many processes rewrite sources (default: the usable CPUs);
+    ``timings`` collects the seconds spent per phase.
     """
+    clock = timings or Timings()
     if not deps:
         raise UsageError("no --dep given: name at least one dependency to shade")
     out = Path(out_dir)
-    dep_paths = _resolve(deps, index or IndexOptions(), cache_dir or default_cache_dir())
+    with clock.phase("fetch"):
+        dep_paths = _resolve(deps, index or IndexOptions(), cache_dir or default_cache_dir())
     inputs = [Path(p) for p in dependents]
     for path in inputs:
         if not path.is_file():
@@ -199,14 +207,19 @@ def shade(
         summaries: dict[Role, list[WheelSummary]] = {Role.DEP: [], Role.DEPENDENT: []}
         for role, paths in ((Role.DEP, dep_paths), (Role.DEPENDENT, inputs)):
             for path in paths:
-                reader = stack.enter_context(WheelReader(path))
-                reader.verify_record()
-                readers[path] = reader
-                summaries[role].append(summarise(reader, role))
-        plan = make_plan(summaries[Role.DEP], summaries[Role.DEPENDENT], options)
-        _check_outputs(plan, out, [*dep_paths, *inputs])
-        _check_binaries(plan, readers)
-        return _execute(plan, readers, out, dry_run=dry_run, diff=diff, strict=strict)
+                with clock.phase("read and verify"):
+                    reader = stack.enter_context(WheelReader(path))
+                    reader.verify_record()
+                    readers[path] = reader
+                    summaries[role].append(summarise(reader, role))
+        with clock.phase("plan"):
+            plan = make_plan(summaries[Role.DEP], summaries[Role.DEPENDENT], options)
+            _check_outputs(plan, out, [*dep_paths, *inputs])
+            _check_binaries(plan, readers)
+        with SourceRewriter(plan.mapping, string_rules(plan), jobs=jobs) as rewriter:
+            return _execute(
+                plan, readers, out, rewriter, clock, dry_run=dry_run, diff=diff, strict=strict
+            )
 
 
 def _report(job: WheelJob, plan: ShadePlan, outcome: JobOutcome, out: Path) -> WheelReport:
@@ -261,6 +274,8 @@ def _execute(
     plan: ShadePlan,
     readers: dict[Path, WheelReader],
     out: Path,
+    rewriter: SourceRewriter,
+    clock: Timings,
     *,
     dry_run: bool,
     diff: bool,
@@ -274,7 +289,13 @@ def _execute(
     with _staging(out, keep=not dry_run) as stage:
         for job in plan.jobs:
             outcome = write_job(
-                job, plan, readers[job.summary.path], stage / job.output_filename, want_diff=diff
+                job,
+                plan,
+                readers[job.summary.path],
+                stage / job.output_filename,
+                rewriter,
+                clock,
+                want_diff=diff,
             )
             errors += outcome.errors
             diffs += outcome.diffs

@@ -17,7 +17,14 @@ from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
 from wheelshade.rewrite.segments import Source, decode, innermost_ranges, spans
 from wheelshade.rewrite.strings import StringRenamer, StringRules
 
-__all__ = ["Rewritten", "StringRules", "mentions", "rewrite_file", "rewrite_source"]
+__all__ = [
+    "Rewritten",
+    "StringRules",
+    "may_change",
+    "mentions",
+    "rewrite_file",
+    "rewrite_source",
+]
 
 _LIBCST_HINT = "LibCST cannot parse this statement although CPython can; please report it"
 
@@ -42,6 +49,12 @@ def mentions(source: bytes, names: Iterable[str]) -> bool:
     if not all(name.isascii() for name in key):
         return True  # the bytes of a non-ASCII name depend on the file's encoding
     return _word_pattern(key).search(source) is not None
+
+
+def may_change(source: bytes, mapping: Mapping[str, str], strings: StringRules | None) -> bool:
+    """The textual pre-check ``rewrite_file`` starts with: False means no parse is needed."""
+    patterns = _Patterns.of(tuple(sorted(mapping)), tuple(sorted(strings.dists)) if strings else ())
+    return patterns.candidate(source, strings is not None)
 
 
 def rewrite_source(

@@ -1,0 +1,105 @@
+"""Rewrite many files across processes; results come back in input order."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from types import TracebackType
+
+from wheelshade.errors import RewriteError
+from wheelshade.rewrite import Rewritten, StringRules, may_change, rewrite_file
+
+#: Below this many files to parse, starting worker processes costs more than it saves.
+MIN_PARALLEL = 24
+
+_Result = Rewritten | RewriteError
+_ErrorTuple = tuple[str, str, str | None, int | None, str]
+_worker_rules: tuple[Mapping[str, str], StringRules | None] | None = None
+
+
+def default_jobs() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _init(mapping: Mapping[str, str], strings: StringRules | None) -> None:
+    global _worker_rules  # one worker process, one set of rules: set once at start
+    _worker_rules = (mapping, strings)
+
+
+def _work(item: tuple[bytes, str]) -> Rewritten | _ErrorTuple:
+    assert _worker_rules is not None
+    mapping, strings = _worker_rules
+    source, path = item
+    try:
+        return rewrite_file(source, mapping, path=path, strings=strings)
+    except RewriteError as exc:
+        # Keyword fields do not survive pickling an exception; send them as a tuple.
+        return ("error", exc.message, exc.path, exc.line, exc.hint)
+
+
+class SourceRewriter:
+    """Runs ``rewrite_file`` over batches of files, in a process pool when it pays off.
+
+    Files that cannot need a change are answered in this process without parsing; only
+    the rest go to the workers. Output order is input order, so results are deterministic.
+    """
+
+    def __init__(
+        self, mapping: Mapping[str, str], strings: StringRules | None, *, jobs: int | None = None
+    ) -> None:
+        self.mapping = dict(mapping)
+        self.strings = strings
+        self.jobs = default_jobs() if jobs is None else max(1, jobs)
+        self._pool: Executor | None = None
+
+    def _executor(self) -> Executor:
+        if self._pool is None:
+            # fork shares the already imported LibCST with the workers; elsewhere spawn.
+            method = "fork" if sys.platform == "linux" else "spawn"
+            self._pool = ProcessPoolExecutor(
+                self.jobs,
+                mp_context=multiprocessing.get_context(method),
+                initializer=_init,
+                initargs=(self.mapping, self.strings),
+            )
+        return self._pool
+
+    def run(self, items: Sequence[tuple[bytes, str]]) -> list[_Result]:
+        results: list[_Result] = [Rewritten(None)] * len(items)
+        todo = [
+            i
+            for i, (source, _) in enumerate(items)
+            if may_change(source, self.mapping, self.strings)
+        ]
+        if self.jobs > 1 and len(todo) >= MIN_PARALLEL:
+            chunk = max(1, len(todo) // (self.jobs * 4))
+            outs = list(self._executor().map(_work, [items[i] for i in todo], chunksize=chunk))
+        else:
+            _init(self.mapping, self.strings)
+            outs = [_work(items[i]) for i in todo]
+        for i, out in zip(todo, outs, strict=True):
+            if isinstance(out, tuple):
+                _, message, path, line, hint = out
+                results[i] = RewriteError(message, path=path, line=line, hint=hint)
+            else:
+                results[i] = out
+        return results
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+    def __enter__(self) -> SourceRewriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
