@@ -14,13 +14,18 @@ cp -r "$here/examples/bizbaz" "$here/examples/foobar" "$work/src/"
 "$venv/bin/python" -m pip wheel --quiet --no-deps -w "$work/dist" \
     "$work/src/bizbaz" "$work/src/foobar"
 
-echo "== shading bizbaz against the flask 0.12.4 stack"
+echo "== shading bizbaz against flask 0.12.4 and the stack it needs, resolved as of 2020-02-05"
 start=$(date +%s.%N)
-# markupsafe 2.0.1's C speed-up imports "markupsafe" by name, which would load the
-# *unshaded* markupsafe 3; it has a pure-Python fallback, so it is left out.
-"$venv/bin/wheelshade" shade "$work"/dist/bizbaz-0.1-*.whl \
-    --dep flask==0.12.4 --dep werkzeug==0.16.1 --dep jinja2==2.11.3 \
-    --dep markupsafe==2.0.1 --dep itsdangerous==1.1.0 \
+# Only flask is named: --with-deps resolves its closure as of a date when flask 0.12 still
+# worked with its dependencies' latest releases, and shades each member that the target
+# (flask>=3) would otherwise hold in a newer version.
+# The date cutoff needs an index that serves upload times; PIP_CONFIG_FILE=/dev/null keeps
+# a local mirror from pip.conf (which may not) out of the resolution.
+# markupsafe's C speed-up imports "markupsafe" by name, which would load the *unshaded*
+# markupsafe; it has a pure-Python fallback, so it is left out.
+PIP_CONFIG_FILE=/dev/null "$venv/bin/wheelshade" shade "$work"/dist/bizbaz-0.1-*.whl \
+    --dep flask==0.12.4 --with-deps --uploaded-prior-to 2020-02-05T00:00:00Z \
+    --target-requirements "$here/examples/target-requirements.txt" \
     --drop 'markupsafe/_speedups*' \
     -o "$work/wheelhouse"
 end=$(date +%s.%N)

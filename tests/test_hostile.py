@@ -20,6 +20,7 @@ import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def add_zip64_end_record(path: Path, entries: int | None = None) -> None:
     """
     data = path.read_bytes()
     assert data[-22:-18] == b"PK\x05\x06"
-    _, _, _, this_disk, total, size, offset, _ = struct.unpack("<4s4H2LH", data[-22:])
+    total, size, offset = struct.unpack("<4s4H2LH", data[-22:])[4:7]
     count = total if entries is None else entries
     at = len(data) - 22
     record = struct.pack("<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, count, count, size, offset)
@@ -140,13 +141,14 @@ def add_zip64_end_record(path: Path, entries: int | None = None) -> None:
 # -- running the CLI -------------------------------------------------------------------------
 
 
-def run_cli(*args: str | Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, **(env or {})}
+def run_cli(
+    *args: str | Path, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "wheelshade", *map(str, args)],
         capture_output=True,
         text=True,
-        env=full_env,
+        env={**os.environ, **(env or {})},
     )
 
 
@@ -241,6 +243,13 @@ def _no_record(path: Path) -> Path:
     return path
 
 
+def _no_dist_info(path: Path) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("demo/__init__.py", b"")
+        zf.writestr("demo.dist-info", b"")  # a file, not a directory
+    return path
+
+
 def _without(name: str) -> Callable[[Path], Path]:
     files = {k: v for k, v in BASE.items() if k != name}
     return _base(files=files)
@@ -268,7 +277,11 @@ ENTRY_POINTS = f"{DIST}/entry_points.txt"
 #: id -> (builder, pattern the error line must match, environment)
 CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
     # unsafe names
-    "dotdot": (_with(("../evil.py", b"")), r"unsafe entry name \.\./evil\.py: contains a '\.\.'", {}),
+    "dotdot": (
+        _with(("../evil.py", b"")),
+        r"unsafe entry name \.\./evil\.py: contains a '\.\.' component",
+        {},
+    ),
     "dotdot-inner": (
         _with(("demo/../../evil.py", b"")),
         r"unsafe entry name demo/\.\./\.\./evil\.py: contains a '\.\.' component",
@@ -295,7 +308,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
     ),
     # special files
     "symlink": (_with((LINK, b"../../etc/passwd")), r"entry demo/link\.py is a symbolic link", {}),
-    "device": (_with((DEVICE, b"")), r"entry demo/dev\.py is not a regular file \(mode 0o20000\)", {}),
+    "device": (
+        _with((DEVICE, b"")),
+        r"entry demo/dev\.py is not a regular file \(mode 0o20000\)",
+        {},
+    ),
     # duplicates
     "duplicate": (_with(("demo/sub.py", b"X = 2\n")), r"duplicate entry demo/sub\.py$", {}),
     "duplicate-case": (
@@ -343,7 +360,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
         {"WHEELSHADE_MAX_MEMBERS": "5"},
     ),
     # flags, compression, corrupt data
-    "encrypted": (_central_field("demo/sub.py", 8, "<H", 0x1), r"entry demo/sub\.py is encrypted", {}),
+    "encrypted": (
+        _central_field("demo/sub.py", 8, "<H", 0x1),
+        r"entry demo/sub\.py is encrypted",
+        {},
+    ),
     "strong-encryption": (
         _central_field("demo/sub.py", 8, "<H", 0x41),
         r"entry demo/sub\.py is encrypted",
@@ -383,7 +404,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
         {},
     ),
     "record-missing": (_no_record, r"demo-1\.0\.dist-info/RECORD is missing", {}),
-    "record-huge-size": (_big_record_size, r"RECORD line 2 \(demo/sub\.py\): size 1+\.\.\. is too large", {}),
+    "record-huge-size": (
+        _big_record_size,
+        r"RECORD line 2 \(demo/sub\.py\): size 1+\.\.\. is too large",
+        {},
+    ),
     # dist-info and metadata
     "dist-info-name": (
         _renamed_dist_info("other-1.0.dist-info", METADATA.replace(b"demo", b"other")),
@@ -405,12 +430,12 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
         r"more than one \.dist-info directory: demo-1\.0\.dist-info, other-1\.0\.dist-info",
         {},
     ),
-    "no-dist-info": (
-        _base(files={"demo/__init__.py": b""}, record=b""),
-        r"no top-level \.dist-info directory",
+    "no-dist-info": (_no_dist_info, r"no top-level \.dist-info directory", {}),
+    "metadata-missing": (
+        _without(f"{DIST}/METADATA"),
+        r"demo-1\.0\.dist-info/METADATA is missing",
         {},
     ),
-    "metadata-missing": (_without(f"{DIST}/METADATA"), r"demo-1\.0\.dist-info/METADATA is missing", {}),
     "metadata-not-utf8": (
         _base(files=_files(metadata=METADATA + b"Summary: caf\xe9\n")),
         r"demo-1\.0\.dist-info/METADATA: METADATA is not UTF-8",
@@ -429,19 +454,6 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
 }
 
 
-@pytest.mark.parametrize("case", list(CASES))
-def test_hostile_wheel_is_refused(case: str, tmp_path: Path) -> None:
-    build, pattern, env = CASES[case]
-    wheel = build(tmp_path / FILENAME)
-    before = wheel.read_bytes()
-    out = tmp_path / "out"
-    assert_refused(shade_cli(wheel, out, env), wheel, pattern)
-    assert not out.exists()
-    assert wheel.read_bytes() == before
-
-
-# The reader checks WHEEL (check_wheel_version), but core.shade does not call it yet.
-WHEEL_NOT_CHECKED = "core.shade does not call WheelReader.check_wheel_version()"
 WHEEL_CASES = {
     "wheel-version-2": (
         _base(files=_files(wheel=WHEEL.replace(b"1.0", b"2.0"))),
@@ -472,18 +484,73 @@ def test_bad_wheel_file_is_refused_by_the_reader(case: str, tmp_path: Path) -> N
     assert info.value.path == str(wheel)
 
 
-@pytest.mark.xfail(strict=True, reason=WHEEL_NOT_CHECKED)
-@pytest.mark.parametrize("case", list(WHEEL_CASES))
-def test_bad_wheel_file_is_refused(case: str, tmp_path: Path) -> None:
-    build, pattern = WHEEL_CASES[case]
-    wheel = build(tmp_path / FILENAME)
-    out = tmp_path / "out"
-    assert_refused(shade_cli(wheel, out), wheel, pattern)
-    assert not out.exists()
+def _python2_source(path: Path) -> Path:
+    return raw_wheel(path.parent, {"demo/mod.py": b'import demo\nprint "x"\n'})
+
+
+CLI_CASES = {
+    **CASES,
+    **{case: (build, pattern, {}) for case, (build, pattern) in WHEEL_CASES.items()},
+    "dist-info-version": (
+        _renamed_dist_info("demo-2.0.dist-info"),
+        r"demo-2\.0\.dist-info.*version",
+        {},
+    ),
+    "python2-source": (_python2_source, r"demo/mod\.py:2: cannot parse as Python 3 source", {}),
+}
+#: Cases that fail because of bugs outside the reader; see the reasons.
+CLI_XFAIL = {
+    **dict.fromkeys(WHEEL_CASES, "core.shade does not call WheelReader.check_wheel_version()"),
+    "dist-info-version": "core.summarise compares only the name part of the .dist-info with the "
+    "file name, not its version",
+}
+
+
+@dataclass(frozen=True)
+class Run:
+    wheel: Path
+    before: bytes
+    out: Path
+    proc: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="module")
+def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """Every CLI case, each in its own interpreter, run a few at a time to save wall time."""
+    root = tmp_path_factory.mktemp("hostile")
+
+    def run(case: str) -> Run:
+        build, _, env = CLI_CASES[case]
+        folder = root / case
+        folder.mkdir()
+        wheel = build(folder / FILENAME)
+        before = wheel.read_bytes()
+        return Run(wheel, before, folder / "out", shade_cli(wheel, folder / "out", env))
+
+    with ThreadPoolExecutor(max_workers=(os.cpu_count() or 1) + 1) as pool:
+        return dict(zip(CLI_CASES, pool.map(run, CLI_CASES), strict=True))
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=CLI_XFAIL[case]))
+        if case in CLI_XFAIL
+        else case
+        for case in CLI_CASES
+    ],
+)
+def test_hostile_wheel_is_refused(case: str, cli_runs: dict[str, Run]) -> None:
+    run = cli_runs[case]
+    assert_refused(run.proc, run.wheel, CLI_CASES[case][1])
+    assert not run.out.exists()
+    assert run.wheel.read_bytes() == run.before
 
 
 @pytest.mark.parametrize(("version", "expected"), [("1.0", (1, 0)), ("1.9", (1, 9)), ("1", (1,))])
-def test_newer_minor_wheel_version_is_read(version: str, expected: tuple[int, ...], tmp_path: Path) -> None:
+def test_newer_minor_wheel_version_is_read(
+    version: str, expected: tuple[int, ...], tmp_path: Path
+) -> None:
     wheel = Wheel(files=_files(wheel=WHEEL.replace(b"1.0", version.encode()))).write(
         tmp_path / FILENAME
     )
@@ -493,16 +560,6 @@ def test_newer_minor_wheel_version_is_read(version: str, expected: tuple[int, ..
     assert proc.returncode == 0, proc.stderr
     (output,) = (tmp_path / "out").glob("*.whl")
     validate_record(output)
-
-
-@pytest.mark.xfail(
-    strict=True, reason="core.summarise compares only the name part of the .dist-info with the file name"
-)
-def test_dist_info_version_disagreeing_with_the_file_name_is_refused(tmp_path: Path) -> None:
-    wheel = _renamed_dist_info("demo-2.0.dist-info")(tmp_path / FILENAME)
-    out = tmp_path / "out"
-    assert_refused(shade_cli(wheel, out), wheel, r"demo-2\.0\.dist-info.*version")
-    assert not out.exists()
 
 
 def shaded_members(wheel: Path) -> dict[str, bytes]:
@@ -542,7 +599,7 @@ def test_raising_a_limit_lets_a_big_wheel_through(tmp_path: Path) -> None:
     validate_record(output)
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-5", "1e9", "１０"])
+@pytest.mark.parametrize("value", ["abc", "0", "-5", "1e9", "\uff11\uff10"])
 def test_bad_limit_variable_is_a_usage_error(value: str, tmp_path: Path) -> None:
     wheel = Wheel().write(tmp_path / FILENAME)
     proc = shade_cli(wheel, tmp_path / "out", {"WHEELSHADE_MAX_RATIO": value})
@@ -560,7 +617,7 @@ def test_limits_come_from_arguments_then_environment_then_defaults(
     with WheelReader(wheel):
         pass
     monkeypatch.setenv("WHEELSHADE_MAX_TOTAL_SIZE", "1000")
-    with pytest.raises(ArchiveError, match="above the limit of 1000$"):
+    with pytest.raises(ArchiveError, match=r"above the limit of 1000$"):
         WheelReader(wheel)
     with WheelReader(wheel, max_total_size=DEFAULT_LIMITS["max_total_size"]):
         pass
@@ -675,7 +732,10 @@ def test_lossy_round_trip_is_exact_or_refused(case: str, tmp_path: Path) -> None
 
 #: id -> (source, pattern of the one-line error, after the file name)
 UNPARSABLE = {
-    "python2": (b'import demo\nprint "x"\n', r":2: cannot parse as Python 3 source: invalid syntax"),
+    "python2": (
+        b'import demo\nprint "x"\n',
+        r":2: cannot parse as Python 3 source: invalid syntax near 'print \"x\"'",
+    ),
     "no-coding-declaration": (
         b"import demo\ns = '\xe9'\n",
         r": cannot parse as Python 3 source: 'utf-8' codec can't decode byte 0xe9",
@@ -702,10 +762,3 @@ def test_unparsable_source_fails_with_one_line(case: str, tmp_path: Path) -> Non
     assert "\n" not in message
     assert re.match(re.escape(f"{wheel}/demo/mod.py") + pattern, message), message
     assert not (tmp_path / "out").exists()
-
-
-def test_python2_source_through_the_cli(tmp_path: Path) -> None:
-    wheel = raw_wheel(tmp_path / "in", {"demo/mod.py": b'import demo\nprint "x"\n'})
-    out = tmp_path / "out"
-    assert_refused(shade_cli(wheel, out), wheel, r"demo/mod\.py:2: cannot parse as Python 3 source")
-    assert not out.exists()

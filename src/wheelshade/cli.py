@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .closure import ClosureOptions
 from .core import ShadeResult, shade
 from .errors import StrictError, UsageError, WheelshadeError
 from .fetch import IndexOptions
@@ -82,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
                     help="print the seconds spent per phase (also WHEELSHADE_TIMINGS=1)")
     sh.add_argument("--strict", action="store_true",
                     help="fail (exit status 3, nothing written) when the leak report has findings")
+    res = sh.add_argument_group("dependency closure (--with-deps)")
+    res.add_argument("--with-deps", action="store_true",
+                     help="resolve the deps' dependency closure with pip and shade each member "
+                     "the target environment would hold in an incompatible version; --dep may "
+                     "then also be a range (--dep 'werkzeug<1') that constrains the closure")
+    res.add_argument("--target-requirements", type=Path, metavar="FILE",
+                     help="requirements the target environment is built from")
+    res.add_argument("--target-env", metavar="PYTHON",
+                     help="an interpreter whose installed distributions are the target")
+    res.add_argument("--uploaded-prior-to", metavar="DATE",
+                     help="resolve the closure as of this date (pip's option; needs an index "
+                     "that serves upload times)")
     _index_options(sh)
     sh.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     ve = sub.add_parser(
@@ -109,6 +122,15 @@ def _table(rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
+def format_decisions(result: ShadeResult) -> str:
+    rows = [("closure member", "version", "decision", "reason")]
+    rows += [
+        (d.name, str(d.version), "shade" if d.shade else "keep", d.reason)
+        for d in result.decisions
+    ]
+    return _table(rows) + "\n"
+
+
 def format_result(result: ShadeResult) -> str:
     rows = [("wheel", "role", "imports as", "distribution", "rewritten")]
     for w in result.wheels:
@@ -120,7 +142,8 @@ def format_result(result: ShadeResult) -> str:
             str(w.distribution),
             f"{w.rewritten}/{w.python_files} files",
         ))
-    out = [_table(rows), ""]
+    out = [format_decisions(result)] if result.decisions else []
+    out += [_table(rows), ""]
     for w in result.wheels:
         scripts = [*w.scripts_dropped, *(n for n in w.left_out if ".data/scripts/" in n)]
         if scripts:
@@ -152,6 +175,12 @@ def _shade(args: argparse.Namespace) -> int:
             strict=args.strict,
             jobs=args.jobs,
             timings=timings,
+            with_deps=args.with_deps,
+            closure=ClosureOptions(
+                target_requirements=args.target_requirements,
+                target_env=args.target_env,
+                uploaded_prior_to=args.uploaded_prior_to,
+            ),
         )
     except StrictError as exc:
         if args.report and isinstance(exc.result, ShadeResult):

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
@@ -16,6 +16,7 @@ from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel
 from .apply import JobOutcome, string_rules, write_job
 from .archive import WheelReader
 from .binaries import embedded_names
+from .closure import ClosureOptions, expand
 from .errors import PlanError, RewriteError, StrictError, UsageError, WheelFormatError
 from .fetch import IndexOptions, Pin, default_cache_dir, fetch, parse_dep
 from .findings import Finding
@@ -23,6 +24,7 @@ from .layout import parse_top_level_txt, top_levels
 from .metadata import read_metadata
 from .naming import Suffix
 from .plan import Action, PlanOptions, Role, ShadePlan, WheelJob, WheelSummary, make_plan
+from .resolve import Decision
 from .rewrite.pool import SourceRewriter
 from .timings import Timings
 
@@ -54,6 +56,8 @@ class ShadeResult:
     diffs: tuple[str, ...] = ()
     #: False for a dry run: nothing was written.
     written: bool = True
+    #: ``--with-deps``: every member of the resolved closure and why it is (not) shaded.
+    decisions: tuple[Decision, ...] = ()
 
     @property
     def findings(self) -> int:
@@ -183,24 +187,34 @@ def shade(
     strict: bool = False,
     jobs: int | None = None,
     timings: Timings | None = None,
+    with_deps: bool = False,
+    closure: ClosureOptions | None = None,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
     ``dry_run`` does all the work but writes nothing; ``diff`` collects unified diffs of
     every changed file; ``strict`` fails (StrictError, nothing written) on any finding;
     ``jobs`` is how many processes rewrite sources (default: the usable CPUs);
-    ``timings`` collects the seconds spent per phase.
+    ``timings`` collects the seconds spent per phase. ``with_deps`` resolves the deps'
+    dependency closure with pip and shades the members the target environment (see
+    ``closure``) would otherwise hold in an incompatible version.
     """
     clock = timings or Timings()
     if not deps:
         raise UsageError("no --dep given: name at least one dependency to shade")
     out = Path(out_dir)
-    with clock.phase("fetch"):
-        dep_paths = _resolve(deps, index or IndexOptions(), cache_dir or default_cache_dir())
     inputs = [Path(p) for p in dependents]
     for path in inputs:
         if not path.is_file():
             raise UsageError(f"{path}: no such wheel file")
+    decisions: tuple[Decision, ...] = ()
+    if with_deps:
+        with clock.phase("resolve closure"):
+            deps, decisions = expand(
+                deps, inputs, index=index or IndexOptions(), options=closure or ClosureOptions()
+            )
+    with clock.phase("fetch"):
+        dep_paths = _resolve(deps, index or IndexOptions(), cache_dir or default_cache_dir())
     options = PlanOptions(suffix, keep_scripts, keep_pth, tuple(drop))
     with ExitStack() as stack:
         readers: dict[Path, WheelReader] = {}
@@ -217,9 +231,10 @@ def shade(
             _check_outputs(plan, out, [*dep_paths, *inputs])
             _check_binaries(plan, readers)
         with SourceRewriter(plan.mapping, string_rules(plan), jobs=jobs) as rewriter:
-            return _execute(
+            result = _execute(
                 plan, readers, out, rewriter, clock, dry_run=dry_run, diff=diff, strict=strict
             )
+    return replace(result, decisions=decisions)
 
 
 def _report(job: WheelJob, plan: ShadePlan, outcome: JobOutcome, out: Path) -> WheelReport:
