@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wheel.wheelfile import WheelFile
+from wheel.wheelfile import WheelFile  # type: ignore[import-untyped]
 
 MODULES = 20
 

@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from . import __version__
-from .closure import ClosureOptions
-from .core import ShadeResult, shade
+from .batch import SetOutcome, run_batch
+from .config import find_config, load_config, override, top_level_set
+from .core import ShadeResult
 from .errors import StrictError, UsageError, WheelshadeError
 from .fetch import IndexOptions
 from .naming import check_suffix
 from .plan import Role
 from .report import summary, write_json
+from .shadeset import ShadeSet
 from .timings import Timings
 
 EXIT_OK = 0
@@ -58,16 +63,16 @@ def _parser() -> argparse.ArgumentParser:
                     help="dependent wheels to rewrite")
     sh.add_argument("--dep", action="append", default=[], metavar="NAME==VERSION|WHEEL",
                     help="a dependency to shade (repeatable); all --dep form one shading set")
-    sh.add_argument("-o", "--out-dir", type=Path, default=Path("wheelhouse"),
+    sh.add_argument("-o", "--out-dir", type=Path,
                     help="where to write the wheels (default: wheelhouse/)")
     sh.add_argument("--suffix", help="use NAME_SUFFIX instead of NAME_<version>_<hash>")
-    sh.add_argument("--drop", action="append", default=[], metavar="PATTERN",
+    sh.add_argument("--drop", action="append", metavar="PATTERN",
                     help="leave out archive members matching this glob (repeatable), e.g. "
                     "a compiled speed-up that has a pure-Python fallback")
-    sh.add_argument("--keep-scripts", action="store_true",
+    sh.add_argument("--keep-scripts", action="store_true", default=None,
                     help="keep console/GUI scripts of shaded deps (they clash with the "
                     "unshaded package's scripts)")
-    sh.add_argument("--keep-pth", action="store_true",
+    sh.add_argument("--keep-pth", action="store_true", default=None,
                     help="keep .pth files of shaded deps, renamed and rewritten (they run at "
                     "every interpreter start)")
     sh.add_argument("--cache-dir", type=Path,
@@ -81,10 +86,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="processes that rewrite sources (default: the usable CPUs)")
     sh.add_argument("--timings", action="store_true",
                     help="print the seconds spent per phase (also WHEELSHADE_TIMINGS=1)")
-    sh.add_argument("--strict", action="store_true",
+    sh.add_argument("--strict", action="store_true", default=None,
                     help="fail (exit status 3, nothing written) when the leak report has findings")
     res = sh.add_argument_group("dependency closure (--with-deps)")
-    res.add_argument("--with-deps", action="store_true",
+    res.add_argument("--with-deps", action="store_true", default=None,
                      help="resolve the deps' dependency closure with pip and shade each member "
                      "the target environment would hold in an incompatible version; --dep may "
                      "then also be a range (--dep 'werkzeug<1') that constrains the closure")
@@ -96,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
                      help="resolve the closure as of this date (pip's option; needs an index "
                      "that serves upload times)")
     _index_options(sh)
+    cfg = sh.add_argument_group("configuration and batch mode")
+    cfg.add_argument("--config", type=Path, metavar="FILE",
+                     help="read sets and defaults from FILE (default: ./wheelshade.toml, else "
+                     "[tool.wheelshade] in ./pyproject.toml)")
+    cfg.add_argument("--no-config", action="store_true", help="ignore any config file")
+    cfg.add_argument("--json", action="store_true",
+                     help="print a JSON summary of every set on stdout (docs/config.md)")
+    cfg.add_argument("--fail-fast", action="store_true",
+                     help="stop at the first set that fails (default: run them all)")
     sh.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
     ve = sub.add_parser(
         "verify",
@@ -157,31 +171,58 @@ def format_result(result: ShadeResult) -> str:
     return "\n".join(out)
 
 
+def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The set options given on the command line (None where not given)."""
+    index_given = args.find_links or args.index_url or args.extra_index_url or args.no_index
+    return {
+        "out_dir": args.out_dir,
+        "suffix": args.suffix,
+        "drop": tuple(args.drop) if args.drop else None,
+        "keep_scripts": args.keep_scripts,
+        "keep_pth": args.keep_pth,
+        "strict": args.strict,
+        "with_deps": args.with_deps,
+        "target_requirements": args.target_requirements,
+        "target_env": args.target_env,
+        "uploaded_prior_to": args.uploaded_prior_to,
+        "cache_dir": args.cache_dir,
+        "index": _index(args) if index_given else None,
+    }
+
+
+def _sets(args: argparse.Namespace) -> tuple[list[ShadeSet], dict[str, Any]]:
+    """The shading sets to run: from --dep, or from the config file; flags win."""
+    config = args.config
+    if config is None and not args.no_config:
+        config = find_config(Path.cwd())
+    if args.dep:
+        base = top_level_set(config) if config is not None else ShadeSet(deps=())
+        sets = [replace(base, deps=tuple(args.dep), dependents=tuple(args.wheels))]
+        settings: dict[str, Any] = {}
+    elif config is not None:
+        if args.wheels:
+            raise UsageError(
+                "dependent wheels given without --dep",
+                hint="give --dep, or list the dependents in the config file",
+            )
+        sets, settings = load_config(config)
+    else:
+        raise UsageError(
+            "no --dep given: name at least one dependency to shade",
+            hint="or declare sets in wheelshade.toml / [tool.wheelshade]; see docs/config.md",
+        )
+    return override(sets, **_cli_overrides(args)), settings
+
+
 def _shade(args: argparse.Namespace) -> int:
+    sets, settings = _sets(args)
+    if args.suffix:
+        check_suffix(args.suffix)
+    if len(sets) > 1 or args.json:
+        return _batch(args, sets, settings)
     timings = Timings() if args.timings or os.environ.get("WHEELSHADE_TIMINGS") == "1" else None
     try:
-        result = shade(
-            args.wheels,
-            args.dep,
-            out_dir=args.out_dir,
-            suffix=check_suffix(args.suffix) if args.suffix else None,
-            index=_index(args),
-            cache_dir=args.cache_dir,
-            keep_scripts=args.keep_scripts,
-            keep_pth=args.keep_pth,
-            drop=args.drop,
-            dry_run=args.dry_run,
-            diff=args.diff,
-            strict=args.strict,
-            jobs=args.jobs,
-            timings=timings,
-            with_deps=args.with_deps,
-            closure=ClosureOptions(
-                target_requirements=args.target_requirements,
-                target_env=args.target_env,
-                uploaded_prior_to=args.uploaded_prior_to,
-            ),
-        )
+        result = sets[0].run(jobs=args.jobs, dry_run=args.dry_run, diff=args.diff, timings=timings)
     except StrictError as exc:
         if args.report and isinstance(exc.result, ShadeResult):
             write_json(exc.result, args.report)
@@ -198,6 +239,41 @@ def _shade(args: argparse.Namespace) -> int:
     if timings is not None:
         print(timings.report(), file=sys.stderr)
     return EXIT_OK
+
+
+def _batch(args: argparse.Namespace, sets: list[ShadeSet], settings: dict[str, Any]) -> int:
+    if args.report or args.diff:
+        raise UsageError("--report and --diff take one set; use --json for several")
+    tty = sys.stderr.isatty()
+
+    def progress(outcome: SetOutcome, done: int, total: int) -> None:
+        status = "ok" if outcome.ok else "FAILED"
+        if tty:
+            print(f"\r[{done}/{total}] {outcome.shade_set.label}: {status}\033[K",
+                  end="" if done < total else "\n", file=sys.stderr, flush=True)
+        else:
+            print(f"wheelshade: [{done}/{total}] set {outcome.shade_set.label}: {status}",
+                  file=sys.stderr)
+        if outcome.error:
+            print(outcome.error if not tty else f"\n{outcome.error}", file=sys.stderr)
+        elif outcome.result is not None and not tty:
+            for w in outcome.result.wheels:
+                print(f"wheelshade:   wrote {w.output} ({w.original}, "
+                      f"{w.rewritten}/{w.python_files} files rewritten)", file=sys.stderr)
+
+    result = run_batch(
+        sets,
+        jobs=args.jobs or settings.get("jobs"),
+        fail_fast=args.fail_fast or bool(settings.get("fail-fast")),
+        dry_run=args.dry_run,
+        on_done=progress,
+    )
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    failed = [o for o in result.outcomes if not o.ok]
+    if not args.quiet and not args.json:
+        print(f"{len(result.outcomes) - len(failed)} of {len(result.outcomes)} sets succeeded")
+    return max((o.exit_status for o in failed), default=EXIT_OK)
 
 
 def _verify(args: argparse.Namespace) -> int:

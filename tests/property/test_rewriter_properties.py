@@ -241,7 +241,22 @@ def test_rewritten_module_parses_and_binds_the_same_names(packages: Path, source
     before, after = run(source), run(new)
     assert after.pop("loaded originals") == []
     before.pop("loaded originals")
-    assert after == before
+    assert without_extra_binding(after, before) == before
+
+
+def without_extra_binding(after: dict[str, object], before: dict[str, object]) -> object:
+    """``after`` less the one name the rewrite may add: ``import a.b`` becomes
+    ``import a_1_0_deadbeef.b, a_1_0_deadbeef as a``, which binds ``a_1_0_deadbeef`` too
+    (docs/how-it-works.md); compared in nested namespaces (defs, classes) as well."""
+    out: dict[str, object] = {}
+    for key, value in after.items():
+        if key == SHADED and key not in before and value == ("module", ORIGINAL):
+            continue
+        old = before.get(key)
+        if isinstance(value, dict) and isinstance(old, dict):
+            value = without_extra_binding(value, old)
+        out[key] = value
+    return out
 
 
 @given(source=modules())
