@@ -4,6 +4,9 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
+from .batch import BatchResult, SetOutcome, run_batch
+from .closure import ClosureOptions
+from .config import find_config, load_config
 from .core import ShadeResult, WheelReport, shade
 from .errors import (
     ArchiveError,
@@ -15,6 +18,9 @@ from .errors import (
     WheelshadeError,
 )
 from .fetch import IndexOptions, Pin
+from .findings import Code, Finding
+from .resolve import Decision
+from .shadeset import ShadeSet
 
 __all__ = [
     "ArchiveError",
