@@ -125,3 +125,37 @@ def test_verify_passes_on_the_demo_output(demo: tuple[Path, Path, Venv]) -> None
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().endswith("OK: no leak in 6 wheels")
     assert "bizbaz-0.1-py3-none-any.whl: imported 1, skipped 0, leaks 0" in proc.stdout
+
+
+def test_with_deps_explicit_pins_path(tmp_path: Path) -> None:
+    """--with-deps naming the stack's ranges (the path for indexes without upload times)."""
+    from wheelshade.closure import ClosureOptions
+
+    links = wheels(*OLD_STACK, *NEW_STACK)
+    bizbaz = build_fixture("bizbaz", tmp_path / "dist", tmp_path / "src", root=EXAMPLES)
+    (tmp_path / "target.txt").write_text("flask==3.1.3\n")
+    result = shade(
+        [bizbaz],
+        ["flask==0.12.4", "werkzeug<1", "jinja2<3", "markupsafe<2.1", "itsdangerous<2"],
+        out_dir=tmp_path / "out",
+        cache_dir=tmp_path / "cache",
+        index=IndexOptions(find_links=(str(links),), no_index=True),
+        drop=["markupsafe/_speedups*"],
+        with_deps=True,
+        closure=ClosureOptions(target_requirements=tmp_path / "target.txt"),
+    )
+    decided = {d.name: (str(d.version), d.shade) for d in result.decisions}
+    assert decided == {
+        "click": ("8.1.8", False),  # the target's click meets flask 0.12's click>=2.0
+        "flask": ("0.12.4", True),
+        "itsdangerous": ("1.1.0", True),
+        "jinja2": ("2.11.3", True),
+        "markupsafe": ("2.0.1", True),
+        "werkzeug": ("0.16.1", True),
+    }
+    env = Venv.create(tmp_path / "env")
+    env.install("--find-links", links, *sorted((tmp_path / "out").glob("*.whl")), "flask==3.1.3")
+    proc = env.run("import bizbaz; bizbaz.main()")
+    assert proc.returncode == 0, proc.stderr
+    assert "GET / -> 200 'bizbaz page rendered by flask 0.12.4&lt;ok&gt;'" in proc.stdout
+    assert env.pip("check", check=False).returncode == 0
