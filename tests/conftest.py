@@ -32,7 +32,7 @@ def _register_hypothesis_profiles() -> None:
 
     settings.register_profile(
         "default",
-        max_examples=40,
+        max_examples=50,
         derandomize=True,
         deadline=None,
         database=None,

@@ -375,6 +375,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
         r"entry demo/sub\.py uses unsupported compressed patch data",
         {},
     ),
+    "zip-version": (  # found by fuzzing: zipfile raised NotImplementedError
+        _central_field("demo/sub.py", 6, "<H", 127),
+        r"uses an unsupported zip feature \(zip file version 12\.7\)",
+        {},
+    ),
     "compression": (
         _central_field("demo/sub.py", 10, "<H", 9),
         r"entry demo/sub\.py uses unsupported compression 9",

@@ -19,10 +19,11 @@ from .metadata import (
     edit_top_level_txt,
 )
 from .plan import Action, MemberAction, ShadePlan, WheelJob
+from .records import parse_record
 from .rewrite import StringRules, mentions, rewrite_file
 from .rewrite.pool import SourceRewriter
 from .timings import Timings
-from .writer import WheelWriter, wheel_order, zip_timestamp
+from .writer import RawSource, WheelWriter, wheel_order, zip_timestamp
 
 
 @dataclass(frozen=True)
@@ -182,8 +183,15 @@ def write_job(
     extra: dict[str, bytes] = {}
     if job.new_name is not None:
         extra[f"{job.dist_info_out}/{PROVENANCE_FILE}"] = _provenance(job, plan)
+    record = {
+        e.path: e
+        for e in parse_record(
+            reader.read(f"{job.summary.dist_info}/RECORD"), wheel=str(job.summary.path)
+        )
+    }
     with (
         clock.phase("write"),
+        RawSource(reader.path) as raw,
         WheelWriter(target, job.dist_info_out, date_time=zip_timestamp()) as writer,
     ):
         for name in wheel_order([*by_target, *extra], job.dist_info_out):
@@ -195,8 +203,13 @@ def write_job(
             if act.source in changed:
                 writer.add(name, changed.pop(act.source), executable=exe)
             elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
-                with reader.open(act.source) as stream:
-                    writer.add_stream(name, stream, executable=exe)
+                info = raw.info(act.source)
+                entry = record.get(act.source)
+                if info is None or entry is None or not writer.add_raw(
+                    name, raw, info, entry, executable=exe
+                ):
+                    with reader.open(act.source) as stream:
+                        writer.add_stream(name, stream, executable=exe)
             else:
                 data = reader.read(act.source)
                 new = state.content(act, data)

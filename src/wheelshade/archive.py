@@ -110,6 +110,9 @@ class WheelReader:
             self._zip = zipfile.ZipFile(self.path)
         except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, ValueError) as exc:
             raise ArchiveError(f"not a valid zip archive ({_line(exc)})", path=str(path)) from None
+        except NotImplementedError as exc:  # an entry needing a newer zip version
+            message = f"uses an unsupported zip feature ({_line(exc)})"
+            raise ArchiveError(message, path=str(path)) from None
         except OSError as exc:
             raise ArchiveError(f"cannot read the wheel ({exc.strerror})", path=str(path)) from None
         try:

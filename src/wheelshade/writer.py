@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import struct
 import time
 import zipfile
 from collections.abc import Iterable
@@ -102,6 +103,10 @@ class WheelWriter:
         self._write(name, itertools.chain(head, rest), size, executable)
 
     def _write(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
+        self._check(name)
+        self._put(name, chunks, size, executable)
+
+    def _check(self, name: str) -> None:
         if self._closed:
             raise ValueError(f"cannot add {name!r}: the writer is closed")
         top, _, base = name.partition("/")
@@ -115,7 +120,6 @@ class WheelWriter:
         if problem:
             raise ValueError(f"cannot add {name!r}: {problem}")
         self._keys.add(_fold(name))
-        self._put(name, chunks, size, executable)
 
     def _put(self, name: str, chunks: Iterable[bytes], size: int, executable: bool) -> None:
         info = zipfile.ZipInfo(name, self.date_time)
@@ -130,6 +134,44 @@ class WheelWriter:
                 hasher.update(chunk)
                 dest.write(chunk)
         self._records.append(RecordEntry(name, hasher.digest(), hasher.size))
+
+    def add_raw(
+        self,
+        name: str,
+        source: RawSource,
+        info: zipfile.ZipInfo,
+        record: RecordEntry,
+        *,
+        executable: bool = False,
+    ) -> bool:
+        """Copy an input member's compressed bytes under ``name``; False if it cannot be.
+
+        The entry gets this writer's fixed time and mode like any other; only the
+        compressed payload (and its CRC and sizes) comes from the input.
+        """
+        zf = self._zip
+        if record.hash is None or not hasattr(zf, "start_dir") or not hasattr(zf, "_didModify"):
+            return False  # zipfile internals this relies on are missing: recompress instead
+        self._check(name)
+        entry = zipfile.ZipInfo(name, self.date_time)
+        entry.compress_type = info.compress_type
+        entry.create_system = 3
+        entry.external_attr = (0o100755 if executable else 0o100644) << 16
+        entry.CRC, entry.compress_size, entry.file_size = (
+            info.CRC, info.compress_size, info.file_size
+        )
+        fp = zf.fp
+        assert fp is not None
+        entry.header_offset = fp.tell()
+        fp.write(entry.FileHeader(info.file_size >= _ZIP64_THRESHOLD))
+        for chunk in source.chunks(info):
+            fp.write(chunk)
+        zf.filelist.append(entry)
+        zf.NameToInfo[name] = entry
+        zf.start_dir = fp.tell()
+        zf._didModify = True
+        self._records.append(RecordEntry(name, record.hash, info.file_size))
+        return True
 
     def close(self) -> None:
         """Append RECORD and finish the archive; a second call does nothing."""
@@ -165,3 +207,49 @@ class WheelWriter:
         except BaseException:
             self._abort()
             raise
+
+
+_LOCAL_HEADER = struct.Struct("<4s5H3L2H")  # zip local file header, 30 bytes
+_RAW_METHODS = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+
+class RawSource:
+    """Compressed member data of an input wheel, for copying without recompressing.
+
+    Deflating is most of a repack's cost; a member whose content does not change can
+    keep its compressed bytes. Its hash and size come from the input's RECORD, which
+    ``WheelReader.verify_record`` has checked against the content (and zipfile the CRC).
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._zip = zipfile.ZipFile(path)
+        self._infos = {i.filename: i for i in self._zip.infolist()}
+        self._raw = open(path, "rb")  # noqa: SIM115 - closed in close()
+
+    def info(self, name: str) -> zipfile.ZipInfo | None:
+        info = self._infos.get(name)
+        if info is None or info.compress_type not in _RAW_METHODS or info.flag_bits & 0x1:
+            return None
+        return info
+
+    def chunks(self, info: zipfile.ZipInfo) -> Iterable[bytes]:
+        self._raw.seek(info.header_offset)
+        header = _LOCAL_HEADER.unpack(self._raw.read(_LOCAL_HEADER.size))
+        self._raw.seek(header[9] + header[10], os.SEEK_CUR)  # file name and extra field
+        left = info.compress_size
+        while left:
+            chunk = self._raw.read(min(left, _CHUNK))
+            if not chunk:
+                raise OSError(f"{info.filename}: compressed data ends early")
+            left -= len(chunk)
+            yield chunk
+
+    def close(self) -> None:
+        self._raw.close()
+        self._zip.close()
+
+    def __enter__(self) -> RawSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
