@@ -108,7 +108,7 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
                 f"not start with it: the linker may have merged a separate {ref.name!r} string "
                 "into it, which a token-bounded patch cannot reach"
             )
-    if info.opaque_strings:
+    if info.opaque_strings and mapping:
         version = info.cython_version or "unknown version"
         found.append(
             f"{info.path}: Cython ({version}) keeps module names in a packed, possibly "
@@ -235,9 +235,8 @@ def check_loads(
     ImportError and fall back to pure Python; afterwards ``sys.modules`` must hold no
     original name either. Raises LoadCheckError with the child's output.
     """
-    script = _CHECK_SCRIPT.format(
-        root=str(root), modules=sorted(modules), originals=sorted(set(originals))
-    )
+    names = list(modules)
+    script = _CHECK_SCRIPT.format(root=str(root), modules=names, originals=sorted(set(originals)))
     try:
         proc = subprocess.run(
             [python, "-I", "-c", script], capture_output=True, text=True, timeout=300
@@ -247,7 +246,7 @@ def check_loads(
     if proc.returncode != 0:
         detail = (proc.stderr or proc.stdout).strip().splitlines()
         raise LoadCheckError(
-            f"loading {', '.join(sorted(modules))} failed: {detail[-1] if detail else ''}",
+            f"loading {', '.join(names)} failed: {detail[-1] if detail else ''}",
             path=str(root),
         )
 

@@ -7,6 +7,7 @@ import hashlib
 import io
 import re
 import struct
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,8 +103,64 @@ def _find_all(data: bytearray, sig: bytes) -> Iterator[int]:
         at = data.find(sig, at + 1)
 
 
+NAMES = st.one_of(
+    st.sampled_from(
+        [
+            "demo/__init__.py",
+            "demo/sub.py",
+            "demo/",
+            "demo",
+            "Demo/SUB.py",
+            "demo/sub.py/x",
+            f"{DIST}/METADATA",
+            f"{DIST}/WHEEL",
+            f"{DIST}/RECORD.jws",
+            "other-2.0.dist-info/METADATA",
+            "demo-1.0.data/purelib/x.py",
+        ]
+    ),
+    st.text(alphabet="ad/.\\:\x00\n \u00e9\u0301", min_size=1, max_size=12),
+)
+VERSIONS = st.sampled_from(
+    ["1.0", "1.9", "2.0", "1", "0.1", "1.x", "", " 1.0 ", "\uff11.0", "1..0", "9" * 5000]
+)
+
+
+def record_row(name: str, data: bytes, how: str) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).decode().rstrip("=")
+    return {
+        "right": f"{name},sha256={digest},{len(data)}",
+        "wrong-hash": f"{name},sha256=AAAA,{len(data)}",
+        "no-hash": f"{name},,",
+        "md5": f"{name},md5={digest},{len(data)}",
+        "wrong-size": f"{name},sha256={digest},{len(data) + 1}",
+    }[how]
+
+
+@st.composite
+def structured(draw: st.DrawFn) -> bytes:
+    """A well-formed zip whose names, RECORD and WHEEL file are random."""
+    entries = draw(st.lists(st.tuples(NAMES, st.binary(max_size=32)), max_size=6))
+    if draw(st.booleans()):
+        entries.append((f"{DIST}/WHEEL", f"Wheel-Version: {draw(VERSIONS)}\n".encode()))
+    how = st.sampled_from(["right", "right", "wrong-hash", "no-hash", "md5", "wrong-size"])
+    rows = [record_row(name, data, draw(how)) for name, data in entries]
+    rows += draw(st.lists(st.text(max_size=30), max_size=2))
+    if draw(st.booleans()):
+        entries.append((f"{DIST}/RECORD", "\n".join(rows).encode("utf-8", "surrogatepass")))
+    buffer = io.BytesIO()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # duplicate names
+        with zipfile.ZipFile(buffer, "w", draw(st.sampled_from(COMPRESSIONS))) as zf:
+            for name, data in entries:
+                zf.writestr(name, data)
+    return buffer.getvalue()
+
+
+COMPRESSIONS = [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA]
 archives = st.one_of(
     mutated(),
+    structured(),
     st.binary(max_size=512),
     st.binary(max_size=200).map(lambda tail: b"PK\x05\x06" + tail),
 )

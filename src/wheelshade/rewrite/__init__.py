@@ -103,15 +103,19 @@ def rewrite_file(
     changed = False
     # Right to left, so replacing one range does not move the ones still to do.
     for (start, end), (module, prefix) in reversed(parsed):
+        text = "".join(src.lines[start:end])
         found: list[Finding] = []
-        if strings is not None:
+        # Each pass walks the whole statement: run only the ones its text can concern.
+        if strings is not None and patterns.strings.search(text):
             renamer = StringRenamer(strings, aliases)
             before = module
             module = module.visit(renamer)
             found = _located(before, renamer.findings, path, start - prefix.count("\n"))
         findings[:0] = found
-        new = module.visit(ImportRenamer(mapping)).code[len(prefix) :]
-        if new != "".join(src.lines[start:end]):
+        if patterns.words.search(text):
+            module = module.visit(ImportRenamer(mapping))
+        new = module.code[len(prefix) :]
+        if new != text:
             lines[start:end] = [new]
             changed = True
     if not changed:
