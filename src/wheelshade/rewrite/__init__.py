@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import libcst as cst
@@ -91,9 +93,7 @@ def rewrite_file(
         return Rewritten(None)
     src = decode(source, path)
     with_strings = strings is not None
-    candidates = {
-        i for i, line in enumerate(src.lines) if patterns.candidate_text(line, with_strings)
-    }
+    candidates = patterns.candidate_lines(src.lines, with_strings)
     if not candidates:
         return Rewritten(None)
     aliases = aliases_from_ast(src.tree) if strings is not None else ImportAliases()
@@ -220,6 +220,17 @@ class _Patterns:
         return self.words_b.search(source) is not None or (
             with_strings and self.quoted_b.search(source) is not None
         )
+
+    def candidate_lines(self, lines: Sequence[str], with_strings: bool) -> set[int]:
+        """Indexes of the lines with a candidate: one regex pass over the whole text."""
+        starts = list(itertools.accumulate((len(line) for line in lines), initial=0))
+        text = "".join(lines)
+        found = {bisect.bisect_right(starts, m.start()) - 1 for m in self.words.finditer(text)}
+        if with_strings:
+            found |= {
+                bisect.bisect_right(starts, m.start()) - 1 for m in self.strings.finditer(text)
+            }
+        return found
 
     def candidate_text(self, text: str, with_strings: bool) -> bool:
         return self.words.search(text) is not None or (
