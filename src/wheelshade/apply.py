@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from . import __version__
 from .archive import WheelReader
+from .binaries import BinaryInfo, classify
 from .errors import RewriteError
 from .findings import Finding
 from .metadata import (
@@ -18,6 +19,7 @@ from .metadata import (
     edit_metadata,
     edit_top_level_txt,
 )
+from .patching import patch_strings
 from .plan import Action, MemberAction, ShadePlan, WheelJob
 from .records import parse_record
 from .rewrite import StringRules, mentions, rewrite_file
@@ -146,6 +148,22 @@ class _JobWriter:
         return data
 
 
+def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: ShadePlan) -> bytes:
+    """A compiled module with its references to shaded names patched in place (same length).
+
+    Checked afterwards: classifying the result must find no shaded original name left.
+    """
+    data = patch_strings(reader.read(act.source), info, plan.mapping)
+    left = classify(data, info.path, plan.mapping).names
+    if left:
+        raise RewriteError(
+            f"still refers to {', '.join(left)} after patching",
+            path=info.path,
+            hint="please report this wheel",
+        )
+    return data
+
+
 _BATCH_BYTES = 32 << 20
 
 
@@ -171,6 +189,7 @@ def write_job(
     target: Path,
     rewriter: SourceRewriter,
     clock: Timings,
+    binaries: Mapping[str, BinaryInfo],
     *,
     want_diff: bool = False,
 ) -> JobOutcome:
@@ -202,11 +221,19 @@ def write_job(
             exe = executable[act.source]
             if act.source in changed:
                 writer.add(name, changed.pop(act.source), executable=exe)
+            elif (
+                act.action is Action.BINARY
+                and act.source in binaries
+                and any(n in plan.mapping for n in binaries[act.source].names)
+            ):
+                writer.add(name, _patched(reader, act, binaries[act.source], plan), executable=exe)
             elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
                 info = raw.info(act.source)
                 entry = record.get(act.source)
-                if info is None or entry is None or not writer.add_raw(
-                    name, raw, info, entry, executable=exe
+                if (
+                    info is None
+                    or entry is None
+                    or not writer.add_raw(name, raw, info, entry, executable=exe)
                 ):
                     with reader.open(act.source) as stream:
                         writer.add_stream(name, stream, executable=exe)

@@ -67,7 +67,8 @@ _FLAG_PATCHED = 0x20
 _EOCD = struct.Struct("<4s4H2LH")
 _EOCD64_LOCATOR = struct.Struct("<4sLQL")
 _EOCD64 = struct.Struct("<4sQ2H2L4Q")
-_WHEEL_VERSION = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+#: At most 9 digits a part, so that ``int`` stays quick (and a real version fits).
+_WHEEL_VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})*")
 
 
 @dataclass(frozen=True)
@@ -201,7 +202,8 @@ class WheelReader:
         if value is None:
             self._fail(WheelFormatError, f"{name} has no Wheel-Version")
         if _WHEEL_VERSION.fullmatch(value) is None:
-            self._fail(WheelFormatError, f"{name} has an invalid Wheel-Version {value!r}")
+            shown = repr(value) if len(value) <= 40 else repr(value[:37]) + "..."
+            self._fail(WheelFormatError, f"{name} has an invalid Wheel-Version {shown}")
         version = tuple(int(part) for part in value.split("."))
         if version[0] != WHEEL_MAJOR:
             raise WheelFormatError(

@@ -13,6 +13,7 @@ from typing import Any
 
 from . import __version__
 from .batch import SetOutcome, run_batch
+from .compiled import Naming
 from .config import find_config, load_config, override, top_level_set
 from .core import ShadeResult
 from .errors import StrictError, UsageError, WheelshadeError
@@ -66,6 +67,10 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("-o", "--out-dir", type=Path,
                     help="where to write the wheels (default: wheelhouse/)")
     sh.add_argument("--suffix", help="use NAME_SUFFIX instead of NAME_<version>_<hash>")
+    sh.add_argument("--naming", choices=[n.value for n in Naming],
+                    help="readable: NAME_<version>_<hash>; same-length: a hash name of the "
+                    "original's length, which compiled code can be patched to; auto (default): "
+                    "same-length only for names a compiled module refers to")
     sh.add_argument("--drop", action="append", metavar="PATTERN",
                     help="leave out archive members matching this glob (repeatable), e.g. "
                     "a compiled speed-up that has a pure-Python fallback")
@@ -186,6 +191,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "target_env": args.target_env,
         "uploaded_prior_to": args.uploaded_prior_to,
         "cache_dir": args.cache_dir,
+        "naming": Naming(args.naming) if args.naming else None,
         "index": _index(args) if index_given else None,
     }
 

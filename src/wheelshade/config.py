@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .compiled import Naming
 from .errors import UsageError
 from .fetch import IndexOptions
 from .shadeset import ShadeSet
@@ -35,6 +36,7 @@ _SET_KEYS = {
     "extra-index-url": list,
     "no-index": bool,
     "cache-dir": str,
+    "naming": str,
 }
 _TOP_ONLY = {"set": list, "jobs": int, "fail-fast": bool}
 
@@ -108,7 +110,16 @@ def _set_from(table: Mapping[str, Any], base: Path) -> ShadeSet:
             no_index=table.get("no-index", False),
         ),
         cache_dir=path("cache-dir"),
+        naming=_naming(table.get("naming", "auto")),
     )
+
+
+def _naming(value: str) -> Naming:
+    try:
+        return Naming(value)
+    except ValueError:
+        choices = ", ".join(n.value for n in Naming)
+        raise UsageError(f"naming must be one of {choices}, not {value!r}") from None
 
 
 def load_config(path: Path) -> tuple[list[ShadeSet], dict[str, Any]]:

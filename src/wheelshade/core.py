@@ -13,17 +13,18 @@ from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 
+from . import compiled
 from .apply import JobOutcome, string_rules, write_job
 from .archive import WheelReader
-from .binaries import embedded_names
 from .closure import ClosureOptions, expand
+from .compiled import Naming
 from .errors import PlanError, RewriteError, StrictError, UsageError, WheelFormatError
 from .fetch import IndexOptions, Pin, default_cache_dir, fetch, parse_dep
 from .findings import Finding
 from .layout import parse_top_level_txt, top_levels
 from .metadata import read_metadata
 from .naming import Suffix
-from .plan import Action, PlanOptions, Role, ShadePlan, WheelJob, WheelSummary, make_plan
+from .plan import PlanOptions, Role, ShadePlan, WheelJob, WheelSummary, make_plan
 from .resolve import Decision
 from .rewrite.pool import SourceRewriter
 from .timings import Timings
@@ -112,26 +113,6 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
     )
 
 
-def _check_binaries(plan: ShadePlan, readers: dict[Path, WheelReader]) -> None:
-    problems = []
-    for job in plan.jobs:
-        reader = readers[job.summary.path]
-        for act in job.actions:
-            if act.action is Action.BINARY:
-                hits = embedded_names(reader.read(act.source), plan.mapping)
-                if hits:
-                    problems.append(
-                        f"{job.summary.filename}: {act.source} is compiled code that refers to "
-                        f"{', '.join(repr(h) for h in hits)} by name, which cannot be rewritten"
-                    )
-    if problems:
-        raise PlanError(
-            problems,
-            hint="if the package has a pure-Python fallback, leave the binary out with "
-            "--drop 'PATTERN'",
-        )
-
-
 def _check_outputs(plan: ShadePlan, out: Path, inputs: Sequence[Path]) -> None:
     names = [job.output_filename for job in plan.jobs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -189,6 +170,7 @@ def shade(
     timings: Timings | None = None,
     with_deps: bool = False,
     closure: ClosureOptions | None = None,
+    naming: Naming = Naming.AUTO,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
@@ -197,7 +179,8 @@ def shade(
     ``jobs`` is how many processes rewrite sources (default: the usable CPUs);
     ``timings`` collects the seconds spent per phase. ``with_deps`` resolves the deps'
     dependency closure with pip and shades the members the target environment (see
-    ``closure``) would otherwise hold in an incompatible version.
+    ``closure``) would otherwise hold in an incompatible version. ``naming`` decides
+    when shaded names have the original's length so compiled code can be patched.
     """
     clock = timings or Timings()
     if not deps:
@@ -227,12 +210,28 @@ def shade(
                     readers[path] = reader
                     summaries[role].append(summarise(reader, role))
         with clock.phase("plan"):
+            every = [*summaries[Role.DEP], *summaries[Role.DEPENDENT]]
+            tops = sorted({t.name for s in summaries[Role.DEP] for t in s.top_levels})
+            binaries = compiled.scan(every, readers, tops, options.drop)
+            options = replace(
+                options, same_length=compiled.same_length_names(binaries, tops, naming)
+            )
             plan = make_plan(summaries[Role.DEP], summaries[Role.DEPENDENT], options)
             _check_outputs(plan, out, [*dep_paths, *inputs])
-            _check_binaries(plan, readers)
+            issues = compiled.check(binaries, {s.path: s for s in every}, plan.mapping, naming)
+            if issues:
+                raise PlanError(issues, hint="nothing was written")
         with SourceRewriter(plan.mapping, string_rules(plan), jobs=jobs) as rewriter:
             result = _execute(
-                plan, readers, out, rewriter, clock, dry_run=dry_run, diff=diff, strict=strict
+                plan,
+                readers,
+                out,
+                rewriter,
+                clock,
+                binaries,
+                dry_run=dry_run,
+                diff=diff,
+                strict=strict,
             )
     return replace(result, decisions=decisions)
 
@@ -291,6 +290,7 @@ def _execute(
     out: Path,
     rewriter: SourceRewriter,
     clock: Timings,
+    binaries: compiled.BinaryScan,
     *,
     dry_run: bool,
     diff: bool,
@@ -310,6 +310,7 @@ def _execute(
                 stage / job.output_filename,
                 rewriter,
                 clock,
+                {m: i for (p, m), i in binaries.infos.items() if p == job.summary.path},
                 want_diff=diff,
             )
             errors += outcome.errors

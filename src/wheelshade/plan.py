@@ -32,6 +32,7 @@ from .naming import (
     shaded_dist_name,
     shaded_import_name,
 )
+from .patching import same_length_name
 
 
 class Role(enum.Enum):
@@ -91,6 +92,8 @@ class PlanOptions:
     keep_pth: bool = False
     #: Globs of archive members to leave out.
     drop: tuple[str, ...] = ()
+    #: Original names that get a same-length name (compiled code refers to them).
+    same_length: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -290,9 +293,16 @@ def make_plan(
     digest = set_hash((d.name, d.metadata.version) for d in deps)
     mapping: dict[str, str] = {}
     dists: dict[NormalizedName, ShadedDist] = {}
+    taken = {t.name for wheel in (*deps, *dependents) for t in wheel.top_levels}
     for dep in deps:
         tail = options.suffix or default_suffix(dep.metadata.version, digest)
-        renames = {t.name: shaded_import_name(t.name, tail) for t in dep.top_levels}
+        renames = {
+            t.name: same_length_name(t.name, digest, taken)
+            if t.name in options.same_length
+            else shaded_import_name(t.name, tail)
+            for t in dep.top_levels
+        }
+        taken.update(renames.values())
         mapping.update(renames)
         dists[dep.name] = ShadedDist(
             dep.name, dep.metadata.version, shaded_dist_name(dep.name, tail), renames

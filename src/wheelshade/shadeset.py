@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .closure import ClosureOptions
+from .compiled import Naming
 from .core import ShadeResult, shade
 from .fetch import IndexOptions
 from .naming import check_suffix
@@ -35,6 +36,7 @@ class ShadeSet:
     uploaded_prior_to: str | None = None
     index: IndexOptions = field(default_factory=IndexOptions)
     cache_dir: Path | None = None
+    naming: Naming = Naming.AUTO
 
     @property
     def label(self) -> str:
@@ -64,6 +66,7 @@ class ShadeSet:
             jobs=jobs,
             timings=timings,
             with_deps=self.with_deps,
+            naming=self.naming,
             closure=ClosureOptions(
                 target_requirements=self.target_requirements,
                 target_env=self.target_env,

@@ -1,0 +1,121 @@
+"""Compiled modules in a shading set: what each one names, which naming it forces, refusals."""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .archive import WheelReader
+from .binaries import BinaryInfo, classify
+from .elf import UnsupportedBinary
+from .errors import PlanError, WheelFormatError
+from .layout import EXTENSION_SUFFIXES, in_site_packages, locate
+from .patching import problems
+from .plan import Role, WheelSummary
+
+
+class Naming(enum.Enum):
+    """How shaded import names are formed (``--naming``)."""
+
+    READABLE = "readable"  # T_<version>_<hash>
+    SAME_LENGTH = "same-length"  # a hash name of T's byte length, patchable inside binaries
+    AUTO = "auto"  # same-length only for names a binary refers to
+
+
+@dataclass(frozen=True)
+class BinaryScan:
+    #: (wheel path, member) -> what the binary is and which original names it refers to.
+    infos: Mapping[tuple[Path, str], BinaryInfo]
+
+    def referenced(self) -> frozenset[str]:
+        return frozenset(n for info in self.infos.values() for n in info.names)
+
+
+def _binaries(summary: WheelSummary) -> list[str]:
+    return [
+        name
+        for name in summary.members
+        if name.endswith(EXTENSION_SUFFIXES)
+        and in_site_packages(locate(name, summary.data_dir))
+        and not name.startswith(summary.dist_info + "/")
+    ]
+
+
+def scan(
+    summaries: Sequence[WheelSummary],
+    readers: Mapping[Path, WheelReader],
+    originals: Sequence[str],
+    drop: Sequence[str],
+) -> BinaryScan:
+    """Classify every compiled module the set keeps; refuse formats that cannot be read."""
+    infos: dict[tuple[Path, str], BinaryInfo] = {}
+    issues: list[str] = []
+    for summary in summaries:
+        for member in _binaries(summary):
+            if any(fnmatch.fnmatch(member, pattern) for pattern in drop):
+                continue
+            where = f"{summary.filename}: {member}"
+            try:
+                data = readers[summary.path].read(member)
+                infos[(summary.path, member)] = classify(data, where, originals)
+            except UnsupportedBinary as exc:
+                issues.append(str(exc))
+            except WheelFormatError as exc:
+                issues.append(f"{where}: {exc.message}")
+    if issues:
+        raise PlanError(issues, hint="only ELF (Linux) compiled modules can be shaded so far")
+    return BinaryScan(infos)
+
+
+def summary_read(reader: WheelReader, member: str) -> bytes:
+    return reader.read(member)
+
+
+def same_length_names(
+    scan_result: BinaryScan, tops: Sequence[str], naming: Naming
+) -> frozenset[str]:
+    """The original names that get same-length shaded names under ``naming``."""
+    if naming is Naming.SAME_LENGTH:
+        return frozenset(tops)
+    if naming is Naming.AUTO:
+        return scan_result.referenced() & frozenset(tops)
+    return frozenset()
+
+
+def check(
+    scan_result: BinaryScan,
+    summaries: Mapping[Path, WheelSummary],
+    mapping: Mapping[str, str],
+    naming: Naming,
+) -> list[str]:
+    """Every binary that the chosen names cannot make right, as one line each."""
+    issues: list[str] = []
+    for (path, member), info in sorted(scan_result.infos.items()):
+        summary = summaries[path]
+        where = f"{summary.filename}: {member}"
+        names = [n for n in info.names if n in mapping]
+        if not names:
+            continue
+        if any(len(n.encode()) != len(mapping[n].encode()) for n in names):
+            issues.append(
+                f"{where} is compiled code that refers to "
+                f"{', '.join(repr(n) for n in names)} by name; readable names cannot be patched "
+                "into it (use --naming same-length or auto, or leave it out with --drop)"
+            )
+            continue
+        issues += [f"{summary.filename}: {p}" for p in problems(info, mapping)]
+        symbols = [r for r in info.references if r.kind == "symbol" and r.name in mapping]
+        if symbols:
+            issues.append(
+                f"{where} is a top-level extension module ({symbols[0].string}); renaming its "
+                "init symbol is not supported yet (leave it out with --drop)"
+            )
+        if summary.role is Role.DEPENDENT and info.opaque_strings:
+            issues.append(
+                f"{where}: Cython {info.cython_version} packs its strings; cannot tell whether "
+                "it imports a shaded module"
+            )
+    return issues

@@ -1,0 +1,134 @@
+"""Shading wheels with compiled modules end to end: same-length names, patched binaries."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import Venv, build_fixture, validate_record
+from pypi import wheels
+from wheelshade import PlanError, shade
+from wheelshade.compiled import Naming
+
+MS = ("markupsafe==2.0.1", "markupsafe==3.0.3")
+
+
+@pytest.fixture(scope="module")
+def markupsafe_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str, Path]:
+    links = wheels(*MS)
+    tmp = tmp_path_factory.mktemp("ms")
+    (old,) = links.glob("markupsafe-2.0.1-*.whl")
+    result = shade([], [old], out_dir=tmp / "out")
+    (report,) = result.wheels
+    validate_record(report.output)
+    env = Venv.create(tmp / "env")
+    env.install("--find-links", links, report.output, "markupsafe==3.0.3")
+    return env, report.mapping["markupsafe"], report.output
+
+
+def test_auto_naming_gives_a_same_length_name(markupsafe_env: tuple[Venv, str, Path]) -> None:
+    _, shaded, _ = markupsafe_env
+    assert len(shaded) == len("markupsafe") and shaded.isidentifier()
+
+
+@pytest.mark.parametrize("order", ["shaded first", "unshaded first"])
+def test_each_copy_runs_its_own_compiled_code(
+    markupsafe_env: tuple[Venv, str, Path], order: str
+) -> None:
+    env, shaded, _ = markupsafe_env
+    imports = [f"import {shaded} as old", "import markupsafe as new"]
+    if order == "unshaded first":
+        imports.reverse()
+    data = env.json(
+        "import json, sys\n" + "\n".join(imports) + "\n"
+        f"from {shaded} import _speedups\n"
+        "print(json.dumps({\n"
+        "  'old_compiled': old.escape is _speedups.escape,\n"
+        "  'old_markup': type(old.escape('<')) is old.Markup,\n"
+        "  'new_markup': type(new.escape('<')) is new.Markup,\n"
+        "  'distinct': old.Markup is not new.Markup,\n"
+        "  'new_file': new.__file__.endswith('/markupsafe/__init__.py'),\n"
+        f"  'shaded_under_original': [m for m, v in sys.modules.items() if "
+        f"m.startswith('markupsafe') and '{shaded}' in (getattr(v, '__file__', '') or '')],\n"
+        "}))"
+    )
+    assert data == {
+        "old_compiled": True,
+        "old_markup": True,
+        "new_markup": True,
+        "distinct": True,
+        "new_file": True,
+        "shaded_under_original": [],
+    }
+
+
+def test_alone_it_imports_nothing_of_the_original(markupsafe_env: tuple[Venv, str, Path]) -> None:
+    env, shaded, _ = markupsafe_env
+    mods = env.json(
+        f"import json, sys, {shaded} as m\nm.escape('<')\n"
+        "print(json.dumps([k for k in sys.modules if k.startswith('markupsafe')]))"
+    )
+    assert mods == []
+
+
+def test_verify_passes(markupsafe_env: tuple[Venv, str, Path]) -> None:
+    _, _, wheel = markupsafe_env
+    links = wheels(*MS)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wheelshade",
+            "verify",
+            str(wheel),
+            "--with",
+            "markupsafe==3.0.3",
+            "--no-index",
+            "--find-links",
+            str(links),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_readable_naming_refuses_the_binary(tmp_path: Path) -> None:
+    links = wheels("markupsafe==2.0.1")
+    (old,) = links.glob("markupsafe-2.0.1-*.whl")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "wheelshade",
+            "shade",
+            "--dep",
+            str(old),
+            "--naming",
+            "readable",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2
+    assert re.match(
+        r"^wheelshade: error: markupsafe-2\.0\.1-.*\.whl: markupsafe/_speedups\..*\.so is compiled "
+        r"code that refers to 'markupsafe' by name; readable names cannot be patched into it "
+        r"\(use --naming same-length or auto, or leave it out with --drop\)",
+        proc.stderr,
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_top_level_extension_module_is_refused_clearly(tmp_path: Path) -> None:
+    cext = build_fixture("cext", tmp_path / "dist", tmp_path / "src")
+    with pytest.raises(PlanError) as info:
+        shade([], [cext], out_dir=tmp_path / "out", naming=Naming.SAME_LENGTH)
+    assert any("'cexttop' is a top-level extension module" in i for i in info.value.issues)
+    assert not (tmp_path / "out").exists()
