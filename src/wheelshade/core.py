@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from . import compiled
 from .apply import JobOutcome, string_rules, write_job
@@ -93,6 +94,14 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         )
     if metadata.version != version:
         problems.append(f"file name says version {version}, METADATA says {metadata.version}")
+    try:
+        dist_info_version = Version(dist_version)
+    except InvalidVersion:
+        dist_info_version = None
+    if dist_info_version != version:
+        problems.append(
+            f"file name says version {version}, {reader.dist_info} says {dist_version!r}"
+        )
     if problems:
         raise WheelFormatError("; ".join(problems), path=where)
     names = tuple(m.name for m in reader.members)
@@ -207,6 +216,7 @@ def shade(
                 with clock.phase("read and verify"):
                     reader = stack.enter_context(WheelReader(path))
                     reader.verify_record()
+                    reader.check_wheel_version()
                     readers[path] = reader
                     summaries[role].append(summarise(reader, role))
         with clock.phase("plan"):

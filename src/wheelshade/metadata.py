@@ -123,7 +123,11 @@ def edit_entry_points(
 
     Returns the new file and the names of the scripts left out.
     """
-    parser = configparser.ConfigParser(delimiters=("=",), interpolation=None, strict=False)
+    # A [DEFAULT] group is a group like any other here, not defaults for every group: give
+    # the parser's defaults section a name no header line can spell.
+    parser = configparser.ConfigParser(
+        delimiters=("=",), interpolation=None, strict=False, default_section="\n"
+    )
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
         parser.read_string(data.decode("utf-8"))
@@ -138,7 +142,9 @@ def edit_entry_points(
             continue
         out.write(f"[{group}]\n")
         for key, value in parser[group].items():
-            out.write(f"{key} = {rewrite_object_ref(value, mapping)}\n")
+            # A value continued over several lines stays continued (indented) when written.
+            value = rewrite_object_ref(value, mapping).replace("\n", "\n    ")
+            out.write(f"{key} = {value}\n")
         out.write("\n")
     return out.getvalue().encode("utf-8"), tuple(dropped)
 

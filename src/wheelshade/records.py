@@ -132,10 +132,12 @@ def serialise_record(entries: Iterable[RecordEntry]) -> bytes:
     """Serialise entries as RECORD bytes, in the given order, with ``\\n`` line ends."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\n")
+    # csv quotes a field holding "\n" (the line terminator) but not one holding "\r",
+    # which a reader takes for a line end too.
+    quoted = csv.writer(buffer, lineterminator="\n", quoting=csv.QUOTE_ALL)
     for entry in entries:
-        writer.writerow(
-            [entry.path, entry.hash or "", "" if entry.size is None else str(entry.size)]
-        )
+        row = [entry.path, entry.hash or "", "" if entry.size is None else str(entry.size)]
+        (quoted if "\r" in entry.path else writer).writerow(row)
     return buffer.getvalue().encode("utf-8")
 
 

@@ -294,11 +294,6 @@ def test_module_without_the_shaded_name_is_left_alone(packages: Path, source: by
     assert rewrite_source(source, MAPPING, path=PATH) is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ImportRenamer skips the extra 'S as a' alias after 'import S.b' whenever the "
-    "statement also has a plain 'import a', even if another alias rebinds 'a' in between",
-)
 @pytest.mark.parametrize(
     "source", [b"import a, a.b as a, a.b\n", b"import a, ab as a, a.b\n"], ids=["self", "other"]
 )

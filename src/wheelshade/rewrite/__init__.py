@@ -141,11 +141,14 @@ def _parse_segments(
         text = "".join(src.lines[start:end])
         prefix = _INDENT_PREFIX if text[:1] in (" ", "\t") else ""
         try:
-            parsed[(start, end)] = (cst.parse_module(prefix + text), prefix)
-            chosen.append((start, end))
-            continue
+            module = cst.parse_module(prefix + text)
         except cst.ParserSyntaxError:
             pass
+        else:
+            _check_round_trip(module, prefix + text, path, start)
+            parsed[(start, end)] = (module, prefix)
+            chosen.append((start, end))
+            continue
         span = next(s for s in top if s[0] <= start and end <= s[1])
         while chosen and chosen[-1][0] >= span[0]:
             parsed.pop(chosen.pop(), None)
@@ -154,9 +157,25 @@ def _parse_segments(
     return [(r, parsed[r]) for r in chosen]
 
 
+def _check_round_trip(module: cst.Module, text: str, path: str, start: int) -> None:
+    """Refuse a statement LibCST would not give back byte for byte (form feeds in some
+    places, CR-only line ends): writing its output would change code nobody asked to."""
+    if module.code != text:
+        raise RewriteError(
+            "LibCST does not reproduce this statement exactly (form feeds or CR-only line "
+            "ends); refusing to rewrite it",
+            path=path,
+            line=start + 1,
+            hint="normalise the file's line ends and whitespace, or leave it out with --drop",
+        )
+
+
 def _parse_span(src: Source, span: tuple[int, int], path: str) -> cst.Module:
+    text = "".join(src.lines[span[0] : span[1]])
     try:
-        return cst.parse_module("".join(src.lines[span[0] : span[1]]))
+        module = cst.parse_module(text)
+        _check_round_trip(module, text, path, span[0])
+        return module
     except cst.ParserSyntaxError as exc:
         raise RewriteError(
             f"cannot parse with LibCST: {exc.message}",

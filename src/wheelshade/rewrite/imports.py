@@ -47,14 +47,7 @@ class ImportRenamer(cst.CSTTransformer):
         names = updated_node.names
         if not any(self._shaded(alias.name) for alias in names):
             return updated_node
-        # A plain ``import flask`` (no ``as``) already binds ``flask``; dotted imports then
-        # need no extra alias for it.
-        bound_plainly = {
-            alias.name.value
-            for alias in names
-            if alias.asname is None and isinstance(alias.name, cst.Name)
-        }
-        last_dotted = self._last_dotted_index(names)
+        needs_alias = self._needs_extra_alias(names)
         new_names: list[cst.ImportAlias] = []
         for index, alias in enumerate(names):
             top = top_name(alias.name)
@@ -67,31 +60,48 @@ class ImportRenamer(cst.CSTTransformer):
                 new_names.append(renamed)  # ``import flask.json as fj`` binds only fj
             elif isinstance(alias.name, cst.Name):
                 new_names.append(renamed.with_changes(asname=_as(top.value)))
-            elif last_dotted.get(top.value) != index or top.value in bound_plainly:
+            elif index not in needs_alias:
                 new_names.append(renamed)
             else:
                 # ``import flask.json`` also binds ``flask``; keep that binding with one
-                # extra alias after the last dotted import of the package. It takes over
-                # the comma (and any backslash continuation) that followed this alias.
+                # extra alias right after it. It takes over the comma (and any backslash
+                # continuation) that followed this alias.
                 new_names.append(renamed.with_changes(comma=cst.MaybeSentinel.DEFAULT))
                 new_names.append(
                     cst.ImportAlias(name=cst.Name(shaded), asname=_as(top.value), comma=alias.comma)
                 )
         return updated_node.with_changes(names=new_names)
 
-    def _last_dotted_index(self, names: Sequence[cst.ImportAlias]) -> dict[str, int]:
-        """Map each shaded top name to the index of its last ``import top.sub`` without ``as``."""
+    def _needs_extra_alias(self, names: Sequence[cst.ImportAlias]) -> set[int]:
+        """Indexes of ``import T.x`` aliases after which ``S as T`` must be added.
+
+        Aliases bind in order, so only the last one binding ``T`` decides what ``T`` is
+        afterwards. When that is ``import T.x`` (which, rewritten, binds ``S`` rather than
+        ``T``), ``T`` must still end up bound to ``S``: an earlier plain ``import T``
+        (rewritten to ``import S as T``) already does that unless something rebinds ``T``
+        in between (``import a, a.b as a, a.b``); otherwise add the alias.
+        """
         last: dict[str, int] = {}
         for index, alias in enumerate(names):
-            top = top_name(alias.name)
-            if (
-                top is not None
-                and top.value in self._mapping
-                and alias.asname is None
-                and isinstance(alias.name, cst.Attribute)
-            ):
-                last[top.value] = index
-        return last
+            last[_binds(alias)] = index
+        out: set[int] = set()
+        for name, index in last.items():
+            alias = names[index]
+            if name not in self._mapping or alias.asname is not None:
+                continue
+            if not isinstance(alias.name, cst.Attribute):
+                continue
+            # Rewritten, ``import T.y`` binds S, not T: only the others say what T is.
+            binders = [
+                a
+                for a in names[:index]
+                if _binds(a) == name
+                and not (a.asname is None and isinstance(a.name, cst.Attribute))
+            ]
+            plain_before = bool(binders) and binders[-1].asname is None
+            if not plain_before:
+                out.add(index)
+        return out
 
     def leave_ImportFrom(
         self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
@@ -103,6 +113,14 @@ class ImportRenamer(cst.CSTTransformer):
         if shaded is None:
             return updated_node
         return updated_node.with_changes(module=replace_top(module, shaded))
+
+
+def _binds(alias: cst.ImportAlias) -> str:
+    """The local name an import alias binds: its ``as`` name, else its top-level name."""
+    if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+        return alias.asname.name.value
+    top = top_name(alias.name)
+    return top.value if top is not None else ""
 
 
 def _as(name: str) -> cst.AsName:
