@@ -100,7 +100,7 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         dist_info_version = None
     if dist_info_version != version:
         problems.append(
-            f"file name says version {version}, {reader.dist_info} says {dist_version!r}"
+            f"{reader.dist_info} says version {dist_version!r}, the file name {version}"
         )
     if problems:
         raise WheelFormatError("; ".join(problems), path=where)
