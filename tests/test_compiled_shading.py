@@ -12,7 +12,6 @@ import pytest
 from helpers import Venv, build_fixture, validate_record
 from pypi import wheels
 from wheelshade import PlanError, shade
-from wheelshade.compiled import Naming
 
 MS = ("markupsafe==2.0.1", "markupsafe==3.0.3")
 
@@ -126,9 +125,40 @@ def test_readable_naming_refuses_the_binary(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
-def test_top_level_extension_module_is_refused_clearly(tmp_path: Path) -> None:
-    cext = build_fixture("cext", tmp_path / "dist", tmp_path / "src")
+@pytest.fixture(scope="module")
+def cext(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C fixture: package cextpkg (its _speed imports cextpkg by name; its _tail holds a
+    merged-string suspect) and the top-level extension module cexttop."""
+    tmp = tmp_path_factory.mktemp("cext")
+    return build_fixture("cext", tmp / "dist", tmp / "src")
+
+
+def test_merged_string_suspect_is_refused(cext: Path, tmp_path: Path) -> None:
     with pytest.raises(PlanError) as info:
-        shade([], [cext], out_dir=tmp_path / "out", naming=Naming.SAME_LENGTH)
-    assert any("'cexttop' is a top-level extension module" in i for i in info.value.issues)
+        shade([], [cext], out_dir=tmp_path / "out")
+    assert any("_tail" in i and "does not start with it" in i for i in info.value.issues)
     assert not (tmp_path / "out").exists()
+
+
+def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_path: Path) -> None:
+    result = shade([], [cext], out_dir=tmp_path / "out", drop=["cextpkg/_tail*"])
+    (report,) = result.wheels
+    top, pkg = report.mapping["cexttop"], report.mapping["cextpkg"]
+    assert len(top) == len("cexttop") and len(pkg) == len("cextpkg")
+    env = Venv.create(tmp_path / "env")
+    env.install(report.output, cext)
+    for first, second in ((top, "cexttop"), ("cexttop", top)):
+        data = env.json(
+            f"import json, sys\nimport {first} as a\nimport {second} as b\n"
+            "print(json.dumps([a.__name__, b.__name__, a is b,\n"
+            "  sorted(k for k in sys.modules if k.startswith('cext'))]))"
+        )
+        assert isinstance(data, list)
+        names = {first: data[0], second: data[1]}
+        assert names[top] == f"{top}.cexttop" and names["cexttop"] == "cexttop"
+        assert data[2] is False and data[3] == ["cexttop"]
+    alone = env.json(
+        f"import json, sys, {top}, {pkg}\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.startswith('cext'))))"
+    )
+    assert alone == []

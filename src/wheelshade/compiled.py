@@ -107,7 +107,17 @@ def check(
             )
             continue
         issues += [f"{summary.filename}: {p}" for p in problems(info, mapping)]
-        symbols = [r for r in info.references if r.kind == "symbol" and r.name in mapping]
+        # A top-level extension module keeps its PyInit_<name>: it is loaded as the
+        # submodule <shaded>.<name> of its wrapper package, whose last part finds that symbol.
+        top_level = "/" not in locate(member, summary.data_dir).path
+        top_level = top_level and info.module_name in mapping
+        symbols = [
+            r
+            for r in info.references
+            if r.kind == "symbol"
+            and r.name in mapping
+            and not (top_level and r.name == info.module_name)
+        ]
         if symbols:
             issues.append(
                 f"{where} is a top-level extension module ({symbols[0].string}); renaming its "

@@ -15,11 +15,13 @@ from packaging.version import Version
 from .errors import PlanError
 from .findings import Code, Finding
 from .layout import (
+    EXTENSION_SUFFIXES,
     Location,
     TopKind,
     TopLevel,
     in_site_packages,
     locate,
+    module_name_of_file,
     module_names,
     top_level_mismatch,
 )
@@ -120,6 +122,8 @@ class WheelJob:
     actions: tuple[MemberAction, ...]
     left_out: tuple[str, ...]  # members deliberately not carried over, for the report
     findings: tuple[Finding, ...] = ()
+    #: New members: the packages top-level extension modules move into.
+    generated: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,11 +178,6 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
                     f"{dep.filename}: {top.name!r} is a namespace package portion; shading "
                     "namespace portions is not supported yet"
                 )
-            elif top.kind is TopKind.EXTENSION:
-                problems.append(
-                    f"{dep.filename}: {top.name!r} is a top-level extension module; shading "
-                    "those is not supported yet"
-                )
     for dependent in dependents:
         if dependent.name in seen:
             problems.append(
@@ -198,14 +197,38 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
     return problems
 
 
-def _move(path: str, mapping: Mapping[str, str]) -> str:
+def _move(path: str, mapping: Mapping[str, str], extensions: frozenset[str] = frozenset()) -> str:
+    """Where a member moves; ``extensions`` are the top-level extension modules renamed."""
     head, sep, rest = path.partition("/")
     if sep:
         return mapping.get(head, head) + sep + rest
-    for suffix in (".py", ".pyi"):
-        if head.endswith(suffix) and head[: -len(suffix)] in mapping:
-            return mapping[head[: -len(suffix)]] + suffix
-    return path
+    module = module_name_of_file(head)
+    if module is None or module not in mapping:
+        return path
+    if head.endswith(EXTENSION_SUFFIXES):
+        # A top-level extension module moves, file name unchanged, into a package of the
+        # shaded name whose generated __init__ hands it out (see wrapper_source).
+        return f"{mapping[module]}/{head}"
+    if head.endswith(".pyi") and module in extensions:
+        return f"{mapping[module]}/__init__.pyi"  # the stub describes the package now
+    return mapping[module] + head[len(module) :]
+
+
+def wrapper_source(original: str, filename: str) -> bytes:
+    """``__init__.py`` of the package a shaded top-level extension module moves into.
+
+    The module is loaded as the submodule ``<shaded>.<original>``: its init function is
+    still ``PyInit_<original>``, which the loader finds from the last part of the name,
+    and no spec ever carries the bare original name (on CPython 3.11 loading one would
+    replace the user's own ``sys.modules[original]``). Then the package replaces itself
+    in ``sys.modules``, so ``import <shaded>`` gives the extension module itself.
+    """
+    return (
+        f'"""The extension module {original!r} ({filename}), shaded by wheelshade."""\n\n'
+        "import sys as _sys\n\n"
+        f"from . import {original} as _extension\n\n"
+        "_sys.modules[__name__] = _extension\n"
+    ).encode()
 
 
 def _classify(path: str) -> Action:
@@ -222,12 +245,16 @@ def _is_pth(loc: Location) -> bool:
 
 def _actions(
     wheel: WheelSummary, dist_info_out: str, own: Mapping[str, str], options: PlanOptions
-) -> tuple[list[MemberAction], list[str], list[Finding]]:
+) -> tuple[list[MemberAction], list[str], list[Finding], tuple[tuple[str, bytes], ...]]:
     """Member-by-member moves; ``own`` is this wheel's own renames (empty for dependents)."""
     actions: list[MemberAction] = []
     left_out: list[str] = []
     findings: list[Finding] = []
+    generated: dict[str, bytes] = {}
     data_out = dist_info_out[: -len(".dist-info")] + ".data"
+    extensions = frozenset(
+        t.name for t in wheel.top_levels if t.kind is TopKind.EXTENSION and t.name in own
+    )
     for name in wheel.members:
         if any(fnmatch.fnmatch(name, pattern) for pattern in options.drop):
             left_out.append(name)
@@ -269,16 +296,20 @@ def _actions(
             actions.append(MemberAction(name, target, Action.PTH))
             continue
         if loc.scheme is None:
-            target = _move(loc.path, own)
+            target = _move(loc.path, own, extensions)
         elif loc.scheme == "scripts" and own and not options.keep_scripts:
             left_out.append(name)
             continue
         else:
-            moved = _move(loc.path, own) if in_site_packages(loc) else loc.path
+            moved = _move(loc.path, own, extensions) if in_site_packages(loc) else loc.path
             target = f"{data_out}/{loc.scheme}/{moved}"
         action = _classify(name) if in_site_packages(loc) else Action.COPY
         actions.append(MemberAction(name, target, action))
-    return actions, left_out, findings
+        module = module_name_of_file(loc.path)
+        if module in extensions and "/" not in loc.path and action is Action.BINARY:
+            wrapper = target.rsplit("/", 1)[0] + "/__init__.py"
+            generated.setdefault(wrapper, wrapper_source(module, loc.path))
+    return actions, left_out, findings, tuple(sorted(generated.items()))
 
 
 def make_plan(
@@ -318,7 +349,7 @@ def make_plan(
             own: Mapping[str, str] = shaded.mapping
         else:
             out_name, dist_info_out, own = wheel.filename, wheel.dist_info, {}
-        actions, left_out, findings = _actions(wheel, dist_info_out, own, options)
+        actions, left_out, findings, generated = _actions(wheel, dist_info_out, own, options)
         jobs.append(
             WheelJob(
                 wheel,
@@ -328,6 +359,7 @@ def make_plan(
                 tuple(actions),
                 tuple(left_out),
                 tuple(findings),
+                generated,
             )
         )
     modules = frozenset().union(*(dep.modules for dep in deps))
