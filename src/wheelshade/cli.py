@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
@@ -297,8 +298,17 @@ def _inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+class Terminated(BaseException):
+    """SIGTERM, turned into an exception so staging folders and partial files are removed."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate)
     commands = {"shade": _shade, "verify": _verify, "inspect": _inspect}
     try:
         return commands[args.command](args)
@@ -314,3 +324,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("wheelshade: interrupted; nothing was written", file=sys.stderr)
         return 130
+    except Terminated:
+        print("wheelshade: terminated; nothing was written", file=sys.stderr)
+        return 143

@@ -35,6 +35,10 @@ class WheelFormatError(WheelshadeError):
     """A wheel is a zip but breaks the wheel spec (name, dist-info, RECORD, metadata)."""
 
 
+class OutputError(WheelshadeError):
+    """The output folder cannot be created or written (full disk, read-only, not a folder)."""
+
+
 class FetchError(WheelshadeError):
     """A dependency could not be obtained as a wheel."""
 
