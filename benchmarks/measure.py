@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-#: How often the process tree's memory is sampled.
+#: How often the process tree's memory is sampled, and every how many samples /proc is
+#: scanned for new processes of the tree (a scan reads every process's stat file).
 SAMPLE_EVERY = 0.05
+RESCAN_EVERY = 4
 
 
 @dataclass(frozen=True)
@@ -82,8 +84,13 @@ class _TreeSampler(threading.Thread):
     def run(self) -> None:
         if not os.path.isdir("/proc"):
             return
+        members: list[int] = []
+        tick = 0
         while not self.stop.is_set():
-            total = sum(_memory_kb(pid) for pid in _session_members(self.session))
+            if tick % RESCAN_EVERY == 0:
+                members = _session_members(self.session)
+            tick += 1
+            total = sum(_memory_kb(pid) for pid in members)
             self.peak_kb = max(self.peak_kb, total)
             self.stop.wait(SAMPLE_EVERY)
 

@@ -154,7 +154,7 @@ def _refusal(stderr: str) -> str | None:
     clauses = text.split("; ")
     first = clauses[0]
     # The file name is in the row already; keep the reason.
-    first = re.sub(r"^\S+\.whl: ", "", first)
+    first = re.sub(r"^(?:\S+\.whl: )+", "", first)
     if len(clauses) > 1:
         first += f" (and {len(clauses) - 1} more)"
     return first
@@ -401,23 +401,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     if tool is not None:
         subprocess.run([str(tool), "--help"], capture_output=True)
     log(f"measuring {len(cases)} rows, {args.runs} run(s) each, with {sys.executable}")
+    meta = _meta(args.runs, tool)  # before measuring: the commit measured is the one at start
+    load_start = os.getloadavg()[0]
+    if load_start >= 0.5:
+        log(f"note: the machine is busy (1-minute load {load_start:.1f} before measuring): other "
+            "processes share the CPUs, so timings are inflated and ratios noisier")
     startup = bench.startup()
     for case in cases:
         bench.case(case)
+    load_end = os.getloadavg()[0]
     rows = [c.row for c in cases]
     verdicts = report.targets(rows)
     print(report.table(rows))
     if skipped:
         print(f"\nskipped (package index unreachable): {', '.join(skipped)}")
+    print(f"\nmachine load (1-minute average) before/after: {load_start:.1f}/{load_end:.1f} "
+          f"on {os.cpu_count()} CPUs (this benchmark itself adds about 1 while measuring)")
     if startup is not None:
-        print(f"\nwheelshade start-up (python -m wheelshade --version): {startup:.2f} s, "
+        print(f"wheelshade start-up (python -m wheelshade --version): {startup:.2f} s, "
               "part of every shade and dependent figure")
     print()
     for v in verdicts:
         print(f"target {v}")
     partial = bool(args.only or args.no_peer)
-    meta = _meta(args.runs, tool)
+    if (after := _git("rev-parse", "--short", "HEAD")) != meta["wheelshade"]["commit"]:
+        meta["wheelshade"]["commit_after"] = after  # others committed while this ran
     meta["wheelshade_startup_seconds"] = None if startup is None else round(startup, 4)
+    meta["load_average_1min"] = {"before": round(load_start, 2), "after": round(load_end, 2)}
     title = (
         f"wheelshade {meta['wheelshade']['commit'] or ''} "
         f"- median of {args.runs} run(s), Python {meta['python']}, {meta['cpus']} CPUs, "
