@@ -200,8 +200,10 @@ def _located(
 
 #: Calls and lookups the string pass reports on even when no string names a shaded module.
 _NAME_CALLS = (
-    r"__import__|import_module|find_spec|resolve_name|get_data|get_loader|find_loader"
-    r"|run_module|sys\.modules|resource_|resources|metadata|get_distribution|require\("
+    r"\b(?:__import__|import_module|find_spec|resolve_name|get_data|get_loader|find_loader"
+    r"|run_module|resource_\w+|files|read_text|read_binary|open_text|open_binary|contents"
+    r"|version|distribution|metadata|requires|from_name|get_distribution|require|patch"
+    r"|setattr)\s*\(|\bsys\.modules\b"
 )
 
 
