@@ -30,6 +30,7 @@ from helpers import validate_record
 from wheelshade import RewriteError, shade
 from wheelshade.archive import DEFAULT_LIMITS, WheelReader
 from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
+from wheelshade.records import RecordEntry, parse_record, serialise_record
 
 DIST = "demo-1.0.dist-info"
 FILENAME = "demo-1.0-py3-none-any.whl"
@@ -196,9 +197,9 @@ def _nul_name(path: Path) -> Path:
     return path
 
 
-def _central_field(name: str, offset: int, fmt: str, value: int, **kw: object) -> Callable[
-    [Path], Path
-]:
+def _central_field(
+    name: str, offset: int, fmt: str, value: int, **kw: object
+) -> Callable[[Path], Path]:
     def build(path: Path) -> Path:
         Wheel(**kw).write(path)  # type: ignore[arg-type]
         patch_central(path, name.encode(), offset, fmt, value)
@@ -233,6 +234,13 @@ def _corrupt_data(path: Path) -> Path:
 def _local_name_differs(path: Path) -> Path:
     Wheel().write(path)
     replace_bytes(path, b"demo/sub.py", b"demo/sUb.py", count=1)  # the local header comes first
+    return path
+
+
+def _local_name_not_utf8(path: Path) -> Path:
+    """The central directory says UTF-8 (and is); the local header's name is not."""
+    Wheel(extra=[("demo/\u00e9.py", b"")]).write(path)
+    replace_bytes(path, "demo/\u00e9.py".encode(), b"demo/\xff\xfe.py", count=1)
     return path
 
 
@@ -392,6 +400,11 @@ CASES: dict[str, tuple[Callable[[Path], Path], str, dict[str, str]]] = {
         r"b'demo/sUb\.py' differ",
         {},
     ),
+    "local-header-not-utf8": (  # zipfile raised UnicodeDecodeError
+        _local_name_not_utf8,
+        r"entry demo/\u00e9\.py is corrupt \('utf-8' codec can't decode byte 0xff",
+        {},
+    ),
     # RECORD
     "record-dotdot": (
         _base(record_extra=b"../x,,\n"),
@@ -473,6 +486,10 @@ WHEEL_CASES = {
         _base(files=_files(wheel=WHEEL.replace(b"1.0", b"1.x"))),
         r"demo-1\.0\.dist-info/WHEEL has an invalid Wheel-Version '1\.x'",
     ),
+    "wheel-huge-version": (  # found by fuzzing: int() refused 5000 digits with ValueError
+        _base(files=_files(wheel=WHEEL.replace(b"1.0", b"9" * 5000))),
+        r"demo-1\.0\.dist-info/WHEEL has an invalid Wheel-Version '9{37}'\.\.\.$",
+    ),
     "wheel-not-utf8": (
         _base(files=_files(wheel=WHEEL + b"Generator: caf\xe9\n")),
         r"demo-1\.0\.dist-info/WHEEL is not valid UTF-8",
@@ -498,16 +515,10 @@ CLI_CASES = {
     **{case: (build, pattern, {}) for case, (build, pattern) in WHEEL_CASES.items()},
     "dist-info-version": (
         _renamed_dist_info("demo-2.0.dist-info"),
-        r"demo-2\.0\.dist-info.*version",
+        r"demo-2\.0\.dist-info says version '2\.0', the file name 1\.0",
         {},
     ),
     "python2-source": (_python2_source, r"demo/mod\.py:2: cannot parse as Python 3 source", {}),
-}
-#: Cases that fail because of bugs outside the reader; see the reasons.
-CLI_XFAIL = {
-    **dict.fromkeys(WHEEL_CASES, "core.shade does not call WheelReader.check_wheel_version()"),
-    "dist-info-version": "core.summarise compares only the name part of the .dist-info with the "
-    "file name, not its version",
 }
 
 
@@ -536,15 +547,7 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         return dict(zip(CLI_CASES, pool.map(run, CLI_CASES), strict=True))
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(case, marks=pytest.mark.xfail(strict=True, reason=CLI_XFAIL[case]))
-        if case in CLI_XFAIL
-        else case
-        for case in CLI_CASES
-    ],
-)
+@pytest.mark.parametrize("case", list(CLI_CASES))
 def test_hostile_wheel_is_refused(case: str, cli_runs: dict[str, Run]) -> None:
     run = cli_runs[case]
     assert_refused(run.proc, run.wheel, CLI_CASES[case][1])
@@ -625,6 +628,9 @@ def test_limits_come_from_arguments_then_environment_then_defaults(
     with pytest.raises(ArchiveError, match=r"above the limit of 1000$"):
         WheelReader(wheel)
     with WheelReader(wheel, max_total_size=DEFAULT_LIMITS["max_total_size"]):
+        pass
+    monkeypatch.setenv("WHEELSHADE_MAX_TOTAL_SIZE", "9" * 5000)  # more digits than int() takes
+    with WheelReader(wheel):
         pass
     monkeypatch.setenv("WHEELSHADE_MAX_TOTAL_SIZE", "x")
     with pytest.raises(UsageError):
@@ -709,7 +715,8 @@ def test_latin1_string_keeps_its_value(tmp_path: Path) -> None:
     assert ast.literal_eval(assign.value) == "\u00e9t\u00e9"
 
 
-# LibCST does not round-trip these byte for byte; the rewrite must not write such output.
+# LibCST does not round-trip these byte for byte (it moved form feeds and lost CR-only line
+# ends, writing invalid code); the rewrite must then refuse rather than write its output.
 LIBCST_LOSSY = {
     "form-feeds": (
         b"\x0cimport demo\n\x0c\ndef f():\n\x0c    import demo.mod\n    return demo\n",
@@ -719,11 +726,6 @@ LIBCST_LOSSY = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rewrite_file writes LibCST's output although LibCST did not round-trip the file "
-    "(form feeds moved, CR line ends lost: CR-only files come out as invalid code)",
-)
 @pytest.mark.parametrize("case", list(LIBCST_LOSSY))
 def test_lossy_round_trip_is_exact_or_refused(case: str, tmp_path: Path) -> None:
     source, expected = LIBCST_LOSSY[case]
@@ -767,3 +769,36 @@ def test_unparsable_source_fails_with_one_line(case: str, tmp_path: Path) -> Non
     assert "\n" not in message
     assert re.match(re.escape(f"{wheel}/demo/mod.py") + pattern, message), message
     assert not (tmp_path / "out").exists()
+
+
+# -- found by fuzzing (tests/fuzz) -----------------------------------------------------------
+# The archive crashes are CLI cases above: "zip-version", "local-header-not-utf8",
+# "wheel-huge-version", "record-huge-size", "metadata-bad-requirement".
+
+
+@pytest.mark.parametrize("path", ["demo/a\rb.py", "\r", "demo/a\nb.py", 'demo/"a",b.py'])
+def test_record_paths_with_line_ends_read_back(path: str) -> None:
+    entries = [RecordEntry(path, record_hash(b""), 0), RecordEntry(f"{DIST}/RECORD", None, None)]
+    assert parse_record(serialise_record(entries), wheel=FILENAME) == entries
+
+
+ENTRY_POINTS_TXT = (
+    b"[DEFAULT]\nhidden = demo:main\n\n"
+    b"[demo.plugins]\nplugin = demo.sub:hook\n\n"
+    b"[other]\nx = demo.sub:f\n    [extra]\n"
+)
+
+
+def test_entry_points_default_group_and_continued_values(tmp_path: Path) -> None:
+    wheel = raw_wheel(tmp_path / "in", {ENTRY_POINTS: ENTRY_POINTS_TXT, "demo/sub.py": b""})
+    (report,) = shade([], [wheel], out_dir=tmp_path / "out").wheels
+    shaded = report.mapping["demo"]
+    with zipfile.ZipFile(report.output) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(".dist-info/entry_points.txt")]
+        text = zf.read(name).decode()
+    # [DEFAULT] stays its own group: its entry is not copied into every other group.
+    assert text == (
+        f"[DEFAULT]\nhidden = {shaded}:main\n\n"
+        f"[demo.plugins]\nplugin = {shaded}.sub:hook\n\n"
+        f"[other]\nx = {shaded}.sub:f\n    [extra]\n\n"
+    )

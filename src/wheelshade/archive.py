@@ -69,6 +69,8 @@ _EOCD64_LOCATOR = struct.Struct("<4sLQL")
 _EOCD64 = struct.Struct("<4sQ2H2L4Q")
 #: At most 9 digits a part, so that ``int`` stays quick (and a real version fits).
 _WHEEL_VERSION = re.compile(r"[0-9]{1,9}(?:\.[0-9]{1,9})*")
+#: The line ends of an RFC 822 header block, as the email parser (and so pip) sees them.
+_LINE_ENDS = re.compile(r"\r\n|\r|\n")
 
 
 @dataclass(frozen=True)
@@ -333,9 +335,10 @@ def _limit(key: str, given: int | None) -> int:
     text = os.environ.get(variable, "").strip()
     if not text:
         return DEFAULT_LIMITS[key]
-    if not text.isascii() or not text.isdigit() or int(text) < 1:
+    digits = text.lstrip("0")
+    if not text.isascii() or not text.isdigit() or not digits:
         raise UsageError(f"{variable} must be a positive whole number, got {text!r}")
-    return int(text)
+    return int(digits) if len(digits) < 20 else 10**19  # more than any file has
 
 
 def _too_many(count: int, limit: int) -> str:
@@ -369,7 +372,7 @@ def _declared_entries(path: Path) -> int | None:
 
 def _header(text: str, key: str) -> str | None:
     """The first value of an RFC 822 style header field (WHEEL's format), or None."""
-    for line in text.splitlines():
+    for line in _LINE_ENDS.split(text):
         if not line.strip():
             break
         name, colon, value = line.partition(":")

@@ -119,7 +119,10 @@ NAMES = st.one_of(
             "demo-1.0.data/purelib/x.py",
         ]
     ),
-    st.text(alphabet="ad/.\\:\x00\n \u00e9\u0301", min_size=1, max_size=12),
+    # zipfile cuts a name at its first NUL, and cannot write an empty one.
+    st.text(alphabet="ad/.\\:\x00\n \u00e9\u0301", min_size=1, max_size=12).filter(
+        lambda name: not name.startswith("\x00")
+    ),
 )
 VERSIONS = st.sampled_from(
     ["1.0", "1.9", "2.0", "1", "0.1", "1.x", "", " 1.0 ", "\uff11.0", "1..0", "9" * 5000]

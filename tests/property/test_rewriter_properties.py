@@ -57,23 +57,11 @@ def asname(draw: st.DrawFn) -> str:
     return "" if alias is None else f" as {alias}"
 
 
-def hits_rebinding_bug(parts: list[tuple[str, str | None]]) -> bool:
-    """``import a, X as a, a.b``: see test_plain_import_rebound_in_the_same_statement."""
-    plain = any(module == ORIGINAL and alias is None for module, alias in parts)
-    rebound = any(alias == ORIGINAL for _, alias in parts)
-    dotted = any(module.startswith(ORIGINAL + ".") and alias is None for module, alias in parts)
-    return plain and rebound and dotted
-
-
 @st.composite
 def import_stmt(draw: st.DrawFn, modules: tuple[str, ...]) -> str:
     """``import m1 [as x], m2, ...``, sometimes continued with a backslash."""
     alias = st.none() | st.sampled_from(ALIASES)
-    parts = draw(
-        st.lists(st.tuples(st.sampled_from(modules), alias), min_size=1, max_size=3).filter(
-            lambda parts: not hits_rebinding_bug(parts)
-        )
-    )
+    parts = draw(st.lists(st.tuples(st.sampled_from(modules), alias), min_size=1, max_size=3))
     text = [draw(dotted(module)) + (f" as {name}" if name else "") for module, name in parts]
     sep = draw(st.sampled_from([", ", ", ", ", \\\n        "]))
     return "import " + sep.join(text)
@@ -298,6 +286,8 @@ def test_module_without_the_shaded_name_is_left_alone(packages: Path, source: by
     "source", [b"import a, a.b as a, a.b\n", b"import a, ab as a, a.b\n"], ids=["self", "other"]
 )
 def test_plain_import_rebound_in_the_same_statement(packages: Path, source: bytes) -> None:
+    # Found by the property above: the extra 'a_1_0_deadbeef as a' after 'import
+    # a_1_0_deadbeef.b' was left out because of the plain 'import a', though 'as a' rebound it.
     new = rewrite_source(source, MAPPING, path=PATH)
     assert new is not None
     assert run(new)["a"] == run(source)["a"] == ("module", "a")
