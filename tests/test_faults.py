@@ -411,7 +411,6 @@ def no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.usefixtures("no_proxy")
 def test_hanging_index_times_out(silent_index: str, tmp_path: Path) -> None:
-    # The CLI has no option for this timeout (900 s); the API has one.
     cache = tmp_path / "cache"
     index = IndexOptions(index_url=silent_index)
     start = time.monotonic()
@@ -432,6 +431,18 @@ def test_hanging_index_with_pip_timeout_from_the_environment(
     proc = run_cli("shade", "--dep", "nosuch==1.0", *args, env=env)
     assert proc.returncode == 2, proc.stderr
     assert_one_error_line(proc.stderr, r"nosuch==1\.0: pip could not obtain a wheel")
+    assert not out.exists()
+
+
+@pytest.mark.usefixtures("no_proxy")
+def test_hanging_index_with_fetch_timeout_flag(silent_index: str, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = ["--index-url", silent_index, "--cache-dir", tmp_path / "cache", "-o", out]
+    start = time.monotonic()
+    proc = run_cli("shade", "--dep", "nosuch==1.0", "--fetch-timeout", "2", *args)
+    assert proc.returncode == 2, proc.stderr
+    assert_one_error_line(proc.stderr, r"nosuch==1\.0: pip did not finish within 2 s")
+    assert time.monotonic() - start < 30
     assert not out.exists()
 
 

@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--keep-pth", action="store_true", default=None,
                     help="keep .pth files of shaded deps, renamed and rewritten (they run at "
                     "every interpreter start)")
+    sh.add_argument("--fetch-timeout", type=float, metavar="SECONDS",
+                    help="give up on pip fetching or building one dep after this long "
+                    "(default: 900)")
     sh.add_argument("--cache-dir", type=Path,
                     help="wheel cache (default: $WHEELSHADE_CACHE_DIR or ~/.cache/wheelshade)")
     sh.add_argument("--dry-run", action="store_true", help="do everything but write nothing")
@@ -229,7 +232,10 @@ def _shade(args: argparse.Namespace) -> int:
         return _batch(args, sets, settings)
     timings = Timings() if args.timings or os.environ.get("WHEELSHADE_TIMINGS") == "1" else None
     try:
-        result = sets[0].run(jobs=args.jobs, dry_run=args.dry_run, diff=args.diff, timings=timings)
+        result = sets[0].run(
+            jobs=args.jobs, dry_run=args.dry_run, diff=args.diff, timings=timings,
+            fetch_timeout=args.fetch_timeout,
+        )
     except StrictError as exc:
         if args.report and isinstance(exc.result, ShadeResult):
             write_json(exc.result, args.report)
@@ -308,7 +314,7 @@ def _terminate(signum: int, frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate)
+    previous = signal.signal(signal.SIGTERM, _terminate)
     commands = {"shade": _shade, "verify": _verify, "inspect": _inspect}
     try:
         return commands[args.command](args)
@@ -327,3 +333,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Terminated:
         print("wheelshade: terminated; nothing was written", file=sys.stderr)
         return 143
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -155,7 +155,8 @@ def _staging(out_dir: Path, *, keep: bool) -> Iterator[Path]:
         stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".wheelshade-"))
     except OSError as exc:
         raise OutputError(
-            f"cannot create the output folder ({exc.strerror})", path=str(out_dir),
+            f"cannot create the output folder ({exc.strerror})",
+            path=str(out_dir),
             hint="choose another --out-dir",
         ) from None
     try:
@@ -163,7 +164,8 @@ def _staging(out_dir: Path, *, keep: bool) -> Iterator[Path]:
     except OSError as exc:
         keep = False
         raise OutputError(
-            f"cannot write the output ({exc.strerror or exc})", path=str(out_dir),
+            f"cannot write the output ({exc.strerror or exc})",
+            path=str(out_dir),
             hint="free some space or choose another --out-dir",
         ) from None
     except BaseException:
@@ -177,11 +179,15 @@ def _staging(out_dir: Path, *, keep: bool) -> Iterator[Path]:
                     folder.rmdir()
 
 
-def _resolve(deps: Sequence[str | Path | Pin], index: IndexOptions, cache: Path) -> list[Path]:
+def _resolve(
+    deps: Sequence[str | Path | Pin], index: IndexOptions, cache: Path, timeout: float | None
+) -> list[Path]:
     paths = []
     for dep in deps:
         spec = dep if isinstance(dep, Pin) else parse_dep(str(dep))
-        paths.append(fetch(spec, index=index, cache_dir=cache) if isinstance(spec, Pin) else spec)
+        if isinstance(spec, Pin):
+            spec = fetch(spec, index=index, cache_dir=cache, timeout=timeout or 900.0)
+        paths.append(spec)
     return paths
 
 
@@ -204,6 +210,7 @@ def shade(
     with_deps: bool = False,
     closure: ClosureOptions | None = None,
     naming: Naming = Naming.AUTO,
+    fetch_timeout: float | None = None,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
@@ -230,7 +237,9 @@ def shade(
                 deps, inputs, index=index or IndexOptions(), options=closure or ClosureOptions()
             )
     with clock.phase("fetch"):
-        dep_paths = _resolve(deps, index or IndexOptions(), cache_dir or default_cache_dir())
+        dep_paths = _resolve(
+            deps, index or IndexOptions(), cache_dir or default_cache_dir(), fetch_timeout
+        )
     options = PlanOptions(suffix, keep_scripts, keep_pth, tuple(drop))
     with ExitStack() as stack:
         readers: dict[Path, WheelReader] = {}

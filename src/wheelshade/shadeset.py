@@ -49,6 +49,7 @@ class ShadeSet:
         dry_run: bool = False,
         diff: bool = False,
         timings: Timings | None = None,
+        fetch_timeout: float | None = None,
     ) -> ShadeResult:
         return shade(
             self.dependents,
@@ -65,6 +66,7 @@ class ShadeSet:
             strict=self.strict,
             jobs=jobs,
             timings=timings,
+            fetch_timeout=fetch_timeout,
             with_deps=self.with_deps,
             naming=self.naming,
             closure=ClosureOptions(
