@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import jsonschema
@@ -147,3 +148,34 @@ def test_inspect(fixture_wheels: dict[str, Path]) -> None:
     assert re.search(
         r"greet/dynamic\.py:31: importlib\.import_module\(\) .*\[dynamic-name\]", proc.stdout
     )
+
+
+def test_on_unparsable_keep(tmp_path: Path) -> None:
+    py2 = 'print "python 2"\n'
+    whl = make_wheel(
+        tmp_path / "in",
+        "legacy",
+        "1.0",
+        {
+            "legacy/__init__.py": "from legacy import compat\n",
+            "legacy/compat.py": "import legacy\n" + py2,  # mentions the shaded name
+            "legacy/other.py": py2,  # does not
+        },
+    )
+    report = tmp_path / "r.json"
+    failed = cli("shade", "--dep", whl, "-o", tmp_path / "fail")
+    assert failed.returncode == 2 and "legacy/compat.py:2: cannot parse" in failed.stderr
+    proc = cli(
+        "shade", "--dep", whl, "-o", tmp_path / "out", "--on-unparsable", "keep", "--report", report
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(report.read_text())
+    jsonschema.validate(doc, SCHEMA)
+    findings = doc["wheels"][0]["findings"]
+    assert [(f["path"], f["code"]) for f in findings] == [("legacy/compat.py", "unparsable")]
+    (out,) = (tmp_path / "out").glob("*.whl")
+    shaded = doc["wheels"][0]["mapping"]["legacy"]
+    with zipfile.ZipFile(out) as zf:
+        assert zf.read(f"{shaded}/compat.py").decode() == "import legacy\n" + py2
+        assert zf.read(f"{shaded}/other.py").decode() == py2
+        assert zf.read(f"{shaded}/__init__.py").decode() == f"from {shaded} import compat\n"

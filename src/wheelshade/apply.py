@@ -11,7 +11,7 @@ from . import __version__
 from .archive import WheelReader
 from .binaries import BinaryInfo, classify
 from .errors import RewriteError
-from .findings import Finding
+from .findings import Code, Finding
 from .metadata import (
     PROVENANCE_FILE,
     Provenance,
@@ -104,7 +104,19 @@ class _JobWriter:
             for act, data, result in zip(batch, datas, rewriter.run(items), strict=True):
                 self.python_files += 1
                 if isinstance(result, RewriteError):
-                    self.errors.append(result)
+                    if not self.plan.options.keep_unparsable:
+                        self.errors.append(result)
+                    elif mentions(data, self.plan.mapping):
+                        # Kept as it is: if it imports a shaded name, that import leaks.
+                        self.findings.append(
+                            Finding(
+                                act.source,
+                                result.line,
+                                Code.UNPARSABLE,
+                                f"kept unchanged, cannot be parsed ({result.message}); it mentions "
+                                "a shaded name",
+                            )
+                        )
                     continue
                 self.findings.extend(
                     Finding(act.source, f.line, f.code, f.message) for f in result.findings

@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--keep-pth", action="store_true", default=None,
                     help="keep .pth files of shaded deps, renamed and rewritten (they run at "
                     "every interpreter start)")
+    sh.add_argument("--on-unparsable", choices=["fail", "keep"],
+                    help="a source file that cannot be parsed as Python 3: fail (default), or "
+                    "keep it unchanged and report it when it mentions a shaded name")
     sh.add_argument("--fetch-timeout", type=float, metavar="SECONDS",
                     help="give up on pip fetching or building one dep after this long "
                     "(default: 900)")
@@ -196,6 +199,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "uploaded_prior_to": args.uploaded_prior_to,
         "cache_dir": args.cache_dir,
         "naming": Naming(args.naming) if args.naming else None,
+        "keep_unparsable": args.on_unparsable == "keep" if args.on_unparsable else None,
         "index": _index(args) if index_given else None,
     }
 

@@ -37,6 +37,7 @@ _SET_KEYS = {
     "no-index": bool,
     "cache-dir": str,
     "naming": str,
+    "on-unparsable": str,
 }
 _TOP_ONLY = {"set": list, "jobs": int, "fail-fast": bool}
 
@@ -111,7 +112,14 @@ def _set_from(table: Mapping[str, Any], base: Path) -> ShadeSet:
         ),
         cache_dir=path("cache-dir"),
         naming=_naming(table.get("naming", "auto")),
+        keep_unparsable=_on_unparsable(table.get("on-unparsable", "fail")),
     )
+
+
+def _on_unparsable(value: str) -> bool:
+    if value not in ("fail", "keep"):
+        raise UsageError(f"on-unparsable must be 'fail' or 'keep', not {value!r}")
+    return value == "keep"
 
 
 def _naming(value: str) -> Naming:

@@ -211,6 +211,7 @@ def shade(
     closure: ClosureOptions | None = None,
     naming: Naming = Naming.AUTO,
     fetch_timeout: float | None = None,
+    keep_unparsable: bool = False,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
@@ -240,7 +241,9 @@ def shade(
         dep_paths = _resolve(
             deps, index or IndexOptions(), cache_dir or default_cache_dir(), fetch_timeout
         )
-    options = PlanOptions(suffix, keep_scripts, keep_pth, tuple(drop))
+    options = PlanOptions(
+        suffix, keep_scripts, keep_pth, tuple(drop), keep_unparsable=keep_unparsable
+    )
     with ExitStack() as stack:
         readers: dict[Path, WheelReader] = {}
         summaries: dict[Role, list[WheelSummary]] = {Role.DEP: [], Role.DEPENDENT: []}

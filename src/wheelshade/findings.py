@@ -15,6 +15,8 @@ class Code(enum.Enum):
     BINARY_NAME = "binary-name"
     #: A ``.pth`` file of a shaded dep, left out.
     PTH_DROPPED = "pth-dropped"
+    #: A source file that cannot be parsed, kept unchanged (``--on-unparsable=keep``).
+    UNPARSABLE = "unparsable"
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,8 @@ class PlanOptions:
     drop: tuple[str, ...] = ()
     #: Original names that get a same-length name (compiled code refers to them).
     same_length: frozenset[str] = frozenset()
+    #: Keep source files that cannot be parsed unchanged instead of failing.
+    keep_unparsable: bool = False
 
 
 @dataclass(frozen=True)

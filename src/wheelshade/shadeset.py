@@ -37,6 +37,8 @@ class ShadeSet:
     index: IndexOptions = field(default_factory=IndexOptions)
     cache_dir: Path | None = None
     naming: Naming = Naming.AUTO
+    #: ``--on-unparsable=keep``: keep source files that cannot be parsed, reported.
+    keep_unparsable: bool = False
 
     @property
     def label(self) -> str:
@@ -69,6 +71,7 @@ class ShadeSet:
             fetch_timeout=fetch_timeout,
             with_deps=self.with_deps,
             naming=self.naming,
+            keep_unparsable=self.keep_unparsable,
             closure=ClosureOptions(
                 target_requirements=self.target_requirements,
                 target_env=self.target_env,
