@@ -88,7 +88,12 @@ def validate_record(whl: Path) -> None:
 
 
 def make_wheel(
-    out_dir: Path, name: str, version: str, files: dict[str, str], requires: tuple[str, ...] = ()
+    out_dir: Path,
+    name: str,
+    version: str,
+    files: dict[str, str],
+    requires: tuple[str, ...] = (),
+    requires_python: str | None = None,
 ) -> Path:
     """A small wheel from a dict of sources, written by pypa/wheel's WheelFile (own RECORD)."""
     from wheel.wheelfile import WheelFile
@@ -99,6 +104,8 @@ def make_wheel(
     meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
         f"Requires-Dist: {r}\n" for r in requires
     )
+    if requires_python:
+        meta += f"Requires-Python: {requires_python}\n"
     wheel = "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     with WheelFile(path, "w") as wf:
         for member, text in sorted(files.items()):

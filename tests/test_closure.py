@@ -10,7 +10,7 @@ import pytest
 
 from helpers import Venv, make_wheel
 from index_server import serve_index
-from wheelshade import IndexOptions, shade
+from wheelshade import IndexOptions, Target, shade
 from wheelshade.closure import ClosureOptions
 
 OLD, NEW = "2019-06-01T00:00:00Z", "2024-06-01T00:00:00Z"
@@ -37,6 +37,8 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         lib("tool", "1.0"): OLD,
         lib("tool", "2.0"): NEW,
         make_wheel(d, "app", "1.0", {"app/__init__.py": "import oldlib\n"}, ("oldlib==1.0",)): OLD,
+        lib("pylib", "1.0"): OLD,
+        make_wheel(d, "pylib", "2.0", {"pylib/__init__.py": ""}, requires_python=">=3.12"): NEW,
     }
     old = os.environ.get("PIP_CONFIG_FILE")
     os.environ["PIP_CONFIG_FILE"] = os.devnull  # only this index, whatever pip.conf says
@@ -141,3 +143,24 @@ def test_shaded_closure_runs_beside_the_target(index: str, tmp_path: Path) -> No
     )
     assert data == ["1.0", "1.0", "1.0", "2.0", "2.0"]
     assert env.pip("check", check=False).returncode == 0
+
+
+def test_closure_is_resolved_for_the_target_interpreter(index: str, tmp_path: Path) -> None:
+    def version(python: str) -> str:
+        result = shade(
+            [],
+            ["pylib"],
+            out_dir=tmp_path / python,
+            cache_dir=tmp_path / "c",
+            index=IndexOptions(index_url=index),
+            with_deps=True,
+            target=Target(python_version=python),
+        )
+        (decision,) = result.decisions
+        (report,) = result.wheels
+        assert report.original == f"pylib {decision.version}"  # fetched for that target too
+        return str(decision.version)
+
+    # pylib 2.0 needs Python 3.12: for 3.10 the resolver must fall back to 1.0.
+    assert version("3.10") == "1.0"
+    assert version("3.12") == "2.0"

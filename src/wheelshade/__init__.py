@@ -17,7 +17,7 @@ from .errors import (
     WheelFormatError,
     WheelshadeError,
 )
-from .fetch import IndexOptions, Pin
+from .fetch import IndexOptions, Pin, Target
 from .findings import Code, Finding
 from .resolve import Decision
 from .shadeset import ShadeSet
@@ -37,6 +37,7 @@ __all__ = [
     "SetOutcome",
     "ShadeResult",
     "ShadeSet",
+    "Target",
     "UsageError",
     "WheelFormatError",
     "WheelReport",

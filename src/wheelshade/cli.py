@@ -18,7 +18,7 @@ from .compiled import Naming
 from .config import find_config, load_config, override, top_level_set
 from .core import ShadeResult
 from .errors import StrictError, UsageError, WheelshadeError
-from .fetch import IndexOptions
+from .fetch import IndexOptions, Target
 from .naming import check_suffix
 from .plan import Role
 from .report import summary, write_json
@@ -109,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
                      help="requirements the target environment is built from")
     res.add_argument("--target-env", metavar="PYTHON",
                      help="an interpreter whose installed distributions are the target")
+    res.add_argument("--python-version", metavar="X.Y",
+                     help="resolve and fetch for this Python version (pip's option; only "
+                     "wheels, no sdist builds)")
+    res.add_argument("--platform", action="append", metavar="TAG",
+                     help="resolve and fetch for this platform tag, e.g. "
+                     "manylinux2014_x86_64 (repeatable; pip's option)")
     res.add_argument("--uploaded-prior-to", metavar="DATE",
                      help="resolve the closure as of this date (pip's option; needs an index "
                      "that serves upload times)")
@@ -200,6 +206,9 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "cache_dir": args.cache_dir,
         "naming": Naming(args.naming) if args.naming else None,
         "keep_unparsable": args.on_unparsable == "keep" if args.on_unparsable else None,
+        "target": Target(args.python_version, tuple(args.platform or ()))
+        if args.python_version or args.platform
+        else None,
         "index": _index(args) if index_given else None,
     }
 

@@ -13,7 +13,7 @@ from packaging.version import Version
 
 from .archive import WheelReader
 from .errors import UsageError
-from .fetch import IndexOptions, Pin
+from .fetch import IndexOptions, Pin, Target
 from .metadata import read_metadata
 from .resolve import (
     Decision,
@@ -73,6 +73,7 @@ def expand(
     *,
     index: IndexOptions,
     options: ClosureOptions,
+    platform: Target | None = None,
 ) -> tuple[list[str | Path | Pin], tuple[Decision, ...]]:
     """The shading set for ``--with-deps``: each member to shade, and every decision made."""
     texts: list[str] = []
@@ -86,7 +87,11 @@ def expand(
         elif text.endswith(".whl"):
             wheels[canonicalize_name(Path(text).name.split("-")[0])] = Path(text)
     closure = resolve_closure(
-        texts, index=index, uploaded_prior_to=options.uploaded_prior_to, python=options.python
+        texts,
+        index=index,
+        uploaded_prior_to=options.uploaded_prior_to,
+        python=options.python,
+        target=platform,
     )
     explicit = options.target_env is not None or options.target_requirements is not None
     target: dict[NormalizedName, Version]
@@ -97,11 +102,15 @@ def expand(
             read_requirements_file(options.target_requirements),
             index=index,
             python=options.python,
+            target=platform,
         )
     else:
         requested = {m.name for m in closure if m.requested}
         target = target_from_requirements(
-            _dependents_requirements(dependents, requested), index=index, python=options.python
+            _dependents_requirements(dependents, requested),
+            index=index,
+            python=options.python,
+            target=platform,
         )
     decisions = tuple(
         decide(
@@ -109,7 +118,7 @@ def expand(
             target,
             constraints=constraints,
             cutoff=options.uploaded_prior_to is not None,
-            target_known=explicit or bool(target),
+            target_known=explicit,
         )
     )
     chosen: list[str | Path | Pin] = [

@@ -11,7 +11,7 @@ from typing import Any
 
 from .compiled import Naming
 from .errors import UsageError
-from .fetch import IndexOptions
+from .fetch import IndexOptions, Target
 from .shadeset import ShadeSet
 
 CONFIG_FILES = ("wheelshade.toml", "pyproject.toml")
@@ -38,6 +38,8 @@ _SET_KEYS = {
     "cache-dir": str,
     "naming": str,
     "on-unparsable": str,
+    "python-version": str,
+    "platform": list,
 }
 _TOP_ONLY = {"set": list, "jobs": int, "fail-fast": bool}
 
@@ -113,6 +115,7 @@ def _set_from(table: Mapping[str, Any], base: Path) -> ShadeSet:
         cache_dir=path("cache-dir"),
         naming=_naming(table.get("naming", "auto")),
         keep_unparsable=_on_unparsable(table.get("on-unparsable", "fail")),
+        target=Target(table.get("python-version"), tuple(table.get("platform", []))),
     )
 
 

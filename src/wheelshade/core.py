@@ -21,7 +21,7 @@ from .archive import WheelReader
 from .closure import ClosureOptions, expand
 from .compiled import Naming
 from .errors import OutputError, PlanError, RewriteError, StrictError, UsageError, WheelFormatError
-from .fetch import IndexOptions, Pin, default_cache_dir, fetch, parse_dep
+from .fetch import IndexOptions, Pin, Target, default_cache_dir, fetch, parse_dep
 from .findings import Finding
 from .layout import parse_top_level_txt, top_levels
 from .metadata import read_metadata
@@ -180,13 +180,19 @@ def _staging(out_dir: Path, *, keep: bool) -> Iterator[Path]:
 
 
 def _resolve(
-    deps: Sequence[str | Path | Pin], index: IndexOptions, cache: Path, timeout: float | None
+    deps: Sequence[str | Path | Pin],
+    index: IndexOptions,
+    cache: Path,
+    timeout: float | None,
+    target: Target | None,
 ) -> list[Path]:
     paths = []
     for dep in deps:
         spec = dep if isinstance(dep, Pin) else parse_dep(str(dep))
         if isinstance(spec, Pin):
-            spec = fetch(spec, index=index, cache_dir=cache, timeout=timeout or 900.0)
+            spec = fetch(
+                spec, index=index, cache_dir=cache, timeout=timeout or 900.0, target=target
+            )
         paths.append(spec)
     return paths
 
@@ -212,6 +218,7 @@ def shade(
     naming: Naming = Naming.AUTO,
     fetch_timeout: float | None = None,
     keep_unparsable: bool = False,
+    target: Target | None = None,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
@@ -235,11 +242,15 @@ def shade(
     if with_deps:
         with clock.phase("resolve closure"):
             deps, decisions = expand(
-                deps, inputs, index=index or IndexOptions(), options=closure or ClosureOptions()
+                deps,
+                inputs,
+                index=index or IndexOptions(),
+                options=closure or ClosureOptions(),
+                platform=target,
             )
     with clock.phase("fetch"):
         dep_paths = _resolve(
-            deps, index or IndexOptions(), cache_dir or default_cache_dir(), fetch_timeout
+            deps, index or IndexOptions(), cache_dir or default_cache_dir(), fetch_timeout, target
         )
     options = PlanOptions(
         suffix, keep_scripts, keep_pth, tuple(drop), keep_unparsable=keep_unparsable

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.tags import Tag, sys_tags
+from packaging.tags import Tag, compatible_tags, cpython_tags, sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
@@ -39,6 +39,50 @@ class IndexOptions:
         if self.no_index:
             args.append("--no-index")
         return args
+
+
+@dataclass(frozen=True)
+class Target:
+    """The interpreter and platform the shaded wheels are for; default: the running one.
+
+    Passed to pip as ``--python-version``/``--platform`` (which need ``--only-binary
+    :all:``: an sdist cannot be built for another interpreter).
+    """
+
+    python_version: str | None = None
+    platforms: tuple[str, ...] = ()
+
+    @property
+    def foreign(self) -> bool:
+        return self.python_version is not None or bool(self.platforms)
+
+    def pip_args(self) -> list[str]:
+        if not self.foreign:
+            return []
+        args = ["--only-binary=:all:"]
+        if self.python_version:
+            args += ["--python-version", self.python_version]
+        for platform in self.platforms:
+            args += ["--platform", platform]
+        return args
+
+    def tags(self) -> list[Tag]:
+        """Tags a wheel for this target may carry, best first (as pip ranks them)."""
+        if not self.foreign:
+            return list(sys_tags())
+        version = None
+        if self.python_version:
+            try:
+                version = tuple(int(p) for p in self.python_version.split(".")[:2])
+            except ValueError:
+                raise UsageError(
+                    f"--python-version {self.python_version!r}: expected a version like 3.10"
+                ) from None
+        platforms = list(self.platforms) or None
+        return [
+            *cpython_tags(version, platforms=platforms),
+            *compatible_tags(version, platforms=platforms),
+        ]
 
 
 @dataclass(frozen=True)
@@ -104,14 +148,20 @@ def fetch(
     cache_dir: Path,
     python: str = sys.executable,
     timeout: float = 900.0,
+    target: Target | None = None,
 ) -> Path:
     """A wheel for ``pin``, from the cache or through ``pip wheel --no-deps``.
+
+    For another interpreter or platform (``target``) it is ``pip download --no-deps``
+    of a compatible wheel instead: sdists cannot be built for a foreign target.
 
     pip runs in a subprocess of the given interpreter so the user's pip configuration,
     credentials and sdist builds (a release without a wheel for this Python) all apply.
     """
     folder = cache_dir / "wheels" / canonicalize_name(pin.name)
-    cached = _best_cached(folder, pin, list(sys_tags()))
+    target = target or Target()
+    tags = target.tags()
+    cached = _best_cached(folder, pin, tags)
     if cached is not None:
         return cached
     folder.mkdir(parents=True, exist_ok=True)
@@ -120,13 +170,13 @@ def fetch(
             python,
             "-m",
             "pip",
-            "wheel",
+            *(["download", "--dest"] if target.foreign else ["wheel", "--wheel-dir"]),
+            tmp,
             "--no-deps",
             "--disable-pip-version-check",
             "--quiet",
-            "--wheel-dir",
-            tmp,
             *index.pip_args(),
+            *target.pip_args(),
             str(pin),
         ]
         try:
@@ -145,7 +195,7 @@ def fetch(
                 path=str(pin),
                 hint="check the name and version, or pass --find-links/--index-url",
             )
-        built = _best_cached(Path(tmp), pin, list(sys_tags()))
+        built = _best_cached(Path(tmp), pin, tags)
         if built is None:
             raise FetchError("pip produced no wheel usable by this interpreter", path=str(pin))
         final = folder / built.name

@@ -15,7 +15,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import FetchError, UsageError
-from .fetch import IndexOptions
+from .fetch import IndexOptions, Target
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ def _pip_report(
     uploaded_prior_to: str | None,
     python: str,
     timeout: float,
+    target: Target | None = None,
 ) -> list[Member]:
     """Run pip's resolver without installing anything and read its installation report."""
     with tempfile.TemporaryDirectory(prefix="wheelshade-resolve-") as tmp:
@@ -59,6 +60,7 @@ def _pip_report(
             "--report",
             str(report),
             *index.pip_args(),
+            *(target or Target()).pip_args(),
         ]
         if uploaded_prior_to:
             cmd += ["--uploaded-prior-to", uploaded_prior_to]
@@ -107,25 +109,37 @@ def resolve_closure(
     uploaded_prior_to: str | None = None,
     python: str = sys.executable,
     timeout: float = 900.0,
+    target: Target | None = None,
 ) -> list[Member]:
-    """The pinned deps and everything they need, as pip's resolver would install them."""
+    """The pinned deps and everything they need, as pip's resolver would install them
+    (for ``target``'s interpreter and platform: markers are evaluated for it)."""
     return _pip_report(
         requirements,
         index=index,
         uploaded_prior_to=uploaded_prior_to,
         python=python,
         timeout=timeout,
+        target=target,
     )
 
 
 def target_from_requirements(
-    requirements: Sequence[str], *, index: IndexOptions, python: str = sys.executable
+    requirements: Sequence[str],
+    *,
+    index: IndexOptions,
+    python: str = sys.executable,
+    target: Target | None = None,
 ) -> dict[NormalizedName, Version]:
     """The versions an environment built from ``requirements`` would hold."""
     if not requirements:
         return {}
     members = _pip_report(
-        requirements, index=index, uploaded_prior_to=None, python=python, timeout=900.0
+        requirements,
+        index=index,
+        uploaded_prior_to=None,
+        python=python,
+        timeout=900.0,
+        target=target,
     )
     return {m.name: m.version for m in members}
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from .closure import ClosureOptions
 from .compiled import Naming
 from .core import ShadeResult, shade
-from .fetch import IndexOptions
+from .fetch import IndexOptions, Target
 from .naming import check_suffix
 from .timings import Timings
 
@@ -39,6 +39,8 @@ class ShadeSet:
     naming: Naming = Naming.AUTO
     #: ``--on-unparsable=keep``: keep source files that cannot be parsed, reported.
     keep_unparsable: bool = False
+    #: ``--python-version`` / ``--platform``: the interpreter the wheels are for.
+    target: Target = field(default_factory=Target)
 
     @property
     def label(self) -> str:
@@ -72,6 +74,7 @@ class ShadeSet:
             with_deps=self.with_deps,
             naming=self.naming,
             keep_unparsable=self.keep_unparsable,
+            target=self.target,
             closure=ClosureOptions(
                 target_requirements=self.target_requirements,
                 target_env=self.target_env,
