@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -92,6 +91,13 @@ class Pin:
 
     def __str__(self) -> str:
         return f"{self.name}=={self.version}"
+
+
+def pip_error(stderr: str) -> str:
+    """The line of pip's output that says what went wrong (its first ``ERROR:`` line)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
+    return errors[0]
 
 
 def default_cache_dir() -> Path:
@@ -188,10 +194,8 @@ def fetch(
                 hint="check the index is reachable, or pass --find-links/--no-index",
             ) from None
         if proc.returncode != 0:
-            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-            errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
             raise FetchError(
-                f"pip could not obtain a wheel: {errors[0]}",
+                f"pip could not obtain a wheel: {pip_error(proc.stderr)}",
                 path=str(pin),
                 hint="check the name and version, or pass --find-links/--index-url",
             )
@@ -202,8 +206,3 @@ def fetch(
         # Another process may have filled the cache meanwhile; either copy is the same wheel.
         os.replace(built, final)
     return final
-
-
-def clear_partial(folder: Path) -> None:
-    for leftover in folder.glob(".fetch-*"):
-        shutil.rmtree(leftover, ignore_errors=True)

@@ -15,7 +15,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import FetchError, UsageError
-from .fetch import IndexOptions, Target
+from .fetch import IndexOptions, Target, pip_error
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,8 @@ def _pip_report(
                 path=" ".join(requirements),
             ) from None
         if proc.returncode != 0:
-            lines = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip()]
-            errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
             raise FetchError(
-                f"pip could not resolve the closure: {errors[0]}",
+                f"pip could not resolve the closure: {pip_error(proc.stderr)}",
                 path=" ".join(requirements),
                 hint="pin the conflicting member with an extra --dep, or pass --uploaded-prior-to",
             )

@@ -14,7 +14,7 @@ from pathlib import Path
 from ._verify_probe import MARKER as _MARKER
 from .archive import WheelReader
 from .errors import FetchError, UsageError, WheelFormatError
-from .fetch import IndexOptions
+from .fetch import IndexOptions, pip_error
 from .layout import EXTENSION_SUFFIXES, in_site_packages, locate, module_name_of_file
 from .metadata import PROVENANCE_FILE
 
@@ -138,11 +138,6 @@ def _venv_python(root: Path) -> Path:
     return root / "bin" / "python"
 
 
-def _first_error(stderr: str) -> str:
-    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
-    return ([ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"])[0]
-
-
 def _run(cmd: Sequence[str], what: str, *, where: Path, timeout: float) -> None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
@@ -152,7 +147,7 @@ def _run(cmd: Sequence[str], what: str, *, where: Path, timeout: float) -> None:
         raise FetchError(f"{what} could not start ({exc})", path=str(where)) from None
     if proc.returncode != 0:
         raise FetchError(
-            f"{what} failed: {_first_error(proc.stderr)}",
+            f"{what} failed: {pip_error(proc.stderr)}",
             path=str(where),
             hint="every requirement must be given with --with or found through the index options",
         )
