@@ -162,3 +162,19 @@ def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_pat
         "print(json.dumps(sorted(k for k in sys.modules if k.startswith('cext'))))"
     )
     assert alone == []
+
+
+def test_inspect_classifies_binaries() -> None:
+    links = wheels("markupsafe==2.0.1")
+    (old,) = links.glob("markupsafe-2.0.1-*.whl")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wheelshade", "inspect", str(old)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(
+        r"^binary: +markupsafe/_speedups\.[^;]+\.so; C; init PyInit__speedups "
+        r"\(single\); .*names markupsafe, markupsafe\._speedups$",
+        proc.stdout,
+        re.M,
+    )
+    assert "[binary-name]" in proc.stdout

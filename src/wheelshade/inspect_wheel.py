@@ -9,8 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import WheelReader
-from .binaries import embedded_names
+from .binaries import BinaryInfo, classify
 from .core import summarise
+from .errors import WheelFormatError
 from .findings import Code, Finding
 from .layout import TopLevel, is_python_file
 from .metadata import PROVENANCE_FILE
@@ -32,6 +33,7 @@ class Inspection:
     imports: tuple[str, ...]
     findings: tuple[Finding, ...]
     provenance: dict[str, object] | None
+    binaries: tuple[BinaryInfo, ...] = ()
 
 
 def _imported_tops(source: bytes) -> set[str]:
@@ -54,7 +56,8 @@ def inspect_wheel(path: Path) -> Inspection:
         summary = summarise(reader, Role.DEPENDENT)
         own = {t.name for t in summary.top_levels}
         sources = [
-            m.name for m in reader.members
+            m.name
+            for m in reader.members
             if m.name.endswith((".py", ".pyi")) and not m.name.startswith(summary.dist_info)
         ]
         tops: set[str] = set()
@@ -72,14 +75,25 @@ def inspect_wheel(path: Path) -> Inspection:
                 findings.append(Finding(name, None, Code.DYNAMIC_NAME, f"not parsed: {exc}"))
                 continue
             findings.extend(Finding(name, f.line, f.code, f.message) for f in result.findings)
+        binaries: list[BinaryInfo] = []
         for member in reader.members:
             if is_python_file(member.name) and member.name.endswith((".so", ".pyd")):
-                hits = embedded_names(reader.read(member.name), watched)
-                if hits:
-                    findings.append(Finding(
-                        member.name, None, Code.BINARY_NAME,
-                        f"compiled code names {', '.join(hits)}; a rename cannot reach it",
-                    ))
+                try:
+                    info = classify(reader.read(member.name), member.name, watched)
+                except WheelFormatError as exc:
+                    findings.append(Finding(member.name, None, Code.BINARY_NAME, exc.message))
+                    continue
+                binaries.append(info)
+                if info.names:
+                    findings.append(
+                        Finding(
+                            member.name,
+                            None,
+                            Code.BINARY_NAME,
+                            f"compiled code names {', '.join(info.names)}: shading patches it "
+                            "in place (--naming auto/same-length) or refuses it",
+                        )
+                    )
         prov_name = f"{summary.dist_info}/{PROVENANCE_FILE}"
         provenance = None
         if prov_name in {m.name for m in reader.members}:
@@ -93,6 +107,7 @@ def inspect_wheel(path: Path) -> Inspection:
         imports=tuple(imports),
         findings=tuple(findings),
         provenance=provenance,
+        binaries=tuple(binaries),
     )
 
 
@@ -100,14 +115,32 @@ def format_inspection(info: Inspection) -> str:
     lines = [
         f"wheel:        {info.wheel.name}",
         f"distribution: {info.name} {info.version}",
-        "installs:     " + (", ".join(f"{t.name} ({t.kind.value})" for t in info.top_levels)
-                            or "-"),
+        "installs:     "
+        + (", ".join(f"{t.name} ({t.kind.value})" for t in info.top_levels) or "-"),
         "requires:     " + (", ".join(info.requires) or "-"),
         "imports:      " + (", ".join(info.imports) or "-"),
     ]
     if info.provenance:
         original = info.provenance.get("original")
         lines.append(f"shaded from:  {json.dumps(original)}")
+    for binary in info.binaries:
+        lines.append(f"binary:       {_describe(binary)}")
     lines.append(f"findings:     {len(info.findings)}")
     lines.extend(f"  {f}".replace(_PROBE, "<shaded>") for f in info.findings)
     return "\n".join(lines)
+
+
+def _describe(info: BinaryInfo) -> str:
+    """One line per compiled module: what it is and which names it embeds."""
+    kind = (
+        "Cython " + (info.cython_version or "?") if info.cython else "mypyc" if info.mypyc else "C"
+    )
+    parts = [info.path, kind, f"init {', '.join(info.init_symbols) or '-'} ({info.init_phase})"]
+    if info.rpath or info.runpath:
+        parts.append(f"rpath {':'.join(info.rpath + info.runpath)}")
+    refs = [r.string for r in info.references]
+    if refs:
+        parts.append(f"names {', '.join(sorted(set(refs)))}")
+    if info.suspects:
+        parts.append(f"{len(info.suspects)} suspect string(s)")
+    return "; ".join(parts)
