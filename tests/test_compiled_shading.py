@@ -178,3 +178,20 @@ def test_inspect_classifies_binaries() -> None:
         re.M,
     )
     assert "[binary-name]" in proc.stdout
+
+
+def test_naming_choice_is_printed(tmp_path: Path) -> None:
+    links = wheels("markupsafe==2.0.1")
+    (old,) = links.glob("markupsafe-2.0.1-*.whl")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wheelshade", "shade", "--dep", str(old), "-o", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(
+        r"^note: markupsafe -> m[a-z0-9]{9}: same-length name, compiled code refers "
+        r"to it \(markupsafe/_speedups\..*\.so\)$",
+        proc.stdout,
+        re.M,
+    )

@@ -183,6 +183,7 @@ def format_result(result: ShadeResult) -> str:
                 f"note: {w.original}: scripts left out (they would replace the unshaded "
                 f"package's; --keep-scripts keeps them): {', '.join(scripts)}"
             )
+    out.extend(f"note: {note}" for note in result.notes)
     out.append(summary(result))
     verb = "wrote" if result.written else "would write"
     out.extend(f"{verb} {w.output}" for w in result.wheels)

@@ -61,6 +61,8 @@ class ShadeResult:
     written: bool = True
     #: ``--with-deps``: every member of the resolved closure and why it is (not) shaded.
     decisions: tuple[Decision, ...] = ()
+    #: Naming choices worth telling: which names got a same-length name, and why.
+    notes: tuple[str, ...] = ()
 
     @property
     def findings(self) -> int:
@@ -290,7 +292,21 @@ def shade(
                 diff=diff,
                 strict=strict,
             )
-    return replace(result, decisions=decisions)
+    return replace(result, decisions=decisions, notes=_naming_notes(plan, binaries))
+
+
+def _naming_notes(plan: ShadePlan, binaries: compiled.BinaryScan) -> tuple[str, ...]:
+    notes = []
+    for name in sorted(plan.options.same_length):
+        users = sorted(m for (_, m), info in binaries.infos.items() if name in info.names)
+        why = (
+            f"compiled code refers to it ({users[0]}"
+            + (f" and {len(users) - 1} more)" if len(users) > 1 else ")")
+            if users
+            else "--naming same-length"
+        )
+        notes.append(f"{name} -> {plan.mapping[name]}: same-length name, {why}")
+    return tuple(notes)
 
 
 def _report(job: WheelJob, plan: ShadePlan, outcome: JobOutcome, out: Path) -> WheelReport:
