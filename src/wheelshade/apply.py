@@ -21,7 +21,7 @@ from .metadata import (
 )
 from .patching import patch_strings
 from .plan import Action, MemberAction, ShadePlan, WheelJob
-from .records import parse_record
+from .records import RecordEntry, parse_record
 from .rewrite import StringRules, mentions, rewrite_file
 from .rewrite.pool import SourceRewriter
 from .timings import Timings
@@ -87,15 +87,16 @@ class _JobWriter:
         self.diffs: list[str] = []
         self.scripts_dropped: list[str] = []
 
-    def sources(self, reader: WheelReader, rewriter: SourceRewriter) -> dict[str, bytes]:
-        """Rewrite every Python source of the wheel, in batches; returns the changed ones.
+    def sources(
+        self, reader: WheelReader, rewriter: SourceRewriter, batch: list[MemberAction]
+    ) -> dict[str, bytes]:
+        """Rewrite one batch of Python sources; returns the changed ones.
 
-        Unchanged files are not kept: the writer copies them from the input later, so
-        memory holds at most one batch of sources plus the files that changed.
+        Unchanged files are not kept: the writer copies them from the input, so memory
+        holds one batch of sources and its changed files at a time.
         """
-        acts = [a for a in self.job.actions if a.action is Action.REWRITE]
         changed: dict[str, bytes] = {}
-        for batch in _batches(acts, reader):
+        if batch:
             datas = [reader.read(a.source) for a in batch]
             items = [
                 (d, f"{self.job.summary.path}/{a.source}")
@@ -178,22 +179,26 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
     return data
 
 
-_BATCH_BYTES = 32 << 20
+_BATCH_BYTES = 8 << 20
 
 
-def _batches(acts: list[MemberAction], reader: WheelReader) -> Iterator[list[MemberAction]]:
-    """Consecutive groups of sources of at most ``_BATCH_BYTES`` (at least one file each)."""
-    sizes = {m.name: m.size for m in reader.members}
-    batch: list[MemberAction] = []
+def _chunks(
+    names: list[str], by_target: Mapping[str, MemberAction], sizes: Mapping[str, int]
+) -> Iterator[list[str]]:
+    """Consecutive runs of output names whose sources to rewrite total at most
+    ``_BATCH_BYTES`` (at least one name each), in writing order."""
+    chunk: list[str] = []
     total = 0
-    for act in acts:
-        if batch and total + sizes[act.source] > _BATCH_BYTES:
-            yield batch
-            batch, total = [], 0
-        batch.append(act)
-        total += sizes[act.source]
-    if batch:
-        yield batch
+    for name in names:
+        act = by_target.get(name)
+        size = sizes[act.source] if act is not None and act.action is Action.REWRITE else 0
+        if chunk and total + size > _BATCH_BYTES:
+            yield chunk
+            chunk, total = [], 0
+        chunk.append(name)
+        total += size
+    if chunk:
+        yield chunk
 
 
 def write_job(
@@ -207,11 +212,13 @@ def write_job(
     *,
     want_diff: bool = False,
 ) -> JobOutcome:
-    """Write one output wheel to ``target``; rewrite errors are collected, not raised."""
+    """Write one output wheel to ``target``; rewrite errors are collected, not raised.
+
+    Members are written in their final order, a chunk at a time: each chunk's sources are
+    rewritten (in the process pool) just before they are written.
+    """
     state = _JobWriter(job, plan, want_diff)
-    with clock.phase("rewrite sources"):
-        changed = state.sources(reader, rewriter)
-    executable = {m.name: m.executable for m in reader.members}
+    sizes = {m.name: m.size for m in reader.members}
     by_target = {a.target: a for a in job.actions}
     extra: dict[str, bytes] = dict(job.generated)
     if job.new_name is not None:
@@ -222,41 +229,24 @@ def write_job(
             reader.read(f"{job.summary.dist_info}/RECORD"), wheel=str(job.summary.path)
         )
     }
+    names = wheel_order([*by_target, *extra], job.dist_info_out)
     with (
-        clock.phase("write"),
         RawSource(reader.path) as raw,
         WheelWriter(target, job.dist_info_out, date_time=zip_timestamp()) as writer,
     ):
-        for name in wheel_order([*by_target, *extra], job.dist_info_out):
-            if name in extra:
-                writer.add(name, extra[name])
-                continue
-            act = by_target[name]
-            exe = executable[act.source]
-            if act.source in changed:
-                writer.add(name, changed.pop(act.source), executable=exe)
-            elif (
-                act.action is Action.BINARY
-                and act.source in binaries
-                and any(n in plan.mapping for n in binaries[act.source].names)
-            ):
-                writer.add(name, _patched(reader, act, binaries[act.source], plan), executable=exe)
-            elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
-                info = raw.info(act.source)
-                entry = record.get(act.source)
-                if (
-                    info is None
-                    or entry is None
-                    or not writer.add_raw(name, raw, info, entry, executable=exe)
-                ):
-                    with reader.open(act.source) as stream:
-                        writer.add_stream(name, stream, executable=exe)
-            else:
-                data = reader.read(act.source)
-                new = state.content(act, data)
-                if want_diff and new != data:
-                    state.diffs.append(_diff(job, act, data, new))
-                writer.add(name, new, executable=exe)
+        put = _Putter(state, reader, writer, raw, record, binaries)
+        for chunk in _chunks(names, by_target, sizes):
+            acts = [by_target[n] for n in chunk if n in by_target]
+            with clock.phase("rewrite sources"):
+                changed = state.sources(
+                    reader, rewriter, [a for a in acts if a.action is Action.REWRITE]
+                )
+            with clock.phase("write"):
+                for name in chunk:
+                    if name in extra:
+                        writer.add(name, extra[name])
+                    else:
+                        put(by_target[name], changed)
     return JobOutcome(
         state.python_files,
         state.rewritten,
@@ -266,3 +256,43 @@ def write_job(
         tuple(state.diffs),
         tuple(state.scripts_dropped),
     )
+
+
+class _Putter:
+    """Writes one member: rewritten, patched, copied raw, or edited (dist-info files)."""
+
+    def __init__(
+        self,
+        state: _JobWriter,
+        reader: WheelReader,
+        writer: WheelWriter,
+        raw: RawSource,
+        record: Mapping[str, RecordEntry],
+        binaries: Mapping[str, BinaryInfo],
+    ) -> None:
+        self.state, self.reader, self.writer, self.raw = state, reader, writer, raw
+        self.record, self.binaries = record, binaries
+        self.executable = {m.name: m.executable for m in reader.members}
+
+    def __call__(self, act: MemberAction, changed: dict[str, bytes]) -> None:
+        name, exe, plan = act.target, self.executable[act.source], self.state.plan
+        info = self.binaries.get(act.source)
+        if act.source in changed:
+            self.writer.add(name, changed.pop(act.source), executable=exe)
+        elif act.action is Action.BINARY and info and any(n in plan.mapping for n in info.names):
+            self.writer.add(name, _patched(self.reader, act, info, plan), executable=exe)
+        elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
+            zinfo, entry = self.raw.info(act.source), self.record.get(act.source)
+            if (
+                zinfo is None
+                or entry is None
+                or not self.writer.add_raw(name, self.raw, zinfo, entry, executable=exe)
+            ):
+                with self.reader.open(act.source) as stream:
+                    self.writer.add_stream(name, stream, executable=exe)
+        else:
+            data = self.reader.read(act.source)
+            new = self.state.content(act, data)
+            if self.state.want_diff and new != data:
+                self.state.diffs.append(_diff(self.state.job, act, data, new))
+            self.writer.add(name, new, executable=exe)
