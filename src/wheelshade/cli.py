@@ -140,6 +140,20 @@ def _parser() -> argparse.ArgumentParser:
     ve.add_argument("--with", dest="with_", action="append", default=[], metavar="REQ",
                     help="also install this requirement or wheel (e.g. the other version)")
     _index_options(ve)
+    rw = sub.add_parser(
+        "rewrite",
+        help="apply a shading map to a source tree in place (imports, strings, entry points)",
+        description="Rewrite the .py/.pyi files and the entry points in pyproject.toml and "
+        "setup.cfg under DIR with the same rules as `shade` uses for dependents.",
+    )
+    rw.add_argument("directory", type=Path, metavar="DIR")
+    rw.add_argument("--map", action="append", default=[], metavar="ORIGINAL=SHADED",
+                    help="an import-name rename (repeatable)")
+    rw.add_argument("--shaded", action="append", default=[], type=Path, metavar="WHEEL",
+                    help="take the map from a shaded wheel's wheelshade.json (repeatable); "
+                    "also renames module paths in strings and distribution lookups")
+    rw.add_argument("--check", action="store_true",
+                    help="change nothing; exit 1 if anything would change (for CI)")
     ins = sub.add_parser(
         "inspect", help="show a wheel's names, imports and findings without writing anything"
     )
@@ -311,6 +325,25 @@ def _verify(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 
+def _rewrite(args: argparse.Namespace) -> int:
+    from .tree import ShadeMap, map_from_wheels, parse_maps, rewrite_tree
+
+    shade_map = map_from_wheels(args.shaded) if args.shaded else ShadeMap({})
+    extra = parse_maps(args.map)
+    if extra:
+        shade_map = ShadeMap({**shade_map.imports, **extra}, shade_map.modules, shade_map.dists)
+    if not shade_map.imports:
+        raise UsageError("nothing to rename: give --map ORIGINAL=SHADED or --shaded WHEEL")
+    result = rewrite_tree(args.directory, shade_map, check=args.check)
+    verb = "would rewrite" if args.check else "rewrote"
+    for path in result.changed:
+        print(f"{verb} {path}")
+    for finding in result.findings:
+        print(f"wheelshade: finding: {finding}", file=sys.stderr)
+    print(f"{len(result.changed)} file(s) {verb.split()[-1]}", file=sys.stderr)
+    return EXIT_USAGE if args.check and result.changed else EXIT_OK
+
+
 def _inspect(args: argparse.Namespace) -> int:
     from .inspect_wheel import format_inspection, inspect_wheel
 
@@ -329,7 +362,7 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
-    commands = {"shade": _shade, "verify": _verify, "inspect": _inspect}
+    commands = {"shade": _shade, "verify": _verify, "inspect": _inspect, "rewrite": _rewrite}
     try:
         return commands[args.command](args)
     except UsageError as exc:
