@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -195,3 +196,62 @@ def test_naming_choice_is_printed(tmp_path: Path) -> None:
         proc.stdout,
         re.M,
     )
+
+
+@pytest.fixture(scope="module")
+def grafted(cext: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The C fixture as auditwheel would leave it: cexttop needs a grafted library in
+    cext.libs/, found through RPATH $ORIGIN/cext.libs (its import fails without it)."""
+    from wheel.wheelfile import WheelFile
+
+    from wheelshade.patching import find_patchelf
+
+    tmp = tmp_path_factory.mktemp("grafted")
+    tree = tmp / "tree"
+    with zipfile.ZipFile(cext) as zf:
+        zf.extractall(tree)
+    (tmp / "helper.c").write_text("int helper_value(void) { return 42; }\n")
+    (tree / "cext.libs").mkdir()
+    lib = tree / "cext.libs" / "libhelper-0123abcd.so"
+    subprocess.run(["gcc", "-shared", "-fPIC", "-o", str(lib), str(tmp / "helper.c")], check=True)
+    (top,) = tree.glob("cexttop.*.so")
+    subprocess.run(
+        [
+            str(find_patchelf()),
+            "--add-needed",
+            lib.name,
+            "--set-rpath",
+            "$ORIGIN/cext.libs",
+            str(top),
+        ],
+        check=True,
+    )
+    (tree / next(tree.glob("*.dist-info")).name / "RECORD").unlink()
+    out = tmp / "dist" / cext.name
+    out.parent.mkdir()
+    with WheelFile(out, "w") as wf:
+        wf.write_files(str(tree))
+    return out
+
+
+def test_grafted_libraries_move_with_the_distribution(grafted: Path, tmp_path: Path) -> None:
+    from wheelshade.binaries import classify
+
+    result = shade([], [grafted], out_dir=tmp_path / "out", drop=["cextpkg/_tail*"])
+    (report,) = result.wheels
+    top = report.mapping["cexttop"]
+    libs = report.output.name.split("-", 1)[0] + ".libs"
+    with zipfile.ZipFile(report.output) as zf:
+        names = zf.namelist()
+        (so,) = [n for n in names if n.startswith(f"{top}/cexttop.")]
+        info = classify(zf.read(so), so, ["cexttop"])
+    assert f"{libs}/libhelper-0123abcd.so" in names
+    assert not [n for n in names if n.startswith("cext.libs/")]
+    assert (info.rpath or info.runpath) == (f"$ORIGIN/../{libs}",)
+    env = Venv.create(tmp_path / "env")
+    env.install(report.output, grafted)
+    code = f"import {top}, cexttop; print({top}.__name__, cexttop.__name__)"
+    assert env.run(code).stdout.split() == [f"{top}.cexttop", "cexttop"]
+    env.pip("uninstall", "--yes", "cext")  # the unshaded copy and its cext.libs go
+    proc = env.run(f"import {top}; print({top}.name())")
+    assert proc.returncode == 0, proc.stderr  # the shaded copy keeps its own libraries

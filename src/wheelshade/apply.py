@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 from . import __version__
 from .archive import WheelReader
 from .binaries import BinaryInfo, classify
-from .errors import RewriteError
+from .errors import RewriteError, WheelshadeError
 from .findings import Code, Finding
 from .metadata import (
     PROVENANCE_FILE,
@@ -19,7 +20,7 @@ from .metadata import (
     edit_metadata,
     edit_top_level_txt,
 )
-from .patching import patch_strings
+from .patching import patch_strings, relocate_rpath, set_rpath
 from .plan import Action, MemberAction, ShadePlan, WheelJob
 from .records import RecordEntry, parse_record
 from .rewrite import StringRules, mentions, rewrite_file
@@ -179,6 +180,27 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
     return data
 
 
+def _new_rpath(info: BinaryInfo, act: MemberAction, renames: Mapping[str, str]) -> str | None:
+    """The RPATH a moved binary needs to find its grafted libraries again, or None."""
+    old = ":".join(info.rpath or info.runpath)
+    if not old:
+        return None
+    new = relocate_rpath(old, act.source, act.target, renames)
+    return new if new != old else None
+
+
+def _with_rpath(data: bytes, rpath: str, where: str) -> bytes:
+    """``data`` with its RPATH set by patchelf, which works on files only."""
+    with tempfile.TemporaryDirectory(prefix="wheelshade-rpath-") as tmp:
+        path = Path(tmp) / "module.so"
+        path.write_bytes(data)
+        try:
+            set_rpath(path, rpath)
+        except WheelshadeError as exc:
+            raise RewriteError(f"cannot set its RPATH: {exc.message}", path=where) from None
+        return path.read_bytes()
+
+
 _BATCH_BYTES = 8 << 20
 
 
@@ -277,10 +299,15 @@ class _Putter:
     def __call__(self, act: MemberAction, changed: dict[str, bytes]) -> None:
         name, exe, plan = act.target, self.executable[act.source], self.state.plan
         info = self.binaries.get(act.source)
+        patch = act.action is Action.BINARY and info and any(n in plan.mapping for n in info.names)
+        rpath = _new_rpath(info, act, dict(self.state.job.libs_renames)) if info else None
         if act.source in changed:
             self.writer.add(name, changed.pop(act.source), executable=exe)
-        elif act.action is Action.BINARY and info and any(n in plan.mapping for n in info.names):
-            self.writer.add(name, _patched(self.reader, act, info, plan), executable=exe)
+        elif info and (patch or rpath is not None):
+            data = _patched(self.reader, act, info, plan) if patch else self.reader.read(act.source)
+            if rpath is not None:
+                data = _with_rpath(data, rpath, info.path)
+            self.writer.add(name, data, executable=exe)
         elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
             zinfo, entry = self.raw.info(act.source), self.record.get(act.source)
             if (

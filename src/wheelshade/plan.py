@@ -126,6 +126,8 @@ class WheelJob:
     findings: tuple[Finding, ...] = ()
     #: New members: the packages top-level extension modules move into.
     generated: tuple[tuple[str, bytes], ...] = ()
+    #: Grafted library folders renamed with the distribution (``pillow.libs`` -> ...).
+    libs_renames: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -247,12 +249,19 @@ def _is_pth(loc: Location) -> bool:
 
 def _actions(
     wheel: WheelSummary, dist_info_out: str, own: Mapping[str, str], options: PlanOptions
-) -> tuple[list[MemberAction], list[str], list[Finding], tuple[tuple[str, bytes], ...]]:
+) -> tuple[
+    list[MemberAction],
+    list[str],
+    list[Finding],
+    tuple[tuple[str, bytes], ...],
+    tuple[tuple[str, str], ...],
+]:
     """Member-by-member moves; ``own`` is this wheel's own renames (empty for dependents)."""
     actions: list[MemberAction] = []
     left_out: list[str] = []
     findings: list[Finding] = []
     generated: dict[str, bytes] = {}
+    libs: dict[str, str] = {}
     data_out = dist_info_out[: -len(".dist-info")] + ".data"
     extensions = frozenset(
         t.name for t in wheel.top_levels if t.kind is TopKind.EXTENSION and t.name in own
@@ -297,6 +306,16 @@ def _actions(
             target = moved if loc.scheme is None else f"{data_out}/{loc.scheme}/{moved}"
             actions.append(MemberAction(name, target, Action.PTH))
             continue
+        head = loc.path.split("/", 1)[0]
+        if own and in_site_packages(loc) and head.endswith(".libs") and "/" in loc.path:
+            # auditwheel grafts shared libraries into <dist>.libs, found by RPATH: two
+            # versions must not share (and then uninstall) each other's copies.
+            new_head = dist_info_out.split("-", 1)[0] + ".libs"
+            libs[head] = new_head
+            moved = new_head + loc.path[len(head) :]
+            target = moved if loc.scheme is None else f"{data_out}/{loc.scheme}/{moved}"
+            actions.append(MemberAction(name, target, _classify(name)))
+            continue
         if loc.scheme is None:
             target = _move(loc.path, own, extensions)
         elif loc.scheme == "scripts" and own and not options.keep_scripts:
@@ -311,7 +330,13 @@ def _actions(
         if module in extensions and "/" not in loc.path and action is Action.BINARY:
             wrapper = target.rsplit("/", 1)[0] + "/__init__.py"
             generated.setdefault(wrapper, wrapper_source(module, loc.path))
-    return actions, left_out, findings, tuple(sorted(generated.items()))
+    return (
+        actions,
+        left_out,
+        findings,
+        tuple(sorted(generated.items())),
+        tuple(sorted(libs.items())),
+    )
 
 
 def make_plan(
@@ -351,7 +376,7 @@ def make_plan(
             own: Mapping[str, str] = shaded.mapping
         else:
             out_name, dist_info_out, own = wheel.filename, wheel.dist_info, {}
-        actions, left_out, findings, generated = _actions(wheel, dist_info_out, own, options)
+        actions, left_out, findings, generated, libs = _actions(wheel, dist_info_out, own, options)
         jobs.append(
             WheelJob(
                 wheel,
@@ -362,6 +387,7 @@ def make_plan(
                 tuple(left_out),
                 tuple(findings),
                 generated,
+                libs,
             )
         )
     modules = frozenset().union(*(dep.modules for dep in deps))
