@@ -255,3 +255,32 @@ def test_grafted_libraries_move_with_the_distribution(grafted: Path, tmp_path: P
     env.pip("uninstall", "--yes", "cext")  # the unshaded copy and its cext.libs go
     proc = env.run(f"import {top}; print({top}.name())")
     assert proc.returncode == 0, proc.stderr  # the shaded copy keeps its own libraries
+
+
+def test_prefer_python_drops_compiled_twins(cext: Path, tmp_path: Path) -> None:
+    """A Cython-style wheel: a compiled module beside the .py it was built from."""
+    from wheel.wheelfile import WheelFile
+
+    tree = tmp_path / "tree"
+    with zipfile.ZipFile(cext) as zf:
+        zf.extractall(tree)
+    (tree / "cextpkg" / "_tail.py").write_text("def where():\n    return 'pure python'\n")
+    (tree / next(tree.glob("*.dist-info")).name / "RECORD").unlink()
+    twin = tmp_path / "dist" / cext.name
+    twin.parent.mkdir()
+    with WheelFile(twin, "w") as wf:
+        wf.write_files(str(tree))
+    # Without the option, _tail's merged-string suspect refuses the wheel (see above).
+    with pytest.raises(PlanError):
+        shade([], [twin], out_dir=tmp_path / "refused")
+    result = shade([], [twin], out_dir=tmp_path / "out", prefer_python=True)
+    (report,) = result.wheels
+    assert [f.code.value for f in report.findings] == ["python-twin"]
+    pkg = report.mapping["cextpkg"]
+    with zipfile.ZipFile(report.output) as zf:
+        assert not [n for n in zf.namelist() if "_tail" in n and n.endswith(".so")]
+    env = Venv.create(tmp_path / "env")
+    env.install(report.output)
+    assert env.json(f"import json, {pkg}._tail as t; print(json.dumps(t.where()))") == (
+        "pure python"
+    )

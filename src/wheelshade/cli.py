@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--keep-pth", action="store_true", default=None,
                     help="keep .pth files of shaded deps, renamed and rewritten (they run at "
                     "every interpreter start)")
+    sh.add_argument("--prefer-python", action="store_true", default=None,
+                    help="leave out compiled modules of shaded deps that ship a .py twin "
+                    "(Cython builds such as pydantic 1.x): slower, but no binary to patch")
     sh.add_argument("--on-unparsable", choices=["fail", "keep"],
                     help="a source file that cannot be parsed as Python 3: fail (default), or "
                     "keep it unchanged and report it when it mentions a shaded name")
@@ -221,6 +224,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "cache_dir": args.cache_dir,
         "naming": Naming(args.naming) if args.naming else None,
         "keep_unparsable": args.on_unparsable == "keep" if args.on_unparsable else None,
+        "prefer_python": args.prefer_python,
         "target": Target(args.python_version, tuple(args.platform or ()))
         if args.python_version or args.platform
         else None,

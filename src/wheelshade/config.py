@@ -39,6 +39,7 @@ _SET_KEYS = {
     "naming": str,
     "on-unparsable": str,
     "python-version": str,
+    "prefer-python": bool,
     "platform": list,
 }
 _TOP_ONLY = {"set": list, "jobs": int, "fail-fast": bool}
@@ -116,6 +117,7 @@ def _set_from(table: Mapping[str, Any], base: Path) -> ShadeSet:
         naming=_naming(table.get("naming", "auto")),
         keep_unparsable=_on_unparsable(table.get("on-unparsable", "fail")),
         target=Target(table.get("python-version"), tuple(table.get("platform", []))),
+        prefer_python=table.get("prefer-python", False),
     )
 
 

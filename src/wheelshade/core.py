@@ -221,6 +221,7 @@ def shade(
     fetch_timeout: float | None = None,
     keep_unparsable: bool = False,
     target: Target | None = None,
+    prefer_python: bool = False,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
@@ -255,7 +256,12 @@ def shade(
             deps, index or IndexOptions(), cache_dir or default_cache_dir(), fetch_timeout, target
         )
     options = PlanOptions(
-        suffix, keep_scripts, keep_pth, tuple(drop), keep_unparsable=keep_unparsable
+        suffix,
+        keep_scripts,
+        keep_pth,
+        tuple(drop),
+        keep_unparsable=keep_unparsable,
+        prefer_python=prefer_python,
     )
     with ExitStack() as stack:
         readers: dict[Path, WheelReader] = {}
@@ -276,6 +282,8 @@ def shade(
                 options, same_length=compiled.same_length_names(binaries, tops, naming)
             )
             plan = make_plan(summaries[Role.DEP], summaries[Role.DEPENDENT], options)
+            kept = {(job.summary.path, a.source) for job in plan.jobs for a in job.actions}
+            binaries = compiled.BinaryScan({k: v for k, v in binaries.infos.items() if k in kept})
             _check_outputs(plan, out, [*dep_paths, *inputs])
             issues = compiled.check(binaries, {s.path: s for s in every}, plan.mapping, naming)
             if issues:

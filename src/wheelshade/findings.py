@@ -17,6 +17,8 @@ class Code(enum.Enum):
     PTH_DROPPED = "pth-dropped"
     #: A source file that cannot be parsed, kept unchanged (``--on-unparsable=keep``).
     UNPARSABLE = "unparsable"
+    #: A compiled module left out because its ``.py`` twin does the same (``--prefer-python``).
+    PYTHON_TWIN = "python-twin"
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,8 @@ class PlanOptions:
     same_length: frozenset[str] = frozenset()
     #: Keep source files that cannot be parsed unchanged instead of failing.
     keep_unparsable: bool = False
+    #: Leave out compiled modules of shaded deps that ship a ``.py`` twin (Cython builds).
+    prefer_python: bool = False
 
 
 @dataclass(frozen=True)
@@ -235,6 +237,15 @@ def wrapper_source(original: str, filename: str) -> bytes:
     ).encode()
 
 
+def _has_python_twin(name: str, members: set[str]) -> bool:
+    """``pkg/mod.cpython-311-x86_64-linux-gnu.so`` beside ``pkg/mod.py``."""
+    if not name.endswith(EXTENSION_SUFFIXES):
+        return False
+    folder, _, filename = name.rpartition("/")
+    module = filename.split(".", 1)[0]
+    return (f"{folder}/{module}.py" if folder else f"{module}.py") in members
+
+
 def _classify(path: str) -> Action:
     if path.endswith((".py", ".pyi")):
         return Action.REWRITE
@@ -266,6 +277,7 @@ def _actions(
     extensions = frozenset(
         t.name for t in wheel.top_levels if t.kind is TopKind.EXTENSION and t.name in own
     )
+    members = set(wheel.members)
     for name in wheel.members:
         if any(fnmatch.fnmatch(name, pattern) for pattern in options.drop):
             left_out.append(name)
@@ -281,6 +293,17 @@ def _actions(
                 "top_level.txt": Action.TOP_LEVEL,
             }.get(base, Action.COPY)
             actions.append(MemberAction(name, target, action))
+            continue
+        if own and options.prefer_python and _has_python_twin(name, members):
+            left_out.append(name)
+            findings.append(
+                Finding(
+                    name,
+                    None,
+                    Code.PYTHON_TWIN,
+                    "compiled module left out for its .py twin (--prefer-python): slower",
+                )
+            )
             continue
         # Compiled caches would hold stale code under the old names; pip recompiles anyway.
         if "/__pycache__/" in f"/{name}" and name.endswith(".pyc"):

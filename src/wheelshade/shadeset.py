@@ -41,6 +41,8 @@ class ShadeSet:
     keep_unparsable: bool = False
     #: ``--python-version`` / ``--platform``: the interpreter the wheels are for.
     target: Target = field(default_factory=Target)
+    #: ``--prefer-python``: drop compiled modules of shaded deps that have ``.py`` twins.
+    prefer_python: bool = False
 
     @property
     def label(self) -> str:
@@ -75,6 +77,7 @@ class ShadeSet:
             naming=self.naming,
             keep_unparsable=self.keep_unparsable,
             target=self.target,
+            prefer_python=self.prefer_python,
             closure=ClosureOptions(
                 target_requirements=self.target_requirements,
                 target_env=self.target_env,
