@@ -37,6 +37,9 @@ PINS: dict[str, tuple[str, ...]] = {
         "4c48f78f62ab596c679086084d0dd13254ae4f3d6c72a83ffdf5ebdef8f265a4",  # sdist elsewhere
     ),
     "six==1.17.0": ("4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",),
+    # cp311 manylinux x86_64 wheels (the machine this project targets).
+    "ujson==5.9.0": ("8ba7cac47dd65ff88571eceeff48bf30ed5eb9c67b34b88cb22869b7aa19600d",),
+    "ujson==5.10.0": ("129e39af3a6d85b9c26d5577169c21d53821d8cf68e079060602e861c6e5da1b",),
     "setuptools==80.9.0": ("062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),
 }
 

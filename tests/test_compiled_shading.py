@@ -137,7 +137,9 @@ def cext(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_merged_string_suspect_is_refused(cext: Path, tmp_path: Path) -> None:
     with pytest.raises(PlanError) as info:
         shade([], [cext], out_dir=tmp_path / "out")
-    assert any("_tail" in i and "does not start with it" in i for i in info.value.issues)
+    assert any(
+        "_tail" in i and "without starting at a token boundary" in i for i in info.value.issues
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -284,3 +286,22 @@ def test_prefer_python_drops_compiled_twins(cext: Path, tmp_path: Path) -> None:
     assert env.json(f"import json, {pkg}._tail as t; print(json.dumps(t.where()))") == (
         "pure python"
     )
+
+
+def test_real_top_level_extension_ujson_beside_another_ujson(tmp_path: Path) -> None:
+    links = wheels("ujson==5.9.0", "ujson==5.10.0")
+    (old,) = links.glob("ujson-5.9.0-*.whl")
+    result = shade([], [old], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    shaded = report.mapping["ujson"]
+    assert len(shaded) == len("ujson")
+    env = Venv.create(tmp_path / "env")
+    env.install("--find-links", links, report.output, "ujson==5.10.0")
+    for first, second in ((shaded, "ujson"), ("ujson", shaded)):
+        data = env.json(
+            f"import json, sys\nimport {first}, {second}\n"
+            f"old, new = sys.modules[{shaded!r}], sys.modules['ujson']\n"
+            "print(json.dumps([old.__version__, new.__version__, old.dumps({'a': [1]}),\n"
+            "  old is new, old.__file__.split('/')[-2]]))"
+        )
+        assert data == ["5.9.0", "5.10.0", '{"a":[1]}', False, shaded]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import fnmatch
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from .archive import WheelReader
@@ -106,22 +106,28 @@ def check(
                 "into it (use --naming same-length or auto, or leave it out with --drop)"
             )
             continue
-        issues += [f"{summary.filename}: {p}" for p in problems(info, mapping)]
+        suspects = [r for r in info.suspects if r.name in mapping]
+        if suspects:
+            first = suspects[0]
+            issues.append(
+                f"{where}: {len(suspects)} string(s) end with a shaded name without starting "
+                f"at a token boundary (first {first.string!r} at {first.offset:#x}); a linker "
+                "may have merged a separate name into them, which no patch can reach "
+                "(--drop it, or --prefer-python if it has a .py twin)"
+            )
+        # The rest (packed Cython strings, lengths) name the wheel and member already.
+        issues += problems(replace(info, suspects=()), mapping)
         # A top-level extension module keeps its PyInit_<name>: it is loaded as the
         # submodule <shaded>.<name> of its wrapper package, whose last part finds that symbol.
-        top_level = "/" not in locate(member, summary.data_dir).path
-        top_level = top_level and info.module_name in mapping
-        symbols = [
-            r
-            for r in info.references
-            if r.kind == "symbol"
-            and r.name in mapping
-            and not (top_level and r.name == info.module_name)
-        ]
-        if symbols:
+        # PyInit_<name> must match the last part of the module's import name. A top-level
+        # module keeps it (loaded as <shaded>.<name> by its wrapper package), a module
+        # inside a package keeps its own last part; only a compiled package __init__
+        # (PyInit_<package>) would need its symbol renamed.
+        where_in = locate(member, summary.data_dir).path
+        if where_in.rsplit("/", 1)[-1].startswith("__init__.") and info.module_name in mapping:
             issues.append(
-                f"{where} is a top-level extension module ({symbols[0].string}); renaming its "
-                "init symbol is not supported yet (leave it out with --drop)"
+                f"{where} is a compiled package __init__ (PyInit_{info.module_name}); renaming "
+                "its init symbol is not supported yet (leave it out with --drop)"
             )
         if summary.role is Role.DEPENDENT and info.opaque_strings:
             issues.append(

@@ -63,9 +63,14 @@ class RewriteError(WheelshadeError):
 class PlanError(WheelshadeError):
     """The shading set is inconsistent; carries every conflict found, not just the first."""
 
+    #: How many issues the one-line message shows; ``issues`` keeps them all.
+    SHOWN = 5
+
     def __init__(self, issues: Sequence[str], *, hint: str = "") -> None:
         self.issues = tuple(issues)
-        super().__init__("; ".join(self.issues), hint=hint)
+        shown = "; ".join(self.issues[: self.SHOWN])
+        more = len(self.issues) - self.SHOWN
+        super().__init__(shown + (f"; and {more} more" if more > 0 else ""), hint=hint)
 
 
 class StrictError(WheelshadeError):
