@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench fuzz proptest clean
+.PHONY: install demo test lint typecheck unit bench fuzz proptest corpus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ fuzz: $(STAMP)
 
 proptest: $(STAMP)
 	$(BIN)/python -m pytest -q tests/property --hypothesis-profile=long
+
+# The import sweep over the most-downloaded PyPI projects (see docs/corpus.md); not in `make test`.
+corpus: $(STAMP)
+	$(BIN)/python corpus/run.py
 
 clean:
 	rm -rf $(VENV) .demo wheelhouse .cache
