@@ -179,3 +179,16 @@ def test_on_unparsable_keep(tmp_path: Path) -> None:
         assert zf.read(f"{shaded}/compat.py").decode() == "import legacy\n" + py2
         assert zf.read(f"{shaded}/other.py").decode() == py2
         assert zf.read(f"{shaded}/__init__.py").decode() == f"from {shaded} import compat\n"
+
+
+def test_verify_ignores_start_up_imports_of_the_unshaded_copy(
+    pth_wheels: dict[str, Path], tmp_path: Path
+) -> None:
+    # hooky 2.0 (unshaded, installed beside) imports hooky_startup from its .pth at every
+    # start-up; that is not the shaded hooky 1.0 leaking (setuptools' _distutils_hack case).
+    out = tmp_path / "out"
+    assert cli("shade", "--dep", pth_wheels["old"], "-o", out).returncode == 0
+    (whl,) = out.glob("*.whl")
+    proc = cli("verify", whl, "--with", pth_wheels["new"], "--no-index")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "OK: no leak" in proc.stdout
