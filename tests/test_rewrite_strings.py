@@ -168,12 +168,18 @@ CASES: list[tuple[str, str, str]] = [
         "def f():\n    from importlib.metadata import version\n"
         "    return version('flask-0-12-4-abcd1234')\n",
     ),
+    (
+        "package-prefix-for-run-time-names",
+        'name = "flask.json." + sub\nrest = mod[len("jinja2."):]\n',
+        f'name = "{S}.json." + sub\nrest = mod[len("{J}."):]\n',
+    ),
     # Left alone: not module references.
     ("logger-name", 'import logging\nlog = logging.getLogger("flask.app")\n', None),
     ("bare-name-elsewhere", 'KEY = {"flask": 1}\n', None),
     ("not-a-module-of-the-set", 'env = {"jinja2.x.y": 1, "flask.a.b.c": 2}\n', None),
     ("module-plus-one-attribute", 'KEY = "flask.request_ctx"\n', f'KEY = "{S}.request_ctx"\n'),
     ("other-package", 'x = "flaskext.cache"\ny = "flask_login.utils"\n', None),
+    ("prefix-of-no-module", 'p = "flask.nosuch."\nq = "werkzeug."\n', None),
     ("prose", 'msg = "flask.json is deprecated, use json"\n', None),
     ("docstring", '"""See flask.json for details."""\n', None),
     ("module-docstring-exact-path", '"""flask.json"""\n', None),

@@ -99,7 +99,16 @@ class StringRules:
     dists: Mapping[str, str] = field(default_factory=dict)
 
     def module_path(self, value: str, *, bare: bool) -> str | None:
-        """Rename a dotted path; ``bare`` allows a lone top-level name (call contexts)."""
+        """Rename a dotted path; ``bare`` allows a lone top-level name (call contexts).
+
+        A package prefix ending in a dot (``"pip._vendor." + name``, ``mod[len("pkg."):]``)
+        counts when the package is a module of the set: it is how code builds submodule
+        names at run time.
+        """
+        if value.endswith(".") and not value.endswith("..") and value[:-1] in self.modules:
+            top, dot, rest = value[:-1].partition(".")
+            if top in self.imports:
+                return self.imports[top] + dot + rest + "."
         match = _DOTTED.match(value)
         if not match:
             return None
