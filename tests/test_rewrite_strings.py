@@ -173,6 +173,11 @@ CASES: list[tuple[str, str, str]] = [
         'name = "flask.json." + sub\nrest = mod[len("jinja2."):]\n',
         f'name = "{S}.json." + sub\nrest = mod[len("{J}."):]\n',
     ),
+    (
+        "fstring-package-prefix-anywhere",
+        'path = f"flask.json.{item}"\nother = f"flask.nosuch.{item}"\n',
+        f'path = f"{S}.json.{{item}}"\nother = f"flask.nosuch.{{item}}"\n',
+    ),
     # Left alone: not module references.
     ("logger-name", 'import logging\nlog = logging.getLogger("flask.app")\n', None),
     ("bare-name-elsewhere", 'KEY = {"flask": 1}\n', None),

@@ -296,10 +296,24 @@ class StringRenamer(cst.CSTTransformer):
         self, original_node: cst.FormattedString, updated_node: cst.FormattedString
     ) -> cst.FormattedString:
         # ``import_module(f"flask.ext.{name}")``: only the leading literal part is known.
-        if self._role.get(original_node) != "module" or not updated_node.parts:
+        # Elsewhere, ``f"litellm.integrations.{item}"`` counts when its literal head is a
+        # package prefix of the set (the same rule as ``"pip._vendor." + name``).
+        role = self._role.get(original_node, "any")
+        if role == "skip" or not updated_node.parts:
             return updated_node
         first = updated_node.parts[0]
         if not isinstance(first, cst.FormattedStringText):
+            return updated_node
+        if role == "any":
+            head = first.value
+            if not (head.endswith(".") and len(updated_node.parts) > 1):
+                return updated_node
+            renamed = self._rules.module_path(head, bare=False)
+            if renamed is None:
+                return updated_node
+            part = first.with_changes(value=renamed)
+            return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
+        if role != "module":
             return updated_node
         top, dot, rest = first.value.partition(".")
         if top not in self._rules.imports or (not dot and len(updated_node.parts) > 1):
