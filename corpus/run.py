@@ -332,6 +332,8 @@ def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log
     elif proc.returncode == 3:
         res.update(outcome=BROKEN, reason=f"leak: {res['first_leak']}"[:300])
     elif "pip install failed" in proc.stderr:
+        if retry_with_deps(p, orig, shaded.parent.parent, res, log):
+            return
         outcome, reason = explain_install_failure(p, orig, shaded, first_error(proc.stderr))
         res.update(outcome=outcome, reason=reason[:300])
     else:
@@ -339,6 +341,44 @@ def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log
             outcome=BROKEN,
             reason=f"verify exit {proc.returncode}: {first_error(proc.stderr or proc.stdout)}",
         )
+
+
+def retry_with_deps(
+    p: dict[str, Any], orig: Path, work: Path, res: dict[str, Any], log: Path
+) -> bool:
+    """The two versions need different versions of a shared dependency (boto3 and
+    botocore): shade the old release's closure against the new one with ``--with-deps``,
+    as a user would, and verify every shaded wheel. True when that comes out clean."""
+    target = work / "target.txt"
+    target.write_text(f"{p['name']}=={p['other']}\n")
+    out = work / "out-with-deps"
+    shade_cmd = [
+        *WHEELSHADE, "shade", "--dep", str(orig), "--with-deps",
+        "--target-requirements", str(target), "-o", str(out), "-j", "1",
+    ]
+    try:
+        proc = subprocess.run(shade_cmd, capture_output=True, text=True, timeout=SHADE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return False
+    with log.open("a", encoding="utf-8") as f:
+        f.write(f"$ {' '.join(shade_cmd)}\nexit {proc.returncode}\n{proc.stdout}{proc.stderr}\n")
+    wheels = sorted(out.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        return False
+    cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}"]
+    try:
+        check = subprocess.run(cmd, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return False
+    with log.open("a", encoding="utf-8") as f:
+        f.write(f"$ {' '.join(cmd)}\nexit {check.returncode}\n{check.stdout}{check.stderr}\n")
+    if check.returncode != 0:
+        return False
+    res.update(parse_verify(check.stdout))
+    members = [w.name.split("-", 1)[0] for w in wheels]
+    res.update(outcome=CLEAN, reason=f"with --with-deps: {len(wheels)} shaded wheels "
+               f"({', '.join(members)})"[:300])
+    return True
 
 
 _IMPORT_ALL = """

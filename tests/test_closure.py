@@ -164,3 +164,34 @@ def test_closure_is_resolved_for_the_target_interpreter(index: str, tmp_path: Pa
     # pylib 2.0 needs Python 3.12: for 3.10 the resolver must fall back to 1.0.
     assert version("3.10") == "1.0"
     assert version("3.12") == "2.0"
+
+
+def test_a_kept_member_that_needs_a_shaded_one_is_shaded_too() -> None:
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+    from packaging.version import Version
+
+    from wheelshade.resolve import Member, decide
+
+    def member(name: str, version: str, *requires: str, requested: bool = False) -> Member:
+        reqs = tuple(Requirement(r) for r in requires)
+        return Member(canonicalize_name(name), Version(version), reqs, requested)
+
+    closure = [
+        member("boto3", "1.0", "botocore==1.0", "s3transfer>=0.1", requested=True),
+        member("botocore", "1.0"),
+        member("s3transfer", "0.2", "botocore>=1.0"),
+        member("jmespath", "1.0"),
+    ]
+    target = {
+        canonicalize_name(n): Version(v)
+        for n, v in [("botocore", "2.0"), ("s3transfer", "0.2"), ("jmespath", "1.0")]
+    }
+    got = {d.name: (d.shade, d.reason) for d in decide(closure, target)}
+    assert got["botocore"][0] is True  # the target's 2.0 does not meet ==1.0
+    # s3transfer is the same version in the target, but kept it would import botocore 2.0.
+    assert got["s3transfer"] == (
+        True,
+        "requires botocore, which is shaded (kept, it would import the target's copy)",
+    )
+    assert got["jmespath"] == (False, "the target holds the same version 1.0")

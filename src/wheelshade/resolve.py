@@ -227,4 +227,40 @@ def decide(
         else:
             shade, reason = False, f"the target's {have} meets {specs}"
         decisions.append(Decision(member.name, member.version, shade, reason))
-    return decisions
+    return _propagate(closure, decisions)
+
+
+def _propagate(closure: Sequence[Member], decisions: list[Decision]) -> list[Decision]:
+    """Shade every kept member that needs a shaded one.
+
+    A kept member is the target's copy, and its imports reach the target's (other)
+    versions: s3transfer kept beside a shaded botocore would import the unshaded botocore
+    while the shaded boto3 hands it clients of the shaded one. So the need spreads up
+    the closure until nothing kept depends on anything shaded.
+    """
+    needs = {
+        m.name: {
+            canonicalize_name(r.name)
+            for r in m.requires
+            if r.marker is None or r.marker.evaluate({"extra": ""})
+        }
+        for m in closure
+    }
+    by_name = {d.name: d for d in decisions}
+    changed = True
+    while changed:
+        changed = False
+        for name, decision in by_name.items():
+            if decision.shade:
+                continue
+            shaded = sorted(n for n in needs.get(name, ()) if n in by_name and by_name[n].shade)
+            if shaded:
+                by_name[name] = Decision(
+                    name,
+                    decision.version,
+                    True,
+                    f"requires {', '.join(shaded)}, which is shaded (kept, it would import "
+                    "the target's copy)",
+                )
+                changed = True
+    return [by_name[d.name] for d in decisions]
