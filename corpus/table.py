@@ -57,10 +57,15 @@ other version and the dependencies of both from the index. Nothing downloaded is
   calling `sys.exit()`, ...). Every *error* is rechecked: the same modules are imported from
   the original, unshaded wheel in a venv of its own; a module that imports unshaded but fails
   shaded makes the project **broken**, otherwise the reason column says "unshaded too".
+  When the two versions cannot be installed together because they need different versions of
+  a shared dependency (boto3 and botocore), the sweep does what a user would: it shades the
+  old release's closure against the new one (`wheelshade shade --dep <wheel> --with-deps
+  --target-requirements <NAME==other>`) and verifies every shaded wheel; the reason column
+  then says "with --with-deps".
 - **refused**: wheelshade declined with a one-line error (exit 2), the reason is its message;
   or pip cannot install the two versions together because their own requirements conflict on
-  a dependency they share unshaded (checked: each installs alone, the shaded wheel installs
-  wherever the original does). Honest, not a bug.
+  a dependency they share unshaded, and the `--with-deps` retry was refused too (checked: each
+  installs alone, the shaded wheel installs wherever the original does). Honest, not a bug.
 - **broken**: anything else, a bug: a traceback or a timeout in `shade`, a leak found by
   `verify` (exit 3; the first leak line is shown), a shaded wheel pip will not install when
   the original installs, or any other `verify` failure.
