@@ -49,6 +49,7 @@ CLEAN, REFUSED, BROKEN = "shaded and clean", "refused", "broken"
 _lock = threading.Lock()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_list import PLATFORM_ARGS  # noqa: E402
 from table import write_table  # noqa: E402
 
 
@@ -79,21 +80,7 @@ def fetch(name: str, version: str, wheel: str, digest: str) -> Path:
                     "pip",
                     "download",
                     "--no-deps",
-                    "--only-binary=:all:",
-                    "--python-version",
-                    "3.11",
-                    "--implementation",
-                    "cp",
-                    "--abi",
-                    "cp311",
-                    "--abi",
-                    "abi3",
-                    "--abi",
-                    "none",
-                    "--platform",
-                    "manylinux_2_28_x86_64",
-                    "--platform",
-                    "manylinux2014_x86_64",
+                    *PLATFORM_ARGS,
                     f"{name}=={version}",
                     "-d",
                     tmp,
