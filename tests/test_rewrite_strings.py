@@ -158,7 +158,20 @@ CASES: list[tuple[str, str, str]] = [
         "w('from jinja2.runtime import x\\n')\n",
         f"w('from {J}.runtime import x\\n')\n",
     ),
-    ("generated-import", 'code = "import jinja2\\n"\n', f'code = "import {J}\\n"\n'),
+    ("generated-import", 'code = "import jinja2\\n"\n', f'code = "import {J} as jinja2\\n"\n'),
+    (
+        "generated-import-then-use",
+        'exec("import flask\\nflask.x()\\n")\n',
+        f'exec("import {S} as flask\\nflask.x()\\n")\n',
+    ),
+    (
+        "generated-import-dotted",
+        'c = "import flask.json"\n',
+        f'c = "import {S}.json, {S} as flask"\n',
+    ),
+    ("generated-import-aliased", 'c = "import flask as f"\n', f'c = "import {S} as f"\n'),
+    ("annotation-string", "def f() -> 'flask.json':\n    pass\n", None),
+    ("annotation-variable", 'x: "flask.json" = 1\n', None),
     ("single-quotes-raw-prefix", "x = r'jinja2.ext.do'\n", f"x = r'{J}.ext.do'\n"),
     (
         "name-imported-twice-in-two-scopes",

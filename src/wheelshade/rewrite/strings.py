@@ -18,6 +18,7 @@ _IDENT = r"[A-Za-z_]\w*"
 _DOTTED = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*)(?::({_IDENT}(?:\.{_IDENT})*))?$")
 #: Code written into a string for a generated module: ``"from jinja2.runtime import "``.
 _CODE = re.compile(rf"^(\s*(?:from|import)\s+)({_IDENT})(?=[.\s\\'\"]|$)")
+_PLAIN_DOTTED_TAIL = re.compile(rf"(?:\.{_IDENT})*")
 
 #: Calls whose string arguments are module names (any spelling, even a bare top-level name).
 MODULE_CALLS = frozenset(
@@ -129,10 +130,21 @@ class StringRules:
         return path in self.modules or path.rpartition(".")[0] in self.modules
 
     def code(self, body: str) -> str | None:
+        """``"from T.x import y"`` -> shaded; ``"import T"`` keeps binding ``T`` (an alias),
+        exactly as the import-statement rules do for real source."""
         match = _CODE.match(body)
         if not match or match.group(2) not in self.imports:
             return None
-        return match.group(1) + self.imports[match.group(2)] + body[match.end(2) :]
+        top, shaded, rest = match.group(2), self.imports[match.group(2)], body[match.end(2) :]
+        if not match.group(1).lstrip().startswith("import"):
+            return match.group(1) + shaded + rest
+        dotted = _PLAIN_DOTTED_TAIL.match(rest)
+        tail = dotted.group(0) if dotted else ""
+        after = rest[len(tail) :]
+        if after[:1] not in ("", "\n", "\r", ";", " ", "\\") or after.lstrip(" ")[:2] == "as":
+            return match.group(1) + shaded + rest  # ``import T as x``, lists: no alias needed
+        alias = f", {shaded} as {top}" if tail else f" as {top}"
+        return match.group(1) + shaded + tail + alias + after
 
     def dist(self, value: str) -> str | None:
         shaded = self.dists.get(canonicalize_name(value))
@@ -177,6 +189,7 @@ class StringRenamer(cst.CSTTransformer):
         self._rules = rules
         self._aliases = aliases
         self._role: dict[cst.CSTNode, str] = {}
+        self._annotations = 0
         #: Findings with the node they are about; the caller turns nodes into lines.
         self.findings: list[tuple[cst.CSTNode, Code, str]] = []
 
@@ -207,6 +220,17 @@ class StringRenamer(cst.CSTTransformer):
 
     def _is_sys_modules(self, node: cst.BaseExpression) -> bool:
         return "sys.modules" in self._qualified(node)
+
+    def visit_Annotation(self, node: cst.Annotation) -> None:
+        # ``-> 'flask.Response'`` is evaluated in this module's namespace, where ``flask``
+        # stays bound (``import S as flask``): renaming it would break get_type_hints().
+        self._annotations += 1
+
+    def leave_Annotation(
+        self, original_node: cst.Annotation, updated_node: cst.Annotation
+    ) -> cst.Annotation:
+        self._annotations -= 1
+        return updated_node
 
     def visit_Expr(self, node: cst.Expr) -> None:
         # A bare string statement is a docstring or a comment in disguise: prose, not code.
@@ -260,7 +284,7 @@ class StringRenamer(cst.CSTTransformer):
         self, original_node: cst.SimpleString, updated_node: cst.SimpleString
     ) -> cst.SimpleString:
         role = self._role.get(original_node, "any")
-        if role == "skip" or "b" in updated_node.prefix.lower():
+        if role == "skip" or "b" in updated_node.prefix.lower() or self._annotations:
             return updated_node
         body = _plain_text(updated_node)
         if body is None:
