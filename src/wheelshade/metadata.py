@@ -184,8 +184,3 @@ class Provenance:
             "shading_set": dict(sorted(self.shading_set.items())),
         }
         return (json.dumps(doc, indent=2) + "\n").encode("utf-8")
-
-
-def read_provenance(data: bytes) -> dict[str, object]:
-    doc: dict[str, object] = json.loads(data)
-    return doc

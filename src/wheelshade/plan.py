@@ -35,6 +35,7 @@ from .naming import (
     shaded_import_name,
 )
 from .patching import same_length_name
+from .records import _SIGNATURES
 
 
 class Role(enum.Enum):
@@ -153,9 +154,6 @@ class ShadePlan:
         new.url = None
         new.specifier = type(req.specifier)(f"=={dist.version}")
         return new
-
-
-_SIGNATURES = ("RECORD", "RECORD.jws", "RECORD.p7s")
 
 
 def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary]) -> list[str]:
@@ -285,7 +283,7 @@ def _actions(
         if name.startswith(wheel.dist_info + "/"):
             base = name[len(wheel.dist_info) + 1 :]
             target = f"{dist_info_out}/{base}"
-            if base in _SIGNATURES or base == PROVENANCE_FILE:
+            if base in ("RECORD", *_SIGNATURES) or base == PROVENANCE_FILE:
                 continue  # rewritten by the writer / replaced by fresh provenance
             action = {
                 "METADATA": Action.METADATA,

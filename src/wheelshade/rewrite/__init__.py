@@ -50,7 +50,7 @@ def mentions(source: bytes, names: Iterable[str]) -> bool:
         return False
     if not all(name.isascii() for name in key):
         return True  # the bytes of a non-ASCII name depend on the file's encoding
-    return _word_pattern(key).search(source) is not None
+    return _Patterns.of(key, ()).words_b.search(source) is not None
 
 
 def may_change(source: bytes, mapping: Mapping[str, str], strings: StringRules | None) -> bool:
@@ -252,14 +252,3 @@ class _Patterns:
                 bisect.bisect_right(starts, m.start()) - 1 for m in self.strings.finditer(text)
             }
         return found
-
-    def candidate_text(self, text: str, with_strings: bool) -> bool:
-        return self.words.search(text) is not None or (
-            with_strings and self.strings.search(text) is not None
-        )
-
-
-@functools.lru_cache(maxsize=64)
-def _word_pattern(names: tuple[str, ...]) -> re.Pattern[bytes]:
-    alternatives = b"|".join(re.escape(name.encode("ascii")) for name in names)
-    return re.compile(rb"\b(?:" + alternatives + rb")\b")

@@ -22,7 +22,7 @@ def dotted(node: cst.BaseExpression) -> str | None:
     return ".".join(reversed(parts))
 
 
-class ImportAliases(cst.CSTVisitor):
+class ImportAliases:
     """Local name -> everything it is imported as, over every import statement in a module.
 
     A module-wide table rather than LibCST's scope analysis (a ``QualifiedNameProvider``
@@ -32,36 +32,10 @@ class ImportAliases(cst.CSTVisitor):
     """
 
     def __init__(self) -> None:
-        super().__init__()
         self.names: dict[str, set[str]] = {}
 
     def bind(self, local: str, qualified: str) -> None:
         self.names.setdefault(local, set()).add(qualified)
-
-    def visit_Import(self, node: cst.Import) -> None:
-        for alias in node.names:
-            name = dotted(alias.name)
-            if name is None:
-                continue
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                self.bind(alias.asname.name.value, name)
-            else:
-                top = name.split(".")[0]
-                self.bind(top, top)
-
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> None:
-        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
-            return
-        module = dotted(node.module)
-        if module is None:
-            return
-        for alias in node.names:
-            if not isinstance(alias.name, cst.Name):
-                continue
-            local = alias.name.value
-            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
-                local = alias.asname.name.value
-            self.bind(local, f"{module}.{alias.name.value}")
 
     def qualify(self, node: cst.BaseExpression) -> set[str]:
         """The imported name an expression refers to: ``im`` -> ``importlib.import_module``."""
@@ -77,11 +51,8 @@ class ImportAliases(cst.CSTVisitor):
 
 
 def aliases_from_ast(tree: ast.Module) -> ImportAliases:
-    """The same table as visiting with ``ImportAliases``, built from the stdlib AST.
-
-    Used when only parts of a module go through LibCST: the table must still cover every
-    import statement of the whole module.
-    """
+    """The alias table of a whole module, from the stdlib AST: only parts of a module go
+    through LibCST, but the table must cover every import statement of the module."""
     from .segments import iter_statements  # segments imports nothing from here; no cycle
 
     table = ImportAliases()
