@@ -76,6 +76,28 @@ class Entry:
     skip: str = ""
 
 
+def pip_download(name: str, version: str, dest: str) -> subprocess.CompletedProcess[str]:
+    """``pip download`` of one pinned wheel for the corpus platform into ``dest``."""
+    return subprocess.run(
+        [
+            PY,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            *PLATFORM_ARGS,
+            f"{name}=={version}",
+            "-d",
+            dest,
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+
+
 def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
@@ -111,23 +133,7 @@ def versions(name: str) -> list[Version]:
 def download(name: str, version: str) -> Pin | str | None:
     """Download one pinned wheel; a Pin, None (no wheel) or 'huge: ...'."""
     with tempfile.TemporaryDirectory(dir=WHEELS.parent) as tmp:
-        proc = subprocess.run(
-            [
-                PY,
-                "-m",
-                "pip",
-                "download",
-                "--no-deps",
-                *PLATFORM_ARGS,
-                f"{name}=={version}",
-                "-d",
-                tmp,
-                "-q",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=900,
-        )
+        proc = pip_download(name, version, tmp)
         files = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or len(files) != 1:
             return None

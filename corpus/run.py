@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import hashlib
 import json
 import re
 import shutil
@@ -49,7 +48,7 @@ CLEAN, REFUSED, BROKEN = "shaded and clean", "refused", "broken"
 _lock = threading.Lock()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_list import PLATFORM_ARGS  # noqa: E402
+from make_list import pip_download, sha256  # noqa: E402
 from table import write_table  # noqa: E402
 
 
@@ -59,38 +58,13 @@ def load_projects() -> list[dict[str, Any]]:
     return sorted(projects, key=lambda p: p["rank"])
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def fetch(name: str, version: str, wheel: str, digest: str) -> Path:
     """The pinned wheel in the cache, downloaded with pip when missing; sha256 checked."""
     path = WHEELS / wheel
     if not path.exists():
         WHEELS.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=CACHE) as tmp:
-            subprocess.run(
-                [
-                    PY,
-                    "-m",
-                    "pip",
-                    "download",
-                    "--no-deps",
-                    *PLATFORM_ARGS,
-                    f"{name}=={version}",
-                    "-d",
-                    tmp,
-                    "-q",
-                ],
-                capture_output=True,
-                text=True,
-                timeout=900,
-                check=False,
-            )
+            pip_download(name, version, tmp)
             got = Path(tmp) / wheel
             if not got.exists():
                 raise RuntimeError(f"pip download {name}=={version} did not give {wheel}")
