@@ -138,7 +138,8 @@ def test_merged_string_suspect_is_refused(cext: Path, tmp_path: Path) -> None:
     with pytest.raises(PlanError) as info:
         shade([], [cext], out_dir=tmp_path / "out")
     assert any(
-        "_tail" in i and "without starting at a token boundary" in i for i in info.value.issues
+        "_tail" in i and "cannot be patched safely" in i and "a linker merged them" in i
+        for i in info.value.issues
     )
     assert not (tmp_path / "out").exists()
 
@@ -160,6 +161,10 @@ def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_pat
         names = {first: data[0], second: data[1]}
         assert names[top] == f"{top}.cexttop" and names["cexttop"] == "cexttop"
         assert data[2] is False and data[3] == ["cexttop"]
+    # _split's import literal was merged into "also_cextpkg": its users now read a copy.
+    split = env.json(f"import json, {pkg}._split as m\n"
+                     "print(json.dumps([m.word(), m.package(), m.imported()]))")
+    assert split == ["also_cextpkg", pkg, pkg]
     alone = env.json(
         f"import json, sys, {top}, {pkg}\n"
         "print(json.dumps(sorted(k for k in sys.modules if k.startswith('cext'))))"

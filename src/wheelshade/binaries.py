@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
+from . import xrefs
 from .elf import Elf, Section, read_elf
 
 InitPhase = Literal["single", "multi", "unknown"]
 RefKind = Literal["string", "symbol", "tail", "unbounded"]
+#: Why an occurrence that does not start a string is patched, left alone or refused.
+Verdict = Literal[
+    "", "used-alone", "never-alone", "label", "split", "conflict", "inner", "unknown"
+]
 
 INIT_PREFIX = "PyInit_"
 
@@ -41,6 +46,25 @@ class Reference:
     string: str
     section: str
     kind: RefKind
+    #: For ``tail``/``unbounded`` occurrences (and any patched string a reference points
+    #: into), what reference analysis found; empty for a plain token-bounded string.
+    #: ``used-alone``: only the name itself is referenced, so it is patched;
+    #: ``never-alone``: nothing refers to the name by itself, so it is part of a longer
+    #: string only and is left alone; ``label``: Cython's ``"init <module>"`` traceback
+    #: label, patched with the module; ``conflict``: both the longer string and the name
+    #: are referenced; ``inner``: something points into the middle of the name;
+    #: ``unknown``: references cannot be found in this kind of binary.
+    verdict: Verdict = ""
+    #: Human-readable detail for the verdict (which references were found).
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Redirect:
+    """Point one reference ``delta`` bytes further (at a standalone copy of its string)."""
+
+    site: xrefs.Site
+    delta: int
 
 
 @dataclass(frozen=True)
@@ -62,13 +86,18 @@ class BinaryInfo:
     runpath: tuple[str, ...]
     needed: tuple[str, ...]
     soname: str | None
-    #: Token-bounded C strings (``\0T\0``, ``\0T.x``) and ``PyInit_T`` symbols: safe to patch.
+    #: What gets patched: token-bounded C strings (``\0T\0``, ``\0T.x``), ``PyInit_T``
+    #: symbols, and tails that reference analysis shows are used on their own.
     references: tuple[Reference, ...]
-    #: ``T\0`` or ``T.x\0`` not preceded by NUL (kinds ``tail`` and ``unbounded``): a linker
-    #: may have merged a standalone ``"T"`` into the end of a longer string, and code then
-    #: points into its middle (pandas' ``"to_numpy"``). Patching only ``references`` would
-    #: leave such a use on the original; without disassembly nobody can tell, so refuse.
+    #: Occurrences no patch can make right: a linker merged a standalone ``"T"`` into the end
+    #: of a longer string that is used too (pandas' ``"to_numpy"``), something points into
+    #: the middle of a name, or the binary's references cannot be analysed (not x86-64).
     suspects: tuple[Reference, ...]
+    #: ``T`` inside a longer string that nothing refers to on its own (after ``redirects``):
+    #: left as it is.
+    embedded: tuple[Reference, ...] = ()
+    #: References moved from a merged tail to a standalone copy of the same string.
+    redirects: tuple[Redirect, ...] = ()
 
     @property
     def module_name(self) -> str | None:
@@ -112,12 +141,16 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     """
     elf = read_elf(data, path)
     wanted = sorted({n for n in names if n})
-    references: list[Reference] = []
-    suspects: list[Reference] = []
-    for section in elf.data_sections:
-        for name in wanted:
-            for ref in _scan(data, section, name):
-                (references if ref.kind == "string" else suspects).append(ref)
+    found = [ref for s in elf.data_sections for name in wanted for ref in _scan(data, s, name)]
+    blob = b"".join(data[s.offset:s.end] for s in elf.data_sections)
+    cython_version = _cython_version(blob)
+    cython = cython_version is not None or any(s.name.startswith("__pyx_") for s in elf.symbols)
+    # Cython 0.29 modules without a shared-ABI module still create "cython_runtime".
+    references, suspects, embedded, redirects = _resolve(
+        data, elf, found, cython or b"\0cython_runtime\0" in blob
+    )
+    if _is_rust(data):
+        suspects += _rust_words(data, elf, wanted, found)
     for symbol in elf.symbols:
         if symbol.name.startswith(INIT_PREFIX):
             target = symbol.name.removeprefix(INIT_PREFIX)
@@ -125,8 +158,6 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
                 references.append(Reference(
                     target, symbol.name_offset + len(INIT_PREFIX), symbol.name, ".dynstr", "symbol"
                 ))
-    blob = b"".join(data[s.offset:s.end] for s in elf.data_sections)
-    cython_version = _cython_version(blob)
     return BinaryInfo(
         path=path,
         bits=elf.bits,
@@ -136,7 +167,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
             s.name for s in elf.symbols if s.defined and s.name.startswith(INIT_PREFIX)
         )),
         init_phase=_init_phase(elf),
-        cython=cython_version is not None or any(s.name.startswith("__pyx_") for s in elf.symbols),
+        cython=cython,
         cython_version=cython_version,
         mypyc=any(s.name.startswith("CPyInit_") for s in elf.symbols)
         or _MYPYC.search(blob) is not None,
@@ -146,7 +177,183 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         soname=elf.soname,
         references=tuple(sorted(references, key=lambda r: r.offset)),
         suspects=tuple(sorted(suspects, key=lambda r: r.offset)),
+        embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
+        redirects=tuple(redirects),
     )
+
+
+def _is_rust(data: bytes) -> bool:
+    """Rust code: its panic locations name the toolchain's sources."""
+    return b"/rustc/" in data or b"RUST_BACKTRACE" in data
+
+
+def _rust_words(
+    data: bytes, elf: Elf, names: list[str], found: list[Reference]
+) -> list[Reference]:
+    """Word-bounded occurrences in a Rust binary that are not NUL-bounded C strings.
+
+    Rust stores ``&str`` literals back to back without terminators and refers to them by
+    pointer and length, so where such a name starts or ends cannot be read from the bytes.
+    """
+    seen = {r.offset for r in found if r.kind == "string"}
+    out: list[Reference] = []
+    for section in elf.data_sections:
+        body = data[section.offset:section.end]
+        for name in names:
+            word = re.compile(
+                rb"(?<![A-Za-z0-9_])" + re.escape(name.encode()) + rb"(?![A-Za-z0-9_])"
+            )
+            for match in word.finditer(body):
+                at = section.offset + match.start()
+                if at in seen:
+                    continue
+                text = body[max(0, match.start() - 20):match.end() + 20]
+                out.append(Reference(
+                    name, at, text.decode("utf-8", "backslashreplace"), section.name,
+                    "unbounded", "unknown",
+                    "a Rust binary keeps string literals without terminators, so whether "
+                    "this names the module cannot be told",
+                ))
+    return out
+
+
+def _resolve(
+    data: bytes, elf: Elf, found: list[Reference], cython: bool
+) -> tuple[list[Reference], list[Reference], list[Reference], list[Redirect]]:
+    """Sort occurrences into (patch, refuse, leave alone) by who refers to their bytes.
+
+    Patching ``T`` at address ``a`` changes what every reference into ``[s, a + len(T))``
+    reads, where ``s`` starts the text that runs into ``T``. References to ``a`` want the
+    module name; references into ``[s, a)`` want the longer string; a reference into the
+    name's own bytes wants a shorter tail of it. See xrefs for how references are found.
+    """
+    if not found:
+        return [], [], [], []
+    if not xrefs.supported(elf):
+        plain = [r for r in found if r.kind == "string"]
+        return plain, [
+            replace(r, verdict="unknown", detail=(
+                f"references cannot be analysed in a {elf.bits}-bit {elf.byte_order}-endian "
+                f"{elf.machine} file (x86-64 only so far)"
+            ))
+            for r in found if r.kind != "string"
+        ], [], []
+    spans: dict[Reference, tuple[int, int]] = {}
+    targets: set[int] = set()
+    for ref in found:
+        at = xrefs.address_of(elf, ref.offset)
+        if at is None:  # pragma: no cover - data sections are always mapped
+            continue
+        start = at - (ref.offset - _text_start(data, ref.offset))
+        spans[ref] = (start, at)
+        targets.update(range(start, at + len(ref.name.encode("utf-8"))))
+    by_target: dict[int, list[xrefs.Site]] = {}
+    for site in xrefs.find(data, elf, targets):
+        by_target.setdefault(site.target, []).append(site)
+    patch: list[Reference] = []
+    refuse: list[Reference] = []
+    leave: list[Reference] = []
+    conflicts: list[tuple[Reference, list[xrefs.Site], list[xrefs.Site]]] = []
+    for ref, (start, at) in spans.items():
+        size = len(ref.name.encode("utf-8"))
+        inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
+        alone = by_target.get(at, [])
+        head = [s for t in range(start, at) for s in by_target.get(t, ())]
+        if inner:
+            refuse.append(replace(ref, verdict="inner", detail=(
+                f"{_where(inner)} point(s) into the middle of {ref.name!r}, at a shorter "
+                "string that shares its bytes"
+            )))
+        elif start == at:
+            patch.append(ref)
+        elif not alone:
+            leave.append(replace(ref, verdict="never-alone", detail=(
+                f"nothing refers to {ref.name!r} on its own; it is part of a longer string only"
+            )))
+        elif not head:
+            patch.append(replace(ref, verdict="used-alone", detail=(
+                f"only {ref.name!r} itself is referenced ({_where(alone)}); the text before "
+                "it is not"
+            )))
+        elif cython and _in_init_label(data, ref.offset - (at - start)):
+            patch.append(replace(ref, verdict="label", detail=(
+                "the longer string is Cython's module-init traceback label; renaming a "
+                "module in it changes only how a traceback names that function"
+            )))
+        else:
+            conflicts.append((ref, alone, head))
+    redirects: list[Redirect] = []
+    copies = {_c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
+    for ref, alone, head in conflicts:
+        copy = copies.get(_c_string(data, ref.offset))
+        movable = all(s.kind in ("code", "relocation", "pointer") for s in alone)
+        if copy is None or not movable:
+            refuse.append(replace(ref, verdict="conflict", detail=(
+                f"the longer string is used ({_where(head)}) and so is {ref.name!r} on its "
+                f"own ({_where(alone)}): a linker merged them, and no standalone copy of "
+                f"{_short(_c_string(data, ref.offset))!r} exists to move those uses to"
+            )))
+            continue
+        delta = copy.offset - ref.offset
+        redirects += [Redirect(site, delta) for site in alone]
+        leave.append(replace(ref, verdict="split", detail=(
+            f"the longer string is used ({_where(head)}); the {len(alone)} use(s) of "
+            f"{ref.name!r} on its own now point at its standalone copy at {copy.offset:#x}"
+        )))
+    return patch, refuse, leave, redirects
+
+
+def _short(raw: bytes) -> str:
+    text = raw.decode("utf-8", "backslashreplace")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _c_string(data: bytes, offset: int) -> bytes:
+    end = data.find(b"\0", offset)
+    return data[offset:end if end >= 0 else len(data)]
+
+
+def _text_start(data: bytes, offset: int) -> int:
+    """Where the printable text that runs into ``offset`` begins (after a NUL or binary data).
+
+    Bytes that are not printable text (a preceding float or table) end the walk: nothing
+    reads binary data as a C string, so a name right after it starts its own string.
+    """
+    start = offset
+    floor = max(0, offset - 4096)
+    while start > floor:
+        byte = data[start - 1]
+        if 0x20 <= byte < 0x7F or byte in (0x09, 0x0A, 0x0D):
+            start -= 1
+            continue
+        if byte < 0x80:
+            break
+        # A UTF-8 sequence ending at start - 1 (its lead byte at most 3 bytes back).
+        for lead in range(start - 2, max(floor, start - 4) - 1, -1):
+            try:
+                char = data[lead:start].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if len(char) == 1 and char.isprintable():
+                start = lead
+                break
+        else:
+            break
+    return start
+
+
+_INIT_LABEL = re.compile(rb"init [A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\0")
+
+
+def _in_init_label(data: bytes, start: int) -> bool:
+    """True if the C string at ``start`` is ``"init <module path>"``, the traceback label
+    Cython gives a module's init function (used by nothing but traceback printing)."""
+    return _INIT_LABEL.match(data, start) is not None
+
+
+def _where(sites: list[xrefs.Site]) -> str:
+    kinds = sorted({s.kind for s in sites})
+    return f"{len(sites)} {'/'.join(kinds)} reference(s)"
 
 
 def _scan(data: bytes, section: Section, name: str) -> Iterable[Reference]:

@@ -110,9 +110,8 @@ def check(
         if suspects:
             first = suspects[0]
             issues.append(
-                f"{where}: {len(suspects)} string(s) end with a shaded name without starting "
-                f"at a token boundary (first {first.string!r} at {first.offset:#x}); a linker "
-                "may have merged a separate name into them, which no patch can reach "
+                f"{where}: {len(suspects)} occurrence(s) of a shaded name cannot be patched "
+                f"safely; first {first.string[:60]!r} at {first.offset:#x}: {first.detail} "
                 "(--drop it, or --prefer-python if it has a .py twin)"
             )
         # The rest (packed Cython strings, lengths) name the wheel and member already.

@@ -20,13 +20,14 @@ import keyword
 import posixpath
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .binaries import INIT_PREFIX, BinaryInfo
+from .binaries import INIT_PREFIX, BinaryInfo, Redirect
 from .elf import DT_RPATH, read_elf
 from .errors import WheelshadeError
 
@@ -103,11 +104,7 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
     found: list[str] = []
     for ref in info.suspects:
         if ref.name in mapping:
-            found.append(
-                f"{info.path}: {ref.string!r} at {ref.offset:#x} ends with {ref.name!r} but does "
-                f"not start with it: the linker may have merged a separate {ref.name!r} string "
-                "into it, which a token-bounded patch cannot reach"
-            )
+            found.append(f"{info.path}: {ref.string[:60]!r} at {ref.offset:#x}: {ref.detail}")
     if info.opaque_strings and mapping:
         version = info.cython_version or "unknown version"
         found.append(
@@ -125,13 +122,14 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
 def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> bytes:
     """``data`` with every token-bounded string reference renamed in place, same length.
 
-    Only ``kind == "string"`` references are touched (``PyInit_`` symbols go through
-    rename_init_symbol); suspects never are. Raises ValueError when a new name differs in
-    byte length or ``info`` does not describe ``data``.
+    Every reference but ``PyInit_`` symbols is touched (those go through
+    rename_init_symbol); suspects and embedded occurrences never are, and ``redirects``
+    move a merged tail's users to a standalone copy. Raises ValueError when a new name
+    differs in byte length or ``info`` does not describe ``data``.
     """
     out = bytearray(data)
     for ref in info.references:
-        if ref.kind != "string" or ref.name not in mapping:
+        if ref.kind == "symbol" or ref.name not in mapping:
             continue
         old, new = ref.name.encode("utf-8"), mapping[ref.name].encode("utf-8")
         if len(old) != len(new):
@@ -140,7 +138,30 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
         if out[ref.offset:end] != old:
             raise ValueError(f"{info.path}: no {ref.name!r} at offset {ref.offset:#x}")
         out[ref.offset:end] = new
+    for move in info.redirects:
+        _redirect(out, move, info.path)
     return bytes(out)
+
+
+_FIELDS = {"code": "<i", "relocation": "<q", "pointer": "<Q"}
+
+
+def _redirect(out: bytearray, move: Redirect, path: str) -> None:
+    """Add ``move.delta`` to the address a reference field encodes (see xrefs.Site)."""
+    site = move.site
+    fmt = _FIELDS.get(site.kind)
+    if fmt is None:
+        raise ValueError(f"{path}: a {site.kind} reference at {site.offset:#x} cannot be moved")
+    (value,) = struct.unpack_from(fmt, out, site.offset)
+    if site.kind == "code" and value + site.base != site.target:
+        raise ValueError(f"{path}: the operand at {site.offset:#x} no longer points at its string")
+    if site.kind == "pointer" and value != site.target:
+        raise ValueError(f"{path}: the pointer at {site.offset:#x} no longer holds its string")
+    try:
+        struct.pack_into(fmt, out, site.offset, value + move.delta)
+    except struct.error:
+        raise ValueError(f"{path}: the copy is out of reach of the reference at "
+                         f"{site.offset:#x}") from None
 
 
 def rename_init_symbol(path: Path, old: str, new: str) -> None:

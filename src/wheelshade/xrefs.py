@@ -1,0 +1,177 @@
+"""Who points at an address inside an x86-64 ELF file: code operands, relocations, pointers.
+
+A linker merges string tails: ``"numpy"`` may be stored as the last five bytes of
+``"to_numpy"``. Whether patching those bytes is right depends on who reads them, so the
+question "does anything refer to address A?" has to be answered exactly. In a position
+independent x86-64 shared object an address can only be reached through:
+
+- a RIP-relative memory operand (``lea rdi, [rip + disp32]``): the ModRM byte right before
+  the 32-bit displacement has ``mod == 00`` and ``rm == 101``, and the address is the end of
+  the instruction plus the displacement;
+- a dynamic relocation (``R_X86_64_RELATIVE`` addend, or a symbol value plus addend), which
+  is how every pointer stored in data gets its load-time value;
+- a pointer value stored in data (prelinked files), or a dynamic symbol's value.
+
+The scan over code is deliberately wide (every byte pair that could be a ModRM byte and a
+displacement reaching a target, for every immediate size that may follow), then each hit
+is confirmed by decoding the instruction with Capstone: a hit no decoding explains is not a
+reference. What the scan cannot see is an address computed from another one at run time
+(``base + 3``); compilers do not do that for distinct string literals, whose addresses are
+fixed by the linker through relocations.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import struct
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+from .elf import SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Elf
+
+if TYPE_CHECKING:
+    from capstone import Cs
+
+SHT_RELA = 4
+R_X86_64_64 = 1
+R_X86_64_GLOB_DAT = 6
+R_X86_64_RELATIVE = 8
+
+SiteKind = Literal["code", "relocation", "pointer", "symbol"]
+
+#: ModRM bytes with mod == 00 and rm == 101: a RIP-relative memory operand follows.
+_RIP_MODRM = re.compile(rb"[\x05\x0d\x15\x1d\x25\x2d\x35\x3d]")
+#: Immediate sizes that can follow a displacement (``cmp byte [rip+x], 0`` has one byte).
+_IMMEDIATES = (0, 1, 2, 4)
+#: Longest x86 instruction.
+_MAX_INSN = 15
+
+
+@dataclass(frozen=True)
+class Site:
+    """One place that refers to ``target`` (a virtual address).
+
+    ``offset`` is the file offset of the field that encodes the reference: the 32-bit
+    displacement (``code``), the relocation's addend (``relocation``), the stored 64-bit
+    value (``pointer``) or the symbol's value (``symbol``). ``base`` is what the field is
+    relative to: the address of the next instruction for ``code``, else 0.
+    """
+
+    kind: SiteKind
+    offset: int
+    target: int
+    base: int
+
+
+def supported(elf: Elf) -> bool:
+    """True when references in ``elf`` can be found exactly (x86-64, little-endian)."""
+    return elf.machine == "x86_64" and elf.bits == 64 and elf.byte_order == "little"
+
+
+def address_of(elf: Elf, offset: int) -> int | None:
+    """The virtual address where file offset ``offset`` is loaded, if any section maps it."""
+    for section in elf.sections:
+        if (
+            section.flags & SHF_ALLOC
+            and section.type != SHT_NOBITS
+            and section.offset <= offset < section.end
+        ):
+            return section.addr + offset - section.offset
+    return None
+
+
+def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
+    """Every site in ``data`` that refers to an address in ``targets``, sorted by offset."""
+    wanted = frozenset(targets)
+    if not wanted:
+        return []
+    found = [*_code(data, elf, wanted), *_relocations(data, elf, wanted)]
+    found += _pointers(data, elf, wanted)
+    found += [
+        Site("symbol", s.name_offset, s.value, 0) for s in elf.symbols
+        if s.defined and s.value in wanted
+    ]
+    return sorted(found, key=lambda s: (s.offset, s.target))
+
+
+def _code(data: bytes, elf: Elf, wanted: frozenset[int]) -> Iterator[Site]:
+    low, high = min(wanted), max(wanted)
+    for section in elf.sections:
+        if section.type != SHT_PROGBITS or not section.flags & SHF_EXECINSTR:
+            continue
+        body = data[section.offset:section.end]
+        shift = section.addr - section.offset
+        for match in _RIP_MODRM.finditer(body, 0, max(0, len(body) - 4)):
+            at = section.offset + match.end()
+            (disp,) = struct.unpack_from("<i", data, at)
+            end = at + shift + 4 + disp
+            if end > high or end + _IMMEDIATES[-1] < low:
+                continue
+            for imm in _IMMEDIATES:
+                if end + imm in wanted and _decodes(data, section.offset, at, imm, shift):
+                    yield Site("code", at, end + imm, at + shift + 4 + imm)
+
+
+def _decodes(data: bytes, floor: int, at: int, imm: int, shift: int) -> bool:
+    """True if an instruction starting shortly before ``at`` has its RIP-relative
+    displacement exactly at ``at`` and ends ``imm`` bytes after it."""
+    from capstone import x86
+
+    disassembler = _disassembler()
+    for start in range(at - 2, max(floor, at - _MAX_INSN + 4 + imm) - 1, -1):
+        window = data[start:start + _MAX_INSN]
+        for insn in disassembler.disasm(window, start + shift, 1):
+            if insn.size != at + 4 + imm - start or insn.disp_offset != at - start:
+                continue
+            if any(
+                op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP
+                for op in insn.operands
+            ):
+                return True
+    return False
+
+
+@functools.cache
+def _disassembler() -> Cs:
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+    disassembler = Cs(CS_ARCH_X86, CS_MODE_64)
+    disassembler.detail = True
+    return disassembler
+
+
+def _relocations(data: bytes, elf: Elf, wanted: frozenset[int]) -> Iterator[Site]:
+    values = {s.index: s.value for s in elf.symbols}
+    for section in elf.sections:
+        if section.type != SHT_RELA or not section.size:
+            continue
+        step = section.entsize or 24
+        for at in range(section.offset, section.end - step + 1, step):
+            _, info, addend = struct.unpack_from("<QQq", data, at)
+            kind, symbol = info & 0xFFFFFFFF, info >> 32
+            if kind == R_X86_64_RELATIVE:
+                target = addend
+            elif kind in (R_X86_64_64, R_X86_64_GLOB_DAT):
+                target = values.get(symbol, 0) + addend
+            else:
+                continue
+            if target in wanted:
+                yield Site("relocation", at + 16, target, 0)
+
+
+def _pointers(data: bytes, elf: Elf, wanted: frozenset[int]) -> Iterator[Site]:
+    for section in elf.sections:
+        if (
+            section.type == SHT_NOBITS
+            or not section.flags & SHF_ALLOC
+            or section.flags & SHF_EXECINSTR
+            or section.size < 8
+        ):
+            continue
+        first = section.offset + (-section.addr % 8)
+        count = (section.end - first) // 8
+        for index, (value,) in enumerate(struct.iter_unpack("<Q", data[first:first + 8 * count])):
+            if value in wanted:
+                yield Site("pointer", first + 8 * index, value, 0)
