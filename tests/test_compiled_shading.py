@@ -13,6 +13,7 @@ import pytest
 from helpers import Venv, build_fixture, validate_record
 from pypi import wheels
 from wheelshade import PlanError, shade
+from wheelshade.binaries import classify
 
 MS = ("markupsafe==2.0.1", "markupsafe==3.0.3")
 
@@ -310,3 +311,35 @@ def test_real_top_level_extension_ujson_beside_another_ujson(tmp_path: Path) -> 
             "  old is new, old.__file__.split('/')[-2]]))"
         )
         assert data == ["5.9.0", "5.10.0", '{"a":[1]}', False, shaded]
+
+
+def test_compiled_package_init_gets_its_init_symbol_renamed(tmp_path: Path) -> None:
+    whl = build_fixture("cinit", tmp_path / "dist", tmp_path / "src")
+    result = shade([], [whl], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["cinitpkg"]
+    assert len(new) == len("cinitpkg")
+    with zipfile.ZipFile(report.output) as zf:
+        (init,) = [
+            n for n in zf.namelist() if n.startswith(f"{new}/__init__.") and n.endswith(".so")
+        ]
+        info = classify(zf.read(init), init, ["cinitpkg", new])
+    assert info.module_name == new and info.init_symbols == (f"PyInit_{new}",)
+    env = Venv.create(tmp_path / "env")
+    env.install(report.output, whl)
+    for first, second in ((new, "cinitpkg"), ("cinitpkg", new)):
+        data = env.json(
+            f"import json, sys\nimport {first} as a\nimport {second} as b\n"
+            "print(json.dumps([a.__name__, b.__name__, a.where(), b.where(),\n"
+            "  sorted(k for k in sys.modules if k.startswith(('cinit', 'c')) and '.' in k)]))"
+        )
+        assert isinstance(data, list)
+        names = dict(zip((first, second), data[:2], strict=True))
+        assert names == {new: new, "cinitpkg": "cinitpkg"}
+        assert data[2:4] == ["cinit-1", "cinit-1"]
+        assert data[4] == sorted([f"{new}.version", "cinitpkg.version"])
+    alone = env.json(
+        f"import json, sys, {new}\n{new}.where()\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.startswith('cinitpkg'))))"
+    )
+    assert alone == []

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import posixpath
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from .metadata import (
     edit_metadata,
     edit_top_level_txt,
 )
-from .patching import patch_strings, relocate_rpath, set_rpath
+from .patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
 from .plan import Action, MemberAction, ShadePlan, WheelJob
 from .records import RecordEntry, parse_record
 from .rewrite import StringRules, mentions, rewrite_file
@@ -168,8 +169,12 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
     Checked afterwards: classifying the result must find no shaded original name left.
     """
     data = patch_strings(reader.read(act.source), info, plan.mapping)
+    module = info.module_name
+    if posixpath.basename(act.target).startswith("__init__.") and module in plan.mapping:
+        # A compiled package __init__ is found through PyInit_<package>. A top-level
+        # extension module keeps its symbol: it is loaded as <shaded>.<name>.
+        data = _with_init_symbol(data, module, plan.mapping[module], info.path)
     after = classify(data, info.path, plan.mapping)
-    # PyInit_ symbols are checked in planning (a top-level module keeps its own).
     left = sorted({r.name for r in (*after.references, *after.suspects) if r.kind != "symbol"})
     if left:
         raise RewriteError(
@@ -191,13 +196,24 @@ def _new_rpath(info: BinaryInfo, act: MemberAction, renames: Mapping[str, str]) 
 
 def _with_rpath(data: bytes, rpath: str, where: str) -> bytes:
     """``data`` with its RPATH set by patchelf, which works on files only."""
-    with tempfile.TemporaryDirectory(prefix="wheelshade-rpath-") as tmp:
+    return _through_file(data, lambda path: set_rpath(path, rpath), "set its RPATH", where)
+
+
+def _with_init_symbol(data: bytes, old: str, new: str, where: str) -> bytes:
+    """``data`` with ``PyInit_<old>`` renamed to ``PyInit_<new>`` (patchelf)."""
+    return _through_file(
+        data, lambda path: rename_init_symbol(path, old, new), f"rename PyInit_{old}", where
+    )
+
+
+def _through_file(data: bytes, edit: Callable[[Path], None], what: str, where: str) -> bytes:
+    with tempfile.TemporaryDirectory(prefix="wheelshade-patch-") as tmp:
         path = Path(tmp) / "module.so"
         path.write_bytes(data)
         try:
-            set_rpath(path, rpath)
+            edit(path)
         except WheelshadeError as exc:
-            raise RewriteError(f"cannot set its RPATH: {exc.message}", path=where) from None
+            raise RewriteError(f"cannot {what}: {exc.message}", path=where) from None
         return path.read_bytes()
 
 

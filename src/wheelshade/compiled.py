@@ -116,18 +116,6 @@ def check(
             )
         # The rest (packed Cython strings, lengths) name the wheel and member already.
         issues += problems(replace(info, suspects=()), mapping)
-        # A top-level extension module keeps its PyInit_<name>: it is loaded as the
-        # submodule <shaded>.<name> of its wrapper package, whose last part finds that symbol.
-        # PyInit_<name> must match the last part of the module's import name. A top-level
-        # module keeps it (loaded as <shaded>.<name> by its wrapper package), a module
-        # inside a package keeps its own last part; only a compiled package __init__
-        # (PyInit_<package>) would need its symbol renamed.
-        where_in = locate(member, summary.data_dir).path
-        if where_in.rsplit("/", 1)[-1].startswith("__init__.") and info.module_name in mapping:
-            issues.append(
-                f"{where} is a compiled package __init__ (PyInit_{info.module_name}); renaming "
-                "its init symbol is not supported yet (leave it out with --drop)"
-            )
         if summary.role is Role.DEPENDENT and info.opaque_strings:
             issues.append(
                 f"{where}: Cython {info.cython_version} packs its strings; cannot tell whether "
