@@ -170,7 +170,8 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
     """
     data = patch_strings(reader.read(act.source), info, plan.mapping)
     module = info.module_name
-    if posixpath.basename(act.target).startswith("__init__.") and module in plan.mapping:
+    is_init = posixpath.basename(act.target).startswith("__init__.")
+    if is_init and module is not None and module in plan.mapping:
         # A compiled package __init__ is found through PyInit_<package>. A top-level
         # extension module keeps its symbol: it is loaded as <shaded>.<name>.
         data = _with_init_symbol(data, module, plan.mapping[module], info.path)
