@@ -84,6 +84,9 @@ def _parser() -> argparse.ArgumentParser:
     sh.add_argument("--prefer-python", action="store_true", default=None,
                     help="leave out compiled modules of shaded deps that ship a .py twin "
                     "(Cython builds such as pydantic 1.x): slower, but no binary to patch")
+    sh.add_argument("--no-load-check", dest="load_check", action="store_false", default=None,
+                    help="do not load patched compiled modules in a fresh interpreter before "
+                    "writing (by default each is loaded with the original names blocked)")
     sh.add_argument("--on-unparsable", choices=["fail", "keep"],
                     help="a source file that cannot be parsed as Python 3: fail (default), or "
                     "keep it unchanged and report it when it mentions a shaded name")
@@ -225,6 +228,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "naming": Naming(args.naming) if args.naming else None,
         "keep_unparsable": args.on_unparsable == "keep" if args.on_unparsable else None,
         "prefer_python": args.prefer_python,
+        "load_check": args.load_check,
         "target": Target(args.python_version, tuple(args.platform or ()))
         if args.python_version or args.platform
         else None,

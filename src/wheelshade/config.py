@@ -118,6 +118,7 @@ def _set_from(table: Mapping[str, Any], base: Path) -> ShadeSet:
         keep_unparsable=_on_unparsable(table.get("on-unparsable", "fail")),
         target=Target(table.get("python-version"), tuple(table.get("platform", []))),
         prefer_python=table.get("prefer-python", False),
+        load_check=table.get("load-check", True),
     )
 
 

