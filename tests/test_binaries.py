@@ -142,7 +142,8 @@ def make_elf(bits: int, order: str, rodata: bytes, symbols: dict[str, bool],
                                              (64, "big")])
 def test_reader_and_classify_on_every_class_and_byte_order(bits: int, order: str) -> None:
     rodata = (b"\0cextpkg\0cextpkg.sub\0not_cextpkg\0cextpkg_other\0x.cextpkg\0init cextpkg.m\0"
-              b"\0\x80@cextpkg\0src/cextpkg/a.c\0cextpkg-1\0_cython_0_29_36\0")
+              b"\0\x80@cextpkg\0src/cextpkg/a.c\0cextpkg-1\0_cython_0_29_36\0cline_in_traceback\0"
+              b"__test__\0")
     data = make_elf(bits, order, rodata, {"PyInit_cextpkg": True, "PyModuleDef_Init": False},
                     [(1, "libc.so.6"), (14, "libx.so"), (15, "$ORIGIN/../cext.libs:/opt"),
                      (29, "$ORIGIN")])
@@ -177,14 +178,21 @@ def test_reader_and_classify_on_every_class_and_byte_order(bits: int, order: str
     assert info.names == ("cextpkg",)
 
 
+SEPARATE = b"cline_in_traceback\0__test__\0"
+
+
 @pytest.mark.parametrize(("rodata", "symbols", "cython", "version", "opaque", "mypyc"), [
     (b"\0_cython_3_1_2\0", {}, True, "3.1.2", True, False),
-    (b"\0_cython_3_0_11.cython_function_or_method\0", {}, True, "3.0.11", False, False),
+    (b"\0_cython_3_1_4\0" + SEPARATE, {}, True, "3.1.4", False, False),
+    (b"\0_cython_3_0_11.cython_function_or_method\0" + SEPARATE, {}, True, "3.0.11", False,
+     False),
     (b"\0x\0", {"__pyx_module_is_main_m": True}, True, None, True, False),
+    (b"\0x\0" + SEPARATE, {"__pyx_module_is_main_m": True}, True, None, False, False),
     (b"\0x\0", {"PyInit___init__": True, "PyInit_m": True, "CPyInit_pkg___m": True},
      False, None, False, True),
     (b"\0x\0", {"PyModule_Create2": False}, False, None, False, False),
-], ids=["cython-3.1", "cython-3.0", "cython-unknown", "mypyc", "plain"])
+], ids=["cython-packed", "cython-3.1-separate", "cython-3.0", "cython-unknown-packed",
+        "cython-unknown-separate", "mypyc", "plain"])
 def test_compiler_markers(rodata: bytes, symbols: dict[str, bool], cython: bool,
                           version: str | None, opaque: bool, mypyc: bool) -> None:
     info = classify(make_elf(64, "little", rodata, symbols, []), "m.so", ["pkg"])

@@ -25,6 +25,7 @@ _MYPYC = re.compile(rb"CPyInit_|__mypyc\b|CPyStatics|CPyModule_")
 _IDENT_BYTES = frozenset(
     bytes([c]) for c in b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_."
 )
+_SEPARATE_MARKERS = (b"\0cline_in_traceback\0", b"\0__test__\0")
 #: Longest embedded string kept in a Reference (for display).
 _MAX_STRING = 512
 
@@ -82,6 +83,9 @@ class BinaryInfo:
     #: e.g. ``"0.29.36"`` or ``"3.1.2"``, from Cython's shared-ABI module name.
     cython_version: str | None
     mypyc: bool
+    #: True when two names every Cython string table holds (``cline_in_traceback``,
+    #: ``__test__``) sit between NUL bytes: the table keeps one C string per constant.
+    cython_strings_separate: bool
     rpath: tuple[str, ...]
     runpath: tuple[str, ...]
     needed: tuple[str, ...]
@@ -114,17 +118,13 @@ class BinaryInfo:
     def opaque_strings(self) -> bool:
         """True when names may hide where no scan finds them.
 
-        Cython 3.1+ stores all string constants of a module in one blob without NUL
-        separators (lengths live in code), and may compress it: ``"pkgpkg.modpkg.other"``
-        has no token boundaries, so ``references`` is incomplete. A Cython module whose
-        version cannot be read is treated the same way.
+        Newer Cython (3.1+, depending on build options) can store all string constants of
+        a module in one blob without NUL separators (lengths live in code), and may
+        compress it: ``"pkgpkg.modpkg.other"`` has no token boundaries, so ``references``
+        is incomplete. Whether a module does is read from the module itself (see
+        ``cython_strings_separate``), not guessed from the version.
         """
-        if not self.cython:
-            return False
-        if self.cython_version is None:
-            return True
-        major, minor = (int(p) for p in self.cython_version.split(".")[:2])
-        return (major, minor) >= (3, 1)
+        return self.cython and not self.cython_strings_separate
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -169,6 +169,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         init_phase=_init_phase(elf),
         cython=cython,
         cython_version=cython_version,
+        cython_strings_separate=all(m in blob for m in _SEPARATE_MARKERS),
         mypyc=any(s.name.startswith("CPyInit_") for s in elf.symbols)
         or _MYPYC.search(blob) is not None,
         rpath=elf.rpath,
@@ -259,17 +260,17 @@ def _resolve(
         inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
         alone = by_target.get(at, [])
         head = [s for t in range(start, at) for s in by_target.get(t, ())]
-        if inner:
+        if start != at and not alone:
+            leave.append(replace(ref, verdict="never-alone", detail=(
+                f"nothing refers to {ref.name!r} on its own; it is part of a longer string only"
+            )))
+        elif inner:
             refuse.append(replace(ref, verdict="inner", detail=(
                 f"{_where(inner)} point(s) into the middle of {ref.name!r}, at a shorter "
                 "string that shares its bytes"
             )))
         elif start == at:
             patch.append(ref)
-        elif not alone:
-            leave.append(replace(ref, verdict="never-alone", detail=(
-                f"nothing refers to {ref.name!r} on its own; it is part of a longer string only"
-            )))
         elif not head:
             patch.append(replace(ref, verdict="used-alone", detail=(
                 f"only {ref.name!r} itself is referenced ({_where(alone)}); the text before "
@@ -286,7 +287,8 @@ def _resolve(
     copies = {_c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
     for ref, alone, head in conflicts:
         copy = copies.get(_c_string(data, ref.offset))
-        movable = all(s.kind in ("code", "relocation", "pointer") for s in alone)
+        # Rewriting a displacement is only safe where the instruction is known for sure.
+        movable = all(s.kind in ("code", "relocation", "pointer") and s.exact for s in alone)
         if copy is None or not movable:
             refuse.append(replace(ref, verdict="conflict", detail=(
                 f"the longer string is used ({_where(head)}) and so is {ref.name!r} on its "

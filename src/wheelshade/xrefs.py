@@ -14,14 +14,22 @@ independent x86-64 shared object an address can only be reached through:
 
 The scan over code is deliberately wide (every byte pair that could be a ModRM byte and a
 displacement reaching a target, for every immediate size that may follow), then each hit
-is confirmed by decoding the instruction with Capstone: a hit no decoding explains is not a
-reference. What the scan cannot see is an address computed from another one at run time
-(``base + 3``); compilers do not do that for distinct string literals, whose addresses are
-fixed by the linker through relocations.
+is confirmed by disassembling with Capstone from the start of the function that holds it
+(function starts come from ``.eh_frame_hdr``, which every x86-64 shared object carries for
+unwinding): only an instruction that really starts where the sweep puts it, and whose
+displacement is exactly the hit, counts. Bytes that decode as an instruction only from a
+misaligned start (``and eax, 0xffff`` read one byte early is ``mov [rip + 0xffff], esp``)
+do not. Without ``.eh_frame_hdr`` a hit counts when any start shortly before it decodes so,
+and the Site says it is not ``exact``.
+
+What the scan cannot see is an address computed from another one at run time (``base + 3``);
+compilers do not do that for distinct string literals, whose addresses are fixed by the
+linker through relocations.
 """
 
 from __future__ import annotations
 
+import bisect
 import functools
 import re
 import struct
@@ -63,6 +71,8 @@ class Site:
     offset: int
     target: int
     base: int
+    #: False for a code site confirmed only by a local decode (no function starts known).
+    exact: bool = True
 
 
 def supported(elf: Elf) -> bool:
@@ -98,38 +108,121 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
 
 def _code(data: bytes, elf: Elf, wanted: frozenset[int]) -> Iterator[Site]:
     low, high = min(wanted), max(wanted)
+    starts = _function_starts(data, elf)
     for section in elf.sections:
         if section.type != SHT_PROGBITS or not section.flags & SHF_EXECINSTR:
             continue
         body = data[section.offset:section.end]
         shift = section.addr - section.offset
+        hits: list[tuple[int, int, int]] = []  # (displacement offset, immediate size, target)
         for match in _RIP_MODRM.finditer(body, 0, max(0, len(body) - 4)):
             at = section.offset + match.end()
             (disp,) = struct.unpack_from("<i", data, at)
             end = at + shift + 4 + disp
             if end > high or end + _IMMEDIATES[-1] < low:
                 continue
-            for imm in _IMMEDIATES:
-                if end + imm in wanted and _decodes(data, section.offset, at, imm, shift):
-                    yield Site("code", at, end + imm, at + shift + 4 + imm)
+            hits += [(at, imm, end + imm) for imm in _IMMEDIATES if end + imm in wanted]
+        if starts:
+            sweep = _Sweep(data, section.offset, section.end, shift, starts)
+            for at, imm, target in hits:
+                if sweep.confirms(at, imm):
+                    yield Site("code", at, target, at + shift + 4 + imm)
+        else:
+            for at, imm, target in hits:
+                if _decodes(data, section.offset, at, imm, shift):
+                    yield Site("code", at, target, at + shift + 4 + imm, exact=False)
+
+
+class _Sweep:
+    """Instruction boundaries found by disassembling each function from its start (cached)."""
+
+    def __init__(
+        self, data: bytes, floor: int, ceiling: int, shift: int, starts: list[int]
+    ) -> None:
+        self.data, self.floor, self.ceiling, self.shift = data, floor, ceiling, shift
+        self.starts = starts
+        #: function start -> {instruction address: size}, and how far it has been swept.
+        self.sizes: dict[int, dict[int, int]] = {}
+        self.reached: dict[int, int] = {}
+
+    def confirms(self, at: int, imm: int) -> bool:
+        """True if an instruction of the sweep has its displacement at ``at`` and ends
+        ``imm`` bytes after it."""
+        address = at + self.shift
+        index = bisect.bisect_right(self.starts, address) - 1
+        if index < 0 or self.starts[index] - self.shift < self.floor:
+            return False
+        function = self.starts[index]
+        sizes = self._swept(function, address)
+        for insn_at in range(address - 1, max(function, address - _MAX_INSN) - 1, -1):
+            size = sizes.get(insn_at)
+            if size is not None:
+                offset = insn_at - self.shift
+                return size == at + 4 + imm - offset and _decodes_at(
+                    self.data, offset, at, imm, self.shift
+                )
+        return False
+
+    def _swept(self, function: int, address: int) -> dict[int, int]:
+        """The function's instructions, disassembled at least up to ``address``."""
+        sizes = self.sizes.setdefault(function, {})
+        done = self.reached.get(function, function)
+        if done > address:
+            return sizes
+        # Sweep on past the address: later hits in the same function reuse the work.
+        code = self.data[done - self.shift:min(self.ceiling, address - self.shift + 4096)]
+        end = done
+        for insn_at, size, _, _ in _disassembler().disasm_lite(code, done):
+            sizes[insn_at] = size
+            end = insn_at + size
+        # Stopping short means undecodable bytes: nothing past them is known, ever.
+        self.reached[function] = end if end > address else 1 << 62
+        return sizes
+
+
+def _function_starts(data: bytes, elf: Elf) -> list[int]:
+    """Sorted start addresses of every function with unwind information (``.eh_frame_hdr``).
+
+    The header's binary-search table lists each FDE's initial location; only the usual
+    encoding (``DW_EH_PE_datarel | DW_EH_PE_sdata4``, 0x3b) is read, else none are known.
+    """
+    header = elf.section(".eh_frame_hdr")
+    if header is None or header.size < 12:
+        return []
+    raw = data[header.offset:header.end]
+    version, pointer_enc, count_enc, table_enc = raw[:4]
+    sizes = {0x03: 4, 0x0B: 4, 0x1B: 4, 0x04: 8, 0x0C: 8, 0x1C: 8}
+    if version != 1 or table_enc != 0x3B or pointer_enc not in sizes or count_enc != 0x03:
+        return []
+    at = 4 + sizes[pointer_enc]
+    (count,) = struct.unpack_from("<I", raw, at)
+    at += 4
+    count = min(count, (len(raw) - at) // 8)
+    table = struct.unpack_from(f"<{2 * count}i", raw, at)
+    return sorted(header.addr + table[i] for i in range(0, 2 * count, 2))
 
 
 def _decodes(data: bytes, floor: int, at: int, imm: int, shift: int) -> bool:
     """True if an instruction starting shortly before ``at`` has its RIP-relative
     displacement exactly at ``at`` and ends ``imm`` bytes after it."""
+    return any(
+        _decodes_at(data, start, at, imm, shift)
+        for start in range(at - 2, max(floor, at - _MAX_INSN + 4 + imm) - 1, -1)
+    )
+
+
+def _decodes_at(data: bytes, start: int, at: int, imm: int, shift: int) -> bool:
+    """True if the instruction at file offset ``start`` has its RIP-relative displacement
+    exactly at ``at`` and ends ``imm`` bytes after it."""
     from capstone import x86
 
-    disassembler = _disassembler()
-    for start in range(at - 2, max(floor, at - _MAX_INSN + 4 + imm) - 1, -1):
-        window = data[start:start + _MAX_INSN]
-        for insn in disassembler.disasm(window, start + shift, 1):
-            if insn.size != at + 4 + imm - start or insn.disp_offset != at - start:
-                continue
-            if any(
-                op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP
-                for op in insn.operands
-            ):
-                return True
+    for insn in _disassembler().disasm(data[start:start + _MAX_INSN], start + shift, 1):
+        if insn.size != at + 4 + imm - start or insn.disp_offset != at - start:
+            return False
+        return any(
+            op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP
+            for op in insn.operands
+        )
     return False
 
 
