@@ -41,6 +41,15 @@ PINS: dict[str, tuple[str, ...]] = {
     "ujson==5.9.0": ("8ba7cac47dd65ff88571eceeff48bf30ed5eb9c67b34b88cb22869b7aa19600d",),
     "ujson==5.10.0": ("129e39af3a6d85b9c26d5577169c21d53821d8cf68e079060602e861c6e5da1b",),
     "setuptools==80.9.0": ("062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),
+    # numpy beside numpy: cp311 manylinux x86_64 wheels (2.3.5's is manylinux_2_27).
+    "numpy==1.26.4": ("666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",),
+    "numpy==2.3.5": ("8cba086a43d54ca804ce711b2a940b16e452807acebe7852ff327f1ecd49b0d4",),
+    # Cython-compiled (PyYAML 6.0.1: Cython 0.29; 6.0.3: 3.1) cp311 manylinux x86_64 wheels.
+    "pyyaml==6.0.1": ("d2b04aac4d386b172d5b9692e2d2da8de7bfb6c387fa4f801fbf6fb2e6ba4673",),
+    "pyyaml==6.0.3": ("b8bb0864c5a28024fac8a632c443c87c5aa6f215c0b126c449ae1a150412f31d",),
+    # Grafted libraries (pillow.libs), shaded with readable names.
+    "pillow==12.3.0": ("23d27a3e0307ec2244cc51e7287b919aa68d097504ebe19df4e76a98a3eea5bd",),
+    "pillow==13.0.0": ("a625df9a2a5597fa5e5266e01aefc82604bb85d291e3547981e863560d75da6c",),
 }
 
 _UNREACHABLE = re.compile(

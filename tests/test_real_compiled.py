@@ -1,0 +1,155 @@
+"""Real compiled wheels shaded beside another version of themselves: a Cython package
+(PyYAML) and one with grafted libraries (Pillow's pillow.libs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import Venv
+from pypi import wheels
+from wheelshade import shade
+from wheelshade.compiled import Naming
+
+#: Lists, in a fresh interpreter, every module whose file lies in one package but which is
+#: registered under a name of the other (a shaded module under an original name, or back).
+CROSSED = """
+import os
+def crossed(shaded, original):
+    bad = []
+    for key, mod in list(sys.modules.items()):
+        where = getattr(mod, '__file__', None) or ''
+        parts = where.split(os.sep)
+        if key.partition('.')[0] == original and shaded in parts:
+            bad.append(key)
+        if key.partition('.')[0] == shaded and original in parts:
+            bad.append(key)
+    return bad
+"""
+
+
+def _one(folder: Path, prefix: str) -> Path:
+    (path,) = [p for p in folder.glob("*.whl") if p.name.lower().startswith(prefix)]
+    return path
+
+
+@pytest.fixture(scope="module")
+def pyyaml(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str, str]:
+    folder = wheels("pyyaml==6.0.1", "pyyaml==6.0.3")
+    tmp = tmp_path_factory.mktemp("pyyaml")
+    result = shade([], [_one(folder, "pyyaml-6.0.1")], out_dir=tmp / "out")
+    (report,) = result.wheels
+    new = report.mapping["yaml"]
+    assert len(new) == len("yaml") and len(report.mapping["_yaml"]) == len("_yaml")
+    assert any("patched compiled module(s) loaded" in n for n in result.notes)
+    env = Venv.create(tmp / "env")
+    env.install(report.output, _one(folder, "pyyaml-6.0.3"))
+    return env, new, report.mapping["_yaml"]
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("shaded_first", [True, False], ids=["shaded-first", "original-first"])
+def test_cython_pyyaml_beside_another_pyyaml(
+    pyyaml: tuple[Venv, str, str], shaded_first: bool
+) -> None:
+    env, new, shim = pyyaml
+    first, second = (new, "yaml") if shaded_first else ("yaml", new)
+    data = env.json(
+        f"import json, sys\nimport {first}\nimport {second}\n{CROSSED}\n"
+        "out = {}\n"
+        f"for m in ({new}, yaml):\n"
+        "    doc = m.load('a: [1, 2]\\nb: {c: d}', Loader=m.CSafeLoader)\n"
+        "    out[m.__name__] = [m.__version__, m.__with_libyaml__, doc,\n"
+        "        m.cyaml.CParser.__module__, type(m.CSafeLoader('x')).__mro__[1].__module__,\n"
+        "        m.dump({'k': [1]}, Dumper=m.CSafeDumper)]\n"
+        f"out['crossed'] = crossed({new!r}, 'yaml') + crossed({shim!r}, '_yaml')\n"
+        "print(json.dumps(out))"
+    )
+    assert isinstance(data, dict)
+    doc = {"a": [1, 2], "b": {"c": "d"}}
+    assert data[new] == ["6.0.1", True, doc, f"{new}._yaml", f"{new}._yaml", "k:\n- 1\n"]
+    assert data["yaml"] == ["6.0.3", True, doc, "yaml._yaml", "yaml._yaml", "k:\n- 1\n"]
+    assert data["crossed"] == []
+
+
+@pytest.mark.network
+def test_cython_pyyaml_alone_imports_nothing_of_the_original(
+    pyyaml: tuple[Venv, str, str],
+) -> None:
+    env, new, _ = pyyaml
+    leaked = env.json(
+        "import json, sys\n"
+        f"import {new}\n{new}.load('a: 1', Loader={new}.CLoader)\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.partition('.')[0] in "
+        "('yaml', '_yaml'))))"
+    )
+    assert leaked == []
+
+
+@pytest.fixture(scope="module")
+def pillow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, str]:
+    folder = wheels("pillow==12.3.0", "pillow==13.0.0")
+    tmp = tmp_path_factory.mktemp("pillow")
+    # PIL is too short for a same-length name: readable names, leaving out the two
+    # modules whose binaries name PIL (Tk support and LittleCMS).
+    result = shade(
+        [], [_one(folder, "pillow-12.3.0")], out_dir=tmp / "out",
+        naming=Naming.READABLE,
+        drop=["PIL/_imagingtk*", "PIL/_imagingcms*"],
+    )
+    (report,) = result.wheels
+    return report.output, _one(folder, "pillow-13.0.0"), report.mapping["PIL"], report.distribution
+
+
+PILLOW_WORK = (
+    "import json, io\n"
+    "from {pkg} import Image, ImageFilter, features\n"
+    "im = Image.new('RGB', (64, 48), (200, 30, 60)).filter(ImageFilter.GaussianBlur(2))\n"
+    "buf = io.BytesIO(); im.save(buf, 'PNG'); buf.seek(0)\n"
+    "back = Image.open(buf); back.load()\n"
+    "jpeg = io.BytesIO(); back.save(jpeg, 'JPEG'); jpeg.seek(0)\n"
+    "print(json.dumps([Image.__version__, back.size, back.getpixel((10, 10)),\n"
+    "    Image.open(jpeg).format, features.check('jpg'), features.check('zlib')]))"
+)
+
+
+@pytest.mark.network
+def test_pillow_with_grafted_libraries_beside_another_pillow(
+    pillow: tuple[Path, Path, str, str], tmp_path: Path
+) -> None:
+    shaded, other, new, dist = pillow
+    env = Venv.create(tmp_path / "env")
+    env.install(shaded, other)
+    site = next((tmp_path / "env" / "lib").glob("python*/site-packages"))
+    libs = sorted(p.name for p in site.glob("*.libs"))
+    assert libs == sorted(["pillow.libs", f"{dist.replace('-', '_')}.libs"])
+    assert env.pip("check").returncode == 0
+    for pkg, version in ((new, "12.3.0"), ("PIL", "13.0.0")):
+        data = env.json(PILLOW_WORK.format(pkg=pkg))
+        assert isinstance(data, list)
+        assert data[0] == version and data[1] == [64, 48] and data[3:] == ["JPEG", True, True]
+    both = env.json(
+        f"import json, sys\nimport {new}.Image as a\nimport PIL.Image as b\n{CROSSED}\n"
+        "print(json.dumps([a.__version__, b.__version__, a.core.__name__, b.core.__name__,\n"
+        f"    crossed({new!r}, 'PIL')]))"
+    )
+    assert both == ["12.3.0", "13.0.0", f"{new}._imaging", "PIL._imaging", []]
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("remove", ["shaded", "other"])
+def test_uninstalling_either_pillow_leaves_the_other_working(
+    pillow: tuple[Path, Path, str, str], tmp_path: Path, remove: str
+) -> None:
+    shaded, other, new, dist = pillow
+    env = Venv.create(tmp_path / "env")
+    env.install(shaded, other)
+    env.pip("uninstall", "--yes", dist if remove == "shaded" else "pillow")
+    pkg, version = ("PIL", "13.0.0") if remove == "shaded" else (new, "12.3.0")
+    data = env.json(PILLOW_WORK.format(pkg=pkg))
+    assert isinstance(data, list) and data[0] == version and data[3:] == ["JPEG", True, True]
+    site = next((tmp_path / "env" / "lib").glob("python*/site-packages"))
+    kept = "pillow.libs" if remove == "shaded" else f"{dist.replace('-', '_')}.libs"
+    assert [p.name for p in site.glob("*.libs")] == [kept]
+    assert any((site / kept).iterdir())
