@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from wheelshade.rewrite import StringRules, rewrite_source
+from wheelshade.rewrite import StringRules, rewrite_file, rewrite_source
 
 S = "flask_0_12_4_abcd1234"
 J = "jinja2_2_11_3_abcd1234"
@@ -205,6 +205,26 @@ CASES: list[tuple[str, str, str]] = [
     ("comment", "# importlib.import_module('flask.json')\n", None),
     ("variable-arg", "import importlib\nimportlib.import_module(name)\n", None),
     ("other-dist", 'from importlib import metadata\nmetadata.version("flask-login")\n', None),
+    # A loop feeds a literal list of names to an import call (pandas' hard dependencies).
+    (
+        "import-list-by-name",
+        'DEPS = ("flask", "pytz")\nfor _d in DEPS:\n    try:\n        __import__(_d)\n'
+        "    except ImportError:\n        pass\n",
+        f'DEPS = ("{S}", "pytz")\nfor _d in DEPS:\n    try:\n        __import__(_d)\n'
+        "    except ImportError:\n        pass\n",
+    ),
+    (
+        "import-list-literal",
+        'import importlib as il\nfor m in ["jinja2", "x"]:\n    il.import_module(m)\n',
+        f'import importlib as il\nfor m in ["{J}", "x"]:\n    il.import_module(m)\n',
+    ),
+    (
+        "import-list-assigned-twice",
+        'DEPS = ("flask",)\nDEPS = ("x",)\nfor d in DEPS:\n    __import__(d)\n', None,
+    ),
+    ("import-list-not-the-loop-variable",
+     'DEPS = ("flask",)\nfor d in DEPS:\n    __import__(other)\n', None),
+    ("list-not-imported", 'DEPS = ("flask",)\nfor d in DEPS:\n    print(d)\n', None),
 ]
 
 
@@ -214,6 +234,13 @@ def test_string_rewrite(before: str, after: str | None) -> None:
     assert (result.decode() if result is not None else None) == after
     if result is not None:
         assert rewrite_source(result, MAPPING, path="m.py", strings=RULES) is None
+
+
+def test_an_import_list_is_no_dynamic_name_any_more() -> None:
+    source = b'DEPS = ("flask", "pytz")\nfor d in DEPS:\n    __import__(d)\n__import__(name)\n'
+    result = rewrite_file(source, MAPPING, path="m.py", strings=RULES)
+    assert result.new is not None and result.new.startswith(f'DEPS = ("{S}"'.encode())
+    assert [(f.line, f.code.value) for f in result.findings] == [(4, "dynamic-name")]
 
 
 def test_strings_and_imports_together() -> None:

@@ -14,6 +14,7 @@ from libcst.metadata import PositionProvider
 
 from wheelshade.errors import RewriteError
 from wheelshade.findings import Code, Finding
+from wheelshade.rewrite.flows import ImportLists, import_lists
 from wheelshade.rewrite.imports import ImportRenamer
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
 from wheelshade.rewrite.segments import Source, decode, innermost_ranges, spans
@@ -97,6 +98,9 @@ def rewrite_file(
     if not candidates:
         return Rewritten(None)
     aliases = aliases_from_ast(src.tree) if strings is not None else ImportAliases()
+    flows = import_lists(src.tree, aliases) if strings is not None else ImportLists({}, frozenset())
+    lists = {line: v for line, v in flows.literals.items() if v & frozenset(mapping)}
+    candidates |= set(lists)
     parsed = _parse_segments(src, innermost_ranges(src, candidates), path)
     lines = list(src.lines)
     findings: list[Finding] = []
@@ -106,8 +110,9 @@ def rewrite_file(
         text = "".join(src.lines[start:end])
         found: list[Finding] = []
         # Each pass walks the whole statement: run only the ones its text can concern.
-        if strings is not None and patterns.strings.search(text):
-            renamer = StringRenamer(strings, aliases)
+        listed = frozenset().union(*(v for line, v in lists.items() if start <= line < end))
+        if strings is not None and (listed or patterns.strings.search(text)):
+            renamer = StringRenamer(strings, aliases, listed)
             before = module
             module = module.visit(renamer)
             found = _located(before, renamer.findings, path, start - prefix.count("\n"))
@@ -118,6 +123,10 @@ def rewrite_file(
         if new != text:
             lines[start:end] = [new]
             changed = True
+    # A loop's import call fed by a literal list is no longer a name computed at run time.
+    findings = [
+        f for f in findings if not (f.code is Code.DYNAMIC_NAME and f.line in flows.calls)
+    ]
     if not changed:
         return Rewritten(None, tuple(findings))
     return Rewritten("".join(lines).encode(src.encoding), tuple(findings))

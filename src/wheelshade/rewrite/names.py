@@ -40,8 +40,10 @@ class ImportAliases:
     def qualify(self, node: cst.BaseExpression) -> set[str]:
         """The imported name an expression refers to: ``im`` -> ``importlib.import_module``."""
         text = dotted(node)
-        if text is None:
-            return set()
+        return set() if text is None else self.qualify_dotted(text)
+
+    def qualify_dotted(self, text: str) -> set[str]:
+        """``qualify`` for the source text of a Name/Attribute chain (``"im"``, ``"a.b"``)."""
         head, dot, rest = text.partition(".")
         if head in self.names:
             return {name + dot + rest for name in self.names[head]}

@@ -184,10 +184,17 @@ class StringRenamer(cst.CSTTransformer):
     elsewhere and logger names are left alone.
     """
 
-    def __init__(self, rules: StringRules, aliases: ImportAliases) -> None:
+    def __init__(
+        self,
+        rules: StringRules,
+        aliases: ImportAliases,
+        import_list: frozenset[str] = frozenset(),
+    ) -> None:
         super().__init__()
         self._rules = rules
         self._aliases = aliases
+        #: Strings of a tuple/list literal that a loop feeds to an import call (see flows).
+        self._import_list = import_list
         self._role: dict[cst.CSTNode, str] = {}
         self._annotations = 0
         #: Findings with the node they are about; the caller turns nodes into lines.
@@ -265,6 +272,11 @@ class StringRenamer(cst.CSTTransformer):
         if role != "skip" and node.args and node.args[0].keyword is None:
             callee = cst.Module([]).code_for_node(func)
             self._check_literal(node.args[0].value, f"{callee}()")
+
+    def visit_Element(self, node: cst.Element) -> None:
+        value = node.value
+        if isinstance(value, cst.SimpleString) and _plain_text(value) in self._import_list:
+            self._mark(value, "module")
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if self._is_sys_modules(node.value):

@@ -1,0 +1,100 @@
+"""Module names that reach an import call through a loop: ``for m in DEPS: __import__(m)``.
+
+pandas checks its hard dependencies this way (``hard_dependencies = ("numpy", "pytz",
+"dateutil")``, then ``__import__(_dependency)`` in a loop). The strings are bare names, which
+the string pass leaves alone anywhere else, yet here they are module names just as surely
+as an argument written into the call. Only the plain shape is followed: the loop iterates a
+literal tuple or list of strings, or a name assigned such a literal exactly once in the
+module, and the loop's own variable is the first argument of an import call in its body.
+"""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .names import ImportAliases
+from .segments import iter_statements
+
+_IMPORT_CALLS = frozenset(
+    {"builtins.__import__", "importlib.import_module", "importlib.__import__"}
+)
+
+
+@dataclass(frozen=True)
+class ImportLists:
+    #: 0-based first line of each statement holding such a literal -> its string values.
+    literals: dict[int, frozenset[str]]
+    #: 1-based lines of the import calls these literals feed (their names are known now).
+    calls: frozenset[int]
+
+
+def import_lists(tree: ast.Module, aliases: ImportAliases) -> ImportLists:
+    """Every literal list of module names that a loop feeds to an import call."""
+    literals: dict[str, list[ast.Assign]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    literals.setdefault(target.id, []).append(node)
+    found: dict[int, frozenset[str]] = {}
+    calls: set[int] = set()
+    for loop in _loops(tree):
+        if not isinstance(loop.target, ast.Name):
+            continue
+        lines = _imports(loop, loop.target.id, aliases)
+        if not lines:
+            continue
+        holder: ast.stmt = loop
+        values = _strings(loop.iter)
+        if isinstance(loop.iter, ast.Name):
+            assigned = literals.get(loop.iter.id, [])
+            if len(assigned) != 1:
+                continue
+            holder, values = assigned[0], _strings(assigned[0].value)
+        if values:
+            line = holder.lineno - 1
+            found[line] = found.get(line, frozenset()) | values
+            calls |= lines
+    return ImportLists(found, frozenset(calls))
+
+
+def _loops(tree: ast.Module) -> Iterator[ast.For]:
+    for node in iter_statements(tree):
+        if isinstance(node, ast.For):
+            yield node
+
+
+def _strings(node: ast.expr) -> frozenset[str]:
+    if not isinstance(node, ast.Tuple | ast.List) or not node.elts:
+        return frozenset()
+    if not all(isinstance(e, ast.Constant) and isinstance(e.value, str) for e in node.elts):
+        return frozenset()
+    return frozenset(
+        e.value for e in node.elts if isinstance(e, ast.Constant) and isinstance(e.value, str)
+    )
+
+
+def _imports(loop: ast.For, variable: str, aliases: ImportAliases) -> set[int]:
+    """Lines of the import calls in ``loop`` whose first argument is ``variable``."""
+    return {
+        node.lineno
+        for node in ast.walk(loop)
+        if isinstance(node, ast.Call)
+        and node.args
+        and isinstance(node.args[0], ast.Name)
+        and node.args[0].id == variable
+        and _qualified(node.func, aliases) & _IMPORT_CALLS
+    }
+
+
+def _qualified(func: ast.expr, aliases: ImportAliases) -> set[str]:
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return set()
+    parts.append(func.id)
+    return aliases.qualify_dotted(".".join(reversed(parts)))
