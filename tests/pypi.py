@@ -50,6 +50,14 @@ PINS: dict[str, tuple[str, ...]] = {
     # Grafted libraries (pillow.libs), shaded with readable names.
     "pillow==12.3.0": ("23d27a3e0307ec2244cc51e7287b919aa68d097504ebe19df4e76a98a3eea5bd",),
     "pillow==13.0.0": ("a625df9a2a5597fa5e5266e01aefc82604bb85d291e3547981e863560d75da6c",),
+    # pandas 1.5.3 + numpy 1.26.4 shaded together beside pandas 3 + numpy 2.
+    "pandas==1.5.3": ("5f2b952406a1588ad4cad5b3f55f520e82e902388a6d5a4a91baa8d38d23c7f6",),
+    "pandas==3.0.6": ("47121f9571503f724c9b93e297ab6254ac99c77adf5e9ed085ea419fd585c258",),
+    "python-dateutil==3.0.0": (
+        "3c79630202e4152c6add678446984236efe4f57e84d8e892aab0637bab82e9fd",
+    ),
+    "pytz==2026.6": ("7fed3fee8fd6bd4a2b7b75a8d56021d0624127bf69bd5691f115db929ac570b3",),
+    "tzdata==2026.6": ("0a10eec6e13ef16b627fabed9a5f2ba61a62b1c67f327305f4e7e412a70b4aec",),
 }
 
 _UNREACHABLE = re.compile(

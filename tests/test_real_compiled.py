@@ -153,3 +153,53 @@ def test_uninstalling_either_pillow_leaves_the_other_working(
     kept = "pillow.libs" if remove == "shaded" else f"{dist.replace('-', '_')}.libs"
     assert [p.name for p in site.glob("*.libs")] == [kept]
     assert any((site / kept).iterdir())
+
+
+PANDAS_WORK = (
+    "    df = pd.DataFrame({'x': [1.5, 2.5, None],\n"
+    "                       't': pd.to_datetime(['2020-01-01', '2021-06-01', None])})\n"
+    "    arr = df['x'].to_numpy()\n"
+    "    out[pd.__name__] = [pd.__version__, type(arr).__module__, float(df['x'].sum()),\n"
+    "        str(df['t'].max()), df.groupby(df['x'] > 2).size().tolist(),\n"
+    "        repr(pd.Timestamp('2020-01-01') - pd.NaT), pd.NaT is pd.NaT,\n"
+    "        type(pd.NaT).__module__]\n"
+)
+
+
+@pytest.mark.network
+def test_pandas_and_numpy_shaded_together_beside_pandas_3_and_numpy_2(tmp_path: Path) -> None:
+    """The stretch case: pandas' nattype passes "numpy" to its type-import check as the
+    tail of "to_numpy"; that use is moved to a standalone copy (split), and the load check
+    and both import orders prove it."""
+    folder = wheels(
+        "pandas==1.5.3", "numpy==1.26.4", "pandas==3.0.6", "numpy==2.3.5",
+        "python-dateutil==3.0.0", "pytz==2026.6", "tzdata==2026.6", "six==1.17.0",
+    )
+    result = shade(
+        [], [_one(folder, "pandas-1.5.3"), _one(folder, "numpy-1.26.4")],
+        out_dir=tmp_path / "out",
+    )
+    reports = {r.original: r for r in result.wheels}
+    pd_new = reports["pandas 1.5.3"].mapping["pandas"]
+    np_new = reports["numpy 1.26.4"].mapping["numpy"]
+    assert any("patched compiled module(s) loaded" in n for n in result.notes)
+    env = Venv.create(tmp_path / "env")
+    env.install(
+        *(r.output for r in result.wheels),
+        *(_one(folder, p) for p in ("pandas-3.0.6", "numpy-2.3.5", "python_dateutil-3.0.0",
+                                    "pytz-2026.6", "tzdata-2026.6", "six-1.17.0")),
+    )
+    assert env.pip("check").returncode == 0
+    for first, second in ((pd_new, "pandas"), ("pandas", pd_new)):
+        data = env.json(
+            f"import json, sys\nimport {first}\nimport {second}\n{CROSSED}\nout = {{}}\n"
+            f"for pd in ({pd_new}, pandas):\n" + PANDAS_WORK
+            + f"out['crossed'] = crossed({pd_new!r}, 'pandas') + crossed({np_new!r}, 'numpy')\n"
+            "print(json.dumps(out))"
+        )
+        assert isinstance(data, dict)
+        common = [4.0, "2021-06-01 00:00:00", [2, 1], "NaT", True]
+        assert data[pd_new] == ["1.5.3", np_new, *common, f"{pd_new}._libs.tslibs.nattype"]
+        assert data["pandas"][:7] == ["3.0.6", "numpy", *common]
+        assert data["pandas"][7].partition(".")[0] == "pandas"  # 3.x: pandas.api.typing
+        assert data["crossed"] == []

@@ -112,24 +112,27 @@ def check(
             return [f"{len(targets)} patched compiled module(s) loaded, reaching no original name"]
         original_root = _install(inputs, Path(tmp) / "original")
         unshaded = probe(original_root, [t.original for t in targets], [], python)
-    notes = []
+    unchecked: list[str] = []
     for target in targets:
         error = shaded.failed.get(target.shaded)
         if error is None:
             continue
         if target.original in unshaded.failed:
-            notes.append(
-                f"{target.member} not load-checked: it does not load unshaded either "
-                f"({unshaded.failed[target.original]})"
-            )
+            unchecked.append(f"{target.member} ({unshaded.failed[target.original]})")
             continue
         raise LoadCheckError(
             f"{target.member} loads unshaded but not after shading: {error}",
             hint="please report this wheel; --drop the module to leave it out",
         )
-    loaded = len(targets) - len(notes)
-    done = [f"{loaded} patched compiled module(s) loaded, reaching no original name"]
-    return (done if loaded else []) + notes
+    loaded = len(targets) - len(unchecked)
+    notes = [f"{loaded} patched compiled module(s) loaded, reaching no original name"]
+    if unchecked:
+        more = f" and {len(unchecked) - 1} more" if len(unchecked) > 1 else ""
+        notes.append(
+            f"{len(unchecked)} compiled module(s) not load-checked: they do not load unshaded "
+            f"either here (missing dependencies?): {unchecked[0]}{more}"
+        )
+    return notes[0 if loaded else 1:]
 
 
 def _install(wheels: Sequence[Path], root: Path) -> Path:
