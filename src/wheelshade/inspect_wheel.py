@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import sys
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,15 @@ def inspect_wheel(path: Path) -> Inspection:
                             "in place (--naming auto/same-length) or refuses it",
                         )
                     )
+                findings.extend(
+                    Finding(
+                        member.name,
+                        None,
+                        Code.BINARY_NAME,
+                        f"{ref.string[:60]!r} at {ref.offset:#x} cannot be patched: {ref.detail}",
+                    )
+                    for ref in info.suspects
+                )
         prov_name = f"{summary.dist_info}/{PROVENANCE_FILE}"
         provenance = None
         if prov_name in {m.name for m in reader.members}:
@@ -141,6 +151,20 @@ def _describe(info: BinaryInfo) -> str:
     refs = [r.string for r in info.references]
     if refs:
         parts.append(f"names {', '.join(sorted(set(refs)))}")
+    verdicts = Counter(r.verdict for r in (*info.references, *info.embedded) if r.verdict)
+    if verdicts:
+        parts.append(", ".join(f"{n} {_VERDICTS[v]}" for v, n in sorted(verdicts.items())))
+    if info.redirects:
+        parts.append(f"{len(info.redirects)} reference(s) to move")
     if info.suspects:
-        parts.append(f"{len(info.suspects)} suspect string(s)")
+        parts.append(f"{len(info.suspects)} cannot be patched (see findings)")
     return "; ".join(parts)
+
+
+#: How inspect words each reference-analysis verdict (see binaries.Reference.verdict).
+_VERDICTS = {
+    "used-alone": "merged tail(s) used alone (patched)",
+    "never-alone": "inside longer strings only (left)",
+    "label": "in Cython init labels (patched)",
+    "split": "merged tail(s) split onto a standalone copy",
+}
