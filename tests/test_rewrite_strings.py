@@ -205,6 +205,25 @@ CASES: list[tuple[str, str, str]] = [
     ("comment", "# importlib.import_module('flask.json')\n", None),
     ("variable-arg", "import importlib\nimportlib.import_module(name)\n", None),
     ("other-dist", 'from importlib import metadata\nmetadata.version("flask-login")\n', None),
+    # A module name built at run time from a literal package prefix.
+    (
+        "import_module-percent-format",
+        'import importlib\nimportlib.import_module("flask.%s" % name)\n',
+        f'import importlib\nimportlib.import_module("{S}.%s" % name)\n',
+    ),
+    (
+        "import_module-str-format",
+        'import importlib\nimportlib.import_module("jinja2.{}".format(name))\n',
+        f'import importlib\nimportlib.import_module("{J}.{{}}".format(name))\n',
+    ),
+    (
+        "import_module-concatenated-prefix",
+        'import importlib\nimportlib.import_module("flask.ext." + name)\n',
+        f'import importlib\nimportlib.import_module("{S}.ext." + name)\n',
+    ),
+    ("percent-format-outside-a-call", 'x = "flask.%s" % name\n', None),
+    ("percent-format-other-package",
+     'import importlib\nimportlib.import_module("other.%s" % name)\n', None),
     # A loop feeds a literal list of names to an import call (pandas' hard dependencies).
     (
         "import-list-by-name",
@@ -234,6 +253,13 @@ def test_string_rewrite(before: str, after: str | None) -> None:
     assert (result.decode() if result is not None else None) == after
     if result is not None:
         assert rewrite_source(result, MAPPING, path="m.py", strings=RULES) is None
+
+
+def test_a_literal_package_prefix_is_no_dynamic_name() -> None:
+    source = (b"import importlib\nimportlib.import_module('flask.%s' % a)\n"
+              b"importlib.import_module('%s.x' % a)\n")
+    result = rewrite_file(source, MAPPING, path="m.py", strings=RULES)
+    assert [(f.line, f.code.value) for f in result.findings] == [(3, "dynamic-name")]
 
 
 def test_an_import_list_is_no_dynamic_name_any_more() -> None:

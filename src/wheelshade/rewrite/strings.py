@@ -129,6 +129,13 @@ class StringRules:
             return False  # a bare name may be a logger, a dict key, a word: too ambiguous
         return path in self.modules or path.rpartition(".")[0] in self.modules
 
+    def module_head(self, value: str) -> str | None:
+        """The leading package of a module name built at run time (``"dateutil.%s"``)."""
+        top, dot, rest = value.partition(".")
+        if not dot or top not in self.imports:
+            return None
+        return self.imports[top] + dot + rest
+
     def code(self, body: str) -> str | None:
         """``"from T.x import y"`` -> shaded; ``"import T"`` keeps binding ``T`` (an alias),
         exactly as the import-statement rules do for real source."""
@@ -158,6 +165,26 @@ class StringRules:
         if shaded is None:
             return None
         return shaded + value.strip()[len(req.name) :]
+
+
+def _literal_head(node: cst.BaseExpression) -> cst.SimpleString | None:
+    """The literal a module name is built from: ``"pkg.%s" % m``, ``"pkg." + m``,
+    ``"pkg.{}".format(m)``; None unless its text starts with a dotted prefix."""
+    head: cst.BaseExpression | None = None
+    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo | cst.Add):
+        head = node.left
+    elif (
+        isinstance(node, cst.Call)
+        and isinstance(node.func, cst.Attribute)
+        and node.func.attr.value == "format"
+    ):
+        head = node.func.value
+    if not isinstance(head, cst.SimpleString):
+        return None
+    body = _plain_text(head)
+    if body is None or not re.match(rf"{_IDENT}(?:\.{_IDENT})*\.", body):
+        return None
+    return head
 
 
 def _plain_text(node: cst.SimpleString) -> str | None:
@@ -209,7 +236,7 @@ class StringRenamer(cst.CSTTransformer):
             isinstance(node, cst.FormattedString)
             and bool(node.parts)
             and isinstance(node.parts[0], cst.FormattedStringText)
-        )
+        ) or _literal_head(node) is not None
         if not literal:
             self._report(
                 node,
@@ -224,6 +251,10 @@ class StringRenamer(cst.CSTTransformer):
     def _mark(self, node: cst.CSTNode, role: str) -> None:
         if isinstance(node, cst.SimpleString | cst.FormattedString):
             self._role.setdefault(node, role)
+        elif role == "module" and isinstance(node, cst.BaseExpression):
+            head = _literal_head(node)
+            if head is not None:
+                self._role.setdefault(head, "module-head")
 
     def _is_sys_modules(self, node: cst.BaseExpression) -> bool:
         return "sys.modules" in self._qualified(node)
@@ -308,7 +339,9 @@ class StringRenamer(cst.CSTTransformer):
                 return updated_node
             return updated_node.with_changes(value=updated_node.value[:start] + new_code)
         rename: Callable[[str], str | None]
-        if role == "module":
+        if role == "module-head":
+            rename = self._rules.module_head
+        elif role == "module":
             rename = lambda text: self._rules.module_path(text, bare=True)  # noqa: E731
         elif role == "dist":
             rename = self._rules.dist
