@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import bz2
 import re
 import shutil
 import struct
 import subprocess
 import sys
 import zipfile
+import zlib
 from pathlib import Path
 
 import pytest
@@ -529,3 +531,33 @@ def test_merged_tail_without_a_copy_says_why(tree: Path) -> None:
                         r"'cextpkg' on its own \(\d+ code reference\(s\)\): a linker merged "
                         r"them, and no standalone copy of 'cextpkg' exists to move those uses to",
                         suspect.detail)
+
+
+# --- packed Cython string tables ----------------------------------------------------------------
+
+_CYTHON_31 = {"__pyx_module_is_main_m": True}
+
+
+@pytest.mark.parametrize(("table", "readable", "found"), [
+    (zlib.compress(b"cline_in_tracebackotherlist__test__"), True, ()),
+    (zlib.compress(b"cline_in_tracebackpkg.modpkg__test__"), True, ("pkg",)),
+    (bz2.compress(b"cline_in_tracebackpkg.mod"), True, ("pkg",)),
+    (b"\x01cline_in_tracebackpkg.modx__test__\x01", True, ("pkg",)),  # plain, run together
+    (b"\x28\xb5\x2f\xfd" + bytes(40), False, ()),  # zstd: recognised, not read
+    (b"\x01nothing here\x01", False, ()),  # no table found at all
+], ids=["zlib-clean", "zlib-names", "bz2-names", "plain-names", "zstd", "none"])
+def test_packed_cython_string_table(table: bytes, readable: bool, found: tuple[str, ...]) -> None:
+    info = classify(make_elf(64, "little", b"\0_cython_3_2_8\0" + table, _CYTHON_31, []),
+                    "m.so", ["pkg"])
+    assert info.packed and info.packed_readable is readable and info.opaque_strings is not readable
+    assert info.packed_names == found
+    issues = problems(info, {"pkg": "p12"})
+    if not readable:
+        assert issues == ("m.so: Cython (3.2.8) keeps module names in a packed string table "
+                          "that cannot be read (compressed in a format not supported)",)
+    elif found:
+        assert issues == ("m.so: Cython (3.2.8) keeps 'pkg' in a packed string table without "
+                          "separators, which cannot be patched in place",)
+        assert info.names == ("pkg",)
+    else:
+        assert issues == ()

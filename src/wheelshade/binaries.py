@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import bz2
 import re
+import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -102,6 +104,11 @@ class BinaryInfo:
     embedded: tuple[Reference, ...] = ()
     #: References moved from a merged tail to a standalone copy of the same string.
     redirects: tuple[Redirect, ...] = ()
+    #: For a packed Cython string table: whether it could be read (plain, or a zlib/bz2
+    #: stream that decompresses), and the watched names occurring anywhere in it. Without
+    #: separators any occurrence may be a module name, and none can be patched in place.
+    packed_readable: bool = True
+    packed_names: tuple[str, ...] = ()
 
     @property
     def module_name(self) -> str | None:
@@ -115,21 +122,28 @@ class BinaryInfo:
         return real[0].removeprefix(INIT_PREFIX)
 
     @property
-    def opaque_strings(self) -> bool:
-        """True when names may hide where no scan finds them.
+    def packed(self) -> bool:
+        """True when Cython packed the module's string constants into one blob.
 
-        Newer Cython (3.1+, depending on build options) can store all string constants of
-        a module in one blob without NUL separators (lengths live in code), and may
-        compress it: ``"pkgpkg.modpkg.other"`` has no token boundaries, so ``references``
-        is incomplete. Whether a module does is read from the module itself (see
+        Newer Cython (3.1+, depending on build options) stores them back to back without
+        NUL separators (lengths live in code), and may compress the blob:
+        ``"pkgpkg.modpkg.other"`` has no token boundaries, so ``references`` is incomplete.
+        Whether a module does is read from the module itself (see
         ``cython_strings_separate``), not guessed from the version.
         """
         return self.cython and not self.cython_strings_separate
 
     @property
+    def opaque_strings(self) -> bool:
+        """True when names may hide where no scan can look: a packed table that is neither
+        plain in the data sections nor in a compressed stream that could be read."""
+        return self.packed and not self.packed_readable
+
+    @property
     def names(self) -> tuple[str, ...]:
-        """Shaded names this file refers to, sorted (suspects included)."""
-        return tuple(sorted({r.name for r in self.references + self.suspects}))
+        """Shaded names this file refers to, sorted (suspects and packed strings included)."""
+        return tuple(sorted({r.name for r in self.references + self.suspects}
+                            | set(self.packed_names)))
 
 
 def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
@@ -151,6 +165,10 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     )
     if _is_rust(data):
         suspects += _rust_words(data, elf, wanted, found)
+    separate = all(m in blob for m in _SEPARATE_MARKERS)
+    readable, packed_names = True, tuple[str, ...]()
+    if cython and not separate:
+        readable, packed_names = _packed_table(blob, wanted)
     for symbol in elf.symbols:
         if symbol.name.startswith(INIT_PREFIX):
             target = symbol.name.removeprefix(INIT_PREFIX)
@@ -169,7 +187,9 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         init_phase=_init_phase(elf),
         cython=cython,
         cython_version=cython_version,
-        cython_strings_separate=all(m in blob for m in _SEPARATE_MARKERS),
+        cython_strings_separate=separate,
+        packed_readable=readable,
+        packed_names=packed_names,
         mypyc=any(s.name.startswith("CPyInit_") for s in elf.symbols)
         or _MYPYC.search(blob) is not None,
         rpath=elf.rpath,
@@ -181,6 +201,57 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
         redirects=tuple(redirects),
     )
+
+
+#: Stream headers: zlib (deflate, any level) and bzip2; zstd is recognised but not read.
+_COMPRESSED = re.compile(rb"\x78[\x01\x5e\x9c\xda]|BZh[1-9]1AY&SY|\x28\xb5\x2f\xfd")
+#: Longest decompressed string table read (a large module's is well under 1 MB).
+_MAX_TABLE = 64 << 20
+
+
+def _packed_table(blob: bytes, names: list[str]) -> tuple[bool, tuple[str, ...]]:
+    """(readable, watched names in it) for a Cython module with a packed string table.
+
+    The table is either plain in the data sections (its entries run together, so
+    ``cline_in_traceback`` is there without NUL bounds) or a compressed stream that
+    Cython inflates at import: every zlib or bzip2 stream that decompresses is read.
+    """
+    texts = [blob]  # decompressed streams follow
+    unreadable = False
+    for match in _COMPRESSED.finditer(blob):
+        start = match.start()
+        try:
+            if blob.startswith(b"BZh", start):
+                texts.append(bz2.BZ2Decompressor().decompress(blob[start:], _MAX_TABLE))
+            elif blob.startswith(b"\x28\xb5\x2f\xfd", start):
+                unreadable = True
+            else:
+                inflate = zlib.decompressobj()
+                out = inflate.decompress(blob[start:], _MAX_TABLE)
+                if inflate.eof:
+                    texts.append(out)
+        except (OSError, ValueError, EOFError, zlib.error):
+            continue
+    marker = b"cline_in_traceback"
+    decoded = texts[1:]
+    if decoded:  # the table is compressed; the plain strings are ordinary C strings
+        readable = not unreadable and any(marker in text for text in decoded)
+        found = tuple(n for n in names if any(n.encode("utf-8") in t for t in decoded))
+    else:
+        readable = not unreadable and _unbounded_in(blob, marker.decode())
+        found = tuple(n for n in names if _unbounded_in(blob, n))
+    return readable, found
+
+
+def _unbounded_in(blob: bytes, name: str) -> bool:
+    """``name`` in the data without a NUL right before it: inside a run-together table."""
+    raw = name.encode("utf-8")
+    at = blob.find(raw)
+    while at >= 0:
+        if at == 0 or blob[at - 1] != 0:
+            return True
+        at = blob.find(raw, at + 1)
+    return False
 
 
 def _is_rust(data: bytes) -> bool:

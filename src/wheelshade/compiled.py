@@ -14,7 +14,7 @@ from .elf import UnsupportedBinary
 from .errors import PlanError, WheelFormatError
 from .layout import EXTENSION_SUFFIXES, in_site_packages, locate
 from .patching import problems
-from .plan import Role, WheelSummary
+from .plan import WheelSummary
 
 
 class Naming(enum.Enum):
@@ -98,6 +98,8 @@ def check(
         where = f"{summary.filename}: {member}"
         names = [n for n in info.names if n in mapping]
         if not names:
+            if info.opaque_strings and mapping:
+                issues.extend(problems(info, mapping))
             continue
         if any(len(n.encode()) != len(mapping[n].encode()) for n in names):
             issues.append(
@@ -116,9 +118,4 @@ def check(
             )
         # The rest (packed Cython strings, lengths) name the wheel and member already.
         issues += problems(replace(info, suspects=()), mapping)
-        if summary.role is Role.DEPENDENT and info.opaque_strings:
-            issues.append(
-                f"{where}: Cython {info.cython_version} packs its strings; cannot tell whether "
-                "it imports a shaded module"
-            )
     return issues

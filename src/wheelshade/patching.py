@@ -102,11 +102,17 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
     for ref in info.suspects:
         if ref.name in mapping:
             found.append(f"{info.path}: {ref.string[:60]!r} at {ref.offset:#x}: {ref.detail}")
+    version = info.cython_version or "unknown version"
     if info.opaque_strings and mapping:
-        version = info.cython_version or "unknown version"
         found.append(
-            f"{info.path}: Cython ({version}) keeps module names in a packed, possibly "
-            "compressed string table that cannot be patched safely"
+            f"{info.path}: Cython ({version}) keeps module names in a packed string table "
+            "that cannot be read (compressed in a format not supported)"
+        )
+    hidden = [n for n in info.packed_names if n in mapping]
+    if hidden and not info.opaque_strings:
+        found.append(
+            f"{info.path}: Cython ({version}) keeps {', '.join(map(repr, hidden))} in a packed "
+            "string table without separators, which cannot be patched in place"
         )
     for old, new in sorted(mapping.items()):
         if len(old.encode()) != len(new.encode()):
