@@ -10,7 +10,8 @@ independent x86-64 shared object an address can only be reached through:
   the instruction plus the displacement;
 - a dynamic relocation (``R_X86_64_RELATIVE`` addend, or a symbol value plus addend), which
   is how every pointer stored in data gets its load-time value;
-- a pointer value stored in data (prelinked files), or a dynamic symbol's value.
+- a pointer value stored in data (only in files without dynamic relocations), or a dynamic
+  symbol's value.
 
 The scan over code is deliberately wide (every byte pair that could be a ModRM byte and a
 displacement reaching a target, for every immediate size that may follow), then each hit
@@ -98,7 +99,11 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
     if not wanted:
         return []
     found = [*_code(data, elf, wanted), *_relocations(data, elf, wanted)]
-    found += _pointers(data, elf, wanted)
+    if not any(s.type == SHT_RELA for s in elf.sections):
+        # Without dynamic relocations a pointer can only be a stored absolute value. With
+        # them, every pointer the loader fixes up has a relocation (found above); a stored
+        # value without one is data that happens to equal an address.
+        found += _pointers(data, elf, wanted)
     found += [
         Site("symbol", s.name_offset, s.value, 0) for s in elf.symbols
         if s.defined and s.value in wanted
