@@ -4,13 +4,15 @@ pandas checks its hard dependencies this way (``hard_dependencies = ("numpy", "p
 "dateutil")``, then ``__import__(_dependency)`` in a loop). The strings are bare names, which
 the string pass leaves alone anywhere else, yet here they are module names just as surely
 as an argument written into the call. Only the plain shape is followed: the loop iterates a
-literal tuple or list of strings, or a name assigned such a literal exactly once in the
-module, and the loop's own variable is the first argument of an import call in its body.
+literal tuple or list of strings, or a name assigned such a literal exactly once (as a
+statement anywhere in the module), and the loop's own variable is the first argument of an
+import call in its body.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -30,17 +32,27 @@ class ImportLists:
     calls: frozenset[int]
 
 
-def import_lists(tree: ast.Module, aliases: ImportAliases) -> ImportLists:
-    """Every literal list of module names that a loop feeds to an import call."""
+#: The cheap test first: a file that calls no import function by these names has none.
+_IMPORT_CALL_TEXT = re.compile(r"\b(?:__import__|import_module)\s*\(")
+
+
+def import_lists(tree: ast.Module, aliases: ImportAliases, text: str) -> ImportLists:
+    """Every literal list of module names that a loop feeds to an import call in ``text``
+    (the source of ``tree``)."""
+    if _IMPORT_CALL_TEXT.search(text) is None:
+        return ImportLists({}, frozenset())
+    loops = list(_loops(tree))
+    if not loops:
+        return ImportLists({}, frozenset())
     literals: dict[str, list[ast.Assign]] = {}
-    for node in ast.walk(tree):
+    for node in iter_statements(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     literals.setdefault(target.id, []).append(node)
     found: dict[int, frozenset[str]] = {}
     calls: set[int] = set()
-    for loop in _loops(tree):
+    for loop in loops:
         if not isinstance(loop.target, ast.Name):
             continue
         lines = _imports(loop, loop.target.id, aliases)
