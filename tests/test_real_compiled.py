@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -29,6 +31,18 @@ def crossed(shaded, original):
 """
 
 
+def verify(wheel: Path | list[Path], beside: str, folder: Path) -> str:
+    """``wheelshade verify`` of ``wheel`` beside ``beside``, offline from ``folder``."""
+    shaded = wheel if isinstance(wheel, list) else [wheel]
+    proc = subprocess.run(
+        [sys.executable, "-m", "wheelshade", "verify", *map(str, shaded), "--with", beside,
+         "--no-index", "--find-links", str(folder)],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
 def _one(folder: Path, prefix: str) -> Path:
     (path,) = [p for p in folder.glob("*.whl") if p.name.lower().startswith(prefix)]
     return path
@@ -40,6 +54,7 @@ def pyyaml(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str, str]:
     tmp = tmp_path_factory.mktemp("pyyaml")
     result = shade([], [_one(folder, "pyyaml-6.0.1")], out_dir=tmp / "out")
     (report,) = result.wheels
+    verify(report.output, "pyyaml==6.0.3", folder)
     new = report.mapping["yaml"]
     assert len(new) == len("yaml") and len(report.mapping["_yaml"]) == len("_yaml")
     assert any("patched compiled module(s) loaded" in n for n in result.notes)
@@ -99,6 +114,7 @@ def pillow(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, str, s
         drop=["PIL/_imagingtk*", "PIL/_imagingcms*"],
     )
     (report,) = result.wheels
+    verify(report.output, "pillow==13.0.0", folder)
     return report.output, _one(folder, "pillow-13.0.0"), report.mapping["PIL"], report.distribution
 
 
@@ -183,6 +199,7 @@ def test_pandas_and_numpy_shaded_together_beside_pandas_3_and_numpy_2(tmp_path: 
     pd_new = reports["pandas 1.5.3"].mapping["pandas"]
     np_new = reports["numpy 1.26.4"].mapping["numpy"]
     assert any("patched compiled module(s) loaded" in n for n in result.notes)
+    verify([r.output for r in result.wheels], "pandas==3.0.6", folder)
     env = Venv.create(tmp_path / "env")
     env.install(
         *(r.output for r in result.wheels),
