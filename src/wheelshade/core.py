@@ -432,6 +432,8 @@ def _execute(
             raise RewriteError(
                 first.message + more, path=first.path, line=first.line, hint=first.hint
             )
+        # The workers hold parsed sources; free them before the load check's interpreter.
+        rewriter.close()
         notes: list[str] = []
         if load_check:
             with clock.phase("load check"):
