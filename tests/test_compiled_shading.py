@@ -343,3 +343,33 @@ def test_compiled_package_init_gets_its_init_symbol_renamed(tmp_path: Path) -> N
         "print(json.dumps(sorted(k for k in sys.modules if k.startswith('cinitpkg'))))"
     )
     assert alone == []
+
+
+def test_mypyc_group_library_is_renamed_for_real(tmp_path: Path) -> None:
+    """mypyc keeps its strings length-prefixed (no NUL) and its group library finds itself
+    in sys.modules by its own name: the library is renamed file, strings and PyInit_."""
+    whl = build_fixture("mypycapp", tmp_path / "dist", tmp_path / "src")
+    result = shade([], [whl], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["mypycpkg"]
+    (group,) = [n for n in report.mapping if n.endswith("__mypyc")]
+    shaded_group = report.mapping[group]
+    assert len(shaded_group) == len(group)
+    assert any("patched compiled module(s) loaded" in n for n in result.notes)
+    with zipfile.ZipFile(report.output) as zf:
+        (lib,) = [n for n in zf.namelist() if n.startswith(shaded_group)]
+        assert "/" not in lib  # a true top-level module, not a wrapper package
+        info = classify(zf.read(lib), lib, [group, shaded_group])
+    assert info.init_symbols == (f"PyInit_{shaded_group}",)
+    env = Venv.create(tmp_path / "env")
+    env.install(report.output, whl)
+    for first, second in ((new, "mypycpkg"), ("mypycpkg", new)):
+        data = env.json(
+            f"import json, sys\nimport {first} as a\nimport {second} as b\n"
+            "print(json.dumps([a.describe(2), b.describe(3),\n"
+            f"  sorted(k for k in sys.modules if k in ({group!r}, {shaded_group!r}))]))"
+        )
+        assert isinstance(data, list)
+        expected = {new: f"{new}.core: ", "mypycpkg": "mypycpkg.core: "}
+        assert data[0] == expected[first] + "4" and data[1] == expected[second] + "6"
+        assert data[2] == sorted([group, shaded_group])

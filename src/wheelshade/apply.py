@@ -170,10 +170,13 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
     """
     data = patch_strings(reader.read(act.source), info, plan.mapping)
     module = info.module_name
-    is_init = posixpath.basename(act.target).startswith("__init__.")
-    if is_init and module is not None and module in plan.mapping:
-        # A compiled package __init__ is found through PyInit_<package>. A top-level
-        # extension module keeps its symbol: it is loaded as <shaded>.<name>.
+    filename = posixpath.basename(act.target)
+    loaded_as = "" if filename.startswith("__init__.") else filename.split(".", 1)[0]
+    if module is not None and module in plan.mapping and loaded_as in ("", plan.mapping[module]):
+        # PyInit_<name> must match the last part of the name the module is imported as:
+        # a compiled package __init__ (PyInit_<package>) and a module renamed for real (a
+        # mypyc group library) get the shaded name. A top-level extension module moved
+        # into a wrapper package keeps its file name, and so its symbol.
         data = _with_init_symbol(data, module, plan.mapping[module], info.path)
     after = classify(data, info.path, plan.mapping)
     left = sorted({r.name for r in (*after.references, *after.suspects) if r.kind != "symbol"})

@@ -22,6 +22,7 @@ Verdict = Literal[
 INIT_PREFIX = "PyInit_"
 
 _DOTTED_TAIL = re.compile(rb"(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_DOTTED_RUN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _CYTHON_ABI = re.compile(rb"\x00_cython_(\d+)_(\d+)_?([0-9a-z_]*?)(?=[\x00.])")
 _MYPYC = re.compile(rb"CPyInit_|__mypyc\b|CPyStatics|CPyModule_")
 _IDENT_BYTES = frozenset(
@@ -155,8 +156,12 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     """
     elf = read_elf(data, path)
     wanted = sorted({n for n in names if n})
-    found = [ref for s in elf.data_sections for name in wanted for ref in _scan(data, s, name)]
     blob = b"".join(data[s.offset:s.end] for s in elf.data_sections)
+    mypyc = any(s.name.startswith("CPyInit_") for s in elf.symbols) or _MYPYC.search(blob)
+    found = [
+        ref for s in elf.data_sections for name in wanted
+        for ref in _scan(data, s, name, length_prefixed=bool(mypyc))
+    ]
     cython_version = _cython_version(blob)
     cython = cython_version is not None or any(s.name.startswith("__pyx_") for s in elf.symbols)
     # Cython 0.29 modules without a shared-ABI module still create "cython_runtime".
@@ -190,8 +195,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         cython_strings_separate=separate,
         packed_readable=readable,
         packed_names=packed_names,
-        mypyc=any(s.name.startswith("CPyInit_") for s in elf.symbols)
-        or _MYPYC.search(blob) is not None,
+        mypyc=bool(mypyc),
         rpath=elf.rpath,
         runpath=elf.runpath,
         needed=elf.needed,
@@ -429,14 +433,34 @@ def _where(sites: list[xrefs.Site]) -> str:
     return f"{len(sites)} {'/'.join(kinds)} reference(s)"
 
 
-def _scan(data: bytes, section: Section, name: str) -> Iterable[Reference]:
-    """Each occurrence of ``name`` in ``section`` that can be a module path (see Reference)."""
+def _scan(
+    data: bytes, section: Section, name: str, *, length_prefixed: bool = False
+) -> Iterable[Reference]:
+    """Each occurrence of ``name`` in ``section`` that can be a module path (see Reference).
+
+    ``length_prefixed``: mypyc also keeps string literals as a length byte followed by the
+    text, no NUL (``"\\x1bada92cb5d92a588d1b93__mypyc\\x08__file__"``); there a path whose
+    length byte matches is a whole string, even with binary data after it.
+    """
     raw = name.encode("utf-8")
     body = data[section.offset:section.end]
     at = body.find(raw)
     while at >= 0:
         after = at + len(raw)
         nxt = body[after:after + 1]
+        if length_prefixed and at > 0 and nxt != b"\x00" and nxt not in _IDENT_BYTES:
+            path = body[at:after]
+            if body[at - 1] == len(path):
+                text = path.decode("utf-8", "backslashreplace")
+                yield Reference(name, section.offset + at, text, section.name, "string")
+        if length_prefixed and at > 0 and nxt == b".":
+            run = _DOTTED_RUN.match(body, at)
+            end = run.end() if run else after
+            if body[at - 1] == end - at and body[end:end + 1] != b"\x00":
+                text = body[at:end].decode("utf-8", "backslashreplace")
+                yield Reference(name, section.offset + at, text, section.name, "string")
+                at = body.find(raw, at + 1)
+                continue
         if nxt in (b"\x00", b"."):
             start = body.rfind(b"\x00", 0, at) + 1
             stop = body.find(b"\x00", after)

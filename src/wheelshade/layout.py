@@ -59,6 +59,18 @@ def is_python_file(path: str) -> bool:
     return path.endswith(SOURCE_SUFFIXES + EXTENSION_SUFFIXES)
 
 
+def is_mypyc_group(module: str) -> bool:
+    """``<20 hex digits>__mypyc``: the shared library of a mypyc-compiled group of modules.
+
+    Its name may start with a digit: no ``import`` statement can name it, but the
+    per-module shims load it with ``PyImport_ImportModule``, so it is a top-level module.
+    """
+    digits, sep, rest = module.partition("__mypyc")
+    return bool(sep) and not rest and len(digits) == 20 and all(
+        c in "0123456789abcdef" for c in digits
+    )
+
+
 def top_levels(names: Iterable[str], dist_info: str, data_dir: str) -> tuple[TopLevel, ...]:
     """The importable top-level names a wheel installs, found from the archive itself.
 
@@ -76,7 +88,7 @@ def top_levels(names: Iterable[str], dist_info: str, data_dir: str) -> tuple[Top
         head, sep, rest = loc.path.partition("/")
         if not sep:
             module = module_name_of_file(head)
-            if module is not None and module.isidentifier():
+            if module is not None and (module.isidentifier() or is_mypyc_group(module)):
                 kind = TopKind.EXTENSION if head.endswith(EXTENSION_SUFFIXES) else TopKind.MODULE
                 kinds.setdefault(module, kind)
             continue

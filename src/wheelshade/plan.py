@@ -20,6 +20,7 @@ from .layout import (
     TopKind,
     TopLevel,
     in_site_packages,
+    is_mypyc_group,
     locate,
     module_name_of_file,
     module_names,
@@ -210,6 +211,10 @@ def _move(path: str, mapping: Mapping[str, str], extensions: frozenset[str] = fr
     if module is None or module not in mapping:
         return path
     if head.endswith(EXTENSION_SUFFIXES):
+        if is_mypyc_group(module):
+            # A mypyc group library registers and finds itself under its own name: it is
+            # renamed for real (file, strings and PyInit_ symbol; same-length).
+            return mapping[module] + head[len(module) :]
         # A top-level extension module moves, file name unchanged, into a package of the
         # shaded name whose generated __init__ hands it out (see wrapper_source).
         return f"{mapping[module]}/{head}"
@@ -348,7 +353,12 @@ def _actions(
         action = _classify(name) if in_site_packages(loc) else Action.COPY
         actions.append(MemberAction(name, target, action))
         module = module_name_of_file(loc.path)
-        if module in extensions and "/" not in loc.path and action is Action.BINARY:
+        if (
+            module in extensions
+            and not is_mypyc_group(module)
+            and "/" not in loc.path
+            and action is Action.BINARY
+        ):
             wrapper = target.rsplit("/", 1)[0] + "/__init__.py"
             generated.setdefault(wrapper, wrapper_source(module, loc.path))
     return (

@@ -14,6 +14,7 @@ from libcst.metadata import PositionProvider
 
 from wheelshade.errors import RewriteError
 from wheelshade.findings import Code, Finding
+from wheelshade.layout import is_mypyc_group
 from wheelshade.rewrite.flows import ImportLists, import_lists
 from wheelshade.rewrite.imports import ImportRenamer
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
@@ -87,7 +88,9 @@ def rewrite_file(
 ) -> Rewritten:
     """``rewrite_source`` plus the findings: references seen but not safely rewritable."""
     for original, shaded in mapping.items():
-        if not (original.isidentifier() and shaded.isidentifier()) or original == shaded:
+        # A mypyc group library may start with a digit; no import statement names it.
+        named = original.isidentifier() or is_mypyc_group(original)
+        if not (named and shaded.isidentifier()) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
     patterns = _Patterns.of(tuple(sorted(mapping)), tuple(sorted(strings.dists)) if strings else ())
     if not patterns.candidate(source, strings is not None):
