@@ -28,6 +28,13 @@ def _top(name: str) -> str:
     return name.partition(".")[0]
 
 
+def _is_original(name: str, originals: frozenset[str]) -> bool:
+    """``name`` is an original module: under a top-level name, or under a namespace
+    portion (``google.auth``, while ``google.protobuf`` is someone else's)."""
+    top, _, rest = name.partition(".")
+    return top in originals or (bool(rest) and f"{top}.{rest.partition('.')[0]}" in originals)
+
+
 class LeakRecorder:
     """A meta path finder that never finds anything; it only notes imports of originals."""
 
@@ -37,7 +44,7 @@ class LeakRecorder:
         self.causes: dict[str, str] = {}
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
-        if _top(fullname) in self.originals and fullname not in self.causes:
+        if _is_original(fullname, self.originals) and fullname not in self.causes:
             self.causes[fullname] = self._cause(_importer(sys._getframe(1)))
         return None
 
@@ -52,7 +59,7 @@ class LeakRecorder:
     def sweep(self) -> None:
         """Attribute original modules that reached ``sys.modules`` without an import."""
         for name in list(sys.modules):
-            if _top(name) in self.originals and name not in self.causes:
+            if _is_original(name, self.originals) and name not in self.causes:
                 cause = self._cause(None)
                 self.causes[name] = cause + " (put in sys.modules)" if self.target else cause
 
@@ -73,7 +80,8 @@ def _reason(exc: BaseException, own: Sequence[str], originals: Sequence[str]) ->
     missing = getattr(exc, "name", None) if isinstance(exc, ImportError) else None
     if isinstance(missing, str) and missing:
         top = _top(missing)
-        if top not in originals and top not in own and not _installed(top):
+        original = _is_original(missing, frozenset(originals))
+        if not original and top not in own and not _installed(top):
             return "needs optional dependency " + top
     lines = str(exc).strip().splitlines()
     return type(exc).__name__ + (": " + lines[0] if lines else "")

@@ -13,6 +13,7 @@ from .binaries import BinaryInfo, classify
 from .elf import UnsupportedBinary
 from .errors import PlanError, WheelFormatError
 from .layout import EXTENSION_SUFFIXES, in_site_packages, locate
+from .naming import namespace_heads
 from .patching import problems
 from .plan import WheelSummary
 
@@ -96,6 +97,15 @@ def check(
     for (path, member), info in sorted(scan_result.infos.items()):
         summary = summaries[path]
         where = f"{summary.filename}: {member}"
+        namespaces = sorted(set(info.names) & set(namespace_heads(mapping)))
+        if namespaces:
+            issues.append(
+                f"{where} is compiled code that names the namespace package "
+                f"{', '.join(map(repr, namespaces))}, whose portions are shaded; a namespace's "
+                "name cannot be patched in a binary (other distributions share it; leave the "
+                "module out with --drop)"
+            )
+            continue
         names = [n for n in info.names if n in mapping]
         if not names:
             if info.opaque_strings and mapping:

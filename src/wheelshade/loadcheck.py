@@ -186,9 +186,12 @@ _PROBE = """\
 import importlib, json, sys
 BLOCKED = set({blocked!r})
 reached = []
+def blocked(name):
+    top, _, rest = name.partition(".")
+    return top in BLOCKED or (bool(rest) and top + "." + rest.partition(".")[0] in BLOCKED)
 class Block:
     def find_spec(self, name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
+        if blocked(name):
             reached.append(name)
             raise ImportError("wheelshade load check: import of original name " + name)
         return None
@@ -201,6 +204,6 @@ for module in {modules!r}:
     except BaseException as exc:
         text = str(exc).splitlines()[0][:200] if str(exc) else ""
         failed[module] = type(exc).__name__ + (": " + text if text else "")
-reached = sorted(set(reached) | {{k for k in sys.modules if k.partition(".")[0] in BLOCKED}})
+reached = sorted(set(reached) | {{k for k in sys.modules if blocked(k)}})
 print(json.dumps({{"failed": failed, "reached": reached}}))
 """

@@ -14,6 +14,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from .errors import WheelFormatError
+from .naming import namespace_heads, rename_module
 
 SCRIPT_GROUPS = ("console_scripts", "gui_scripts")
 PROVENANCE_FILE = "wheelshade.json"
@@ -109,11 +110,11 @@ def rewrite_object_ref(value: str, mapping: Mapping[str, str]) -> str:
     """Entry-point object reference: ``flask.cli:main [x]`` -> ``<shaded>.cli:main [x]``."""
     head = value.lstrip()
     module = head.split(":", 1)[0].split("[", 1)[0].strip()
-    top, dot, rest = module.partition(".")
-    if top not in mapping:
+    renamed = rename_module(module, mapping)
+    if renamed is None:
         return value
     indent = value[: len(value) - len(head)]
-    return indent + mapping[top] + dot + rest + head[len(module) :]
+    return indent + renamed + head[len(module) :]
 
 
 def edit_entry_points(
@@ -154,7 +155,8 @@ def edit_top_level_txt(data: bytes, mapping: Mapping[str, str]) -> bytes:
     new = []
     for line in lines:
         top, dot, rest = line.strip().partition("/")
-        new.append(mapping.get(top, top) + dot + rest if top else line)
+        heads = namespace_heads(mapping)  # a namespace's portions moved to a shaded one
+        new.append(mapping.get(top, heads.get(top, top)) + dot + rest if top else line)
     return "".join(f"{line}\n" for line in new).encode("utf-8")
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import NewType
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -62,3 +62,27 @@ def shaded_dist_name(name: NormalizedName, suffix: Suffix) -> NormalizedName:
 def filename_component(name: str) -> str:
     """A distribution name escaped for wheel and dist-info file names (PEP 491 / PEP 503)."""
     return re.sub(r"[-_.]+", "_", name).lower()
+
+
+def rename_module(path: str, mapping: Mapping[str, str]) -> str | None:
+    """The dotted module name ``path`` under its shaded name, or None if no key covers it.
+
+    Keys are top-level names (``flask``) or, for a namespace package portion, the namespace
+    and the portion (``google.auth``): ``google.auth.transport`` -> ``<shaded>.transport``,
+    while ``google.protobuf``, another distribution's portion, is left alone.
+    """
+    top, dot, rest = path.partition(".")
+    if top in mapping:
+        return mapping[top] + dot + rest
+    if not dot:
+        return None
+    portion, dot2, tail = rest.partition(".")
+    key = f"{top}.{portion}"
+    if key in mapping:
+        return mapping[key] + dot2 + tail
+    return None
+
+
+def namespace_heads(mapping: Mapping[str, str]) -> dict[str, str]:
+    """Namespace portion keys' namespaces -> their shaded heads (``google`` -> ``google_...``)."""
+    return {k.split(".")[0]: v.split(".")[0] for k, v in mapping.items() if "." in k}

@@ -82,6 +82,25 @@ class WheelSummary:
     def modules(self) -> frozenset[str]:
         return module_names(self.members, self.dist_info, self.data_dir)
 
+    def portions(self, namespace: str) -> tuple[str, ...]:
+        """What this wheel installs directly inside the namespace package ``namespace``:
+        ``google/auth/...`` and ``google/oauth2/...`` give ``("auth", "oauth2")``."""
+        prefix = namespace + "."
+        return tuple(sorted({
+            m[len(prefix):].split(".")[0] for m in self.modules if m.startswith(prefix)
+        }))
+
+    def import_keys(self) -> tuple[str, ...]:
+        """The names shading renames: each top-level name, but for a namespace package each
+        portion (``google.auth``), since other distributions share the namespace."""
+        keys: list[str] = []
+        for top in self.top_levels:
+            if top.kind is TopKind.NAMESPACE:
+                keys.extend(f"{top.name}.{p}" for p in self.portions(top.name))
+            else:
+                keys.append(top.name)
+        return tuple(keys)
+
     @property
     def label(self) -> str:
         return f"{self.name} {self.metadata.version}"
@@ -171,18 +190,20 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
         seen[dep.name] = dep
         if not dep.top_levels:
             problems.append(f"{dep.filename}: installs no importable module, nothing to shade")
-        for top in dep.top_levels:
-            if top.name in owner:
+        for key in dep.import_keys():
+            if key in owner:
+                what = "namespace portion" if "." in key else "top-level module"
                 problems.append(
-                    f"{dep.filename} and {owner[top.name].filename} both install the "
-                    f"top-level module {top.name!r}"
+                    f"{dep.filename} and {owner[key].filename} both install the {what} {key!r}"
                 )
-            owner[top.name] = dep
-            if top.kind is TopKind.NAMESPACE:
-                problems.append(
-                    f"{dep.filename}: {top.name!r} is a namespace package portion; shading "
-                    "namespace portions is not supported yet"
-                )
+            owner[key] = dep
+        namespaces = {t.name for t in dep.top_levels if t.kind is TopKind.NAMESPACE}
+        plain = {k for k in owner if "." not in k}
+        for name in sorted(namespaces & plain):
+            problems.append(
+                f"{dep.filename} installs a portion of the namespace package {name!r}, which "
+                f"{owner[name].filename} installs as a regular package"
+            )
     for dependent in dependents:
         if dependent.name in seen:
             problems.append(
@@ -206,7 +227,11 @@ def _move(path: str, mapping: Mapping[str, str], extensions: frozenset[str] = fr
     """Where a member moves; ``extensions`` are the top-level extension modules renamed."""
     head, sep, rest = path.partition("/")
     if sep:
-        return mapping.get(head, head) + sep + rest
+        if head in mapping:
+            return mapping[head] + sep + rest
+        portion = module_name_of_file(rest.split("/")[0]) or rest.split("/")[0]
+        key = f"{head}.{portion}"
+        return mapping[key].split(".")[0] + sep + rest if key in mapping else path
     module = module_name_of_file(head)
     if module is None or module not in mapping:
         return path
@@ -390,7 +415,13 @@ def make_plan(
             if t.name in options.same_length
             else shaded_import_name(t.name, tail)
             for t in dep.top_levels
+            if t.kind is not TopKind.NAMESPACE
         }
+        for top in dep.top_levels:
+            if top.kind is TopKind.NAMESPACE:
+                # Each portion moves into a namespace package of the shaded name.
+                head = shaded_import_name(top.name, tail)
+                renames.update({f"{top.name}.{p}": f"{head}.{p}" for p in dep.portions(top.name)})
         taken.update(renames.values())
         mapping.update(renames)
         dists[dep.name] = ShadedDist(

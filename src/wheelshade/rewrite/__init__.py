@@ -47,7 +47,7 @@ def mentions(source: bytes, names: Iterable[str]) -> bool:
     never used to decide what to rewrite. It may say True for a name that only appears
     in a comment or string, but never False for one that is imported.
     """
-    key = tuple(sorted(set(names)))
+    key = tuple(sorted({name.split(".")[0] for name in names}))
     if not key:
         return False
     if not all(name.isascii() for name in key):
@@ -55,9 +55,15 @@ def mentions(source: bytes, names: Iterable[str]) -> bool:
     return _Patterns.of(key, ()).words_b.search(source) is not None
 
 
+def _words(mapping: Mapping[str, str]) -> tuple[str, ...]:
+    """The words a source must contain to need a change: top-level names, and the
+    namespace of a portion (``from google import auth`` never spells ``google.auth``)."""
+    return tuple(sorted({key.split(".")[0] for key in mapping}))
+
+
 def may_change(source: bytes, mapping: Mapping[str, str], strings: StringRules | None) -> bool:
     """The textual pre-check ``rewrite_file`` starts with: False means no parse is needed."""
-    patterns = _Patterns.of(tuple(sorted(mapping)), tuple(sorted(strings.dists)) if strings else ())
+    patterns = _Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
     return patterns.candidate(source, strings is not None)
 
 
@@ -88,11 +94,14 @@ def rewrite_file(
 ) -> Rewritten:
     """``rewrite_source`` plus the findings: references seen but not safely rewritable."""
     for original, shaded in mapping.items():
-        # A mypyc group library may start with a digit; no import statement names it.
-        named = original.isidentifier() or is_mypyc_group(original)
-        if not (named and shaded.isidentifier()) or original == shaded:
+        # A mypyc group library may start with a digit; no import statement names it. A
+        # namespace portion is ``ns.portion`` -> ``shaded_ns.portion``.
+        named = all(p.isidentifier() for p in original.split(".")) or is_mypyc_group(original)
+        dots = original.count(".")
+        valid = dots <= 1 and shaded.count(".") == dots and shaded.replace(".", "").isidentifier()
+        if not (named and valid) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
-    patterns = _Patterns.of(tuple(sorted(mapping)), tuple(sorted(strings.dists)) if strings else ())
+    patterns = _Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
     if not patterns.candidate(source, strings is not None):
         return Rewritten(None)
     src = decode(source, path)

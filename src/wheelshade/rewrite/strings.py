@@ -11,6 +11,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from ..findings import Code
+from ..naming import rename_module
 from .names import ImportAliases
 
 _IDENT = r"[A-Za-z_]\w*"
@@ -19,6 +20,7 @@ _DOTTED = re.compile(rf"^({_IDENT}(?:\.{_IDENT})*)(?::({_IDENT}(?:\.{_IDENT})*))
 #: Code written into a string for a generated module: ``"from jinja2.runtime import "``.
 _CODE = re.compile(rf"^(\s*(?:from|import)\s+)({_IDENT})(?=[.\s\\'\"]|$)")
 _PLAIN_DOTTED_TAIL = re.compile(rf"(?:\.{_IDENT})*")
+_PLAIN_DOTTED = re.compile(rf"{_IDENT}(?:\.{_IDENT})*")
 
 #: Calls whose string arguments are module names (any spelling, even a bare top-level name).
 MODULE_CALLS = frozenset(
@@ -107,19 +109,19 @@ class StringRules:
         names at run time.
         """
         if value.endswith(".") and not value.endswith("..") and value[:-1] in self.modules:
-            top, dot, rest = value[:-1].partition(".")
-            if top in self.imports:
-                return self.imports[top] + dot + rest + "."
+            prefix = rename_module(value[:-1], self.imports)
+            if prefix is not None:
+                return prefix + "."
         match = _DOTTED.match(value)
         if not match:
             return None
         path, attr = match.group(1), match.group(2)
-        top, dot, rest = path.partition(".")
-        if top not in self.imports:
+        renamed = rename_module(path, self.imports)
+        if renamed is None:
             return None
         if not bare and not self._is_module_reference(path, attr is not None):
             return None
-        return self.imports[top] + dot + rest + (f":{attr}" if attr is not None else "")
+        return renamed + (f":{attr}" if attr is not None else "")
 
     def _is_module_reference(self, path: str, has_attr: bool) -> bool:
         """True when the module part exists in the set (``mod``, ``mod.attr``, ``mod:x``)."""
@@ -131,16 +133,24 @@ class StringRules:
 
     def module_head(self, value: str) -> str | None:
         """The leading package of a module name built at run time (``"dateutil.%s"``)."""
-        top, dot, rest = value.partition(".")
-        if not dot or top not in self.imports:
+        run = _PLAIN_DOTTED.match(value)
+        if run is None or "." not in value[run.end() :][:1] + run.group(0):
             return None
-        return self.imports[top] + dot + rest
+        renamed = rename_module(run.group(0), self.imports)
+        return None if renamed is None else renamed + value[run.end() :]
 
     def code(self, body: str) -> str | None:
         """``"from T.x import y"`` -> shaded; ``"import T"`` keeps binding ``T`` (an alias),
         exactly as the import-statement rules do for real source."""
         match = _CODE.match(body)
-        if not match or match.group(2) not in self.imports:
+        if match and match.group(2) not in self.imports:
+            # A namespace portion (``from google.auth import x``): only the from-form.
+            run = _PLAIN_DOTTED.match(body, match.start(2))
+            renamed = rename_module(run.group(0), self.imports) if run else None
+            if renamed is None or not match.group(1).lstrip().startswith("from") or not run:
+                return None
+            return body[: match.start(2)] + renamed + body[run.end() :]
+        if not match:
             return None
         top, shaded, rest = match.group(2), self.imports[match.group(2)], body[match.end(2) :]
         if not match.group(1).lstrip().startswith("import"):
@@ -384,8 +394,11 @@ class StringRenamer(cst.CSTTransformer):
             return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
         if role != "module":
             return updated_node
-        top, dot, rest = first.value.partition(".")
-        if top not in self._rules.imports or (not dot and len(updated_node.parts) > 1):
+        run = _PLAIN_DOTTED.match(first.value)
+        renamed = rename_module(run.group(0), self._rules.imports) if run else None
+        if run is None or renamed is None:
             return updated_node
-        part = first.with_changes(value=self._rules.imports[top] + dot + rest)
+        if first.value == run.group(0) and len(updated_node.parts) > 1 and "." not in renamed:
+            return updated_node  # f"flask{x}": the name is not known
+        part = first.with_changes(value=renamed + first.value[run.end() :])
         return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])

@@ -1,0 +1,86 @@
+"""Namespace package portions: ``acme/greet`` (no ``acme/__init__.py``) is shaded as the
+portion ``acme.greet``; ``acme.other``, another distribution's portion, is left alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import Venv, build_fixture, read_member
+from wheelshade import shade
+from wheelshade.plan import PlanError
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("acme")
+    return {
+        name: build_fixture(name, tmp / "dist", tmp / "src")
+        for name in ("acmegreet1", "acmegreet2", "acmeother", "acmeapp")
+    }
+
+
+@pytest.fixture(scope="module")
+def shaded(built: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    out = tmp_path_factory.mktemp("out")
+    result = shade([built["acmeapp"]], [built["acmegreet1"]], out_dir=out)
+    reports = {r.original.split()[0]: r for r in result.wheels}
+    dep = reports["acme-greet"]
+    ((key, value),) = dep.mapping.items()
+    assert key == "acme.greet" and value.endswith(".greet") and value.startswith("acme_1_0_")
+    return {"dep": dep.output, "app": reports["acmeapp"].output, "head": Path(value.split(".")[0])}
+
+
+def test_the_portion_moves_into_a_shaded_namespace(shaded: dict[str, Path]) -> None:
+    head = str(shaded["head"])
+    init = read_member(shaded["dep"], f"{head}/greet/__init__.py")
+    assert f"import {head}.greet.words" in init
+    assert f"{head}.greet.words.GREETING" in init
+    assert f'importlib.import_module("{head}.greet.words")' in init
+    assert read_member(shaded["dep"], "top_level.txt").split() == [head]
+    assert f"greet = {head}.greet.plugin:hook" in read_member(shaded["dep"], "entry_points.txt")
+    app = read_member(shaded["app"], "acmeapp/__init__.py")
+    assert f"import {head}.greet\nimport acme.other\nfrom {head} import greet as g\n" in app
+    assert f"from {head}.greet.words import GREETING" in app
+    assert f"{head}.greet.hello" in app and "acme.other.NAME" in app
+
+
+def test_both_versions_and_the_other_portion_run_together(
+    built: dict[str, Path], shaded: dict[str, Path], tmp_path: Path
+) -> None:
+    env = Venv.create(tmp_path / "env")
+    env.install(shaded["dep"], shaded["app"], built["acmegreet2"], built["acmeother"])
+    assert env.pip("check").returncode == 0
+    head = str(shaded["head"])
+    data = env.json(
+        "import json, sys\nimport acmeapp\nimport acme.greet\nimport acme.other\n"
+        "print(json.dumps([acmeapp.run(), acme.greet.hello('you'), acme.other.NAME,\n"
+        "  sorted(k for k in sys.modules if k.startswith('acme.greet'))]))"
+    )
+    assert data == [
+        ["hello app from acme.greet 1.0", "1.0", "hello", "acme.other", f"{head}.greet.words"],
+        "howdy you from acme.greet 2.0",
+        "acme.other",
+        ["acme.greet", "acme.greet.words"],
+    ]
+
+
+def test_a_portion_given_twice_is_refused(built: dict[str, Path], tmp_path: Path) -> None:
+    with pytest.raises(PlanError) as info:
+        shade([], [built["acmegreet1"], built["acmegreet2"]], out_dir=tmp_path / "out")
+    assert any("given twice" in i for i in info.value.issues)
+
+
+def test_alone_the_app_loads_nothing_of_the_original_portion(
+    built: dict[str, Path], shaded: dict[str, Path], tmp_path: Path
+) -> None:
+    env = Venv.create(tmp_path / "env")
+    env.install(shaded["dep"], shaded["app"], built["acmegreet2"], built["acmeother"])
+    loaded = env.json(
+        "import json, sys\nimport acmeapp\nacmeapp.run()\n"
+        "print(json.dumps(sorted(k for k in sys.modules if k.startswith('acme'))))"
+    )
+    head = str(shaded["head"])
+    assert loaded == sorted(["acme", "acme.other", "acmeapp", head, f"{head}.greet",
+                             f"{head}.greet.words"])
