@@ -6,7 +6,9 @@ import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -145,6 +147,20 @@ def test_merged_string_suspect_is_refused(cext: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
 
+def in_both_orders(
+    env: Venv, shaded: str, original: str, expr: str
+) -> Iterator[tuple[str, list[Any]]]:
+    """Import ``shaded`` and ``original`` as ``a`` and ``b`` in both orders, each time in a
+    fresh interpreter, and yield (the name imported first, the JSON value of ``expr``)."""
+    for first, second in ((shaded, original), (original, shaded)):
+        data = env.json(
+            f"import json, sys\nimport {first} as a\nimport {second} as b\n"
+            f"print(json.dumps({expr}))"
+        )
+        assert isinstance(data, list)
+        yield first, data
+
+
 def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_path: Path) -> None:
     result = shade([], [cext], out_dir=tmp_path / "out", drop=["cextpkg/_tail*"])
     (report,) = result.wheels
@@ -152,13 +168,9 @@ def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_pat
     assert len(top) == len("cexttop") and len(pkg) == len("cextpkg")
     env = Venv.create(tmp_path / "env")
     env.install(report.output, cext)
-    for first, second in ((top, "cexttop"), ("cexttop", top)):
-        data = env.json(
-            f"import json, sys\nimport {first} as a\nimport {second} as b\n"
-            "print(json.dumps([a.__name__, b.__name__, a is b,\n"
-            "  sorted(k for k in sys.modules if k.startswith('cext'))]))"
-        )
-        assert isinstance(data, list)
+    expr = "[a.__name__, b.__name__, a is b, sorted(k for k in sys.modules if k[:4] == 'cext')]"
+    for first, data in in_both_orders(env, top, "cexttop", expr):
+        second = "cexttop" if first == top else top
         names = {first: data[0], second: data[1]}
         assert names[top] == f"{top}.cexttop" and names["cexttop"] == "cexttop"
         assert data[2] is False and data[3] == ["cexttop"]
@@ -327,15 +339,12 @@ def test_compiled_package_init_gets_its_init_symbol_renamed(tmp_path: Path) -> N
     assert info.module_name == new and info.init_symbols == (f"PyInit_{new}",)
     env = Venv.create(tmp_path / "env")
     env.install(report.output, whl)
-    for first, second in ((new, "cinitpkg"), ("cinitpkg", new)):
-        data = env.json(
-            f"import json, sys\nimport {first} as a\nimport {second} as b\n"
-            "print(json.dumps([a.__name__, b.__name__, a.where(), b.where(),\n"
-            "  sorted(k for k in sys.modules if k.startswith(('cinit', 'c')) and '.' in k)]))"
-        )
-        assert isinstance(data, list)
-        names = dict(zip((first, second), data[:2], strict=True))
-        assert names == {new: new, "cinitpkg": "cinitpkg"}
+    expr = ("[a.__name__, b.__name__, a.where(), b.where(),"
+            " sorted(k for k in sys.modules if k.endswith('.version'))]")
+    for first, data in in_both_orders(env, new, "cinitpkg", expr):
+        second = "cinitpkg" if first == new else new
+        assert dict(zip((first, second), data[:2], strict=True)) == {
+            new: new, "cinitpkg": "cinitpkg"}
         assert data[2:4] == ["cinit-1", "cinit-1"]
         assert data[4] == sorted([f"{new}.version", "cinitpkg.version"])
     alone = env.json(
@@ -363,13 +372,10 @@ def test_mypyc_group_library_is_renamed_for_real(tmp_path: Path) -> None:
     assert info.init_symbols == (f"PyInit_{shaded_group}",)
     env = Venv.create(tmp_path / "env")
     env.install(report.output, whl)
-    for first, second in ((new, "mypycpkg"), ("mypycpkg", new)):
-        data = env.json(
-            f"import json, sys\nimport {first} as a\nimport {second} as b\n"
-            "print(json.dumps([a.describe(2), b.describe(3),\n"
-            f"  sorted(k for k in sys.modules if k in ({group!r}, {shaded_group!r}))]))"
-        )
-        assert isinstance(data, list)
+    expr = (f"[a.describe(2), b.describe(3),"
+            f" sorted(k for k in sys.modules if k in ({group!r}, {shaded_group!r}))]")
+    for first, data in in_both_orders(env, new, "mypycpkg", expr):
+        second = "mypycpkg" if first == new else new
         expected = {new: f"{new}.core: ", "mypycpkg": "mypycpkg.core: "}
         assert data[0] == expected[first] + "4" and data[1] == expected[second] + "6"
         assert data[2] == sorted([group, shaded_group])
