@@ -10,6 +10,7 @@ import pytest
 from helpers import Venv, build_fixture, read_member
 from wheelshade import shade
 from wheelshade.plan import PlanError
+from wheelshade.rewrite import StringRules, rewrite_source
 
 
 @pytest.fixture(scope="module")
@@ -84,3 +85,29 @@ def test_alone_the_app_loads_nothing_of_the_original_portion(
     head = str(shaded["head"])
     assert loaded == sorted(["acme", "acme.other", "acmeapp", head, f"{head}.greet",
                              f"{head}.greet.words"])
+
+
+NS = {"google.auth": "g_1_0_h.auth", "google.oauth2": "g_1_0_h.oauth2"}
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("from google import auth\n", "from g_1_0_h import auth\n"),
+    ("from google import protobuf\n", None),
+    ("import google\n", None),
+    ("from google import auth, protobuf\n",
+     "from g_1_0_h import auth; from google import protobuf\n"),
+    ("from google import (protobuf,\n    auth as a, oauth2)\n",
+     "from google import protobuf; from g_1_0_h import (auth as a, oauth2)\n"),
+    ("if x:\n    from google import protobuf, auth; y = 2\n",
+     "if x:\n    from google import protobuf; from g_1_0_h import auth; y = 2\n"),
+    ("import google.auth.transport\nr = google.auth.transport.Request()\n"
+     "m = google.protobuf.message\n",
+     "import g_1_0_h.auth.transport\nr = g_1_0_h.auth.transport.Request()\n"
+     "m = google.protobuf.message\n"),
+    ("import google.oauth2 as o\nfrom google.auth.crypt import x\n",
+     "import g_1_0_h.oauth2 as o\nfrom g_1_0_h.auth.crypt import x\n"),
+], ids=["from-ns", "other-portion", "bare-namespace", "mixed", "mixed-parenthesized",
+        "mixed-in-a-block", "chains", "dotted"])
+def test_namespace_portion_rewrites(before: str, after: str | None) -> None:
+    result = rewrite_source(before.encode(), NS, path="m.py", strings=StringRules(NS))
+    assert (result.decode() if result is not None else None) == after

@@ -132,7 +132,7 @@ class ImportRenamer(cst.CSTTransformer):
 
     def leave_ImportFrom(
         self, original_node: cst.ImportFrom, updated_node: cst.ImportFrom
-    ) -> cst.ImportFrom:
+    ) -> cst.ImportFrom | cst.FlattenSentinel[cst.BaseSmallStatement]:
         module = updated_node.module
         if updated_node.relative or module is None:
             return updated_node
@@ -143,22 +143,35 @@ class ImportRenamer(cst.CSTTransformer):
             return updated_node
         return updated_node.with_changes(module=replace_top(module, shaded))
 
-    def _from_namespace(self, node: cst.ImportFrom, module: cst.Name) -> cst.ImportFrom:
-        """``from google import auth``: the shaded namespace when every name is a shaded
-        portion; mixed with other portions it cannot be one statement (left, and the
-        string pass does not report it: the caller's own test fails loudly)."""
+    def _from_namespace(
+        self, node: cst.ImportFrom, module: cst.Name
+    ) -> cst.ImportFrom | cst.FlattenSentinel[cst.BaseSmallStatement]:
+        """``from google import auth``: from the shaded namespace when the names are shaded
+        portions. ``from google import auth, protobuf`` mixes in another distribution's
+        portion: one statement per namespace (``from S import auth; from google import
+        protobuf``), in the order the names first appear."""
         portions = self._portions[module.value]
         if isinstance(node.names, cst.ImportStar):
             return node
-        heads = {
-            portions.get(alias.name.value) if isinstance(alias.name, cst.Name) else None
-            for alias in node.names
-        }
-        if len(heads) != 1 or None in heads:
+        groups: dict[str, list[cst.ImportAlias]] = {}
+        for alias in node.names:
+            name = alias.name.value if isinstance(alias.name, cst.Name) else ""
+            groups.setdefault(portions.get(name, module.value), []).append(alias)
+        if list(groups) == [module.value]:
             return node
-        (head,) = heads
-        assert head is not None
-        return node.with_changes(module=module.with_changes(value=head))
+        if len(groups) == 1:
+            return node.with_changes(module=module.with_changes(value=next(iter(groups))))
+        parts: list[cst.BaseSmallStatement] = []
+        for index, (head, aliases) in enumerate(groups.items()):
+            last = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            parts.append(node.with_changes(
+                module=module.with_changes(value=head),
+                names=[*aliases[:-1], last],
+                lpar=None if len(aliases) == 1 else node.lpar,
+                rpar=None if len(aliases) == 1 else node.rpar,
+                semicolon=node.semicolon if index == len(groups) - 1 else cst.MaybeSentinel.DEFAULT,
+            ))
+        return cst.FlattenSentinel(parts)
 
 
 def _second(dotted: cst.BaseExpression) -> str | None:
