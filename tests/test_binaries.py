@@ -262,8 +262,20 @@ def test_classify_top_level_extension(cext_tree: Path) -> None:
     assert data[symbol.offset - len("PyInit_"):][:15] == b"PyInit_cexttop\0"
 
 
-def test_merged_string_tail_is_a_suspect_and_really_leaks(tree: Path) -> None:
+def _fill_slack(data: bytes) -> bytes:
+    """``data`` with the padding after its read-only LOAD segments made non-zero, so that no
+    copy can be added there (as in a binary whose segments leave no room)."""
+    out = bytearray(data)
+    for seg in read_elf(data, "x.so").segments:
+        if seg.type == 1 and not seg.flags & 3:
+            end = seg.offset + seg.filesz
+            out[end:(end + 0xFFF) // 0x1000 * 0x1000] = b"\xff" * (-end % 0x1000)
+    return bytes(out)
+
+
+def test_merged_string_tail_without_room_is_refused_and_really_leaks(tree: Path) -> None:
     so = one(tree, "cextpkg/_tail*.so")
+    so.write_bytes(_fill_slack(so.read_bytes()))
     info = info_of(so, tree)
     assert [(r.string, r.name, r.kind) for r in info.suspects] == [
         ("not_cextpkg", "cextpkg", "tail")]
@@ -278,6 +290,31 @@ def test_merged_string_tail_is_a_suspect_and_really_leaks(tree: Path) -> None:
     (tree / "cextpkg").rename(tree / "c123456")
     with pytest.raises(LoadCheckError, match=r"import of original name cextpkg"):
         check_loads(tree, ["c123456._tail"], NAMES)
+
+
+def test_merged_tail_gets_a_copy_in_the_segment_slack(tree: Path) -> None:
+    so = one(tree, "cextpkg/_tail*.so")
+    before = so.read_bytes()
+    info = info_of(so, tree)
+    assert info.suspects == ()
+    (split,) = [r for r in info.embedded if r.verdict == "split"]
+    assert split.string == "not_cextpkg"
+    assert re.fullmatch(r"the longer string is used \(\d+ code reference\(s\)\); the \d+ "
+                        r"use\(s\) of 'cextpkg' on its own now point at a standalone copy "
+                        r"added at 0x[0-9a-f]+", split.detail)
+    (added,) = info.appended
+    assert added.text == b"cextpkg\0" and not any(before[added.offset:added.offset + 8])
+    patched = patch_strings(before, info, {"cextpkg": "c123456"})
+    assert patched[added.offset:added.offset + 8] == b"c123456\0"
+    segment = next(s for s in read_elf(patched, "x.so").segments if s.header == added.header)
+    assert segment.offset + segment.filesz == added.offset + 8 == segment.offset + segment.memsz
+    so.write_bytes(patched)
+    speed = one(tree, "cextpkg/_speed*.so")
+    speed.write_bytes(patch_strings(speed.read_bytes(), info_of(speed, tree),
+                                    {"cextpkg": "c123456"}))
+    (tree / "cextpkg").rename(tree / "c123456")
+    check_loads(tree, ["c123456._tail"], NAMES)
+    assert run(tree, "import c123456._tail as m; print(m.word())") == "not_cextpkg"
 
 
 # --- same-length names -----------------------------------------------------------------------
@@ -524,12 +561,15 @@ def test_merged_tail_with_a_standalone_copy_is_split(tree: Path) -> None:
 
 
 def test_merged_tail_without_a_copy_says_why(tree: Path) -> None:
-    info = info_of(one(tree, "cextpkg/_tail*.so"), tree)
+    so = one(tree, "cextpkg/_tail*.so")
+    so.write_bytes(_fill_slack(so.read_bytes()))
+    info = info_of(so, tree)
     (suspect,) = info.suspects
     assert suspect.verdict == "conflict"
     assert re.fullmatch(r"the longer string is used \(\d+ code reference\(s\)\) and so is "
                         r"'cextpkg' on its own \(\d+ code reference\(s\)\): a linker merged "
-                        r"them, and no standalone copy of 'cextpkg' exists to move those uses to",
+                        r"them, and no standalone copy of 'cextpkg' exists or fits to move those "
+                        r"uses to",
                         suspect.detail)
 
 

@@ -6,7 +6,7 @@ import re
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +16,7 @@ from helpers import Venv, build_fixture, validate_record
 from pypi import wheels
 from wheelshade import PlanError, shade
 from wheelshade.binaries import classify
+from wheelshade.elf import read_elf
 
 MS = ("markupsafe==2.0.1", "markupsafe==3.0.3")
 
@@ -137,9 +138,37 @@ def cext(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_fixture("cext", tmp / "dist", tmp / "src")
 
 
+def repacked(wheel: Path, out: Path, edit: Callable[[Path], None]) -> Path:
+    """``wheel`` unpacked, changed by ``edit`` (on the tree) and packed again (new RECORD)."""
+    from wheel.wheelfile import WheelFile
+
+    tree = out.parent / (out.name + "-tree")
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(tree)
+    edit(tree)
+    (tree / next(tree.glob("*.dist-info")).name / "RECORD").unlink()
+    target = out / wheel.name
+    out.mkdir(parents=True)
+    with WheelFile(target, "w") as wf:
+        wf.write_files(str(tree))
+    return target
+
+
+def no_slack(tree: Path) -> None:
+    """Make _tail's segment padding non-zero: no room for a standalone copy."""
+    (so,) = tree.glob("cextpkg/_tail*.so")
+    data = bytearray(so.read_bytes())
+    for seg in read_elf(bytes(data), so.name).segments:
+        if seg.type == 1 and not seg.flags & 3:
+            end = seg.offset + seg.filesz
+            data[end:end + (-end % 0x1000)] = b"\xff" * (-end % 0x1000)
+    so.write_bytes(bytes(data))
+
+
 def test_merged_string_suspect_is_refused(cext: Path, tmp_path: Path) -> None:
+    crowded = repacked(cext, tmp_path / "crowded", no_slack)
     with pytest.raises(PlanError) as info:
-        shade([], [cext], out_dir=tmp_path / "out")
+        shade([], [crowded], out_dir=tmp_path / "out")
     assert any(
         "_tail" in i and "cannot be patched safely" in i and "a linker merged them" in i
         for i in info.value.issues
@@ -162,7 +191,7 @@ def in_both_orders(
 
 
 def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_path: Path) -> None:
-    result = shade([], [cext], out_dir=tmp_path / "out", drop=["cextpkg/_tail*"])
+    result = shade([], [cext], out_dir=tmp_path / "out")
     (report,) = result.wheels
     top, pkg = report.mapping["cexttop"], report.mapping["cextpkg"]
     assert len(top) == len("cexttop") and len(pkg) == len("cextpkg")
@@ -174,10 +203,11 @@ def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_pat
         names = {first: data[0], second: data[1]}
         assert names[top] == f"{top}.cexttop" and names["cexttop"] == "cexttop"
         assert data[2] is False and data[3] == ["cexttop"]
-    # _split's import literal was merged into "also_cextpkg": its users now read a copy.
-    split = env.json(f"import json, {pkg}._split as m\n"
-                     "print(json.dumps([m.word(), m.package(), m.imported()]))")
-    assert split == ["also_cextpkg", pkg, pkg]
+    # _split's import literal was merged into "also_cextpkg": its users now read a copy;
+    # _tail had none, so one was added in its segment's padding.
+    split = env.json(f"import json, {pkg}._split as m, {pkg}._tail as t\n"
+                     "print(json.dumps([m.word(), m.package(), m.imported(), t.word()]))")
+    assert split == ["also_cextpkg", pkg, pkg, "not_cextpkg"]
     alone = env.json(
         f"import json, sys, {top}, {pkg}\n"
         "print(json.dumps(sorted(k for k in sys.modules if k.startswith('cext'))))"
@@ -255,8 +285,6 @@ def grafted(cext: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_grafted_libraries_move_with_the_distribution(grafted: Path, tmp_path: Path) -> None:
-    from wheelshade.binaries import classify
-
     result = shade([], [grafted], out_dir=tmp_path / "out", drop=["cextpkg/_tail*"])
     (report,) = result.wheels
     top = report.mapping["cexttop"]
@@ -279,17 +307,12 @@ def test_grafted_libraries_move_with_the_distribution(grafted: Path, tmp_path: P
 
 def test_prefer_python_drops_compiled_twins(cext: Path, tmp_path: Path) -> None:
     """A Cython-style wheel: a compiled module beside the .py it was built from."""
-    from wheel.wheelfile import WheelFile
 
-    tree = tmp_path / "tree"
-    with zipfile.ZipFile(cext) as zf:
-        zf.extractall(tree)
-    (tree / "cextpkg" / "_tail.py").write_text("def where():\n    return 'pure python'\n")
-    (tree / next(tree.glob("*.dist-info")).name / "RECORD").unlink()
-    twin = tmp_path / "dist" / cext.name
-    twin.parent.mkdir()
-    with WheelFile(twin, "w") as wf:
-        wf.write_files(str(tree))
+    def add_twin(tree: Path) -> None:
+        no_slack(tree)
+        (tree / "cextpkg" / "_tail.py").write_text("def where():\n    return 'pure python'\n")
+
+    twin = repacked(cext, tmp_path / "dist", add_twin)
     # Without the option, _tail's merged-string suspect refuses the wheel (see above).
     with pytest.raises(PlanError):
         shade([], [twin], out_dir=tmp_path / "refused")

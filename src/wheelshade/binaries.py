@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from . import xrefs
-from .elf import Elf, Section, read_elf
+from .elf import SHT_NOBITS, Elf, Section, Segment, read_elf
 
 InitPhase = Literal["single", "multi", "unknown"]
 RefKind = Literal["string", "symbol", "tail", "unbounded"]
@@ -72,6 +72,19 @@ class Redirect:
 
 
 @dataclass(frozen=True)
+class Appended:
+    """A new standalone copy of a merged string, written into the slack after a read-only
+    LOAD segment (the rest of its last page, mapped anyway) and covered by growing the
+    segment's ``p_filesz``/``p_memsz``: the program header at ``header``."""
+
+    offset: int  # file offset of the copy
+    text: bytes  # the string as it is now (renamed when patched), NUL included
+    name: str  # the shaded name it starts with
+    header: int
+    size: int  # the segment's new p_filesz (= p_memsz)
+
+
+@dataclass(frozen=True)
 class BinaryInfo:
     """What a compiled file is, and every place it names a module of the shading set."""
 
@@ -105,6 +118,8 @@ class BinaryInfo:
     embedded: tuple[Reference, ...] = ()
     #: References moved from a merged tail to a standalone copy of the same string.
     redirects: tuple[Redirect, ...] = ()
+    #: Standalone copies added for splits where the binary had none.
+    appended: tuple[Appended, ...] = ()
     #: For a packed Cython string table: whether it could be read (plain, or a zlib/bz2
     #: stream that decompresses), and the watched names occurring anywhere in it. Without
     #: separators any occurrence may be a module name, and none can be patched in place.
@@ -165,7 +180,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     cython_version = _cython_version(blob)
     cython = cython_version is not None or any(s.name.startswith("__pyx_") for s in elf.symbols)
     # Cython 0.29 modules without a shared-ABI module still create "cython_runtime".
-    references, suspects, embedded, redirects = _resolve(
+    references, suspects, embedded, redirects, appended = _resolve(
         data, elf, found, cython or b"\0cython_runtime\0" in blob
     )
     if _is_rust(data):
@@ -204,6 +219,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         suspects=tuple(sorted(suspects, key=lambda r: r.offset)),
         embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
         redirects=tuple(redirects),
+        appended=tuple(appended),
     )
 
 
@@ -295,7 +311,7 @@ def _rust_words(
 
 def _resolve(
     data: bytes, elf: Elf, found: list[Reference], cython: bool
-) -> tuple[list[Reference], list[Reference], list[Reference], list[Redirect]]:
+) -> tuple[list[Reference], list[Reference], list[Reference], list[Redirect], list[Appended]]:
     """Sort occurrences into (patch, refuse, leave alone) by who refers to their bytes.
 
     Patching ``T`` at address ``a`` changes what every reference into ``[s, a + len(T))``
@@ -304,7 +320,7 @@ def _resolve(
     name's own bytes wants a shorter tail of it. See xrefs for how references are found.
     """
     if not found:
-        return [], [], [], []
+        return [], [], [], [], []
     if not xrefs.supported(elf):
         plain = [r for r in found if r.kind == "string"]
         return plain, [
@@ -313,7 +329,7 @@ def _resolve(
                 f"{elf.machine} file (x86-64 only so far)"
             ))
             for r in found if r.kind != "string"
-        ], [], []
+        ], [], [], []
     spans: dict[Reference, tuple[int, int]] = {}
     targets: set[int] = set()
     for ref in found:
@@ -359,25 +375,89 @@ def _resolve(
         else:
             conflicts.append((ref, alone, head))
     redirects: list[Redirect] = []
+    appended: list[Appended] = []
     copies = {_c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
+    slack = _Slack(data, elf)
     for ref, alone, head in conflicts:
-        copy = copies.get(_c_string(data, ref.offset))
+        text = _c_string(data, ref.offset)
         # Rewriting a displacement is only safe where the instruction is known for sure.
         movable = all(s.kind in ("code", "relocation", "pointer") and s.exact for s in alone)
-        if copy is None or not movable:
+        copy = copies.get(text)
+        at = xrefs.address_of(elf, ref.offset)
+        target: int | None = None
+        where = ""
+        if movable and copy is not None:
+            target = xrefs.address_of(elf, copy.offset)
+            where = f"its standalone copy at {copy.offset:#x}"
+        elif movable and at is not None:
+            added = slack.take(text + b"\0", ref.name)
+            if added is not None:
+                appended.append(added)
+                target = added.offset - slack.shift(added)
+                where = f"a standalone copy added at {added.offset:#x}"
+        if target is None or at is None:
             refuse.append(replace(ref, verdict="conflict", detail=(
                 f"the longer string is used ({_where(head)}) and so is {ref.name!r} on its "
                 f"own ({_where(alone)}): a linker merged them, and no standalone copy of "
-                f"{_short(_c_string(data, ref.offset))!r} exists to move those uses to"
+                f"{_short(text)!r} exists or fits to move those uses to"
             )))
             continue
-        delta = copy.offset - ref.offset
-        redirects += [Redirect(site, delta) for site in alone]
+        redirects += [Redirect(site, target - at) for site in alone]
         leave.append(replace(ref, verdict="split", detail=(
             f"the longer string is used ({_where(head)}); the {len(alone)} use(s) of "
-            f"{ref.name!r} on its own now point at its standalone copy at {copy.offset:#x}"
+            f"{ref.name!r} on its own now point at {where}"
         )))
-    return patch, refuse, leave, redirects
+    return patch, refuse, leave, redirects, appended
+
+
+PT_LOAD = 1
+PF_X, PF_W = 1, 2
+_PAGE = 0x1000
+
+
+class _Slack:
+    """Unused bytes after the last read-only LOAD segment's data, up to the end of its
+    last page: the loader maps that page anyway, no section covers those bytes, and the
+    next segment begins on a later page. Copies go there, in order."""
+
+    def __init__(self, data: bytes, elf: Elf) -> None:
+        self.data = data
+        self.segment: Segment | None = None
+        self.used = 0
+        self.room = 0
+        loads = sorted((s for s in elf.segments if s.type == PT_LOAD), key=lambda s: s.vaddr)
+        for index, seg in enumerate(loads):
+            if seg.flags & (PF_X | PF_W) or seg.filesz != seg.memsz:
+                continue
+            end = seg.offset + seg.filesz
+            page_end = (seg.vaddr + seg.memsz + _PAGE - 1) // _PAGE * _PAGE
+            limit = page_end - (seg.vaddr + seg.memsz)
+            if index + 1 < len(loads):
+                following = loads[index + 1]
+                if following.vaddr // _PAGE * _PAGE < page_end or following.offset < end + limit:
+                    limit = min(limit, max(0, following.offset - end))
+                    if following.vaddr // _PAGE * _PAGE < page_end:
+                        limit = 0
+            if any(s.offset < end + limit and s.end > end for s in elf.sections
+                   if s.type != SHT_NOBITS and s.size):
+                limit = 0
+            limit = min(limit, max(0, len(data) - end))
+            if limit > self.room and not any(data[end:end + limit]):
+                self.segment, self.room = seg, limit
+        self.extra: dict[int, int] = {}
+
+    def take(self, text: bytes, name: str) -> Appended | None:
+        seg = self.segment
+        if seg is None or self.used + len(text) > self.room:
+            return None
+        offset = seg.offset + seg.filesz + self.used
+        self.used += len(text)
+        return Appended(offset, text, name, seg.header, seg.filesz + self.used)
+
+    def shift(self, added: Appended) -> int:
+        """File offset minus address in the segment that holds ``added``."""
+        assert self.segment is not None
+        return self.segment.offset - self.segment.vaddr
 
 
 def _short(raw: bytes) -> str:

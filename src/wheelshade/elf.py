@@ -82,6 +82,20 @@ class Section:
 
 
 @dataclass(frozen=True)
+class Segment:
+    """One program header; ``header`` is the file offset of the header itself."""
+
+    type: int
+    flags: int
+    offset: int
+    vaddr: int
+    filesz: int
+    memsz: int
+    align: int
+    header: int
+
+
+@dataclass(frozen=True)
 class Symbol:
     """A dynamic symbol; ``name_offset`` is the file offset of its name in ``.dynstr``."""
 
@@ -112,6 +126,7 @@ class Elf:
     symbols: tuple[Symbol, ...]
     #: (tag, value) of each ``.dynamic`` entry before DT_NULL; string values already resolved.
     dynamic: tuple[tuple[int, int | str], ...]
+    segments: tuple[Segment, ...] = ()
 
     def section(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)
@@ -196,9 +211,8 @@ def _parse(data: bytes, path: str) -> Elf:
     order: ByteOrder = "little" if data[5] == 1 else "big"
     end = "<" if order == "little" else ">"
     word = "Q" if bits == 64 else "I"
-    (e_type, e_machine, _, _, _, shoff, _, _, _, _, shentsize, shnum, shstrndx) = (
-        struct.unpack_from(f"{end}HHI{word}{word}{word}IHHHHHH", data, 16)
-    )
+    (e_type, e_machine, _, _, phoff, shoff, _, _, phentsize, phnum, shentsize, shnum,
+     shstrndx) = struct.unpack_from(f"{end}HHI{word}{word}{word}IHHHHHH", data, 16)
     if not shoff:
         raise BinaryFormatError(path, "no section headers (stripped with sstrip?)")
     sh_fmt = f"{end}II{word}{word}{word}{word}II{word}{word}"
@@ -231,7 +245,28 @@ def _parse(data: bytes, path: str) -> Elf:
         sections=sections,
         symbols=_symbols(data, sections, end, bits),
         dynamic=_dynamic(data, sections, end, bits),
+        segments=_segments(data, phoff, phentsize, phnum, end, bits),
     )
+
+
+def _segments(
+    data: bytes, phoff: int, entsize: int, count: int, end: str, bits: int
+) -> tuple[Segment, ...]:
+    if not phoff or not count:
+        return ()
+    fmt = f"{end}IIQQQQQQ" if bits == 64 else f"{end}IIIIIIII"
+    if struct.calcsize(fmt) > entsize:
+        raise IndexError(f"program header size {entsize} too small")
+    out = []
+    for index in range(count):
+        at = phoff + index * entsize
+        fields = struct.unpack_from(fmt, data, at)
+        if bits == 64:
+            kind, flags, offset, vaddr, _, filesz, memsz, align = fields
+        else:
+            kind, offset, vaddr, _, filesz, memsz, flags, align = fields
+        out.append(Segment(kind, flags, offset, vaddr, filesz, memsz, align, at))
+    return tuple(out)
 
 
 def _symbols(data: bytes, sections: tuple[Section, ...], end: str, bits: int) -> tuple[Symbol, ...]:

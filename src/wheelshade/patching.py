@@ -143,6 +143,19 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
         out[ref.offset:end] = new
     for move in info.redirects:
         _redirect(out, move, info.path)
+    sizes: dict[int, int] = {}
+    for added in info.appended:
+        if any(out[added.offset:added.offset + len(added.text)]):
+            raise ValueError(f"{info.path}: the slack at {added.offset:#x} is not free")
+        name = added.name.encode("utf-8")
+        new = mapping.get(added.name, added.name).encode("utf-8")
+        if len(new) != len(name) or not added.text.startswith(name):
+            raise ValueError(f"{info.path}: cannot write the copy of {added.text!r}")
+        out[added.offset:added.offset + len(added.text)] = new + added.text[len(name):]
+        sizes[added.header] = max(sizes.get(added.header, 0), added.size)
+    for header, size in sizes.items():
+        # p_filesz and p_memsz of a 64-bit program header (the only kind that gets copies).
+        struct.pack_into("<QQ", out, header + 32, size, size)
     return bytes(out)
 
 
