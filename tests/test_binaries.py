@@ -10,6 +10,7 @@ import subprocess
 import sys
 import zipfile
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -601,3 +602,15 @@ def test_packed_cython_string_table(table: bytes, readable: bool, found: tuple[s
         assert info.names == ("pkg",)
     else:
         assert issues == ()
+
+
+def test_a_redirect_out_of_reach_is_an_error_not_a_wrong_patch(tree: Path) -> None:
+    so = one(tree, "cextpkg/_split*.so")
+    info = info_of(so, tree)
+    move = info.redirects[0]
+    far = replace(info, redirects=(replace(move, delta=1 << 40),))
+    with pytest.raises(ValueError, match=r"out of reach of the reference at 0x[0-9a-f]+"):
+        patch_strings(so.read_bytes(), far, {"cextpkg": "c123456"})
+    moved = replace(info, redirects=(replace(move, site=replace(move.site, target=0)),))
+    with pytest.raises(ValueError, match=r"no longer points at its string"):
+        patch_strings(so.read_bytes(), moved, {"cextpkg": "c123456"})

@@ -168,7 +168,14 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
 
     Checked afterwards: classifying the result must find no shaded original name left.
     """
-    data = patch_strings(reader.read(act.source), info, plan.mapping)
+    try:
+        data = patch_strings(reader.read(act.source), info, plan.mapping)
+    except ValueError as exc:
+        # The plan said the file could be patched; the bytes disagree (a copy out of reach
+        # of a reference, padding that is not free): refuse rather than write a guess.
+        raise RewriteError(
+            f"cannot patch it: {exc}", path=info.path, hint="please report this wheel"
+        ) from None
     module = info.module_name
     filename = posixpath.basename(act.target)
     loaded_as = "" if filename.startswith("__init__.") else filename.split(".", 1)[0]
