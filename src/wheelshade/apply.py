@@ -228,7 +228,7 @@ def _through_file(data: bytes, edit: Callable[[Path], None], what: str, where: s
         return path.read_bytes()
 
 
-_BATCH_BYTES = 8 << 20
+_BATCH_BYTES = 4 << 20
 
 
 def _chunks(
