@@ -535,11 +535,16 @@ def cli_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
     """Every CLI case, each in its own interpreter, run a few at a time to save wall time."""
     root = tmp_path_factory.mktemp("hostile")
 
+    # Built here, one after another: warnings.catch_warnings (around the on-purpose duplicate
+    # names) changes process-wide filters, so building in the threads raced.
+    wheels: dict[str, Path] = {}
+    for case, (build, _, _) in CLI_CASES.items():
+        (root / case).mkdir()
+        wheels[case] = build(root / case / FILENAME)
+
     def run(case: str) -> Run:
-        build, _, env = CLI_CASES[case]
-        folder = root / case
-        folder.mkdir()
-        wheel = build(folder / FILENAME)
+        env = CLI_CASES[case][2]
+        wheel, folder = wheels[case], root / case
         before = wheel.read_bytes()
         return Run(wheel, before, folder / "out", shade_cli(wheel, folder / "out", env))
 
