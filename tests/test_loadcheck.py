@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from packaging.tags import sys_tags
 
-from helpers import build_fixture
+from helpers import Venv, build_fixture
 from wheelshade.loadcheck import module_of, unloadable_reason
 
 
@@ -109,3 +109,16 @@ def test_wheels_for_another_platform_are_not_loaded(tmp_path: Path) -> None:
     assert unloadable_reason([other]) == (
         f"{other.name} is built for cp311-cp311-macosx_11_0_arm64, which this interpreter "
         f"({sys.implementation.name} {sys.version.split()[0]}) cannot load")
+
+
+def test_the_target_environment_provides_dependencies_outside_the_set(
+    cdyn: Path, tmp_path: Path
+) -> None:
+    env = Venv.create(tmp_path / "target")
+    site = next((tmp_path / "target" / "lib").glob("python*/site-packages"))
+    (site / "wheelshade_absent_dependency.py").write_text("PRESENT = True\n")
+    proc = shade_cli("--dep", cdyn, "-o", tmp_path / "out", "--drop", "cdynpkg/_dyn*",
+                     "--target-env", str(env.python))
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if "load" in line]
+    assert notes == ["note: 1 patched compiled module(s) loaded, reaching no original name"]

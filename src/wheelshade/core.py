@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -301,6 +302,8 @@ def shade(
                 diff=diff,
                 strict=strict,
                 load_check=load_check,
+                # The target environment has the set's other dependencies installed.
+                python=closure.target_env if closure and closure.target_env else sys.executable,
             )
     return replace(
         result, decisions=decisions, notes=_naming_notes(plan, binaries) + result.notes
@@ -369,7 +372,9 @@ def _unused_deps(plan: ShadePlan, used: dict[str, frozenset[str]]) -> list[str]:
     return warnings
 
 
-def _load_check(plan: ShadePlan, binaries: compiled.BinaryScan, stage: Path) -> list[str]:
+def _load_check(
+    plan: ShadePlan, binaries: compiled.BinaryScan, stage: Path, python: str
+) -> list[str]:
     """Load every compiled module that was patched or moved to a new RPATH (see loadcheck)."""
     targets = []
     for job in plan.jobs:
@@ -388,6 +393,7 @@ def _load_check(plan: ShadePlan, binaries: compiled.BinaryScan, stage: Path) -> 
         [job.summary.path for job in plan.jobs],
         targets,
         plan.mapping,
+        python,
     )
 
 
@@ -403,6 +409,7 @@ def _execute(
     diff: bool,
     strict: bool,
     load_check: bool,
+    python: str,
 ) -> ShadeResult:
     reports: list[WheelReport] = []
     warnings = list(plan.warnings)
@@ -437,7 +444,7 @@ def _execute(
         notes: list[str] = []
         if load_check:
             with clock.phase("load check"):
-                notes = _load_check(plan, binaries, stage)
+                notes = _load_check(plan, binaries, stage, python)
         result = ShadeResult(
             tuple(reports),
             tuple(warnings),
