@@ -9,6 +9,7 @@ import pytest
 
 from wheelshade.errors import RewriteError
 from wheelshade.rewrite import mentions, rewrite_source
+from wheelshade.rewrite.segments import decode, innermost_ranges
 
 MAPPING = {"flask": "flask_0_12_4_abcd1234", "jinja2": "jinja2_2_11_3_abcd1234"}
 
@@ -333,3 +334,20 @@ def test_mapping_must_rename_top_level_names(mapping: dict[str, str]) -> None:
 )
 def test_mentions(source: bytes, names: list[str], expected: bool) -> None:
     assert mentions(source, names) is expected
+
+
+@pytest.mark.parametrize(("source", "candidate", "ranges"), [
+    # A comment in a class body mentions the name: nothing to parse.
+    ("class A:\n    # flask is great\n    x = 1\n", {1}, []),
+    # The header names it: the whole class is one statement to parse.
+    ("class A(flask.Base):\n    # flask\n    x = 1\n", {0, 1}, [(0, 3)]),
+    # A statement inside names it: only that statement.
+    ("class A:\n    # flask\n    import flask\n    y = 2\n", {1, 2}, [(2, 3)]),
+    # ``except flask.Error:`` is a header line of the try statement.
+    ("try:\n    x = 1\nexcept flask.Error:\n    pass\n", {2}, [(0, 4)]),
+], ids=["comment-in-body", "header", "child", "except-header"])
+def test_only_statements_with_code_naming_a_module_are_parsed(
+    source: str, candidate: set[int], ranges: list[tuple[int, int]]
+) -> None:
+    src = decode(source.encode(), "m.py")
+    assert innermost_ranges(src, candidate) == ranges

@@ -112,6 +112,23 @@ def iter_statements(tree: ast.Module) -> Iterator[ast.stmt]:
         todo.extend(_children(stmt))
 
 
+def _prose(stmt: ast.stmt) -> bool:
+    """A bare string statement (a docstring): the rewrite leaves it as it is anyway."""
+    return (
+        isinstance(stmt, ast.Expr)
+        and isinstance(stmt.value, ast.Constant)
+        and isinstance(stmt.value.value, str)
+    )
+
+
+def _comment(line: str) -> bool:
+    """A line holding only a comment (or nothing): it never needs a rewrite. Inside a
+    multi-line string such a line is text no rule renames either (no dotted path or
+    import statement starts with ``#``)."""
+    text = line.strip()
+    return not text or text.startswith("#")
+
+
 def innermost_ranges(source: Source, candidate: set[int]) -> list[tuple[int, int]]:
     """For each candidate line, the line range of the innermost statement holding it.
 
@@ -126,7 +143,7 @@ def innermost_ranges(source: Source, candidate: set[int]) -> list[tuple[int, int
         for stmt in body:
             start, end = _start(stmt), stmt.end_lineno or stmt.lineno
             inside = {line for line in lines if start <= line < end}
-            if not inside:
+            if not inside or _prose(stmt):
                 continue
             children = _children(stmt)
             in_children = {
@@ -135,7 +152,11 @@ def innermost_ranges(source: Source, candidate: set[int]) -> list[tuple[int, int
                 for child in children
                 if _start(child) <= line < (child.end_lineno or child.lineno)
             }
-            if inside - in_children or not children:
+            # A line of a compound statement outside its children is a header line
+            # (``class A(pkg.Base):``, ``except pkg.Error:``) or a comment between them;
+            # only the former needs the whole statement parsed.
+            own = {line for line in inside - in_children if not _comment(source.lines[line])}
+            if own or not children:
                 found.add((start, end))  # a header line (or a simple statement) is a candidate
             elif in_children:
                 todo.append((children, in_children))
