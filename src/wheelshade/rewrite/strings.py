@@ -315,6 +315,8 @@ class StringRenamer(cst.CSTTransformer):
             self._check_literal(node.args[0].value, f"{callee}()")
 
     def visit_Element(self, node: cst.Element) -> None:
+        if not self._import_list:
+            return
         value = node.value
         if isinstance(value, cst.SimpleString) and _plain_text(value) in self._import_list:
             self._mark(value, "module")
