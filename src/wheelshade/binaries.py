@@ -345,7 +345,7 @@ def _resolve(
     patch: list[Reference] = []
     refuse: list[Reference] = []
     leave: list[Reference] = []
-    conflicts: list[tuple[Reference, list[xrefs.Site], list[xrefs.Site]]] = []
+    conflicts: list[tuple[Reference, int, list[xrefs.Site], list[xrefs.Site]]] = []
     for ref, (start, at) in spans.items():
         size = len(ref.name.encode("utf-8"))
         inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
@@ -373,29 +373,28 @@ def _resolve(
                 "module in it changes only how a traceback names that function"
             )))
         else:
-            conflicts.append((ref, alone, head))
+            conflicts.append((ref, at, alone, head))
     redirects: list[Redirect] = []
     appended: list[Appended] = []
     copies = {_c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
-    slack = _Slack(data, elf)
-    for ref, alone, head in conflicts:
+    slack = _Slack(data, elf) if conflicts else None  # read the segments only when needed
+    for ref, at, alone, head in conflicts:
         text = _c_string(data, ref.offset)
         # Rewriting a displacement is only safe where the instruction is known for sure.
         movable = all(s.kind in ("code", "relocation", "pointer") and s.exact for s in alone)
         copy = copies.get(text)
-        at = xrefs.address_of(elf, ref.offset)
         target: int | None = None
         where = ""
         if movable and copy is not None:
             target = xrefs.address_of(elf, copy.offset)
             where = f"its standalone copy at {copy.offset:#x}"
-        elif movable and at is not None:
-            added = slack.take(text + b"\0", ref.name)
-            if added is not None:
+        elif movable and slack is not None:
+            room = slack.take(text + b"\0", ref.name)
+            if room is not None:
+                added, target = room
                 appended.append(added)
-                target = added.offset - slack.shift(added)
                 where = f"a standalone copy added at {added.offset:#x}"
-        if target is None or at is None:
+        if target is None:
             refuse.append(replace(ref, verdict="conflict", detail=(
                 f"the longer string is used ({_where(head)}) and so is {ref.name!r} on its "
                 f"own ({_where(alone)}): a linker merged them, and no standalone copy of "
@@ -421,7 +420,6 @@ class _Slack:
     next segment begins on a later page. Copies go there, in order."""
 
     def __init__(self, data: bytes, elf: Elf) -> None:
-        self.data = data
         self.segment: Segment | None = None
         self.used = 0
         self.room = 0
@@ -434,30 +432,26 @@ class _Slack:
             limit = page_end - (seg.vaddr + seg.memsz)
             if index + 1 < len(loads):
                 following = loads[index + 1]
-                if following.vaddr // _PAGE * _PAGE < page_end or following.offset < end + limit:
+                if following.vaddr // _PAGE * _PAGE < page_end:
+                    limit = 0  # the next segment's mapping starts on this last page
+                else:
                     limit = min(limit, max(0, following.offset - end))
-                    if following.vaddr // _PAGE * _PAGE < page_end:
-                        limit = 0
             if any(s.offset < end + limit and s.end > end for s in elf.sections
                    if s.type != SHT_NOBITS and s.size):
                 limit = 0
             limit = min(limit, max(0, len(data) - end))
             if limit > self.room and not any(data[end:end + limit]):
                 self.segment, self.room = seg, limit
-        self.extra: dict[int, int] = {}
 
-    def take(self, text: bytes, name: str) -> Appended | None:
+    def take(self, text: bytes, name: str) -> tuple[Appended, int] | None:
+        """Room for ``text``: the copy to write, and the address it is loaded at."""
         seg = self.segment
         if seg is None or self.used + len(text) > self.room:
             return None
-        offset = seg.offset + seg.filesz + self.used
+        at = seg.filesz + self.used
         self.used += len(text)
-        return Appended(offset, text, name, seg.header, seg.filesz + self.used)
-
-    def shift(self, added: Appended) -> int:
-        """File offset minus address in the segment that holds ``added``."""
-        assert self.segment is not None
-        return self.segment.offset - self.segment.vaddr
+        added = Appended(seg.offset + at, text, name, seg.header, seg.filesz + self.used)
+        return added, seg.vaddr + at
 
 
 def _short(raw: bytes) -> str:
@@ -528,13 +522,10 @@ def _scan(
     while at >= 0:
         after = at + len(raw)
         nxt = body[after:after + 1]
-        if length_prefixed and at > 0 and nxt != b"\x00" and nxt not in _IDENT_BYTES:
-            path = body[at:after]
-            if body[at - 1] == len(path):
-                text = path.decode("utf-8", "backslashreplace")
-                yield Reference(name, section.offset + at, text, section.name, "string")
-        if length_prefixed and at > 0 and nxt == b".":
-            run = _DOTTED_RUN.match(body, at)
+        if length_prefixed and at > 0 and nxt != b"\x00" and (
+            nxt == b"." or nxt not in _IDENT_BYTES
+        ):
+            run = _DOTTED_RUN.match(body, at) if nxt == b"." else None
             end = run.end() if run else after
             if body[at - 1] == end - at and body[end:end + 1] != b"\x00":
                 text = body[at:end].decode("utf-8", "backslashreplace")

@@ -71,10 +71,6 @@ def scan(
     return BinaryScan(infos)
 
 
-def summary_read(reader: WheelReader, member: str) -> bytes:
-    return reader.read(member)
-
-
 def same_length_names(
     scan_result: BinaryScan, tops: Sequence[str], naming: Naming
 ) -> frozenset[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import fnmatch
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,8 +79,9 @@ class WheelSummary:
     def data_dir(self) -> str:
         return self.dist_info[: -len(".dist-info")] + ".data"
 
-    @property
+    @functools.cached_property
     def modules(self) -> frozenset[str]:
+        # Read by portions(), the plan and the string rules: one walk of the members.
         return module_names(self.members, self.dist_info, self.data_dir)
 
     def portions(self, namespace: str) -> tuple[str, ...]:

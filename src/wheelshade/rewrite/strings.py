@@ -134,7 +134,7 @@ class StringRules:
     def module_head(self, value: str) -> str | None:
         """The leading package of a module name built at run time (``"dateutil.%s"``)."""
         run = _PLAIN_DOTTED.match(value)
-        if run is None or "." not in value[run.end() :][:1] + run.group(0):
+        if run is None or "." not in value[: run.end() + 1]:  # a dot in it or right after
             return None
         renamed = rename_module(run.group(0), self.imports)
         return None if renamed is None else renamed + value[run.end() :]
