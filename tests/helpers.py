@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,28 @@ def pip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and proc.returncode != 0:
         raise AssertionError(f"pip {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc
+
+
+def wheelshade(
+    *args: str | Path, cwd: Path | None = None, env: Mapping[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m wheelshade ARGS`` in a fresh interpreter; output captured as text."""
+    return subprocess.run(
+        [sys.executable, "-m", "wheelshade", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env={**os.environ, **env} if env else None,
+    )
+
+
+def verify_offline(
+    wheels: Sequence[Path], beside: str, links: Path
+) -> subprocess.CompletedProcess[str]:
+    """``wheelshade verify`` of ``wheels`` with ``beside`` installed too, from ``links`` only."""
+    return wheelshade(
+        "verify", *wheels, "--with", beside, "--no-index", "--find-links", links
+    )
 
 
 def build_fixture(name: str, out_dir: Path, work: Path, root: Path = FIXTURES) -> Path:

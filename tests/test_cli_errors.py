@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
-import subprocess
-import sys
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -14,14 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from helpers import wheelshade
 
-def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wheelshade", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
+run_cli = wheelshade
 
 
 def rewrite_zip(

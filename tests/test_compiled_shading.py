@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Venv, build_fixture, validate_record
+from helpers import Venv, build_fixture, validate_record, verify_offline
 from pypi import wheels
 from wheelshade import PlanError, shade
 from wheelshade.binaries import classify
@@ -82,22 +82,7 @@ def test_alone_it_imports_nothing_of_the_original(markupsafe_env: tuple[Venv, st
 def test_verify_passes(markupsafe_env: tuple[Venv, str, Path]) -> None:
     _, _, wheel = markupsafe_env
     links = wheels(*MS)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wheelshade",
-            "verify",
-            str(wheel),
-            "--with",
-            "markupsafe==3.0.3",
-            "--no-index",
-            "--find-links",
-            str(links),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = verify_offline([wheel], "markupsafe==3.0.3", links)
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import jsonschema
 import pytest
+
+from helpers import wheelshade
 
 DOCS = Path(__file__).parent.parent / "docs"
 SUMMARY = json.loads((DOCS / "batch-summary.schema.json").read_text())
@@ -16,12 +17,7 @@ REPORT = json.loads((DOCS / "leak-report.schema.json").read_text())
 
 
 def cli(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wheelshade", "shade", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-    )
+    return wheelshade("shade", *args, cwd=cwd)
 
 
 @pytest.fixture

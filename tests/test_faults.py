@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from helpers import make_wheel, validate_record
+from helpers import make_wheel, validate_record, wheelshade
 from wheelshade import FetchError, IndexOptions, Pin, cli, shade
 from wheelshade.errors import OutputError
 from wheelshade.fetch import fetch
@@ -37,12 +37,7 @@ def command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "wheelshade", *map(str, args)]
 
 
-def run_cli(
-    *args: str | Path, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        command(*args), capture_output=True, text=True, env={**os.environ, **(env or {})}
-    )
+run_cli = wheelshade
 
 
 def assert_one_error_line(stderr: str, pattern: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, Venv, build_fixture, validate_record
+from helpers import FIXTURES, Venv, build_fixture, validate_record, verify_offline
 from pypi import wheels
 from wheelshade import IndexOptions, shade
 
@@ -111,27 +111,8 @@ def test_compiled_speedups_patched_and_scripts_dropped(demo: tuple[Path, Path, V
 
 
 def test_verify_passes_on_the_demo_output(demo: tuple[Path, Path, Venv]) -> None:
-    import subprocess
-    import sys
-
     out, _, _ = demo
-    links = wheels(*NEW_STACK)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "wheelshade",
-            "verify",
-            *map(str, sorted(out.glob("*.whl"))),
-            "--with",
-            "flask==3.1.3",
-            "--no-index",
-            "--find-links",
-            str(links),
-        ],
-        capture_output=True,
-        text=True,
-    )
+    proc = verify_offline(sorted(out.glob("*.whl")), "flask==3.1.3", wheels(*NEW_STACK))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.rstrip().endswith("OK: no leak in 6 wheels")
     assert "bizbaz-0.1-py3-none-any.whl: imported 1, skipped 0, leaks 0" in proc.stdout

@@ -16,7 +16,6 @@ import re
 import stat
 import struct
 import subprocess
-import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping
@@ -26,7 +25,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import validate_record
+from helpers import validate_record, wheelshade
 from wheelshade import RewriteError, shade
 from wheelshade.archive import DEFAULT_LIMITS, WheelReader
 from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
@@ -142,15 +141,7 @@ def add_zip64_end_record(path: Path, entries: int | None = None) -> None:
 # -- running the CLI -------------------------------------------------------------------------
 
 
-def run_cli(
-    *args: str | Path, env: Mapping[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wheelshade", *map(str, args)],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-    )
+run_cli = wheelshade
 
 
 def shade_cli(

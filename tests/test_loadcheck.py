@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from packaging.tags import sys_tags
 
-from helpers import Venv, build_fixture
+from helpers import Venv, build_fixture, wheelshade
 from wheelshade.loadcheck import module_of, unloadable_reason
 
 
@@ -24,10 +24,7 @@ def cdyn(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def shade_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wheelshade", "shade", *map(str, args)],
-        capture_output=True, text=True,
-    )
+    return wheelshade("shade", *args)
 
 
 def test_a_module_that_reaches_the_original_at_load_time_stops_the_run(

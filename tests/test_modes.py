@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import jsonschema
 import pytest
 
-from helpers import Venv, make_wheel, names
+from helpers import Venv, make_wheel, names, wheelshade
 
 SCHEMA = json.loads((Path(__file__).parent.parent / "docs" / "leak-report.schema.json").read_text())
 
 
-def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wheelshade", *map(str, args)], capture_output=True, text=True
-    )
+cli = wheelshade
 
 
 def shade_args(fixture_wheels: dict[str, Path], out: Path) -> list[str | Path]:

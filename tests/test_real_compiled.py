@@ -3,13 +3,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import Venv
+from helpers import Venv, verify_offline
 from pypi import wheels
 from wheelshade import shade
 from wheelshade.compiled import Naming
@@ -33,12 +31,7 @@ def crossed(shaded, original):
 
 def verify(wheel: Path | list[Path], beside: str, folder: Path) -> str:
     """``wheelshade verify`` of ``wheel`` beside ``beside``, offline from ``folder``."""
-    shaded = wheel if isinstance(wheel, list) else [wheel]
-    proc = subprocess.run(
-        [sys.executable, "-m", "wheelshade", "verify", *map(str, shaded), "--with", beside,
-         "--no-index", "--find-links", str(folder)],
-        capture_output=True, text=True,
-    )
+    proc = verify_offline(wheel if isinstance(wheel, list) else [wheel], beside, folder)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import FIXTURES, Venv
+from helpers import FIXTURES, Venv, wheelshade
 from wheelshade import shade
 
 
 def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "wheelshade", "rewrite", *map(str, args)],
-        capture_output=True,
-        text=True,
-    )
+    return wheelshade("rewrite", *args)
 
 
 @pytest.fixture
