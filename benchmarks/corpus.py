@@ -82,11 +82,8 @@ def load(path: Path = CORPUS_FILE) -> list[Pin]:
 
 
 def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
     with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def _cached(pin: Pin, folder: Path) -> Path | None:

@@ -99,11 +99,8 @@ def pip_download(name: str, version: str, dest: str) -> subprocess.CompletedProc
 
 
 def sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def versions(name: str) -> list[Version]:
@@ -156,6 +153,16 @@ def previous_series(latest: Version, all_versions: list[Version]) -> list[Versio
     return prev + rest  # prefer another series; same-series older patch only as a last resort
 
 
+def first_wheel(name: str, candidates: list[Version]) -> Pin | str | None:
+    """The first of ``candidates`` with a wheel for the platform, a reason to skip the
+    project (str), or None when none has one."""
+    for version in candidates:
+        got = download(name, str(version))
+        if got is not None:
+            return got
+    return None
+
+
 def pick(name: str, rank: int) -> Entry:
     e = Entry(name, rank)
     try:
@@ -163,25 +170,19 @@ def pick(name: str, rank: int) -> Entry:
         if not vs:
             e.skip = "no wheel for cp311 manylinux x86_64 (sdist only or none)"
             return e
-        for latest in vs[:3]:
-            got = download(name, str(latest))
-            if isinstance(got, str):
-                e.skip = got
-                return e
-            if got:
-                e.other = got
-                break
-        if e.other is None:
+        other = first_wheel(name, vs[:3])
+        if isinstance(other, str):
+            e.skip = other
+            return e
+        if other is None:
             e.skip = "no wheel for cp311 manylinux x86_64 in the latest releases"
             return e
-        for cand in previous_series(Version(e.other.version), vs)[:4]:
-            got = download(name, str(cand))
-            if isinstance(got, str):
-                e.skip = got
-                return e
-            if got:
-                e.shaded = got
-                break
+        e.other = other
+        shaded = first_wheel(name, previous_series(Version(other.version), vs)[:4])
+        if isinstance(shaded, str):
+            e.skip = shaded
+            return e
+        e.shaded = shaded
         if e.shaded is None:
             e.skip = "no older release with a wheel for cp311 manylinux x86_64"
     except subprocess.TimeoutExpired as exc:

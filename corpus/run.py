@@ -128,23 +128,19 @@ def parse_verify(out: str) -> dict[str, Any]:
     }
 
 
-def dry_run(reqs: list[str]) -> tuple[bool, str]:
-    proc = subprocess.run(
-        [
-            PY,
-            "-m",
-            "pip",
-            "install",
-            "--dry-run",
-            "--ignore-installed",
-            "-q",
-            "--disable-pip-version-check",
-            *reqs,
-        ],
+def pip_dry_run(reqs: list[str], *, quiet: bool) -> subprocess.CompletedProcess[str]:
+    """``pip install --dry-run`` of ``reqs`` as if nothing were installed."""
+    return subprocess.run(
+        [PY, "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         *(["-q"] if quiet else []), "--disable-pip-version-check", *reqs],
         capture_output=True,
         text=True,
         timeout=600,
     )
+
+
+def dry_run(reqs: list[str]) -> tuple[bool, str]:
+    proc = pip_dry_run(reqs, quiet=True)
     err = [ln.strip() for ln in proc.stderr.splitlines() if ln.strip().startswith("ERROR")]
     return proc.returncode == 0, (err[0] if err else first_error(proc.stderr))[:200]
 
@@ -171,22 +167,8 @@ def explain_install_failure(
     ok_orig, _ = dry_run([str(orig)])
     if not ok_orig:
         return BROKEN, f"shaded wheel installs but the original does not: {pip_err}"
-    proc = subprocess.run(
-        [
-            PY,
-            "-m",
-            "pip",
-            "install",
-            "--dry-run",
-            "--ignore-installed",
-            "--disable-pip-version-check",
-            str(shaded),
-            other,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    # Not quiet: pip's "X depends on Y" lines say which requirements conflict.
+    proc = pip_dry_run([str(shaded), other], quiet=False)
     causes = re.findall(r"^\s+(\S+) (\S+) depends on (.+)$", proc.stdout + proc.stderr, re.M)
     detail = (
         "; ".join(f"{v} needs {dep.strip()}" for _, v, dep in causes)

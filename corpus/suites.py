@@ -60,7 +60,8 @@ def check(cmd: list[str], what: str, **kw: Any) -> subprocess.CompletedProcess[s
 
 
 def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def norm(name: str) -> str:
