@@ -254,19 +254,27 @@ def run_one(p: dict[str, Any]) -> dict[str, Any]:
     return res
 
 
+def run_logged(
+    cmd: list[str], log: Path, timeout: float
+) -> subprocess.CompletedProcess[str] | None:
+    """Run ``cmd`` and append it, its exit status and output to ``log``; None on a timeout."""
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None
+    with log.open("a", encoding="utf-8") as f:
+        f.write(f"$ {' '.join(cmd)}\nexit {proc.returncode}\n{proc.stdout}{proc.stderr}\n")
+    return proc
+
+
 def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log: Path) -> None:
     cmd = [*WHEELSHADE, "verify", str(shaded), "--with", f"{p['name']}=={p['other']}"]
     t = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
-    except subprocess.TimeoutExpired:
+    proc = run_logged(cmd, log, VERIFY_TIMEOUT)
+    res["verify_seconds"] = round(time.monotonic() - t, 1)
+    if proc is None:
         res.update(outcome=BROKEN, reason=f"verify timed out after {VERIFY_TIMEOUT} s")
         return
-    finally:
-        res["verify_seconds"] = round(time.monotonic() - t, 1)
-    text = proc.stdout + proc.stderr
-    with log.open("a", encoding="utf-8") as f:
-        f.write(f"$ {' '.join(cmd)}\nexit {proc.returncode}\n{text}\n")
     res.update(parse_verify(proc.stdout))
     if proc.returncode == 0:
         res["outcome"] = CLEAN
@@ -299,23 +307,13 @@ def retry_with_deps(
         *WHEELSHADE, "shade", "--dep", str(orig), "--with-deps",
         "--target-requirements", str(target), "-o", str(out), "-j", "1",
     ]
-    try:
-        proc = subprocess.run(shade_cmd, capture_output=True, text=True, timeout=SHADE_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return False
-    with log.open("a", encoding="utf-8") as f:
-        f.write(f"$ {' '.join(shade_cmd)}\nexit {proc.returncode}\n{proc.stdout}{proc.stderr}\n")
+    proc = run_logged(shade_cmd, log, SHADE_TIMEOUT)
     wheels = sorted(out.glob("*.whl"))
-    if proc.returncode != 0 or not wheels:
+    if proc is None or proc.returncode != 0 or not wheels:
         return False
     cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}"]
-    try:
-        check = subprocess.run(cmd, capture_output=True, text=True, timeout=VERIFY_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        return False
-    with log.open("a", encoding="utf-8") as f:
-        f.write(f"$ {' '.join(cmd)}\nexit {check.returncode}\n{check.stdout}{check.stderr}\n")
-    if check.returncode != 0:
+    check = run_logged(cmd, log, VERIFY_TIMEOUT)
+    if check is None or check.returncode != 0:
         return False
     res.update(parse_verify(check.stdout))
     members = [w.name.split("-", 1)[0] for w in wheels]

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from helpers import Venv, build_fixture, validate_record, verify_offline
+from helpers import Venv, build_fixture, validate_record, verify_offline, wheelshade
 from pypi import wheels
 from wheelshade import PlanError, shade
 from wheelshade.binaries import classify
@@ -203,9 +203,7 @@ def test_top_level_extension_module_beside_its_unshaded_self(cext: Path, tmp_pat
 def test_inspect_classifies_binaries() -> None:
     links = wheels("markupsafe==2.0.1")
     (old,) = links.glob("markupsafe-2.0.1-*.whl")
-    proc = subprocess.run(
-        [sys.executable, "-m", "wheelshade", "inspect", str(old)], capture_output=True, text=True
-    )
+    proc = wheelshade("inspect", old)
     assert proc.returncode == 0, proc.stderr
     assert re.search(
         r"^binary: +markupsafe/_speedups\.[^;]+\.so; C; init PyInit__speedups "
@@ -219,11 +217,7 @@ def test_inspect_classifies_binaries() -> None:
 def test_naming_choice_is_printed(tmp_path: Path) -> None:
     links = wheels("markupsafe==2.0.1")
     (old,) = links.glob("markupsafe-2.0.1-*.whl")
-    proc = subprocess.run(
-        [sys.executable, "-m", "wheelshade", "shade", "--dep", str(old), "-o", str(tmp_path)],
-        capture_output=True,
-        text=True,
-    )
+    proc = wheelshade("shade", "--dep", old, "-o", tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert re.search(
         r"^note: markupsafe -> m[a-z0-9]{9}: same-length name, compiled code refers "
