@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import bisect
-import functools
-import itertools
-import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import libcst as cst
@@ -18,6 +14,7 @@ from wheelshade.layout import is_mypyc_group
 from wheelshade.rewrite.flows import ImportLists, import_lists
 from wheelshade.rewrite.imports import ImportRenamer
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
+from wheelshade.rewrite.scan import Patterns
 from wheelshade.rewrite.segments import Source, decode, innermost_ranges, spans
 from wheelshade.rewrite.strings import StringRenamer, StringRules
 
@@ -52,7 +49,7 @@ def mentions(source: bytes, names: Iterable[str]) -> bool:
         return False
     if not all(name.isascii() for name in key):
         return True  # the bytes of a non-ASCII name depend on the file's encoding
-    return _Patterns.of(key, ()).words_b.search(source) is not None
+    return Patterns.of(key, ()).words_b.search(source)
 
 
 def _words(mapping: Mapping[str, str]) -> tuple[str, ...]:
@@ -63,7 +60,7 @@ def _words(mapping: Mapping[str, str]) -> tuple[str, ...]:
 
 def may_change(source: bytes, mapping: Mapping[str, str], strings: StringRules | None) -> bool:
     """The textual pre-check ``rewrite_file`` starts with: False means no parse is needed."""
-    patterns = _Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
+    patterns = Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
     return patterns.candidate(source, strings is not None)
 
 
@@ -101,7 +98,7 @@ def rewrite_file(
         valid = dots <= 1 and shaded.count(".") == dots and shaded.replace(".", "").isidentifier()
         if not (named and valid) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
-    patterns = _Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
+    patterns = Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
     if not patterns.candidate(source, strings is not None):
         return Rewritten(None)
     src = decode(source, path)
@@ -126,7 +123,7 @@ def rewrite_file(
         found: list[Finding] = []
         # Each pass walks the whole statement: run only the ones its text can concern.
         listed = frozenset().union(*(v for line, v in lists.items() if start <= line < end))
-        if strings is not None and (listed or patterns.strings.search(text)):
+        if strings is not None and (listed or patterns.strings_in(text)):
             renamer = StringRenamer(strings, aliases, listed)
             before = module
             module = module.visit(renamer)
@@ -224,59 +221,3 @@ def _located(
         Finding(path, offset + positions[node].start.line, code, message)
         for node, code, message in found
     ]
-
-
-#: Calls and lookups the string pass reports on even when no string names a shaded module.
-_NAME_CALLS = (
-    r"\b(?:__import__|import_module|find_spec|resolve_name|get_data|get_loader|find_loader"
-    r"|run_module|resource_\w+|files|read_text|read_binary|open_text|open_binary|contents"
-    r"|version|distribution|metadata|requires|from_name|get_distribution|require|patch"
-    r"|setattr)\s*\(|\bsys\.modules\b"
-)
-
-
-@dataclass(frozen=True)
-class _Patterns:
-    """Textual pre-checks, as bytes (whole file) and as text (one statement)."""
-
-    words: re.Pattern[str]
-    strings: re.Pattern[str]  # quoted names, and calls the string pass reports on
-    words_b: re.Pattern[bytes]
-    quoted_b: re.Pattern[bytes]  # quoted names only
-
-    @staticmethod
-    @functools.lru_cache(maxsize=64)
-    def of(names: tuple[str, ...], dists: tuple[str, ...]) -> _Patterns:
-        words = r"\b(?:" + "|".join(map(re.escape, names)) + r")\b"
-        # A quote opening a string that starts with a name or with an import of it, a
-        # quoted distribution name in any spelling that normalises to one of ``dists``,
-        # or a call the string pass reports on.
-        quoted = r"['\"]\s*(?:(?:from|import)\s+)?(?:" + "|".join(map(re.escape, names)) + r")\b"
-        spellings = [r"[-_.]+".join(map(re.escape, d.split("-"))) for d in dists]
-        alternatives = [quoted]
-        if spellings:
-            alternatives.append(r"(?i:['\"](?:" + "|".join(spellings) + r")\b)")
-        quoted_any = "|".join(alternatives)
-        return _Patterns(
-            re.compile(words),
-            re.compile(f"{quoted_any}|{_NAME_CALLS}"),
-            re.compile(words.encode()),
-            re.compile(quoted_any.encode()),
-        )
-
-    def candidate(self, source: bytes, with_strings: bool) -> bool:
-        """Whether a file can need a change: it names a shaded module somewhere."""
-        return self.words_b.search(source) is not None or (
-            with_strings and self.quoted_b.search(source) is not None
-        )
-
-    def candidate_lines(self, lines: Sequence[str], with_strings: bool) -> set[int]:
-        """Indexes of the lines with a candidate: one regex pass over the whole text."""
-        starts = list(itertools.accumulate((len(line) for line in lines), initial=0))
-        text = "".join(lines)
-        found = {bisect.bisect_right(starts, m.start()) - 1 for m in self.words.finditer(text)}
-        if with_strings:
-            found |= {
-                bisect.bisect_right(starts, m.start()) - 1 for m in self.strings.finditer(text)
-            }
-        return found
