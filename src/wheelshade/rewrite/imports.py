@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import libcst as cst
+
+from .lean import LeanTransformer
 
 #: The module part of an import: ``flask`` is a Name, ``flask.json`` an Attribute chain.
 DottedName = cst.Name | cst.Attribute
@@ -27,7 +30,7 @@ def replace_top(dotted: DottedName, new: str) -> DottedName:
     return dotted.with_changes(value=replace_top(inner, new))
 
 
-class ImportRenamer(cst.CSTTransformer):
+class ImportRenamer(LeanTransformer):
     """Rewrite ``import X...`` and ``from X... import`` where X is an original top-level name.
 
     Only absolute imports are touched: a relative import always refers to the importing
@@ -44,6 +47,14 @@ class ImportRenamer(cst.CSTTransformer):
             if "." in key:
                 namespace, portion = key.split(".", 1)
                 self._portions.setdefault(namespace, {})[portion] = value.split(".")[0]
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        # Imports are statements, never inside an expression or another small statement,
+        # and they change as a whole: below those only the chains of a namespace portion
+        # can change (``leave_Attribute``). Not walking them is most of a statement's nodes.
+        if not self._portions and _below_imports(type(node)):
+            return False
+        return super().on_visit(node)
 
     def _shaded(self, dotted: cst.BaseExpression) -> str | None:
         """The new leftmost name of a module path, or None when it is not shaded."""
@@ -172,6 +183,11 @@ class ImportRenamer(cst.CSTTransformer):
                 semicolon=node.semicolon if index == len(groups) - 1 else cst.MaybeSentinel.DEFAULT,
             ))
         return cst.FlattenSentinel(parts)
+
+
+@functools.cache
+def _below_imports(kind: type[cst.CSTNode]) -> bool:
+    return issubclass(kind, cst.BaseExpression | cst.BaseSmallStatement)
 
 
 def _second(dotted: cst.BaseExpression) -> str | None:

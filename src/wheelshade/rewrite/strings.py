@@ -12,6 +12,7 @@ from packaging.utils import canonicalize_name
 
 from ..findings import Code
 from ..naming import rename_module
+from .lean import LeanTransformer
 from .names import ImportAliases
 
 _IDENT = r"[A-Za-z_]\w*"
@@ -210,7 +211,7 @@ def _with_body(node: cst.SimpleString, body: str) -> cst.SimpleString:
     return node.with_changes(value=f"{node.prefix}{node.quote}{body}{node.quote}")
 
 
-class StringRenamer(cst.CSTTransformer):
+class StringRenamer(LeanTransformer):
     """Rename shaded module and distribution names inside string literals.
 
     A string is renamed by the role it plays: an argument of a call that takes module
