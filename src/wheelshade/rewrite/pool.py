@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import os
 import sys
@@ -27,6 +28,20 @@ def default_jobs() -> int:
 def _init(mapping: Mapping[str, str], strings: StringRules | None) -> None:
     global _worker_rules  # one worker process, one set of rules: set once at start
     _worker_rules = (mapping, strings)
+
+
+#: A rewrite allocates many short-lived objects (syntax trees) and makes almost no cycles:
+#: at the default threshold (700) the collector ran a thousand times over pip's sources and
+#: took a sixth of the rewrite time.
+_GC_THRESHOLD = 50_000
+
+
+def _init_worker(mapping: Mapping[str, str], strings: StringRules | None) -> None:
+    _init(mapping, strings)
+    # What the worker inherited (LibCST, the rules) lives as long as it does: frozen, the
+    # collector no longer walks it, nor copies its pages from the parent by touching them.
+    gc.freeze()
+    gc.set_threshold(_GC_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def _work(item: tuple[bytes, str]) -> Rewritten | _ErrorTuple:
@@ -62,7 +77,7 @@ class SourceRewriter:
             self._pool = ProcessPoolExecutor(
                 self.jobs,
                 mp_context=multiprocessing.get_context(method),
-                initializer=_init,
+                initializer=_init_worker,
                 initargs=(self.mapping, self.strings),
             )
         return self._pool
