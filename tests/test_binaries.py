@@ -579,29 +579,90 @@ def test_merged_tail_without_a_copy_says_why(tree: Path) -> None:
 _CYTHON_31 = {"__pyx_module_is_main_m": True}
 
 
-@pytest.mark.parametrize(("table", "readable", "found"), [
-    (zlib.compress(b"cline_in_tracebackotherlist__test__"), True, ()),
-    (zlib.compress(b"cline_in_tracebackpkg.modpkg__test__"), True, ("pkg",)),
-    (bz2.compress(b"cline_in_tracebackpkg.mod"), True, ("pkg",)),
-    (b"\x01cline_in_tracebackpkg.modx__test__\x01", True, ("pkg",)),  # plain, run together
-    (b"\x28\xb5\x2f\xfd" + bytes(40), False, ()),  # zstd: recognised, not read
-    (b"\x01nothing here\x01", False, ()),  # no table found at all
-], ids=["zlib-clean", "zlib-names", "bz2-names", "plain-names", "zstd", "none"])
-def test_packed_cython_string_table(table: bytes, readable: bool, found: tuple[str, ...]) -> None:
-    info = classify(make_elf(64, "little", b"\0_cython_3_2_8\0" + table, _CYTHON_31, []),
-                    "m.so", ["pkg"])
-    assert info.packed and info.packed_readable is readable and info.opaque_strings is not readable
-    assert info.packed_names == found
-    issues = problems(info, {"pkg": "p12"})
-    if not readable:
-        assert issues == ("m.so: Cython (3.2.8) keeps module names in a packed string table "
-                          "that cannot be read (compressed in a format not supported)",)
-    elif found:
-        assert issues == ("m.so: Cython (3.2.8) keeps 'pkg' in a packed string table without "
-                          "separators, which cannot be patched in place",)
-        assert info.names == ("pkg",)
-    else:
-        assert issues == ()
+#: A packed table's constants, in Cython's order (str constants, then identifiers).
+_CONSTANTS = [b"?", b"pkg.mod", b"pkg is missing", b"__name__", b"__test__",
+              b"cline_in_traceback", b"pkg", b"pkgx", b"to_pkg", b"other"]
+_TEXT = b"".join(_CONSTANTS)
+
+
+def _packed_module(stored: bytes, lengths: list[int] | None = None) -> bytes:
+    """A Cython 3.2 module: its packed table ``stored`` and (4-aligned, in read-only data)
+    the array of constant lengths Cython reads it with."""
+    rodata = bytearray(b"\0_cython_3_2_8\0")
+    if lengths is not None:
+        rodata += bytes(-len(rodata) % 4) + struct.pack(f"<{len(lengths)}I", *lengths)
+    rodata += stored + b"\0"
+    return make_elf(64, "little", bytes(rodata), _CYTHON_31, [])
+
+
+def _stored(info: BinaryInfo, data: bytes) -> bytes:
+    (table,) = info.tables
+    return data[table.offset:table.offset + table.size]
+
+
+@pytest.mark.parametrize("codec", ["plain", "zlib", "bz2"])
+def test_packed_table_with_lengths_is_patched_by_constant(codec: str) -> None:
+    pack = {"plain": bytes, "zlib": lambda t: zlib.compress(t, 9), "bz2": bz2.compress}[codec]
+    data = _packed_module(pack(_TEXT), [len(c) for c in _CONSTANTS])
+    info = classify(data, "m.so", ["pkg"])
+    assert info.packed and info.packed_readable and not info.opaque_strings
+    assert info.packed_names == ("pkg",) and info.unsplit_names == ()
+    # A rename makes this tiny text less repetitive; "ame" (which "__name__" repeats) still
+    # lets both streams fit their old size. Growing streams move (a real wheel's test).
+    assert problems(info, {"pkg": "ame"}) == ()
+    patched = patch_strings(data, info, {"pkg": "ame"})
+    assert len(patched) == len(data)
+    stored = _stored(info, patched)
+    text = {"plain": bytes, "zlib": zlib.decompress, "bz2": bz2.decompress}[codec](stored)
+    # Module paths are renamed; "pkgx", "to_pkg" and the message keep their bytes.
+    renamed = {b"pkg.mod": b"ame.mod", b"pkg": b"ame"}
+    assert text == b"".join(renamed.get(c, c) for c in _CONSTANTS)
+    assert classify(patched, "m.so", ["pkg"]).packed_names == ()
+
+
+def test_a_grown_table_without_a_known_reader_is_an_error_not_a_wrong_patch() -> None:
+    data = _packed_module(zlib.compress(_TEXT, 9), [len(c) for c in _CONSTANTS])
+    info = classify(data, "m.so", ["pkg"])
+    (table,) = info.tables
+    assert table.mover is None  # the synthetic module has no code reading its table
+    tight = replace(info, tables=(replace(table, size=8),))  # no stream fits 8 bytes
+    with pytest.raises(ValueError, match=r"m.so: the zlib string table at 0x[0-9a-f]+ grows "
+                                         r"from 8 to \d+ bytes once renamed, and the code "
+                                         r"that reads it could not be found to move it"):
+        patch_strings(data, tight, {"pkg": "ame"})
+
+
+def test_packed_table_without_lengths_is_refused() -> None:
+    info = classify(_packed_module(zlib.compress(_TEXT)), "m.so", ["pkg"])
+    assert info.packed_readable and info.unsplit_names == ("pkg",)
+    assert problems(info, {"pkg": "p12"}) == (
+        "m.so: Cython (3.2.8) keeps 'pkg' in a packed string table whose string lengths could "
+        "not be found, so where a module name starts and ends in it cannot be told",)
+    assert info.names == ("pkg",)
+
+
+def test_packed_table_split_two_ways_is_refused() -> None:
+    # Two arrays that both split the text into whole markers, differently around "pkg":
+    # no split is trusted.
+    lengths = [len(c) for c in _CONSTANTS]
+    other = lengths[:6] + [len(b"pkgpkgx")] + lengths[8:]
+    data = _packed_module(zlib.compress(_TEXT), lengths + [1 << 30] + other)
+    assert classify(data, "m.so", ["pkg"]).unsplit_names == ("pkg",)
+
+
+def test_packed_table_without_the_name_needs_no_lengths() -> None:
+    info = classify(_packed_module(zlib.compress(_TEXT)), "m.so", ["other_pkg"])
+    assert info.packed_readable and info.tables == () and problems(info, {"other_pkg": "o1"}) == ()
+
+
+@pytest.mark.parametrize("stored", [b"\x28\xb5\x2f\xfd" + bytes(40), b"nothing here"],
+                         ids=["zstd", "none"])
+def test_unreadable_packed_table_is_refused(stored: bytes) -> None:
+    info = classify(_packed_module(stored), "m.so", ["pkg"])
+    assert info.packed and info.opaque_strings
+    assert problems(info, {"pkg": "p12"}) == (
+        "m.so: Cython (3.2.8) keeps module names in a packed string table that cannot be read "
+        "(compressed in a format not supported)",)
 
 
 def test_a_redirect_out_of_reach_is_an_error_not_a_wrong_patch(tree: Path) -> None:

@@ -186,7 +186,8 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
         # into a wrapper package keeps its file name, and so its symbol.
         data = _with_init_symbol(data, module, plan.mapping[module], info.path)
     after = classify(data, info.path, plan.mapping)
-    left = sorted({r.name for r in (*after.references, *after.suspects) if r.kind != "symbol"})
+    left = sorted({r.name for r in (*after.references, *after.suspects) if r.kind != "symbol"}
+                  | set(after.packed_names))
     if left:
         raise RewriteError(
             f"still refers to {', '.join(left)} after patching",

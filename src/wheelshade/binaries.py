@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import bz2
 import re
-import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from . import xrefs
-from .elf import SHT_NOBITS, Elf, Section, Segment, read_elf
+from . import cytable, xrefs
+from .elf import PF_W, PF_X, PT_LOAD, SHT_NOBITS, Elf, Section, Segment, read_elf
 
 InitPhase = Literal["single", "multi", "unknown"]
 RefKind = Literal["string", "symbol", "tail", "unbounded"]
@@ -100,7 +98,9 @@ class BinaryInfo:
     cython_version: str | None
     mypyc: bool
     #: True when two names every Cython string table holds (``cline_in_traceback``,
-    #: ``__test__``) sit between NUL bytes: the table keeps one C string per constant.
+    #: ``__test__``) sit between NUL bytes and no packed table was found: the module
+    #: keeps one C string per constant. (Cython's own C code may hold those names as
+    #: C strings in a module that packs its constants too.)
     cython_strings_separate: bool
     rpath: tuple[str, ...]
     runpath: tuple[str, ...]
@@ -120,11 +120,12 @@ class BinaryInfo:
     redirects: tuple[Redirect, ...] = ()
     #: Standalone copies added for splits where the binary had none.
     appended: tuple[Appended, ...] = ()
-    #: For a packed Cython string table: whether it could be read (plain, or a zlib/bz2
-    #: stream that decompresses), and the watched names occurring anywhere in it. Without
-    #: separators any occurrence may be a module name, and none can be patched in place.
+    #: For packed Cython string tables: whether they could be read (plain, or a zlib/bz2
+    #: stream that decompresses), and those that hold a watched name (see cytable).
     packed_readable: bool = True
-    packed_names: tuple[str, ...] = ()
+    tables: tuple[cytable.Table, ...] = ()
+    #: The names looked for.
+    watched: tuple[str, ...] = ()
 
     @property
     def module_name(self) -> str | None:
@@ -148,6 +149,18 @@ class BinaryInfo:
         ``cython_strings_separate``), not guessed from the version.
         """
         return self.cython and not self.cython_strings_separate
+
+    @property
+    def packed_names(self) -> tuple[str, ...]:
+        """Watched names a packed table holds: as constants that are module paths (patched
+        like C strings), or where its constants could not be split (refused)."""
+        return tuple(sorted({n for t in self.tables for _, n in t.module_paths(self.watched)}
+                            | set(self.unsplit_names)))
+
+    @property
+    def unsplit_names(self) -> tuple[str, ...]:
+        """Watched names in packed text whose string lengths were not found."""
+        return tuple(sorted({n for t in self.tables for n in t.unsplit(self.watched)}))
 
     @property
     def opaque_strings(self) -> bool:
@@ -178,17 +191,23 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         for ref in _scan(data, s, name, length_prefixed=bool(mypyc))
     ]
     cython_version = _cython_version(blob)
-    cython = cython_version is not None or any(s.name.startswith("__pyx_") for s in elf.symbols)
-    # Cython 0.29 modules without a shared-ABI module still create "cython_runtime".
-    references, suspects, embedded, redirects, appended = _resolve(
-        data, elf, found, cython or b"\0cython_runtime\0" in blob
-    )
+    # Cython modules without a shared-ABI module name (0.29, or built without it) and
+    # without exported __pyx_ symbols still create "cython_runtime".
+    cython = (cython_version is not None or b"\0cython_runtime\0" in blob
+              or any(s.name.startswith("__pyx_") for s in elf.symbols))
+    separate = all(m in blob for m in _SEPARATE_MARKERS)
+    readable, tables = True, list[cytable.Table]()
+    if cython:
+        tables, unreadable = cytable.read(data, elf, wanted)
+        separate = separate and not tables and not unreadable
+        readable = separate or (bool(tables) and not unreadable)
+        tables = [t for t in tables if any(n.encode("utf-8") in t.text for n in wanted)]
+        # A table's own bytes are rewritten as a whole, never as C strings.
+        found = [r for r in found
+                 if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
+    references, suspects, embedded, redirects, appended = _resolve(data, elf, found, cython)
     if _is_rust(data):
         suspects += _rust_words(data, elf, wanted, found)
-    separate = all(m in blob for m in _SEPARATE_MARKERS)
-    readable, packed_names = True, tuple[str, ...]()
-    if cython and not separate:
-        readable, packed_names = _packed_table(blob, wanted)
     for symbol in elf.symbols:
         if symbol.name.startswith(INIT_PREFIX):
             target = symbol.name.removeprefix(INIT_PREFIX)
@@ -209,7 +228,8 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         cython_version=cython_version,
         cython_strings_separate=separate,
         packed_readable=readable,
-        packed_names=packed_names,
+        tables=tuple(tables),
+        watched=tuple(wanted),
         mypyc=bool(mypyc),
         rpath=elf.rpath,
         runpath=elf.runpath,
@@ -221,57 +241,6 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         redirects=tuple(redirects),
         appended=tuple(appended),
     )
-
-
-#: Stream headers: zlib (deflate, any level) and bzip2; zstd is recognised but not read.
-_COMPRESSED = re.compile(rb"\x78[\x01\x5e\x9c\xda]|BZh[1-9]1AY&SY|\x28\xb5\x2f\xfd")
-#: Longest decompressed string table read (a large module's is well under 1 MB).
-_MAX_TABLE = 64 << 20
-
-
-def _packed_table(blob: bytes, names: list[str]) -> tuple[bool, tuple[str, ...]]:
-    """(readable, watched names in it) for a Cython module with a packed string table.
-
-    The table is either plain in the data sections (its entries run together, so
-    ``cline_in_traceback`` is there without NUL bounds) or a compressed stream that
-    Cython inflates at import: every zlib or bzip2 stream that decompresses is read.
-    """
-    texts = [blob]  # decompressed streams follow
-    unreadable = False
-    for match in _COMPRESSED.finditer(blob):
-        start = match.start()
-        try:
-            if blob.startswith(b"BZh", start):
-                texts.append(bz2.BZ2Decompressor().decompress(blob[start:], _MAX_TABLE))
-            elif blob.startswith(b"\x28\xb5\x2f\xfd", start):
-                unreadable = True
-            else:
-                inflate = zlib.decompressobj()
-                out = inflate.decompress(blob[start:], _MAX_TABLE)
-                if inflate.eof:
-                    texts.append(out)
-        except (OSError, ValueError, EOFError, zlib.error):
-            continue
-    marker = b"cline_in_traceback"
-    decoded = texts[1:]
-    if decoded:  # the table is compressed; the plain strings are ordinary C strings
-        readable = not unreadable and any(marker in text for text in decoded)
-        found = tuple(n for n in names if any(n.encode("utf-8") in t for t in decoded))
-    else:
-        readable = not unreadable and _unbounded_in(blob, marker.decode())
-        found = tuple(n for n in names if _unbounded_in(blob, n))
-    return readable, found
-
-
-def _unbounded_in(blob: bytes, name: str) -> bool:
-    """``name`` in the data without a NUL right before it: inside a run-together table."""
-    raw = name.encode("utf-8")
-    at = blob.find(raw)
-    while at >= 0:
-        if at == 0 or blob[at - 1] != 0:
-            return True
-        at = blob.find(raw, at + 1)
-    return False
 
 
 def _is_rust(data: bytes) -> bool:
@@ -377,7 +346,7 @@ def _resolve(
     redirects: list[Redirect] = []
     appended: list[Appended] = []
     copies = {_c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
-    slack = _Slack(data, elf) if conflicts else None  # read the segments only when needed
+    slack = Slack(data, elf) if conflicts else None  # read the segments only when needed
     for ref, at, alone, head in conflicts:
         text = _c_string(data, ref.offset)
         # Rewriting a displacement is only safe where the instruction is known for sure.
@@ -409,19 +378,18 @@ def _resolve(
     return patch, refuse, leave, redirects, appended
 
 
-PT_LOAD = 1
-PF_X, PF_W = 1, 2
 _PAGE = 0x1000
 
 
-class _Slack:
+class Slack:
     """Unused bytes after the last read-only LOAD segment's data, up to the end of its
     last page: the loader maps that page anyway, no section covers those bytes, and the
-    next segment begins on a later page. Copies go there, in order."""
+    next segment begins on a later page. Copies go there, in order, after the first
+    ``used`` bytes."""
 
-    def __init__(self, data: bytes, elf: Elf) -> None:
+    def __init__(self, data: bytes, elf: Elf, used: int = 0) -> None:
         self.segment: Segment | None = None
-        self.used = 0
+        self.used = used
         self.room = 0
         loads = sorted((s for s in elf.segments if s.type == PT_LOAD), key=lambda s: s.vaddr)
         for index, seg in enumerate(loads):

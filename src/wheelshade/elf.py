@@ -20,6 +20,9 @@ SHF_EXECINSTR = 0x4
 SHF_COMPRESSED = 0x800
 SHN_UNDEF = 0
 SHN_XINDEX = 0xFFFF
+# Program header type and flags.
+PT_LOAD = 1
+PF_X, PF_W = 1, 2
 
 # Dynamic tags.
 DT_NULL = 0

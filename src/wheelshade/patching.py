@@ -27,7 +27,8 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from .binaries import INIT_PREFIX, BinaryInfo, Redirect
+from . import cytable
+from .binaries import INIT_PREFIX, BinaryInfo, Redirect, Slack
 from .elf import DT_RPATH, read_elf
 from .errors import WheelshadeError
 from .loadcheck import LoadCheckError, probe
@@ -108,15 +109,16 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
             f"{info.path}: Cython ({version}) keeps module names in a packed string table "
             "that cannot be read (compressed in a format not supported)"
         )
-    hidden = [n for n in info.packed_names if n in mapping]
+    hidden = [n for n in info.unsplit_names if n in mapping]
     if hidden and not info.opaque_strings:
         found.append(
             f"{info.path}: Cython ({version}) keeps {', '.join(map(repr, hidden))} in a packed "
-            "string table without separators, which cannot be patched in place"
+            "string table whose string lengths could not be found, so where a module name "
+            "starts and ends in it cannot be told"
         )
     for old, new in sorted(mapping.items()):
         if len(old.encode()) != len(new.encode()):
-            used = any(r.name == old for r in info.references)
+            used = any(r.name == old for r in info.references) or old in info.packed_names
             if used:
                 found.append(f"{info.path}: {old!r} -> {new!r} is not a same-length rename")
     return tuple(found)
@@ -127,8 +129,10 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
 
     Every reference but ``PyInit_`` symbols is touched (those go through
     rename_init_symbol); suspects and embedded occurrences never are, and ``redirects``
-    move a merged tail's users to a standalone copy. Raises ValueError when a new name
-    differs in byte length or ``info`` does not describe ``data``.
+    move a merged tail's users to a standalone copy. Packed Cython string tables get their
+    module-path constants renamed (a compressed one is compressed again, and moved if it
+    grew). Raises ValueError when a new name differs in byte length, a grown table cannot
+    be moved, or ``info`` does not describe ``data``.
     """
     out = bytearray(data)
     for ref in info.references:
@@ -144,6 +148,20 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
     for move in info.redirects:
         _redirect(out, move, info.path)
     sizes: dict[int, int] = {}
+    slack: Slack | None = None
+    for table in info.tables:
+        try:
+            stream = cytable.rewrite(table, mapping)
+        except ValueError as exc:
+            raise ValueError(f"{info.path}: {exc}") from None
+        if len(stream) <= table.size:
+            out[table.offset:table.offset + table.size] = stream.ljust(table.size, b"\0")
+            continue
+        if slack is None:
+            used = sum(len(a.text) for a in info.appended)
+            slack = Slack(data, read_elf(data, info.path), used)
+        header, size = _move_table(out, table, stream, slack, info.path)
+        sizes[header] = max(sizes.get(header, 0), size)
     for added in info.appended:
         if any(out[added.offset:added.offset + len(added.text)]):
             raise ValueError(f"{info.path}: the slack at {added.offset:#x} is not free")
@@ -157,6 +175,34 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
         # p_filesz and p_memsz of a 64-bit program header (the only kind that gets copies).
         struct.pack_into("<QQ", out, header + 32, size, size)
     return bytes(out)
+
+
+def _move_table(
+    out: bytearray, table: cytable.Table, stream: bytes, slack: Slack, path: str
+) -> tuple[int, int]:
+    """Write a table's grown stream into the slack, point its reader there and pass the
+    new size; the old bytes are cleared. Returns (program header, its new size)."""
+    grows = (f"the {table.codec} string table at {table.offset:#x} grows from {table.size} "
+             f"to {len(stream)} bytes once renamed")
+    mover = table.mover
+    if mover is None:
+        raise ValueError(f"{path}: {grows}, and the code that reads it could not be found "
+                         "to move it")
+    room = slack.take(stream, "")
+    if room is None:
+        raise ValueError(f"{path}: {grows}, and there is no room to move it to")
+    added, address = room
+    if any(out[added.offset:added.offset + len(stream)]):
+        raise ValueError(f"{path}: the slack at {added.offset:#x} is not free")
+    (size,) = struct.unpack_from("<I", out, mover.size_offset)
+    if size != table.size:
+        raise ValueError(f"{path}: the size operand at {mover.size_offset:#x} does not hold "
+                         f"{table.size}")
+    out[added.offset:added.offset + len(stream)] = stream
+    _redirect(out, Redirect(mover.site, address - mover.site.target), path)
+    struct.pack_into("<I", out, mover.size_offset, len(stream))
+    out[table.offset:table.offset + table.size] = bytes(table.size)
+    return added.header, added.size
 
 
 _FIELDS = {"code": "<i", "relocation": "<q", "pointer": "<Q"}

@@ -38,7 +38,7 @@ from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
-from .elf import SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Elf
+from .elf import PT_LOAD, SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Elf
 
 if TYPE_CHECKING:
     from capstone import Cs
@@ -82,7 +82,8 @@ def supported(elf: Elf) -> bool:
 
 
 def address_of(elf: Elf, offset: int) -> int | None:
-    """The virtual address where file offset ``offset`` is loaded, if any section maps it."""
+    """The virtual address where file offset ``offset`` is loaded, if any section maps it
+    (or, past the last section, a LOAD segment: where moved tables go)."""
     for section in elf.sections:
         if (
             section.flags & SHF_ALLOC
@@ -90,6 +91,25 @@ def address_of(elf: Elf, offset: int) -> int | None:
             and section.offset <= offset < section.end
         ):
             return section.addr + offset - section.offset
+    for segment in elf.segments:
+        if segment.type == PT_LOAD and segment.offset <= offset < segment.offset + segment.filesz:
+            return segment.vaddr + offset - segment.offset
+    return None
+
+
+def offset_of(elf: Elf, address: int) -> int | None:
+    """The file offset that virtual address ``address`` is loaded from, if a section with
+    contents maps it (or, past the last section, a LOAD segment's file bytes)."""
+    for section in elf.sections:
+        if (
+            section.flags & SHF_ALLOC
+            and section.type != SHT_NOBITS
+            and section.addr <= address < section.addr + section.size
+        ):
+            return section.offset + address - section.addr
+    for segment in elf.segments:
+        if segment.type == PT_LOAD and segment.vaddr <= address < segment.vaddr + segment.filesz:
+            return segment.offset + address - segment.vaddr
     return None
 
 
@@ -113,7 +133,7 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
 
 def _code(data: bytes, elf: Elf, wanted: frozenset[int]) -> Iterator[Site]:
     low, high = min(wanted), max(wanted)
-    starts = _function_starts(data, elf)
+    starts = function_starts(data, elf)
     for section in elf.sections:
         if section.type != SHT_PROGBITS or not section.flags & SHF_EXECINSTR:
             continue
@@ -177,7 +197,7 @@ class _Sweep:
         # Sweep on past the address: later hits in the same function reuse the work.
         code = self.data[done - self.shift:min(self.ceiling, address - self.shift + 4096)]
         end = done
-        for insn_at, size, _, _ in _disassembler().disasm_lite(code, done):
+        for insn_at, size, _, _ in disassembler().disasm_lite(code, done):
             sizes[insn_at] = size
             end = insn_at + size
         # Stopping short means undecodable bytes: nothing past them is known, ever.
@@ -185,7 +205,7 @@ class _Sweep:
         return sizes
 
 
-def _function_starts(data: bytes, elf: Elf) -> list[int]:
+def function_starts(data: bytes, elf: Elf) -> list[int]:
     """Sorted start addresses of every function with unwind information (``.eh_frame_hdr``).
 
     The header's binary-search table lists each FDE's initial location; only the usual
@@ -221,7 +241,7 @@ def _decodes_at(data: bytes, start: int, at: int, imm: int, shift: int) -> bool:
     exactly at ``at`` and ends ``imm`` bytes after it."""
     from capstone import x86
 
-    for insn in _disassembler().disasm(data[start:start + _MAX_INSN], start + shift, 1):
+    for insn in disassembler().disasm(data[start:start + _MAX_INSN], start + shift, 1):
         if insn.size != at + 4 + imm - start or insn.disp_offset != at - start:
             return False
         return any(
@@ -232,7 +252,7 @@ def _decodes_at(data: bytes, start: int, at: int, imm: int, shift: int) -> bool:
 
 
 @functools.cache
-def _disassembler() -> Cs:
+def disassembler() -> Cs:
     from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
     disassembler = Cs(CS_ARCH_X86, CS_MODE_64)
