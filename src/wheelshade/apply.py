@@ -328,7 +328,10 @@ class _Putter:
         name, exe, plan = act.target, self.executable[act.source], self.state.plan
         info = self.binaries.get(act.source)
         patch = act.action is Action.BINARY and info and any(n in plan.mapping for n in info.names)
-        rpath = _new_rpath(info, act, dict(self.state.job.libs_renames)) if info else None
+        # $ORIGIN entries may lead into the shaded packages themselves (pyarrow's modules
+        # find libarrow*.so beside them) as well as into renamed library folders.
+        dirs = {k: v for k, v in plan.mapping.items() if "." not in k}
+        rpath = _new_rpath(info, act, dirs | dict(self.state.job.libs_renames)) if info else None
         if act.source in changed:
             self.writer.add(name, changed.pop(act.source), executable=exe)
         elif info and (patch or rpath is not None):

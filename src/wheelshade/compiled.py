@@ -12,7 +12,7 @@ from .archive import WheelReader
 from .binaries import BinaryInfo, classify
 from .elf import UnsupportedBinary
 from .errors import PlanError, WheelFormatError
-from .layout import EXTENSION_SUFFIXES, in_site_packages, locate
+from .layout import in_site_packages, is_compiled, locate
 from .naming import namespace_heads
 from .patching import problems
 from .plan import WheelSummary
@@ -39,7 +39,7 @@ def _binaries(summary: WheelSummary) -> list[str]:
     return [
         name
         for name in summary.members
-        if name.endswith(EXTENSION_SUFFIXES)
+        if is_compiled(name)
         and in_site_packages(locate(name, summary.data_dir))
         and not name.startswith(summary.dist_info + "/")
     ]

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 EXTENSION_SUFFIXES = (".so", ".pyd")
+#: Versioned shared libraries shipped inside a package (pyarrow's ``libarrow_python.so.2500``):
+#: not importable, but loaded by its extension modules, and they may import by name too.
+_VERSIONED_LIBRARY = re.compile(r"\.so(?:\.[0-9]+)+\Z")
 SOURCE_SUFFIXES = (".py", ".pyi")
 #: ``.data`` subdirectories whose contents install into site-packages, beside the root.
 LIB_SCHEMES = ("purelib", "platlib")
@@ -132,3 +136,8 @@ def module_names(names: Iterable[str], dist_info: str, data_dir: str) -> frozens
         parts = dirs if module == "__init__" else [*dirs, module]
         found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
     return frozenset(m for m in found if m)
+
+
+def is_compiled(name: str) -> bool:
+    """An extension module or a shared library (``.so``, ``.pyd``, ``.so.<version>``)."""
+    return name.endswith(EXTENSION_SUFFIXES) or _VERSIONED_LIBRARY.search(name) is not None

@@ -21,6 +21,7 @@ from .layout import (
     TopKind,
     TopLevel,
     in_site_packages,
+    is_compiled,
     is_mypyc_group,
     locate,
     module_name_of_file,
@@ -279,7 +280,7 @@ def _has_python_twin(name: str, members: set[str]) -> bool:
 def _classify(path: str) -> Action:
     if path.endswith((".py", ".pyi")):
         return Action.REWRITE
-    if path.endswith((".so", ".pyd")):
+    if is_compiled(path):
         return Action.BINARY
     return Action.COPY
 
