@@ -5,18 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-import libcst as cst
-from libcst.metadata import PositionProvider
-
-from wheelshade.errors import RewriteError
 from wheelshade.findings import Code, Finding
 from wheelshade.layout import is_mypyc_group
 from wheelshade.rewrite.flows import ImportLists, import_lists
-from wheelshade.rewrite.imports import ImportRenamer
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
+from wheelshade.rewrite.passes import Passes
 from wheelshade.rewrite.scan import Patterns
-from wheelshade.rewrite.segments import Source, decode, innermost_ranges, spans
-from wheelshade.rewrite.strings import StringRenamer, StringRules
+from wheelshade.rewrite.segments import decode, innermost_ranges
+from wheelshade.rewrite.strings import StringRules
 
 __all__ = [
     "Rewritten",
@@ -26,9 +22,6 @@ __all__ = [
     "rewrite_file",
     "rewrite_source",
 ]
-
-_LIBCST_HINT = "LibCST cannot parse this statement although CPython can; please report it"
-
 
 @dataclass(frozen=True)
 class Rewritten:
@@ -113,27 +106,15 @@ def rewrite_file(
     )
     lists = {line: v for line, v in flows.literals.items() if v & frozenset(mapping)}
     candidates |= set(lists)
-    parsed = _parse_segments(src, innermost_ranges(src, candidates), path)
+    passes = Passes(mapping, strings, patterns, aliases, lists, path)
     lines = list(src.lines)
     findings: list[Finding] = []
     changed = False
     # Right to left, so replacing one range does not move the ones still to do.
-    for (start, end), (module, prefix) in reversed(parsed):
-        text = "".join(src.lines[start:end])
-        found: list[Finding] = []
-        # Each pass walks the whole statement: run only the ones its text can concern.
-        listed = frozenset().union(*(v for line, v in lists.items() if start <= line < end))
-        if strings is not None and (listed or patterns.strings_in(text)):
-            renamer = StringRenamer(strings, aliases, listed)
-            before = module
-            module = module.visit(renamer)
-            found = _located(before, renamer.findings, path, start - prefix.count("\n"))
-        findings[:0] = found
-        if patterns.words.search(text):
-            module = module.visit(ImportRenamer(mapping))
-        new = module.code[len(prefix) :]
-        if new != text:
-            lines[start:end] = [new]
+    for (start, end), outcome in reversed(passes.rewrite(src, innermost_ranges(src, candidates))):
+        findings[:0] = outcome.findings
+        if outcome.new is not None:
+            lines[start:end] = [outcome.new]
             changed = True
     # A loop's import call fed by a literal list is no longer a name computed at run time.
     findings = [
@@ -142,82 +123,3 @@ def rewrite_file(
     if not changed:
         return Rewritten(None, tuple(findings))
     return Rewritten("".join(lines).encode(src.encoding), tuple(findings))
-
-
-#: Makes an indented statement parse on its own; stripped again after the rewrite.
-_INDENT_PREFIX = "if True:\n"
-
-
-def _parse_segments(
-    src: Source, ranges: list[tuple[int, int]], path: str
-) -> list[tuple[tuple[int, int], tuple[cst.Module, str]]]:
-    """Parse each range with LibCST; a range that does not parse on its own (it shares a
-    line with its enclosing statement's header) is replaced by its top-level span."""
-    top = spans(src)
-    chosen: list[tuple[int, int]] = []
-    parsed: dict[tuple[int, int], tuple[cst.Module, str]] = {}
-    for start, end in ranges:
-        if chosen and start < chosen[-1][1]:
-            continue  # inside a top-level span already chosen by a fallback
-        text = "".join(src.lines[start:end])
-        prefix = _INDENT_PREFIX if text[:1] in (" ", "\t") else ""
-        try:
-            module = cst.parse_module(prefix + text)
-        except cst.ParserSyntaxError:
-            pass
-        else:
-            _check_round_trip(module, prefix + text, path, start)
-            parsed[(start, end)] = (module, prefix)
-            chosen.append((start, end))
-            continue
-        span = next(s for s in top if s[0] <= start and end <= s[1])
-        while chosen and chosen[-1][0] >= span[0]:
-            parsed.pop(chosen.pop(), None)
-        parsed[span] = (_parse_span(src, span, path), "")
-        chosen.append(span)
-    return [(r, parsed[r]) for r in chosen]
-
-
-def _check_round_trip(module: cst.Module, text: str, path: str, start: int) -> None:
-    """Refuse a statement LibCST would not give back byte for byte (form feeds in some
-    places, CR-only line ends): writing its output would change code nobody asked to.
-
-    Only text with a form feed or a carriage return can differ (LibCST round-trips every
-    other valid source exactly), so the costly code generation runs only for those.
-    """
-    if ("\x0c" in text or "\r" in text) and module.code != text:
-        raise RewriteError(
-            "LibCST does not reproduce this statement exactly (form feeds or CR-only line "
-            "ends); refusing to rewrite it",
-            path=path,
-            line=start + 1,
-            hint="normalise the file's line ends and whitespace, or leave it out with --drop",
-        )
-
-
-def _parse_span(src: Source, span: tuple[int, int], path: str) -> cst.Module:
-    text = "".join(src.lines[span[0] : span[1]])
-    try:
-        module = cst.parse_module(text)
-        _check_round_trip(module, text, path, span[0])
-        return module
-    except cst.ParserSyntaxError as exc:
-        raise RewriteError(
-            f"cannot parse with LibCST: {exc.message}",
-            path=path,
-            line=span[0] + exc.raw_line,
-            hint=_LIBCST_HINT,
-        ) from None
-
-
-def _located(
-    module: cst.Module, found: list[tuple[cst.CSTNode, Code, str]], path: str, offset: int
-) -> list[Finding]:
-    """Give findings their line numbers; positions are computed only when there are any."""
-    if not found:
-        return []
-    positions = cst.MetadataWrapper(module, unsafe_skip_copy=True).resolve(PositionProvider)
-    return [
-        Finding(path, offset + positions[node].start.line, code, message)
-        for node, code, message in found
-    ]

@@ -4,7 +4,9 @@ LibCST looks up ``visit_<Node>``/``leave_<Node>`` by a formatted name on every n
 calls ``visit_<Node>_<field>``/``leave_<Node>_<field>`` around every field of every node,
 almost all of them no-op stubs; with our few handlers that bookkeeping was about a third of
 a visit. Here each node type's handlers are looked up once per class, stubs are dropped,
-and the per-field hooks are not offered at all (defining one is an error).
+and the per-field hooks are not offered at all (defining one is an error). ``changed``
+says whether any handler replaced a node: when none did, the tree gives back the very
+text it was parsed from, so the caller need not generate code to compare.
 """
 
 from __future__ import annotations
@@ -39,6 +41,10 @@ class LeanTransformer(cst.CSTTransformer):
             raise TypeError(f"{cls.__name__}: field hooks are not called here: {hooks}")
         cls._visits, cls._leaves = {}, {}
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.changed = False
+
     def on_visit(self, node: cst.CSTNode) -> bool:
         kind = type(node)
         try:
@@ -59,6 +65,7 @@ class LeanTransformer(cst.CSTTransformer):
             return updated_node
         result: _NodeT | cst.RemovalSentinel | cst.FlattenSentinel[_NodeT]
         result = leave(self, original_node, updated_node)
+        self.changed = self.changed or result is not updated_node
         return result
 
     def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
