@@ -29,14 +29,17 @@ import struct
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import zopfli.zlib
 
-from . import frame, xrefs
-from .elf import PF_W, PF_X, PT_LOAD, SHT_NOBITS, Elf
+from . import frame, lzss, xrefs
+from .elf import PF_W, PF_X, PT_LOAD, SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Elf
 
-Codec = Literal["plain", "zlib", "bz2"]
+if TYPE_CHECKING:
+    from capstone import CsInsn
+
+Codec = Literal["plain", "zlib", "bz2", "lzss"]
 
 #: Constants every Cython module's table holds (most of them; at least two are needed).
 MARKERS = (b"cline_in_traceback", b"__test__", b"__name__", b"__main__", b"__module__",
@@ -44,6 +47,12 @@ MARKERS = (b"cline_in_traceback", b"__test__", b"__name__", b"__main__", b"__mod
 #: Stream headers: zlib (deflate, any level) and bzip2; zstd is recognised but not read.
 _COMPRESSED = re.compile(rb"\x78[\x01\x5e\x9c\xda]|BZh[1-9]1AY&SY|\x28\xb5\x2f\xfd")
 _ZSTD = b"\x28\xb5\x2f\xfd"
+#: Cython 3.3's LZSS decoder: its message, and the loop's first instruction
+#: (``or r32, 0xff00``, the flags byte with a stop bit above it).
+_LZSS_ERROR = b"LZSS string data decompression failed"
+_LZSS_LOOP = re.compile(rb"\x41?\x81[\xc8-\xcf]\x00\xff\x00\x00")
+#: How far before the loop the stream's address is taken, and after it the sizes tested.
+_LZSS_BEFORE, _LZSS_AFTER = 256, 512
 #: Longest decompressed string table read (a large module's is well under 1 MB).
 _MAX_TABLE = 64 << 20
 #: Largest value a length entry is taken to hold.
@@ -97,11 +106,21 @@ class Table:
         return found
 
     def unsplit(self, names: Iterable[str]) -> tuple[str, ...]:
-        """Names occurring where no split is known (anywhere in a table without lengths,
-        or in its tail past the last bound): run together with other constants, any
-        occurrence may be a module name."""
-        rest = self.text if self.bounds is None else self.text[self.bounds[-1]:]
-        return tuple(n for n in names if n.encode("utf-8") in rest)
+        """Names occurring where no split is known. In a table without lengths any
+        occurrence may be a module name run together with other constants. Past the last
+        bound come only bytes constants (Cython 3.3 counts them in a second array): C
+        signatures and line tables, where a name inside a longer identifier
+        (``__pyx_opt_args_6pandas_5_libs``) is not a module path, so only a whole word
+        counts there."""
+        if self.bounds is None:
+            return tuple(n for n in names if n.encode("utf-8") in self.text)
+        rest = self.text[self.bounds[-1]:]
+        return tuple(n for n in names if _word(n).search(rest))
+
+
+def _word(name: str) -> re.Pattern[bytes]:
+    return re.compile(rb"(?<![A-Za-z0-9_])" + re.escape(name.encode("utf-8"))
+                      + rb"(?![A-Za-z0-9_])")
 
 
 def read(data: bytes, elf: Elf, names: Sequence[str]) -> tuple[list[Table], bool]:
@@ -122,6 +141,8 @@ def read(data: bytes, elf: Elf, names: Sequence[str]) -> tuple[list[Table], bool
             table = _stream(body, match.start(), start)
             if table is not None:
                 tables.append(table)
+    if _LZSS_ERROR in data:
+        tables += _lzss_tables(data, elf)
     if not tables:
         tables = _plain(data, elf)
     wanted = [n for n in names if n]
@@ -163,6 +184,70 @@ def _stream(body: bytes, start: int, base: int) -> Table | None:
         return None
     size = len(body) - start - len(unpack.unused_data)
     return Table(codec, base + start, size, text)
+
+
+def _lzss_tables(data: bytes, elf: Elf) -> list[Table]:
+    """Cython 3.3's LZSS streams. The stream has no header; its two sizes are constants in
+    the code that inflates it, which Cython inlines into module init. So each copy of the
+    decoder loop is found by its first instruction (``or reg, 0xff00``), and a stream is
+    what a RIP-relative ``lea`` shortly before it points at that decodes, to the size one
+    ``cmp`` after it allows, consuming exactly the size another compares with."""
+    if not xrefs.supported(elf):
+        return []
+    starts = xrefs.function_starts(data, elf)
+    found: dict[int, Table] = {}
+    for section in elf.sections:
+        if section.type != SHT_PROGBITS or not section.flags & SHF_EXECINSTR:
+            continue
+        for match in _LZSS_LOOP.finditer(data, section.offset, section.end):
+            loop = section.addr + match.start() - section.offset
+            start = frame.function_containing(starts, loop)
+            if start is None:
+                continue
+            streams, sizes = set(), set()
+            for insn in frame.instructions(data, elf, start, loop + _LZSS_AFTER):
+                target = _rip_target(insn)
+                if target is not None and loop - _LZSS_BEFORE <= insn.address < loop:
+                    streams.add(target)
+                elif insn.mnemonic == "cmp" and loop < insn.address:
+                    sizes |= _immediates(insn)
+            for address in sorted(streams):
+                table = _lzss_at(data, elf, address, sizes)
+                if table is not None:
+                    found[table.offset] = table
+    return [found[k] for k in sorted(found)]
+
+
+def _immediates(insn: CsInsn) -> set[int]:
+    from capstone import x86
+
+    return {int(op.imm) for op in insn.operands if op.type == x86.X86_OP_IMM and op.imm > 0}
+
+
+def _rip_target(insn: CsInsn) -> int | None:
+    from capstone import x86
+
+    if insn.mnemonic != "lea" or len(insn.operands) != 2:
+        return None
+    mem = insn.operands[1]
+    if mem.type != x86.X86_OP_MEM or mem.mem.base != x86.X86_REG_RIP:
+        return None
+    return int(insn.address + insn.size + mem.mem.disp)
+
+
+def _lzss_at(data: bytes, elf: Elf, address: int, sizes: set[int]) -> Table | None:
+    offset = xrefs.offset_of(elf, address)
+    if offset is None or not sizes:
+        return None
+    for size in sorted(sizes):
+        # The loop runs while the output is at most ``size - 1`` bytes long.
+        decoded = lzss.decode(data, offset, size + 1, max(sizes))
+        if decoded is None:
+            continue
+        consumed, text = decoded
+        if consumed in sizes and sum(m in text for m in MARKERS) >= 2:
+            return Table("lzss", offset, consumed, text)
+    return None
 
 
 def _plain(data: bytes, elf: Elf) -> list[Table]:
@@ -339,6 +424,12 @@ def rewrite(table: Table, renames: Mapping[str, str]) -> bytes:
         text[at:at + len(old)] = new
     if table.codec == "plain":
         return bytes(text)
+    if table.codec == "lzss":
+        stream = lzss.encode(bytes(text), table.size)
+        if stream is None:
+            raise ValueError(f"the lzss string table at {table.offset:#x} cannot be packed "
+                             f"into its {table.size} bytes once renamed")
+        return stream
     return _compress(table.codec, bytes(text), table.size)
 
 
