@@ -10,6 +10,7 @@ import re
 from hypothesis import given
 from hypothesis import strategies as st
 
+from wheelshade.rewrite import flows
 from wheelshade.rewrite.scan import Patterns
 
 #: The call names the string pass reports on, as the one combined regex spelled them.
@@ -25,7 +26,7 @@ DISTS = st.lists(st.sampled_from(["a", "a-b", "files"]), max_size=2)
 PIECES = [
     "a", "ab", "files", "sys", "℘x", "é", "x", "_", "1", ".", "-", " ", "\t", "\n", "\r\n",
     "'", '"', "(", "from ", "import ", "import_module", "resource_x", "sys.modules", "A-B",
-    "files(", "patch (", "#",
+    "files(", "patch (", "#", "require", "s", "__import__", "xversion", "resource_", "(",
 ]
 TEXTS = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
 
@@ -61,6 +62,8 @@ def test_fast_searches_match_the_plain_regexes(
     assert patterns.candidate_lines(lines, False) == _reference_lines(text, words, words)
     assert patterns.strings_in(text) == bool(strings.search(text))
     assert patterns.words.search(text) == bool(words.search(text))
+    old_flows = re.search(r"\b(?:__import__|import_module)\s*\(", text) is not None
+    assert flows._IMPORT_CALL_TEXT.search(text) == old_flows
     data = text.encode()
     reference_b = bool(re.search(words.pattern.encode(), data)) or bool(
         re.search(quoted.pattern.encode(), data)

@@ -12,11 +12,11 @@ import call in its body.
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .names import ImportAliases
+from .scan import Calls
 from .segments import iter_statements
 
 _IMPORT_CALLS = frozenset(
@@ -33,13 +33,13 @@ class ImportLists:
 
 
 #: The cheap test first: a file that calls no import function by these names has none.
-_IMPORT_CALL_TEXT = re.compile(r"\b(?:__import__|import_module)\s*\(")
+_IMPORT_CALL_TEXT = Calls.of(["__import__", "import_module"])
 
 
 def import_lists(tree: ast.Module, aliases: ImportAliases, text: str) -> ImportLists:
     """Every literal list of module names that a loop feeds to an import call in ``text``
     (the source of ``tree``)."""
-    if _IMPORT_CALL_TEXT.search(text) is None:
+    if not _IMPORT_CALL_TEXT.search(text):
         return ImportLists({}, frozenset())
     loops = list(_loops(tree))
     if not loops:

@@ -19,12 +19,12 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import AnyStr, Generic
 
-#: Calls and lookups the string pass reports on even when no string names a shaded module.
+#: Calls the string pass reports on even when no string names a shaded module.
 _CALL_NAMES = (
     "__import__", "import_module", "find_spec", "resolve_name", "get_data", "get_loader",
-    "find_loader", "run_module", r"resource_\w+", "files", "read_text", "read_binary",
-    "open_text", "open_binary", "contents", "version", "distribution", "metadata",
-    "requires", "from_name", "get_distribution", "require", "patch", "setattr",
+    "find_loader", "run_module", "files", "read_text", "read_binary", "open_text",
+    "open_binary", "contents", "version", "distribution", "metadata", "requires",
+    "from_name", "get_distribution", "require", "patch", "setattr",
 )
 _WORD = re.compile(r"\w")
 _WORD_B = re.compile(rb"\w")
@@ -64,9 +64,35 @@ def _word_start(pattern: str, first: Sequence[str]) -> tuple[_WordStart[str], _W
     )
 
 
-_CALL_SEARCH = _word_start(
-    "(?:" + "|".join(_CALL_NAMES) + r")\s*\(", [name[0] for name in _CALL_NAMES]
-)[0]
+@dataclass(frozen=True)
+class Calls:
+    """Where a call of one of some functions starts: ``\\b(?:names)\\s*\\(``.
+
+    Searched backwards from each ``(``, on the reversed text (a copy made at memory speed):
+    a literal first character lets ``re`` jump from one parenthesis to the next instead of
+    stopping at every letter a name starts with (ten times faster on pip). Both ways the
+    word before the parenthesis must be a whole one, so they find the same calls.
+    """
+
+    reversed_pattern: re.Pattern[str]
+
+    @staticmethod
+    def of(names: Sequence[str], prefixes: Sequence[str] = ()) -> Calls:
+        """Calls of ``names``, and of any longer word that starts with one of ``prefixes``."""
+        words = [re.escape(name[::-1]) for name in names]
+        words += [r"\w+" + re.escape(prefix[::-1]) for prefix in prefixes]
+        return Calls(re.compile(r"\(\s*(?:" + "|".join(words) + r")(?!\w)"))
+
+    def starts(self, text: str) -> Iterator[int]:
+        size = len(text)
+        for match in self.reversed_pattern.finditer(text[::-1]):
+            yield size - match.end()
+
+    def search(self, text: str) -> bool:
+        return self.reversed_pattern.search(text[::-1]) is not None
+
+
+_CALL_SEARCH = Calls.of(_CALL_NAMES, ["resource_"])
 _SYS_MODULES = _word_start(r"sys\.modules\b", "s")[0]
 
 
