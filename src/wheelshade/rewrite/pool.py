@@ -15,6 +15,8 @@ from wheelshade.rewrite import Rewritten, StringRules, may_change, rewrite_file
 
 #: Below this many files to parse, starting worker processes costs more than it saves.
 MIN_PARALLEL = 24
+#: Tasks per worker and batch: enough that the last, smallest ones even out the load.
+_TASKS_PER_JOB = 8
 
 _Result = Rewritten | RewriteError
 _ErrorTuple = tuple[str, str, str | None, int | None, str]
@@ -55,6 +57,28 @@ def _work(item: tuple[bytes, str]) -> Rewritten | _ErrorTuple:
         return ("error", exc.message, exc.path, exc.line, exc.hint)
 
 
+def _work_many(items: list[tuple[bytes, str]]) -> list[Rewritten | _ErrorTuple]:
+    return [_work(item) for item in items]
+
+
+def tasks(sizes: Sequence[int], parts: int) -> list[list[int]]:
+    """Indexes of ``sizes`` grouped into about ``parts`` tasks of similar total size,
+    largest first: big files start early, and the small ones left for the end let the
+    workers finish together (in file order, one worker was often left with a big file
+    while the other idled)."""
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    target = sum(sizes) / max(1, parts)
+    out: list[list[int]] = []
+    total = 0
+    for index in order:
+        if not out or total >= target:
+            out.append([])
+            total = 0
+        out[-1].append(index)
+        total += sizes[index]
+    return out
+
+
 class SourceRewriter:
     """Runs ``rewrite_file`` over batches of files, in a process pool when it pays off.
 
@@ -90,8 +114,7 @@ class SourceRewriter:
             if may_change(source, self.mapping, self.strings)
         ]
         if self.jobs > 1 and len(todo) >= MIN_PARALLEL:
-            chunk = max(1, len(todo) // (self.jobs * 4))
-            outs = list(self._executor().map(_work, [items[i] for i in todo], chunksize=chunk))
+            outs = self._parallel([items[i] for i in todo])
         else:
             _init(self.mapping, self.strings)
             outs = [_work(items[i]) for i in todo]
@@ -102,6 +125,16 @@ class SourceRewriter:
             else:
                 results[i] = out
         return results
+
+    def _parallel(self, items: list[tuple[bytes, str]]) -> list[Rewritten | _ErrorTuple]:
+        pool = self._executor()
+        groups = tasks([len(source) for source, _ in items], self.jobs * _TASKS_PER_JOB)
+        futures = [pool.submit(_work_many, [items[i] for i in group]) for group in groups]
+        outs: list[Rewritten | _ErrorTuple | None] = [None] * len(items)
+        for group, future in zip(groups, futures, strict=True):
+            for i, out in zip(group, future.result(), strict=True):
+                outs[i] = out
+        return [out for out in outs if out is not None]
 
     def close(self) -> None:
         if self._pool is not None:
