@@ -675,3 +675,25 @@ def test_a_redirect_out_of_reach_is_an_error_not_a_wrong_patch(tree: Path) -> No
     moved = replace(info, redirects=(replace(move, site=replace(move.site, target=0)),))
     with pytest.raises(ValueError, match=r"no longer points at its string"):
         patch_strings(so.read_bytes(), moved, {"cextpkg": "c123456"})
+
+
+# --- Rust binaries ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "suspect"), [
+    (b"import pkg.mod now", True),  # a module path among unterminated literals
+    (b"for pkg,", True),
+    (b"https://errors.pkg.dev/", False),  # a host name
+    (b"see pkg-core#326", False),  # a crate name
+    (b"/src/pkg/lib.rs", False),  # a path
+    (b"to_pkg_x", False),  # inside an identifier
+])
+def test_rust_words_that_may_be_module_paths_are_refused(text: bytes, suspect: bool) -> None:
+    # Rust's &str literals have no terminators; "/rustc/" marks the toolchain's sources.
+    rodata = b"\0/rustc/88aa/library/core\0" + b"\x01\x02" + text + b"\x03\x04"
+    info = classify(make_elf(64, "little", rodata, {}, []), "r.so", ["pkg"])
+    assert bool(info.suspects) is suspect
+    if suspect:
+        (ref,) = info.suspects
+        assert (ref.kind, ref.verdict) == ("unbounded", "unknown")
+        assert problems(info, {"pkg": "p12"})

@@ -255,6 +255,9 @@ def _rust_words(
 
     Rust stores ``&str`` literals back to back without terminators and refers to them by
     pointer and length, so where such a name starts or ends cannot be read from the bytes.
+    A word inside a host name, path or crate name (``errors.pydantic.dev``,
+    ``/pydantic/``, ``pydantic-core#326``) is not a module path: a module path starts a
+    dotted name and goes on only with ``.``.
     """
     seen = {r.offset for r in found if r.kind == "string"}
     out: list[Reference] = []
@@ -262,7 +265,7 @@ def _rust_words(
         body = data[section.offset:section.end]
         for name in names:
             word = re.compile(
-                rb"(?<![A-Za-z0-9_])" + re.escape(name.encode()) + rb"(?![A-Za-z0-9_])"
+                rb"(?<![A-Za-z0-9_./-])" + re.escape(name.encode()) + rb"(?![A-Za-z0-9_/-])"
             )
             for match in word.finditer(body):
                 at = section.offset + match.start()
