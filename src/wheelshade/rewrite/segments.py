@@ -90,10 +90,19 @@ def _start(stmt: ast.stmt) -> int:
     return min([stmt.lineno, *(d.lineno for d in decorators)]) - 1
 
 
+_STATEMENT_FIELDS = ("body", "orelse", "finalbody", "handlers", "cases")
+#: Per statement type, the fields that hold statements: none for most, so the walks over
+#: every statement of a module pass those by without looking.
+_NESTED: dict[type[ast.AST], tuple[str, ...]] = {
+    kind: tuple(field for field in _STATEMENT_FIELDS if field in kind._fields)
+    for kind in ast.stmt.__subclasses__()
+}
+
+
 def _children(stmt: ast.AST) -> list[ast.stmt]:
     """The statements directly nested in a compound statement (bodies, handlers, cases)."""
     out: list[ast.stmt] = []
-    for field in ("body", "orelse", "finalbody", "handlers", "cases"):
+    for field in _NESTED.get(type(stmt), _STATEMENT_FIELDS):
         for child in getattr(stmt, field, None) or ():
             if isinstance(child, ast.stmt):
                 out.append(child)
