@@ -17,6 +17,7 @@ import pytest
 
 from helpers import build_fixture
 from pypi import wheels
+from wheelshade import xrefs
 from wheelshade.binaries import BinaryInfo, classify, embedded_names
 from wheelshade.elf import BinaryFormatError, UnsupportedBinary, read_elf
 from wheelshade.errors import WheelFormatError, WheelshadeError
@@ -645,8 +646,8 @@ def test_packed_table_split_two_ways_is_refused() -> None:
     # Two arrays that both split the text into whole markers, differently around "pkg":
     # no split is trusted.
     lengths = [len(c) for c in _CONSTANTS]
-    other = lengths[:6] + [len(b"pkgpkgx")] + lengths[8:]
-    data = _packed_module(zlib.compress(_TEXT), lengths + [1 << 30] + other)
+    other = [*lengths[:6], len(b"pkgpkgx"), *lengths[8:]]
+    data = _packed_module(zlib.compress(_TEXT), [*lengths, 1 << 30, *other])
     assert classify(data, "m.so", ["pkg"]).unsplit_names == ("pkg",)
 
 
@@ -680,20 +681,42 @@ def test_a_redirect_out_of_reach_is_an_error_not_a_wrong_patch(tree: Path) -> No
 # --- Rust binaries ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("text", "suspect"), [
-    (b"import pkg.mod now", True),  # a module path among unterminated literals
-    (b"for pkg,", True),
-    (b"https://errors.pkg.dev/", False),  # a host name
-    (b"see pkg-core#326", False),  # a crate name
-    (b"/src/pkg/lib.rs", False),  # a path
-    (b"to_pkg_x", False),  # inside an identifier
+def _rust_module(text: bytes, targets: tuple[bytes, ...]) -> bytes:
+    """A Rust-like library: unterminated literals after the toolchain's path, and a stored
+    pointer to each literal that starts at one of ``targets`` in ``text``."""
+    def build(pointers: list[int]) -> bytes:
+        rodata = (b"\0/rustc/88aa/library/core\0" + bytes(6)
+                  + b"".join(struct.pack("<Q", p) for p in pointers)
+                  + b"\x01\x02" + text + b"\0")
+        return make_elf(64, "little", rodata, {}, [])
+    data = build([0] * len(targets))
+    base = data.index(b"\x01\x02" + text) + 2
+    elf = read_elf(data, "r.so")
+    addresses = [xrefs.address_of(elf, base + text.index(t)) for t in targets]
+    return build([a for a in addresses if a is not None])
+
+
+@pytest.mark.parametrize(("text", "targets", "outcome"), [
+    (b"import pkg.mod now", (b"pkg",), "patched"),  # a literal "pkg.mod now" starts there
+    (b"import pkg.mod now", (), "left"),  # inside a longer literal
+    # After another literal that is used too (no separator): no longer string to keep.
+    (b"asn1pkg.hazmat.x509", (b"asn1", b"pkg"), "patched"),
+    (b"https://errors.pkg.dev/", (b"pkg",), "ignored"),  # a host name
+    (b"see pkg-core#326", (b"pkg",), "ignored"),  # a crate name
+    (b"/src/pkg/lib.rs", (b"pkg",), "ignored"),  # a path
 ])
-def test_rust_words_that_may_be_module_paths_are_refused(text: bytes, suspect: bool) -> None:
-    # Rust's &str literals have no terminators; "/rustc/" marks the toolchain's sources.
-    rodata = b"\0/rustc/88aa/library/core\0" + b"\x01\x02" + text + b"\x03\x04"
-    info = classify(make_elf(64, "little", rodata, {}, []), "r.so", ["pkg"])
-    assert bool(info.suspects) is suspect
-    if suspect:
-        (ref,) = info.suspects
-        assert (ref.kind, ref.verdict) == ("unbounded", "unknown")
-        assert problems(info, {"pkg": "p12"})
+def test_rust_literals_are_patched_where_one_starts(
+    text: bytes, targets: tuple[bytes, ...], outcome: str
+) -> None:
+    data = _rust_module(text, targets)
+    info = classify(data, "r.so", ["pkg"])
+    assert info.suspects == ()
+    patched = [r for r in info.references if r.name == "pkg"]
+    left = [r for r in info.embedded if r.name == "pkg"]
+    assert (bool(patched), bool(left)) == {
+        "patched": (True, False), "left": (False, True), "ignored": (False, False)}[outcome]
+    if patched:
+        assert patched[0].verdict == "used-alone"
+        assert ("Rust literal" in patched[0].detail) is (len(targets) > 1)
+        out = patch_strings(data, info, {"pkg": "p12"})
+        assert text.replace(b"pkg", b"p12") in out and text not in out

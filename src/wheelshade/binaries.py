@@ -205,9 +205,12 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         # A table's own bytes are rewritten as a whole, never as C strings.
         found = [r for r in found
                  if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
-    references, suspects, embedded, redirects, appended = _resolve(data, elf, found, cython)
-    if _is_rust(data):
-        suspects += _rust_words(data, elf, wanted, found)
+    rust = _is_rust(data)
+    if rust:
+        found += _rust_words(data, elf, wanted, found)
+    references, suspects, embedded, redirects, appended = _resolve(
+        data, elf, found, cython=cython, rust=rust
+    )
     for symbol in elf.symbols:
         if symbol.name.startswith(INIT_PREFIX):
             target = symbol.name.removeprefix(INIT_PREFIX)
@@ -251,15 +254,15 @@ def _is_rust(data: bytes) -> bool:
 def _rust_words(
     data: bytes, elf: Elf, names: list[str], found: list[Reference]
 ) -> list[Reference]:
-    """Word-bounded occurrences in a Rust binary that are not NUL-bounded C strings.
+    """Word-bounded occurrences in a Rust binary that the C-string scan did not find.
 
     Rust stores ``&str`` literals back to back without terminators and refers to them by
-    pointer and length, so where such a name starts or ends cannot be read from the bytes.
-    A word inside a host name, path or crate name (``errors.pydantic.dev``,
-    ``/pydantic/``, ``pydantic-core#326``) is not a module path: a module path starts a
-    dotted name and goes on only with ``.``.
+    pointer and length, so where a literal starts cannot be read from the bytes, only
+    from what points at it (see _resolve). A word inside a host name, path or crate name
+    (``errors.pydantic.dev``, ``/pydantic/``, ``pydantic-core#326``) is not a module path:
+    a module path starts a dotted name and goes on only with ``.``.
     """
-    seen = {r.offset for r in found if r.kind == "string"}
+    seen = {r.offset for r in found}
     out: list[Reference] = []
     for section in elf.data_sections:
         body = data[section.offset:section.end]
@@ -274,15 +277,13 @@ def _rust_words(
                 text = body[max(0, match.start() - 20):match.end() + 20]
                 out.append(Reference(
                     name, at, text.decode("utf-8", "backslashreplace"), section.name,
-                    "unbounded", "unknown",
-                    "a Rust binary keeps string literals without terminators, so whether "
-                    "this names the module cannot be told",
+                    "unbounded",
                 ))
     return out
 
 
 def _resolve(
-    data: bytes, elf: Elf, found: list[Reference], cython: bool
+    data: bytes, elf: Elf, found: list[Reference], *, cython: bool, rust: bool = False
 ) -> tuple[list[Reference], list[Reference], list[Reference], list[Redirect], list[Appended]]:
     """Sort occurrences into (patch, refuse, leave alone) by who refers to their bytes.
 
@@ -338,6 +339,14 @@ def _resolve(
             patch.append(replace(ref, verdict="used-alone", detail=(
                 f"only {ref.name!r} itself is referenced ({_where(alone)}); the text before "
                 "it is not"
+            )))
+        elif rust:
+            # Rust literals are not C strings: the text before the name is other literals,
+            # not a longer string this one is the tail of; a reference to the name's first
+            # byte is a literal that starts there.
+            patch.append(replace(ref, verdict="used-alone", detail=(
+                f"a Rust literal starts at {ref.name!r} ({_where(alone)}); the text before "
+                "it belongs to other literals (Rust keeps them back to back)"
             )))
         elif cython and _in_init_label(data, ref.offset - (at - start)):
             patch.append(replace(ref, verdict="label", detail=(
