@@ -57,6 +57,25 @@ PINS: dict[str, tuple[str, ...]] = {
         "3c79630202e4152c6add678446984236efe4f57e84d8e892aab0637bab82e9fd",
     ),
     "pytz==2026.6": ("7fed3fee8fd6bd4a2b7b75a8d56021d0624127bf69bd5691f115db929ac570b3",),
+    # Packed Cython string tables (cp311 manylinux x86_64): zlib (numpy 2.3, yarl), LZSS
+    # (SQLAlchemy 2.0.58, Cython 3.3), each beside a newer release, and their dependencies.
+    "numpy==2.4.6": ("89cd468399cfd2504718f0ba50e410dca55a170b61a02ad92bb18c8a65186e93",),
+    "yarl==1.24.5": ("570fec8fbd22b032733625f03f10b7ff023bc399213db15e72a7acaef28c2f4e",),
+    "yarl==1.25.1": ("d5add7b4ca7afeea91d52e4d4e4db3b1fe9885b71f07054560d8c4296b7441a2",),
+    "multidict==7.2.1": ("3b7542fad2706595c1b1853b46f2c3c4ae5cc5a6252b7225f294d607a29e1bdf",),
+    "idna==3.20": ("ab7ae7122974553370f0bdb919e1a960b2cd1bc1ef0276416d896db81c14582c",),
+    "propcache==0.5.4": ("6e9368e87a3efc285e559131092c5db643eb8e56de4ee42064d5baec22ef2bb5",),
+    "sqlalchemy==2.0.58": ("3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",),
+    "sqlalchemy==2.1.9": ("3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",),
+    "typing-extensions==4.16.0": (
+        "481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8",
+    ),
+    "greenlet==3.5.6": ("1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",),
+    # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
+    "cryptography==49.0.0": ("2afe9051da7ae7bd5905da5a949280c7d2bb75682e188f650a9d0f2756b834c6",),
+    "cryptography==50.0.2": ("4061c0079120205fb760c58acab6443e217307dcf05e3702cf970e0689972856",),
+    "cffi==2.0.0": ("8941aaadaf67246224cee8c3803777eed332a19d909b47e29c9842ef1e79ac26",),
+    "pycparser==3.11": ("51d5a8ba2be0bbe440b99d2112604c95bbbc3c2748a64260186c541e1729cd80",),
     "tzdata==2026.6": ("0a10eec6e13ef16b627fabed9a5f2ba61a62b1c67f327305f4e7e412a70b4aec",),
 }
 

@@ -698,12 +698,12 @@ def _rust_module(text: bytes, targets: tuple[bytes, ...]) -> bytes:
 
 @pytest.mark.parametrize(("text", "targets", "outcome"), [
     (b"import pkg.mod now", (b"pkg",), "patched"),  # a literal "pkg.mod now" starts there
-    (b"import pkg.mod now", (), "left"),  # inside a longer literal
-    # After another literal that is used too (no separator): no longer string to keep.
+    (b"import pkg.mod now", (b"import",), "left"),  # inside a longer literal
+    # After another literal that is used too, no separator: there is no longer string.
     (b"asn1pkg.hazmat.x509", (b"asn1", b"pkg"), "patched"),
-    (b"https://errors.pkg.dev/", (b"pkg",), "ignored"),  # a host name
-    (b"see pkg-core#326", (b"pkg",), "ignored"),  # a crate name
-    (b"/src/pkg/lib.rs", (b"pkg",), "ignored"),  # a path
+    (b"IPAddresspkg.kdf.kbkdfOCSPNonce", (b"IPAddress", b"pkg", b"OCSP"), "patched"),
+    (b"https://errors.pkg.dev/", (b"https",), "left"),  # a host name
+    (b"src/rust/pkg-x509/src/lib.rs", (b"src",), "left"),  # a path
 ])
 def test_rust_literals_are_patched_where_one_starts(
     text: bytes, targets: tuple[bytes, ...], outcome: str
@@ -713,10 +713,9 @@ def test_rust_literals_are_patched_where_one_starts(
     assert info.suspects == ()
     patched = [r for r in info.references if r.name == "pkg"]
     left = [r for r in info.embedded if r.name == "pkg"]
-    assert (bool(patched), bool(left)) == {
-        "patched": (True, False), "left": (False, True), "ignored": (False, False)}[outcome]
+    assert (bool(patched), bool(left)) == {"patched": (True, False), "left": (False, True)}[outcome]
     if patched:
         assert patched[0].verdict == "used-alone"
-        assert ("Rust literal" in patched[0].detail) is (len(targets) > 1)
+        assert ("Rust literal" in patched[0].detail) is (targets[0] != b"pkg")
         out = patch_strings(data, info, {"pkg": "p12"})
         assert text.replace(b"pkg", b"p12") in out and text not in out

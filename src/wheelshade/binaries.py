@@ -254,31 +254,30 @@ def _is_rust(data: bytes) -> bool:
 def _rust_words(
     data: bytes, elf: Elf, names: list[str], found: list[Reference]
 ) -> list[Reference]:
-    """Word-bounded occurrences in a Rust binary that the C-string scan did not find.
+    """Every occurrence in a Rust binary that the C-string scan did not find.
 
     Rust stores ``&str`` literals back to back without terminators and refers to them by
-    pointer and length, so where a literal starts cannot be read from the bytes, only
-    from what points at it (see _resolve). A word inside a host name, path or crate name
-    (``errors.pydantic.dev``, ``/pydantic/``, ``pydantic-core#326``) is not a module path:
-    a module path starts a dotted name and goes on only with ``.``.
+    pointer and length: ``"...IPAddresscryptography.hazmat.primitives.kdf.kbkdfOCSPNonce"``
+    holds a module path between two other literals, with no byte to tell where it starts.
+    Only what points at the name can (see _resolve): a literal starts at a byte that is
+    referenced, so the name is patched there and left alone inside a longer literal
+    (``errors.pydantic.dev``, ``src/rust/cryptography-x509/src/lib.rs``).
     """
     seen = {r.offset for r in found}
     out: list[Reference] = []
     for section in elf.data_sections:
         body = data[section.offset:section.end]
         for name in names:
-            word = re.compile(
-                rb"(?<![A-Za-z0-9_./-])" + re.escape(name.encode()) + rb"(?![A-Za-z0-9_/-])"
-            )
-            for match in word.finditer(body):
-                at = section.offset + match.start()
-                if at in seen:
-                    continue
-                text = body[max(0, match.start() - 20):match.end() + 20]
-                out.append(Reference(
-                    name, at, text.decode("utf-8", "backslashreplace"), section.name,
-                    "unbounded",
-                ))
+            raw = name.encode("utf-8")
+            at = body.find(raw)
+            while at >= 0:
+                if section.offset + at not in seen:
+                    text = body[max(0, at - 20):at + len(raw) + 20]
+                    out.append(Reference(
+                        name, section.offset + at, text.decode("utf-8", "backslashreplace"),
+                        section.name, "unbounded",
+                    ))
+                at = body.find(raw, at + 1)
     return out
 
 

@@ -1,0 +1,93 @@
+"""A real Rust (PyO3) extension shaded beside another release of itself: cryptography 49,
+whose ``_rust`` library keeps the module paths it imports and registers as unterminated
+literals packed between other literals (``...IPAddresscryptography.hazmat...kbkdfOCSP...``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import Venv
+from pypi import wheels
+from test_real_compiled import CROSSED, _one, verify
+from wheelshade import shade
+
+pytestmark = pytest.mark.network
+
+#: Exercises Rust code paths that import Python modules by name at call time (Fernet's
+#: cipher, key loading, signatures), not only at import.
+WORK = """
+    from importlib import import_module
+    fernet = import_module(c.__name__ + '.fernet')
+    hashes = import_module(c.__name__ + '.hazmat.primitives.hashes')
+    serialization = import_module(c.__name__ + '.hazmat.primitives.serialization')
+    asym = c.__name__ + '.hazmat.primitives.asymmetric'
+    ec, rsa, padding = (import_module(f'{asym}.{m}') for m in ('ec', 'rsa', 'padding'))
+    f = fernet.Fernet(fernet.Fernet.generate_key())
+    h = hashes.Hash(hashes.SHA256())
+    h.update(b'a')
+    key = rsa.generate_private_key(65537, 2048)
+    sig = key.sign(b'm', padding.PKCS1v15(), hashes.SHA256())
+    key.public_key().verify(sig, b'm', padding.PKCS1v15(), hashes.SHA256())
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                            serialization.NoEncryption())
+    loaded = serialization.load_pem_private_key(pem, None)
+    out[c.__name__] = [c.__version__, f.decrypt(f.encrypt(b'hi')).decode(),
+        h.finalize().hex()[:8], type(ec.generate_private_key(ec.SECP256R1())).__module__,
+        type(loaded).__name__]
+"""
+
+
+@pytest.fixture(scope="module")
+def cryptography_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str]:
+    folder = wheels("cryptography==49.0.0", "cryptography==50.0.2", "cffi==2.0.0",
+                    "pycparser==3.11")
+    tmp = tmp_path_factory.mktemp("cryptography")
+    result = shade([], [_one(folder, "cryptography-49.0.0")], out_dir=tmp / "out")
+    (report,) = result.wheels
+    verify(report.output, "cryptography==50.0.2", folder)
+    env = Venv.create(tmp / "env")
+    env.install(report.output, *(_one(folder, p) for p in (
+        "cryptography-50.0.2", "cffi-2.0.0", "pycparser-3.11")))
+    assert env.pip("check").returncode == 0
+    return env, report.mapping["cryptography"]
+
+
+@pytest.mark.parametrize("shaded_first", [True, False], ids=["shaded-first", "original-first"])
+def test_cryptography_rust_extension_beside_another_cryptography(
+    cryptography_env: tuple[Venv, str], shaded_first: bool
+) -> None:
+    env, new = cryptography_env
+    first, second = (new, "cryptography") if shaded_first else ("cryptography", new)
+    data = env.json(
+        f"import json, sys\nimport {first}\nimport {second}\n{CROSSED}\nout = {{}}\n"
+        f"for c in ({new}, cryptography):\n" + WORK
+        + f"out['crossed'] = crossed({new!r}, 'cryptography')\n"
+        "print(json.dumps(out))"
+    )
+    assert isinstance(data, dict)
+    assert data["crossed"] == []
+    common = ["hi", "ca978112", "RSAPrivateKey"]
+    shaded, original = data[new], data["cryptography"]
+    assert [shaded[0], *shaded[1:3], shaded[4]] == ["49.0.0", *common]
+    assert [original[0], *original[1:3], original[4]] == ["50.0.2", *common]
+    assert shaded[3] == f"{new}.hazmat.bindings._rust.openssl.ec"
+    assert original[3] == "cryptography.hazmat.bindings._rust.openssl.ec"
+
+
+def test_shaded_cryptography_alone_loads_nothing_of_the_original(
+    cryptography_env: tuple[Venv, str]
+) -> None:
+    env, new = cryptography_env
+    data = env.json(
+        "import json, sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] == 'cryptography':\n"
+        "            raise ImportError('original imported: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"import {new} as c\nout = {{}}\n" + WORK.replace("\n    ", "\n")
+        + "print(json.dumps(out))"
+    )
+    assert isinstance(data, dict) and data[new][:3] == ["49.0.0", "hi", "ca978112"]
