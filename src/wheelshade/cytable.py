@@ -239,7 +239,7 @@ def _lzss_at(data: bytes, elf: Elf, address: int, sizes: set[int]) -> Table | No
     offset = xrefs.offset_of(elf, address)
     if offset is None or not sizes:
         return None
-    for size in sorted(sizes):
+    for size in sorted(s for s in sizes if s < _MAX_TABLE):
         # The loop runs while the output is at most ``size - 1`` bytes long.
         decoded = lzss.decode(data, offset, size + 1, max(sizes))
         if decoded is None:

@@ -28,6 +28,8 @@ FAR = NEAR + (1 << 14)  # ... below this, the third
 MIDDLE_MAX_LENGTH = 34
 #: Candidates examined per position (most recent first).
 _CHAIN = 48
+#: (lazy matching, chain length) of the parses tried, tightest first.
+_VARIANTS = ((True, _CHAIN), (False, _CHAIN), (True, 8), (False, 8))
 
 #: A token: (0, 0, 1, position) for a literal, (1, distance, length, position) for a
 #: reference; ``position`` is where its output starts.
@@ -78,11 +80,14 @@ def decode(data: bytes, start: int, size: int, limit: int) -> tuple[int, bytes] 
 def encode(text: bytes, size: int) -> bytes | None:
     """A stream of exactly ``size`` bytes that decodes to ``text``, or None if the
     tightest one found is larger."""
-    tokens = _parse(text)
-    widths = [_width(t) for t in tokens]
-    if not _fit(tokens, widths, size):
-        return None
-    return _emit(text, tokens, widths)
+    # Parses that differ slightly end with different token counts, and so different flag
+    # bytes: where one cannot be grown by exactly the bytes needed, another usually can.
+    for lazy, chain in _VARIANTS:
+        tokens = _parse(text, lazy=lazy, chain=chain)
+        widths = [_width(t) for t in tokens]
+        if _fit(tokens, widths, size):
+            return _emit(text, tokens, widths)
+    return None
 
 
 def _width(token: Token) -> int:
@@ -99,7 +104,7 @@ def _total(tokens: Sequence[Token], widths: Sequence[int]) -> int:
     return sum(widths) + (len(tokens) + 7) // 8
 
 
-def _parse(text: bytes) -> list[Token]:
+def _parse(text: bytes, *, lazy: bool = True, chain: int = _CHAIN) -> list[Token]:
     """Greedy longest references over every earlier position, with one step of lazy
     matching (a literal first when the next position matches 2+ bytes longer)."""
     chains: dict[bytes, list[int]] = {}
@@ -117,7 +122,7 @@ def _parse(text: bytes) -> list[Token]:
             return 0, 0
         found_length, found_distance = 0, 0
         limit = min(MAX_MATCH, n - at)
-        for source in reversed(chains.get(text[at:at + MIN_MATCH], [])[-_CHAIN:]):
+        for source in reversed(chains.get(text[at:at + MIN_MATCH], [])[-chain:]):
             longest = min(limit, at - source)  # a copy must end where the output is
             length = 0
             while length < longest and text[source + length] == text[at + length]:
@@ -133,7 +138,7 @@ def _parse(text: bytes) -> list[Token]:
     at = 0
     while at < n:
         length, distance = best(at)
-        if length and at + 1 < n and best(at + 1)[0] > length + 1:
+        if lazy and length and at + 1 < n and best(at + 1)[0] > length + 1:
             length = 0
         if length:
             tokens.append((1, distance, length, at))
@@ -145,49 +150,54 @@ def _parse(text: bytes) -> list[Token]:
 
 
 def _fit(tokens: list[Token], widths: list[int], size: int) -> bool:
-    """Grow the encoding to exactly ``size`` bytes in place; False if it cannot be."""
+    """Grow the encoding to exactly ``size`` bytes in place; False if it cannot be.
+
+    Each step applies the edit that adds the most bytes without passing ``size`` (flag
+    bytes counted): a two-byte far reference written in the three-byte form (+1), a
+    reference shortened by one byte that follows as a literal (about +1), or a reference
+    written out as literals (up to its length).
+    """
     total = _total(tokens, widths)
     while total < size:
-        missing = size - total
-        if not (missing <= 2 and _widen(tokens, widths)) and not _spell_out(
-            tokens, widths, missing
-        ) and not _widen(tokens, widths):
+        edit = _best_edit(tokens, widths, size - total)
+        if edit is None:
             return False
+        index, new_tokens = edit
+        tokens[index:index + 1] = new_tokens
+        widths[index:index + 1] = [_width(t) for t in new_tokens]
+        if len(new_tokens) == 1:  # widened: the same token in its three-byte form
+            widths[index] = 3
         total = _total(tokens, widths)
     return total == size
 
 
-def _widen(tokens: Sequence[Token], widths: list[int]) -> bool:
-    """Write one two-byte far reference in the three-byte form (+1 byte, same tokens)."""
-    for index in range(len(tokens) - 1, -1, -1):
-        kind, distance, _, _ = tokens[index]
-        if kind == 1 and widths[index] == 2 and NEAR <= distance < FAR:
-            widths[index] = 3
-            return True
-    return False
-
-
-def _spell_out(tokens: list[Token], widths: list[int], missing: int) -> bool:
-    """Write the reference that adds the most bytes, at most ``missing`` (flag bytes
-    included), as literals instead."""
+def _best_edit(
+    tokens: Sequence[Token], widths: Sequence[int], missing: int
+) -> tuple[int, list[Token]] | None:
     count = len(tokens)
     flags = (count + 7) // 8
-    chosen, chosen_gain = -1, 0
+    best: tuple[int, int, list[Token]] | None = None  # (gain, index, replacement)
     for index in range(count - 1, -1, -1):
-        kind, _, length, _ = tokens[index]
+        kind, distance, length, at = tokens[index]
         if kind != 1:
             continue
-        gain = length - widths[index] + (count + length - 1 + 7) // 8 - flags
-        if chosen_gain < gain <= missing:
-            chosen, chosen_gain = index, gain
-            if gain == missing:
-                break
-    if chosen < 0:
-        return False
-    _, _, length, at = tokens[chosen]
-    tokens[chosen:chosen + 1] = [(0, 0, 1, at + k) for k in range(length)]
-    widths[chosen:chosen + 1] = [1] * length
-    return True
+        width = widths[index]
+        options: list[tuple[int, list[Token]]] = []
+        if width == 2 and NEAR <= distance < FAR:
+            options.append((1, [tokens[index]]))
+        if length > MIN_MATCH:
+            shorter: Token = (1, distance + 1, length - 1, at)
+            if distance + 1 < FAR:
+                gain = _width(shorter) + 1 - width + (count + 8) // 8 - flags
+                options.append((gain, [shorter, (0, 0, 1, at + length - 1)]))
+        literals = [(0, 0, 1, at + k) for k in range(length)]
+        options.append((length - width + (count + length - 1 + 7) // 8 - flags, literals))
+        for gain, replacement in options:
+            if 0 < gain <= missing and (best is None or gain > best[0]):
+                best = (gain, index, replacement)
+                if gain == missing:
+                    return index, replacement
+    return None if best is None else (best[1], best[2])
 
 
 def _emit(text: bytes, tokens: Sequence[Token], widths: Sequence[int]) -> bytes:
