@@ -17,7 +17,7 @@ import pytest
 
 from helpers import build_fixture
 from pypi import wheels
-from wheelshade import xrefs
+from wheelshade import frame, xrefs
 from wheelshade.binaries import BinaryInfo, classify, embedded_names
 from wheelshade.elf import BinaryFormatError, UnsupportedBinary, read_elf
 from wheelshade.errors import WheelFormatError, WheelshadeError
@@ -99,7 +99,7 @@ def test_reader_agrees_with_readelf(cext_tree: Path) -> None:
 
 
 def make_elf(bits: int, order: str, rodata: bytes, symbols: dict[str, bool],
-             dynamic: list[tuple[int, str]]) -> bytes:
+             dynamic: list[tuple[int, str]], code: bytes = b"\0cextpkg\0") -> bytes:
     """A minimal ELF shared object: .text, .rodata, .dynstr, .dynsym, .dynamic, .shstrtab."""
     e, w = ("<" if order == "little" else ">"), ("Q" if bits == 64 else "I")
     dynstr = bytearray(b"\0")
@@ -117,7 +117,7 @@ def make_elf(bits: int, order: str, rodata: bytes, symbols: dict[str, bool],
     dyn = b"".join(struct.pack(dyn_fmt, tag, intern(text)) for tag, text in dynamic)
     dyn += struct.pack(dyn_fmt, 0, 0)
     bodies = [  # name, type, flags, link, entsize, data
-        (".text", 1, 0x6, 0, 0, b"\0cextpkg\0"),
+        (".text", 1, 0x6, 0, 0, code),
         (".rodata", 1, 0x2, 0, 0, rodata),
         (".dynstr", 3, 0x2, 0, 0, bytes(dynstr)),
         (".dynsym", 11, 0x2, 3, struct.calcsize(sym_fmt), bytes(dynsym)),
@@ -719,3 +719,33 @@ def test_rust_literals_are_patched_where_one_starts(
         assert ("Rust literal" in patched[0].detail) is (targets[0] != b"pkg")
         out = patch_strings(data, info, {"pkg": "p12"})
         assert text.replace(b"pkg", b"p12") in out and text not in out
+
+
+# --- small length arrays built on the stack ---------------------------------------------------
+
+
+def test_stack_stores_are_followed_to_the_words_they_leave() -> None:
+    code = b"".join([
+        bytes.fromhex("c644244005"),  # mov byte [rsp+0x40], 5
+        bytes.fromhex("8a442444"),  # mov al, [rsp+0x44]      (unknown garbage)
+        bytes.fromhex("2580ffffff"),  # and eax, 0xffffff80    (keeps the top bit)
+        bytes.fromhex("83c80d"),  # or eax, 0xd
+        bytes.fromhex("88442444"),  # mov [rsp+0x44], al     a 7-bit field: 13
+        bytes.fromhex("8b442448"),  # mov eax, [rsp+0x48]
+        bytes.fromhex("662500f0"),  # and ax, 0xf000
+        bytes.fromhex("0d23010000"),  # or eax, 0x123
+        bytes.fromhex("6689442448"),  # mov [rsp+0x48], ax     a 12-bit field: 0x123
+        bytes.fromhex("e800000000"),  # call (clobbers registers, not the stack)
+        bytes.fromhex("c744244c07000000"),  # mov dword [rsp+0x4c], 7
+        bytes.fromhex("4889442458"),  # mov [rsp+0x58], rax    (unknown after the call)
+        bytes.fromhex("90"),
+    ])
+    data = make_elf(64, "little", b"\0", {}, [], code=code)
+    elf = read_elf(data, "f.so")
+    text = elf.section(".text")
+    assert text is not None
+    runs = list(frame.stack_words(data, elf, text.addr, [text.addr + len(code)]))
+    assert runs == [(5, 13, 0x123, 7)]
+    # Stopping before the last two stores leaves the run shorter.
+    assert list(frame.stack_words(data, elf, text.addr, [text.addr + len(code) - 14])) == [
+        (5, 13, 0x123)]
