@@ -6,7 +6,7 @@ import pytest
 
 from wheelshade.errors import RewriteError
 from wheelshade.rewrite import Rewritten, StringRules
-from wheelshade.rewrite.pool import MIN_PARALLEL, SourceRewriter, tasks
+from wheelshade.rewrite.pool import LARGE, MIN_PARALLEL, SourceRewriter, tasks
 
 
 @pytest.mark.parametrize(
@@ -18,8 +18,11 @@ from wheelshade.rewrite.pool import MIN_PARALLEL, SourceRewriter, tasks
         ([10, 1, 1, 1, 1, 1], 2, [[0], [1, 2, 3, 4, 5]]),
         ([2, 2, 2, 2], 4, [[0], [1], [2], [3]]),
         ([3, 3, 3], 1, [[0, 1, 2]]),
+        # Large files go together, so no two of them are parsed at the same time.
+        ([LARGE, 5, LARGE + 1, 5], 2, [[2, 0], [1, 3]]),
+        ([LARGE], 2, [[0]]),
     ],
-    ids=["empty", "one", "ties", "one-big", "even", "one-part"],
+    ids=["empty", "one", "ties", "one-big", "even", "one-part", "large", "only-large"],
 )
 def test_tasks(sizes: list[int], parts: int, expected: list[list[int]]) -> None:
     assert tasks(sizes, parts) == expected

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import gc
 import multiprocessing
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from types import TracebackType
 
@@ -17,9 +18,13 @@ from wheelshade.rewrite import Rewritten, StringRules, may_change, rewrite_file
 MIN_PARALLEL = 24
 #: Tasks per worker and batch: enough that the last, smallest ones even out the load.
 _TASKS_PER_JOB = 8
+#: A source this large parses into tens of MB of syntax trees (sympy's 337 KB test_spin.py
+#: peaks at 76 MB in ``ast.parse``); two at once pushed sympy's run past 200 MB.
+LARGE = 128 << 10
 
 _Result = Rewritten | RewriteError
 _ErrorTuple = tuple[str, str, str | None, int | None, str]
+_Outs = Callable[[], list[Rewritten | _ErrorTuple]]
 _worker_rules: tuple[Mapping[str, str], StringRules | None] | None = None
 
 
@@ -65,18 +70,41 @@ def tasks(sizes: Sequence[int], parts: int) -> list[list[int]]:
     """Indexes of ``sizes`` grouped into about ``parts`` tasks of similar total size,
     largest first: big files start early, and the small ones left for the end let the
     workers finish together (in file order, one worker was often left with a big file
-    while the other idled)."""
+    while the other idled).
+
+    The files of ``LARGE`` bytes or more form the first task together, so no two of them
+    are parsed at the same time: their syntax trees are what the workers' memory peaks on.
+    """
     order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    large = [i for i in order if sizes[i] >= LARGE]
     target = sum(sizes) / max(1, parts)
     out: list[list[int]] = []
-    total = 0
-    for index in order:
-        if not out or total >= target:
+    total = target  # the first file starts a task
+    for index in order[len(large) :]:
+        if total >= target:
             out.append([])
             total = 0
         out[-1].append(index)
         total += sizes[index]
-    return out
+    return [large, *out] if large else out
+
+
+class Batch:
+    """The rewrites of one batch of files, started by ``SourceRewriter.submit``."""
+
+    def __init__(self, size: int, todo: list[int], outs: _Outs) -> None:
+        self._size, self._todo, self._outs = size, todo, outs
+
+    def results(self) -> list[_Result]:
+        """One result per file, in input order; waits for the pool when it must."""
+        results: list[_Result] = [Rewritten(None)] * self._size
+        for i, out in zip(self._todo, self._outs(), strict=True):
+            if isinstance(out, tuple):
+                _, message, path, line, hint = out
+                results[i] = RewriteError(message, path=path, line=line, hint=hint)
+            else:
+                results[i] = out
+        return results
 
 
 class SourceRewriter:
@@ -106,35 +134,39 @@ class SourceRewriter:
             )
         return self._pool
 
-    def run(self, items: Sequence[tuple[bytes, str]]) -> list[_Result]:
-        results: list[_Result] = [Rewritten(None)] * len(items)
+    def submit(self, items: Sequence[tuple[bytes, str]]) -> Batch:
+        """Start rewriting ``items``: in the pool they run while the caller goes on (it
+        writes the previous batch meanwhile); otherwise they run on ``Batch.results()``."""
         todo = [
             i
             for i, (source, _) in enumerate(items)
             if may_change(source, self.mapping, self.strings)
         ]
+        chosen = [items[i] for i in todo]
         if self.jobs > 1 and len(todo) >= MIN_PARALLEL:
-            outs = self._parallel([items[i] for i in todo])
-        else:
-            _init(self.mapping, self.strings)
-            outs = [_work(items[i]) for i in todo]
-        for i, out in zip(todo, outs, strict=True):
-            if isinstance(out, tuple):
-                _, message, path, line, hint = out
-                results[i] = RewriteError(message, path=path, line=line, hint=hint)
-            else:
-                results[i] = out
-        return results
+            return Batch(len(items), todo, self._parallel(chosen))
+        return Batch(len(items), todo, functools.partial(self._serial, chosen))
 
-    def _parallel(self, items: list[tuple[bytes, str]]) -> list[Rewritten | _ErrorTuple]:
+    def run(self, items: Sequence[tuple[bytes, str]]) -> list[_Result]:
+        return self.submit(items).results()
+
+    def _serial(self, items: list[tuple[bytes, str]]) -> list[Rewritten | _ErrorTuple]:
+        _init(self.mapping, self.strings)
+        return [_work(item) for item in items]
+
+    def _parallel(self, items: list[tuple[bytes, str]]) -> _Outs:
         pool = self._executor()
         groups = tasks([len(source) for source, _ in items], self.jobs * _TASKS_PER_JOB)
         futures = [pool.submit(_work_many, [items[i] for i in group]) for group in groups]
-        outs: list[Rewritten | _ErrorTuple | None] = [None] * len(items)
-        for group, future in zip(groups, futures, strict=True):
-            for i, out in zip(group, future.result(), strict=True):
-                outs[i] = out
-        return [out for out in outs if out is not None]
+
+        def gather() -> list[Rewritten | _ErrorTuple]:
+            outs: list[Rewritten | _ErrorTuple | None] = [None] * len(items)
+            for group, future in zip(groups, futures, strict=True):
+                for i, out in zip(group, future.result(), strict=True):
+                    outs[i] = out
+            return [out for out in outs if out is not None]
+
+        return gather
 
     def close(self) -> None:
         if self._pool is not None:
