@@ -25,7 +25,7 @@ from .patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpa
 from .plan import Action, MemberAction, ShadePlan, WheelJob
 from .records import RecordEntry, parse_record
 from .rewrite import StringRules, mentions, rewrite_file
-from .rewrite.pool import SourceRewriter
+from .rewrite.pool import Batch, SourceRewriter
 from .timings import Timings
 from .writer import RawSource, WheelWriter, wheel_order, zip_timestamp
 
@@ -73,6 +73,15 @@ def _diff(job: WheelJob, act: MemberAction, old: bytes, new: bytes) -> str:
     )
 
 
+@dataclass(frozen=True)
+class _Sources:
+    """One batch of Python sources, read and handed to the rewriter."""
+
+    acts: list[MemberAction]
+    datas: list[bytes]
+    batch: Batch
+
+
 class _JobWriter:
     """State of one wheel being written: counts and findings gathered along the way."""
 
@@ -89,22 +98,27 @@ class _JobWriter:
         self.diffs: list[str] = []
         self.scripts_dropped: list[str] = []
 
-    def sources(
+    def submit(
         self, reader: WheelReader, rewriter: SourceRewriter, batch: list[MemberAction]
-    ) -> dict[str, bytes]:
-        """Rewrite one batch of Python sources; returns the changed ones.
+    ) -> _Sources:
+        """Start rewriting one batch of Python sources (``collect`` takes the results)."""
+        datas = [reader.read(a.source) for a in batch]
+        items = [
+            (d, f"{self.job.summary.path}/{a.source}") for a, d in zip(batch, datas, strict=True)
+        ]
+        return _Sources(batch, datas, rewriter.submit(items))
+
+    def collect(self, sources: _Sources) -> dict[str, bytes]:
+        """Wait for one batch's rewrites; returns the changed sources.
 
         Unchanged files are not kept: the writer copies them from the input, so memory
-        holds one batch of sources and its changed files at a time.
+        holds the batch being written, its changed files, and the next batch's sources.
         """
         changed: dict[str, bytes] = {}
+        batch, datas = sources.acts, sources.datas
         if batch:
-            datas = [reader.read(a.source) for a in batch]
-            items = [
-                (d, f"{self.job.summary.path}/{a.source}")
-                for a, d in zip(batch, datas, strict=True)
-            ]
-            for act, data, result in zip(batch, datas, rewriter.run(items), strict=True):
+            results = sources.batch.results()
+            for act, data, result in zip(batch, datas, results, strict=True):
                 self.python_files += 1
                 if isinstance(result, RewriteError):
                     if not self.plan.options.keep_unparsable:
@@ -285,12 +299,21 @@ def write_job(
         WheelWriter(target, job.dist_info_out, date_time=zip_timestamp()) as writer,
     ):
         put = _Putter(state, reader, writer, raw, record, binaries)
-        for chunk in _chunks(names, by_target, sizes):
+        chunks = list(_chunks(names, by_target, sizes))
+
+        def submit(chunk: list[str]) -> _Sources:
             acts = [by_target[n] for n in chunk if n in by_target]
+            rewrite = [a for a in acts if a.action is Action.REWRITE]
             with clock.phase("rewrite sources"):
-                changed = state.sources(
-                    reader, rewriter, [a for a in acts if a.action is Action.REWRITE]
-                )
+                return state.submit(reader, rewriter, rewrite)
+
+        sources = submit(chunks[0] if chunks else [])
+        for index, chunk in enumerate(chunks):
+            with clock.phase("rewrite sources"):
+                changed = state.collect(sources)
+            # The workers rewrite the next chunk while this one is written; not sooner, so
+            # the files of two chunks are never parsed at the same time (memory).
+            sources = submit(chunks[index + 1] if index + 1 < len(chunks) else [])
             with clock.phase("write"):
                 for name in chunk:
                     if name in extra:
