@@ -381,3 +381,32 @@ def test_mypyc_group_library_is_renamed_for_real(tmp_path: Path) -> None:
         expected = {new: f"{new}.core: ", "mypycpkg": "mypycpkg.core: "}
         assert data[0] == expected[first] + "4" and data[1] == expected[second] + "6"
         assert data[2] == sorted([group, shaded_group])
+
+
+def test_a_bare_name_used_only_as_an_attribute_keeps_its_bytes(tmp_path: Path) -> None:
+    """cattrpkg's module registers an object under the package's own name (as greenlet
+    registers its type as ``greenlet``) and imports ``cattrpkg.helpers``: the first is an
+    attribute name, left as it is, the second a module, renamed."""
+    wheel = build_fixture("cattr", tmp_path / "dist", tmp_path / "src")
+    with zipfile.ZipFile(wheel) as archive:
+        (so,) = [n for n in archive.namelist() if n.endswith(".so")]
+        info = classify(archive.read(so), so, ["cattrpkg"])
+    kept = [r for r in info.embedded if r.verdict == "attribute"]
+    assert [(r.string, r.detail) for r in kept] == [(
+        "cattrpkg",
+        "'cattrpkg' on its own is only passed as an attribute name (PyModule_AddObjectRef), "
+        "not a module name",
+    )]
+    assert [r.string for r in info.references if r.kind == "string"] == ["cattrpkg.helpers"]
+    result = shade([], [wheel], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["cattrpkg"]
+    assert any("patched compiled module(s) loaded" in n for n in result.notes)
+    env = Venv.create(tmp_path / "env")
+    env.install(report.output)
+    data = env.json(
+        f"import json, sys\nimport {new}\nfrom {new}._attr import cattrpkg\n"
+        f"print(json.dumps([cattrpkg, {new}.helpers.__name__, {new}.helpers.ANSWER,\n"
+        "                  sorted(m for m in sys.modules if m.startswith('cattrpkg'))]))"
+    )
+    assert data == ["an attribute named like the package", f"{new}.helpers", 42, []]

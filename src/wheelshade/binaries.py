@@ -8,13 +8,15 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from . import cytable, xrefs
+from .calls import Calls
 from .elf import PF_W, PF_X, PT_LOAD, SHT_NOBITS, Elf, Section, Segment, read_elf
 
 InitPhase = Literal["single", "multi", "unknown"]
 RefKind = Literal["string", "symbol", "tail", "unbounded"]
 #: Why an occurrence that does not start a string is patched, left alone or refused.
 Verdict = Literal[
-    "", "used-alone", "never-alone", "label", "split", "conflict", "inner", "unknown"
+    "", "used-alone", "never-alone", "label", "split", "conflict", "inner", "unknown",
+    "attribute",
 ]
 
 INIT_PREFIX = "PyInit_"
@@ -318,6 +320,7 @@ def _resolve(
     refuse: list[Reference] = []
     leave: list[Reference] = []
     conflicts: list[tuple[Reference, int, list[xrefs.Site], list[xrefs.Site]]] = []
+    calls = Calls(data, elf)
     for ref, (start, at) in spans.items():
         size = len(ref.name.encode("utf-8"))
         inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
@@ -331,6 +334,11 @@ def _resolve(
             refuse.append(replace(ref, verdict="inner", detail=(
                 f"{_where(inner)} point(s) into the middle of {ref.name!r}, at a shorter "
                 "string that shares its bytes"
+            )))
+        elif not rust and (apis := _name_arguments(data, ref, alone, calls)):
+            leave.append(replace(ref, verdict="attribute", detail=(
+                f"{ref.name!r} on its own is only passed as an attribute name "
+                f"({', '.join(apis)}), not a module name"
             )))
         elif start == at:
             patch.append(ref)
@@ -431,6 +439,17 @@ class Slack:
         self.used += len(text)
         added = Appended(seg.offset + at, text, name, seg.header, seg.filesz + self.used)
         return added, seg.vaddr + at
+
+
+def _name_arguments(
+    data: bytes, ref: Reference, alone: list[xrefs.Site], calls: Calls
+) -> list[str]:
+    """The C-API functions a bare name is passed to as an attribute or key name, when that
+    is every use of it (``PyModule_AddObjectRef(m, "greenlet", type)``); else empty."""
+    if not alone or _c_string(data, ref.offset) != ref.name.encode("utf-8"):
+        return []
+    apis = [calls.name_argument_of(site) for site in alone]
+    return sorted({a for a in apis if a}) if all(apis) else []
 
 
 def _short(raw: bytes) -> str:

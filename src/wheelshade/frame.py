@@ -73,6 +73,12 @@ def _registers() -> dict[str, _Reg]:
     return regs
 
 
+def register(name: str) -> str | None:
+    """The full register a register name is part of (``esi`` -> ``rsi``), if known."""
+    reg = _registers().get(name)
+    return reg.family if reg is not None else None
+
+
 def _mask(bits: int) -> int:
     return (1 << bits) - 1
 

@@ -167,4 +167,5 @@ _VERDICTS = {
     "never-alone": "inside longer strings only (left)",
     "label": "in Cython init labels (patched)",
     "split": "merged tail(s) split onto a standalone copy",
+    "attribute": "attribute names only, not modules (left)",
 }

@@ -1,0 +1,151 @@
+"""What a string's address is passed to: the C-API call a code reference feeds (x86-64).
+
+A bare C string equal to a package's name is not always a module name. greenlet registers its
+type as an attribute of its own module, ``PyModule_AddObjectRef(m, "greenlet", type)``:
+renaming that string renames the attribute, and ``from greenlet._greenlet import greenlet``
+breaks. So for a code reference (``lea rsi, [rip + "greenlet"]``) this follows the register
+it loads, through plain register copies, to the next call, and names the callee when it is
+an imported function (through the PLT or the GOT) that takes the string as an attribute or
+key name.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from . import frame, xrefs
+from .elf import Elf
+
+if TYPE_CHECKING:
+    from capstone import CsInsn
+
+R_X86_64_GLOB_DAT, R_X86_64_JUMP_SLOT = 6, 7
+SHT_RELA = 4
+#: C-API functions whose second argument is an attribute or dictionary key name.
+NAME_ARGUMENT = frozenset({
+    "PyModule_AddObjectRef", "PyModule_AddObject", "PyModule_Add", "PyModule_AddIntConstant",
+    "PyModule_AddStringConstant", "PyModule_AddType", "PyObject_GetAttrString",
+    "PyObject_SetAttrString", "PyObject_HasAttrString", "PyObject_HasAttrStringWithError",
+    "PyObject_DelAttrString", "PyDict_GetItemString", "PyDict_SetItemString",
+    "PyDict_DelItemString", "PyDict_GetItemStringRef",
+})
+#: How many instructions after the reference the call may come.
+_WINDOW = 16
+_PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got")
+
+
+class Calls:
+    """Call targets of one binary, read once (its PLT stubs and GOT slots)."""
+
+    def __init__(self, data: bytes, elf: Elf) -> None:
+        self.data, self.elf = data, elf
+        self._slots: dict[int, str] | None = None
+        self._stubs: dict[int, str] | None = None
+
+    def name_argument_of(self, site: xrefs.Site) -> str | None:
+        """The imported function in NAME_ARGUMENT that the code reference ``site`` passes
+        its address to as the second argument, or None (another use, or not known)."""
+        if site.kind != "code":
+            return None
+        starts = xrefs.function_starts(self.data, self.elf)
+        start = frame.function_containing(starts, site.base)
+        if start is None:
+            return None
+        holding: set[str] = set()
+        after = 0
+        for insn in frame.instructions(self.data, self.elf, start, site.base + 8 * _WINDOW):
+            if not holding:
+                if insn.address + insn.size == site.base and insn.mnemonic == "lea":
+                    holding = {_family(insn.op_str.split(",")[0])}
+                continue
+            after += 1
+            if after > _WINDOW or insn.mnemonic.startswith(("j", "ret")):
+                return None
+            if insn.mnemonic == "call":
+                callee = self._callee(insn)
+                return callee if callee in NAME_ARGUMENT and "rsi" in holding else None
+            _track(insn, holding)
+        return None
+
+    def _callee(self, insn: CsInsn) -> str | None:
+        from capstone import x86
+
+        if len(insn.operands) != 1:
+            return None
+        (op,) = insn.operands
+        if op.type == x86.X86_OP_IMM:
+            return self.stubs().get(int(op.imm))
+        if op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP:  # -fno-plt
+            return self.slots().get(int(insn.address + insn.size + op.mem.disp))
+        return None
+
+    def slots(self) -> dict[int, str]:
+        """GOT entry address -> the dynamic symbol the loader writes there."""
+        if self._slots is None:
+            names = {s.index: s.name for s in self.elf.symbols}
+            self._slots = {}
+            for section in self.elf.sections:
+                if section.type != SHT_RELA or not section.size:
+                    continue
+                step = section.entsize or 24
+                for at in range(section.offset, section.end - step + 1, step):
+                    where, info, _ = struct.unpack_from("<QQq", self.data, at)
+                    name = names.get(info >> 32)
+                    if info & 0xFFFFFFFF in (R_X86_64_JUMP_SLOT, R_X86_64_GLOB_DAT) and name:
+                        self._slots[where] = name
+        return self._slots
+
+    def stubs(self) -> dict[int, str]:
+        """PLT entry address -> the symbol it jumps to (``[endbr64;] jmp [rip + GOT]``)."""
+        if self._stubs is None:
+            self._stubs = {}
+            for name in _PLT_SECTIONS:
+                section = self.elf.section(name)
+                if section is not None and section.size:
+                    self._stubs.update(self._plt_entries(section.offset, section.end,
+                                                         section.addr))
+        return self._stubs
+
+    def _plt_entries(self, start: int, end: int, address: int) -> dict[int, str]:
+        from capstone import x86
+
+        found: dict[int, str] = {}
+        entry = None
+        for insn in xrefs.disassembler().disasm(self.data[start:end], address):
+            if insn.mnemonic == "endbr64":
+                entry = insn.address
+                continue
+            op = insn.operands[0] if insn.operands else None
+            if insn.mnemonic.endswith("jmp") and op is not None and (
+                op.type == x86.X86_OP_MEM and op.mem.base == x86.X86_REG_RIP
+            ):
+                target = self.slots().get(int(insn.address + insn.size + op.mem.disp))
+                if target is not None:
+                    found[insn.address] = target
+                    if entry is not None:
+                        found[entry] = target
+            entry = None
+        return found
+
+
+def _track(insn: CsInsn, holding: set[str]) -> None:
+    """Follow the string's address through ``mov reg, reg``; drop registers overwritten."""
+    operands = [part.strip() for part in insn.op_str.split(",")]
+    if insn.mnemonic == "mov" and len(operands) == 2 and _family(operands[1]) in holding:
+        holding.add(_family(operands[0]))
+        return
+    holding -= _written(insn)
+
+
+def _written(insn: CsInsn) -> set[str]:
+    try:
+        _, regs = insn.regs_access()
+    except Exception:  # capstone raises its own error type (CsError)
+        return set()
+    return {_family(insn.reg_name(r)) for r in regs}
+
+
+def _family(name: str) -> str:
+    reg = frame.register(name)
+    return reg if reg is not None else name
