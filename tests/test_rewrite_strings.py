@@ -318,3 +318,32 @@ def test_only_statements_that_need_it_change() -> None:
     result = rewrite_source(src.encode(), MAPPING, path="m.py", strings=RULES)
     assert result is not None
     assert result.decode() == src.replace("from flask import", f"from {S} import")
+
+
+@pytest.mark.parametrize(("path", "before", "after"), [
+    # SQLAlchemy's __init__: its own registry loads every module whose name starts with it.
+    ("flask/__init__.py", 'from . import util as _util\n_util.preloaded.import_prefix("flask")\n',
+     f'from . import util as _util\n_util.preloaded.import_prefix("{S}")\n'),
+    # As the shading pipeline names members: the wheel's path, then the member.
+    ("/tmp/flask-0.12.4-py3-none-any.whl/flask/__init__.py",
+     'from .util import preloaded\npreloaded.import_prefix("flask")\n',
+     f'from .util import preloaded\npreloaded.import_prefix("{S}")\n'),
+    ("flask-0.12.4.data/purelib/flask/__init__.py",
+     'from .util import preloaded\npreloaded.import_prefix("flask")\n',
+     f'from .util import preloaded\npreloaded.import_prefix("{S}")\n'),
+    # A submodule's relative import two levels up, and an absolute one from a dependent.
+    ("flask/sql/base.py", 'from ..util import preloaded\npreloaded.import_prefix("flask")\n',
+     f'from ..util import preloaded\npreloaded.import_prefix("{S}")\n'),
+    ("app/m.py", 'import flask\nflask.MovedModule("spam", "flask", "flask")\n',
+     f'import {S} as flask\nflask.MovedModule("spam", "{S}", "{S}")\n'),
+    # Only the callee's own package, only positional, only the exact bare name.
+    ("app/m.py", 'import flask\nflask.register("jinja2", key="flask", x="flask app")\n',
+     f'import {S} as flask\nflask.register("jinja2", key="flask", x="flask app")\n'),
+    # Not a shaded package's function: a word.
+    ("app/m.py", 'from . import util\nutil.register("flask")\n', None),
+])
+def test_a_packages_own_function_takes_its_bare_name_as_a_module(
+    path: str, before: str, after: str | None
+) -> None:
+    assert rewrite_file(before.encode(), MAPPING, path=path, strings=RULES).new == (
+        None if after is None else after.encode())

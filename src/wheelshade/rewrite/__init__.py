@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from wheelshade.findings import Code, Finding
 from wheelshade.layout import is_mypyc_group
 from wheelshade.rewrite.flows import ImportLists, import_lists
-from wheelshade.rewrite.names import ImportAliases, aliases_from_ast
+from wheelshade.rewrite.names import ImportAliases, aliases_from_ast, package_of
 from wheelshade.rewrite.passes import Passes
 from wheelshade.rewrite.scan import Patterns
 from wheelshade.rewrite.segments import decode, innermost_ranges
@@ -99,7 +99,9 @@ def rewrite_file(
     candidates = patterns.candidate_lines(src.lines, with_strings)
     if not candidates:
         return Rewritten(None)
-    aliases = aliases_from_ast(src.tree) if strings is not None else ImportAliases()
+    aliases = (
+        aliases_from_ast(src.tree, package_of(path)) if strings is not None else ImportAliases()
+    )
     flows = (
         import_lists(src.tree, aliases, src.text) if strings is not None
         else ImportLists({}, frozenset())

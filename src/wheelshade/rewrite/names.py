@@ -52,9 +52,14 @@ class ImportAliases:
         return set()
 
 
-def aliases_from_ast(tree: ast.Module) -> ImportAliases:
+def aliases_from_ast(tree: ast.Module, package: str | None = None) -> ImportAliases:
     """The alias table of a whole module, from the stdlib AST: only parts of a module go
-    through LibCST, but the table must cover every import statement of the module."""
+    through LibCST, but the table must cover every import statement of the module.
+
+    ``package`` is the dotted package the module is in (``sqlalchemy`` for
+    ``sqlalchemy/__init__.py``); with it, relative imports are bound to absolute names
+    (``from . import util as _util`` -> ``sqlalchemy.util``).
+    """
     from .segments import iter_statements  # segments imports nothing from here; no cycle
 
     table = ImportAliases()
@@ -66,8 +71,37 @@ def aliases_from_ast(tree: ast.Module) -> ImportAliases:
                 else:
                     top = alias.name.split(".")[0]
                     table.bind(top, top)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+        elif isinstance(node, ast.ImportFrom):
+            module = _absolute(node, package)
             for alias in node.names:
-                if alias.name != "*":
-                    table.bind(alias.asname or alias.name, f"{node.module}.{alias.name}")
+                if alias.name != "*" and module:
+                    table.bind(alias.asname or alias.name, f"{module}.{alias.name}")
     return table
+
+
+def _absolute(node: ast.ImportFrom, package: str | None) -> str | None:
+    """The absolute module an ``import from`` reads from, if it can be known."""
+    if not node.level:
+        return node.module
+    if package is None:
+        return None
+    parts = package.split(".")
+    if node.level - 1 >= len(parts):
+        return None
+    base = parts[:len(parts) - (node.level - 1)]
+    return ".".join([*base, node.module] if node.module else base)
+
+
+def package_of(path: str) -> str | None:
+    """The dotted package a source is in, from its path (``sqlalchemy/sql/base.py``, or
+    ``<wheel>/sqlalchemy/sql/base.py`` as the rewriter names members): the directories
+    after the last one that is not an identifier (a wheel file, a ``.data`` scheme)."""
+    parts = path.split("/")[:-1]
+    run: list[str] = []
+    for index in range(len(parts) - 1, -1, -1):
+        if not parts[index].isidentifier() or (
+            index > 0 and parts[index - 1].endswith(".data")
+        ):
+            break
+        run.insert(0, parts[index])
+    return ".".join(run) or None

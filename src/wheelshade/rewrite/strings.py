@@ -307,6 +307,7 @@ class StringRenamer(LeanTransformer):
         ):
             role = "module"
         else:
+            self._own_name_arguments(node, names)
             return
         args = node.args[:1] if role == "dist" else node.args
         for arg in args:
@@ -314,6 +315,19 @@ class StringRenamer(LeanTransformer):
         if role != "skip" and node.args and node.args[0].keyword is None:
             callee = cst.Module([]).code_for_node(func)
             self._check_literal(node.args[0].value, f"{callee}()")
+
+    def _own_name_arguments(self, node: cst.Call, names: set[str]) -> None:
+        """A shaded package's own function given that package's bare name takes it as a
+        module name: SQLAlchemy's ``util.preloaded.import_prefix("sqlalchemy")`` loads the
+        registered modules whose names start with it, six's ``MovedModule("x", "six")``
+        imports it. Any other bare name stays a word (a logger, a key)."""
+        owners = {n.partition(".")[0] for n in names if "." in n} & set(self._rules.imports)
+        for arg in node.args:
+            value = arg.value
+            if arg.keyword is None and isinstance(value, cst.SimpleString) and (
+                _plain_text(value) in owners
+            ):
+                self._mark(value, "module")
 
     def visit_Element(self, node: cst.Element) -> None:
         if not self._import_list:
