@@ -704,6 +704,7 @@ def _rust_module(text: bytes, targets: tuple[bytes, ...]) -> bytes:
     (b"IPAddresspkg.kdf.kbkdfOCSPNonce", (b"IPAddress", b"pkg", b"OCSP"), "patched"),
     (b"https://errors.pkg.dev/", (b"https",), "left"),  # a host name
     (b"src/rust/pkg-x509/src/lib.rs", (b"src",), "left"),  # a path
+    (b"pkg_core.other", (b"pkg",), "ignored"),  # another package's name
 ])
 def test_rust_literals_are_patched_where_one_starts(
     text: bytes, targets: tuple[bytes, ...], outcome: str
@@ -713,7 +714,8 @@ def test_rust_literals_are_patched_where_one_starts(
     assert info.suspects == ()
     patched = [r for r in info.references if r.name == "pkg"]
     left = [r for r in info.embedded if r.name == "pkg"]
-    assert (bool(patched), bool(left)) == {"patched": (True, False), "left": (False, True)}[outcome]
+    assert (bool(patched), bool(left)) == {
+        "patched": (True, False), "left": (False, True), "ignored": (False, False)}[outcome]
     if patched:
         assert patched[0].verdict == "used-alone"
         assert ("Rust literal" in patched[0].detail) is (targets[0] != b"pkg")

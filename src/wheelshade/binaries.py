@@ -273,7 +273,12 @@ def _rust_words(
             raw = name.encode("utf-8")
             at = body.find(raw)
             while at >= 0:
-                if section.offset + at not in seen:
+                # A module path's first part ends at a dot or a non-name byte: the name in
+                # "pydantic_core" is another module (a literal "numpy" run into a next one
+                # starting with a letter is missed: the load check is there for that).
+                after = body[at + len(raw):at + len(raw) + 1]
+                if section.offset + at not in seen and (not after or after not in _IDENT_BYTES
+                                                        or after == b"."):
                     text = body[max(0, at - 20):at + len(raw) + 20]
                     out.append(Reference(
                         name, section.offset + at, text.decode("utf-8", "backslashreplace"),
