@@ -76,6 +76,21 @@ PINS: dict[str, tuple[str, ...]] = {
     "cryptography==50.0.2": ("4061c0079120205fb760c58acab6443e217307dcf05e3702cf970e0689972856",),
     "cffi==2.0.0": ("8941aaadaf67246224cee8c3803777eed332a19d909b47e29c9842ef1e79ac26",),
     "pycparser==3.11": ("51d5a8ba2be0bbe440b99d2112604c95bbbc3c2748a64260186c541e1729cd80",),
+    # pydantic with its Rust core, shaded together beside the next release.
+    "pydantic==2.13.5": ("346a034f080da3755d8e9cb5e00e8b07de1d39e4f6e2c87d8ab7cafa0b269a73",),
+    "pydantic-core==2.46.5": (
+        "49776eab08766a08dfff7012f8b422dcd7e25e43b316eedf0477c24fcfa84b7c",
+    ),
+    "pydantic==2.14.4": ("653a2ad9f6d8858529c77c72717d0ea991d6c6837fe683246b2f4b2bbfc3fadc",),
+    "pydantic-core==2.50.5": (
+        "488319076ec92908b91fc6265ce761f1d78748f69f85518564fd16bf333e1b70",
+    ),
+    "annotated-types==0.7.0": (
+        "1f02e8b43a8fbbc3f3e0d4f0f4bfc8131bcb4eebe8849b8e5c773f3a1c582a53",
+    ),
+    "typing-inspection==0.4.5": (
+        "bc210535442b39e1bf2805e0c7a17dfd6a4ace760c84c7f7d16245d23a6b1c39",
+    ),
     "tzdata==2026.6": ("0a10eec6e13ef16b627fabed9a5f2ba61a62b1c67f327305f4e7e412a70b4aec",),
 }
 

@@ -751,3 +751,23 @@ def test_stack_stores_are_followed_to_the_words_they_leave() -> None:
     # Stopping before the last two stores leaves the run shorter.
     assert list(frame.stack_words(data, elf, text.addr, [text.addr + len(code) - 14])) == [
         (5, 13, 0x123)]
+
+
+@pytest.mark.parametrize(("stored", "patched"), [(3, True), (7, False)])
+def test_a_rust_literal_run_into_the_next_is_the_name_when_its_length_says_so(
+    stored: int, patched: bool
+) -> None:
+    # "pkgauto": a literal "pkg" and one "auto", or one "pkgauto"? A &'static str kept in
+    # data is (pointer, length): the length decides.
+    text = b"typepkgauto_collapse"
+    base = b"\0/rustc/88aa/library/core\0" + bytes(6)
+    def build(pointer: int) -> bytes:
+        rodata = base + struct.pack("<QQ", pointer, stored) + b"\x01\x02" + text + b"\0"
+        return make_elf(64, "little", rodata, {}, [])
+    data = build(0)
+    at = data.index(b"\x01\x02" + text) + 2 + text.index(b"pkg")
+    address = xrefs.address_of(read_elf(data, "r.so"), at)
+    assert address is not None
+    data = build(address)
+    info = classify(data, "r.so", ["pkg"])
+    assert bool([r for r in info.references if r.name == "pkg"]) is patched

@@ -347,3 +347,38 @@ def test_a_packages_own_function_takes_its_bare_name_as_a_module(
 ) -> None:
     assert rewrite_file(before.encode(), MAPPING, path=path, strings=RULES).new == (
         None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # pydantic's lazy attributes: a table of bare names feeding a computed import.
+    (
+        "from importlib import import_module\n"
+        '_dynamic: "dict[str, tuple[str, str]]" = {\n'
+        '    "Markup": ("flask", "."),\n'
+        '    "thing": (__spec__.parent, ".x"),\n'
+        "}\n"
+        "def __getattr__(name):\n"
+        "    package, module = _dynamic[name]\n"
+        "    return import_module(module, package=package)\n",
+        "from importlib import import_module\n"
+        '_dynamic: "dict[str, tuple[str, str]]" = {\n'
+        f'    "Markup": ("{S}", "."),\n'
+        '    "thing": (__spec__.parent, ".x"),\n'
+        "}\n"
+        "def __getattr__(name):\n"
+        "    package, module = _dynamic[name]\n"
+        "    return import_module(module, package=package)\n",
+    ),
+    # The same table in a module whose imports are all literal: a table of words.
+    (
+        "from importlib import import_module\n"
+        'OWNERS = {"Markup": ("flask", ".")}\n'
+        'import_module("json")\n',
+        None,
+    ),
+])
+def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())

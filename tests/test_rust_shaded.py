@@ -4,8 +4,6 @@ literals packed between other literals (``...IPAddresscryptography.hazmat...kbkd
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from helpers import Venv
@@ -91,3 +89,67 @@ def test_shaded_cryptography_alone_loads_nothing_of_the_original(
         + "print(json.dumps(out))"
     )
     assert isinstance(data, dict) and data[new][:3] == ["49.0.0", "hi", "ca978112"]
+
+
+@pytest.fixture(scope="module")
+def pydantic_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str, str]:
+    folder = wheels("pydantic==2.13.5", "pydantic-core==2.46.5", "pydantic==2.14.4",
+                    "pydantic-core==2.50.5", "annotated-types==0.7.0",
+                    "typing-inspection==0.4.5", "typing-extensions==4.16.0")
+    tmp = tmp_path_factory.mktemp("pydantic")
+    result = shade([], [_one(folder, "pydantic-2.13.5"), _one(folder, "pydantic_core-2.46.5")],
+                   out_dir=tmp / "out")
+    reports = {r.original: r for r in result.wheels}
+    core = reports["pydantic-core 2.46.5"].mapping["pydantic_core"]
+    new = reports["pydantic 2.13.5"].mapping["pydantic"]
+    env = Venv.create(tmp / "env")
+    env.install(*(r.output for r in result.wheels), *(_one(folder, p) for p in (
+        "pydantic-2.14.4", "pydantic_core-2.50.5", "annotated_types-0.7.0",
+        "typing_inspection-0.4.5", "typing_extensions-4.16.0")))
+    assert env.pip("check").returncode == 0
+    return env, new, core
+
+
+def test_pydantic_and_its_rust_core_beside_the_next_pydantic(
+    pydantic_env: tuple[Venv, str, str]
+) -> None:
+    """pydantic-core's Rust code imports ``pydantic_core`` at run time from a literal packed
+    between others (``...typepydantic_coreauto_collapse...``, stored as pointer and
+    length), and pydantic's lazy attributes come from a lookup table of bare names
+    (``"ValidationError": ("pydantic_core", ".")``): both must reach the shaded core."""
+    env, new, core = pydantic_env
+    data = env.json(
+        f"import json, sys\nfrom datetime import datetime\n{CROSSED}\nout = {{}}\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.partition('.')[0] in ('pydantic', 'pydantic_core'):\n"
+        "            raise ImportError('original imported: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        f"import {new} as p\n"
+        "class M(p.BaseModel):\n"
+        "    x: int\n"
+        "    when: datetime\n"
+        "    url: p.HttpUrl\n"
+        "m = M(x='3', when='2020-01-01T00:00:00', url='https://x.org')\n"
+        "try:\n"
+        "    M(x='no', when='x', url='y')\n"
+        "except p.ValidationError as exc:\n"
+        "    errors = [e['type'] for e in exc.errors()]\n"
+        "    raised = type(exc).__module__\n"
+        "out['shaded'] = [p.VERSION, m.model_dump_json(), errors, raised,\n"
+        "    p.TypeAdapter(list[int]).validate_python(['1', 2])]\n"
+        "sys.meta_path.pop(0)\n"
+        "import pydantic\n"
+        "class N(pydantic.BaseModel):\n"
+        "    x: int\n"
+        "out['original'] = [pydantic.VERSION, N(x='4').model_dump_json()]\n"
+        f"out['crossed'] = crossed({new!r}, 'pydantic') + crossed({core!r}, 'pydantic_core')\n"
+        "print(json.dumps(out))"
+    )
+    assert data == {
+        "shaded": ["2.13.5", '{"x":3,"when":"2020-01-01T00:00:00","url":"https://x.org/"}',
+                   ["int_parsing", "datetime_from_date_parsing", "url_parsing"],
+                   f"{core}._pydantic_core", [1, 2]],
+        "original": ["2.14.4", '{"x":4}'],
+        "crossed": [],
+    }

@@ -256,36 +256,52 @@ def _is_rust(data: bytes) -> bool:
 def _rust_words(
     data: bytes, elf: Elf, names: list[str], found: list[Reference]
 ) -> list[Reference]:
-    """Every occurrence in a Rust binary that the C-string scan did not find.
+    """Every occurrence in a Rust binary that the C-string scan did not find, where a
+    module path can end.
 
     Rust stores ``&str`` literals back to back without terminators and refers to them by
     pointer and length: ``"...IPAddresscryptography.hazmat.primitives.kdf.kbkdfOCSPNonce"``
     holds a module path between two other literals, with no byte to tell where it starts.
     Only what points at the name can (see _resolve): a literal starts at a byte that is
     referenced, so the name is patched there and left alone inside a longer literal
-    (``errors.pydantic.dev``, ``src/rust/cryptography-x509/src/lib.rs``).
+    (``errors.pydantic.dev``, ``src/rust/cryptography-x509/src/lib.rs``). Where it ends is
+    plain when a dot or a non-name byte follows; when a letter follows
+    (``"...pydantic_coreauto_collapse"``), the literal is the name only if the code that
+    takes its address also passes the name's length.
     """
     seen = {r.offset for r in found}
     out: list[Reference] = []
+    run_on: list[Reference] = []
     for section in elf.data_sections:
         body = data[section.offset:section.end]
         for name in names:
             raw = name.encode("utf-8")
             at = body.find(raw)
             while at >= 0:
-                # A module path's first part ends at a dot or a non-name byte: the name in
-                # "pydantic_core" is another module (a literal "numpy" run into a next one
-                # starting with a letter is missed: the load check is there for that).
                 after = body[at + len(raw):at + len(raw) + 1]
-                if section.offset + at not in seen and (not after or after not in _IDENT_BYTES
-                                                        or after == b"."):
+                if section.offset + at not in seen:
                     text = body[max(0, at - 20):at + len(raw) + 20]
-                    out.append(Reference(
-                        name, section.offset + at, text.decode("utf-8", "backslashreplace"),
-                        section.name, "unbounded",
-                    ))
+                    ref = Reference(name, section.offset + at,
+                                    text.decode("utf-8", "backslashreplace"), section.name,
+                                    "unbounded")
+                    ends = not after or after not in _IDENT_BYTES or after == b"."
+                    (out if ends else run_on).append(ref)
                 at = body.find(raw, at + 1)
-    return out
+    if run_on and xrefs.supported(elf):
+        calls = Calls(data, elf)
+        where = {xrefs.address_of(elf, r.offset): r for r in run_on}
+        sized = {
+            site.target for site in xrefs.find(data, elf, {a for a in where if a is not None})
+            if calls.passes_length(site, len(where[site.target].name.encode("utf-8")))
+        }
+        out += [r for a, r in where.items() if a in sized]
+    # Two names at one offset ("pydantic", "pydantic_core"): the longer one is the literal.
+    longest: dict[int, Reference] = {}
+    for ref in [*out, *(r for r in found if r.kind != "symbol")]:
+        held = longest.get(ref.offset)
+        if held is None or len(ref.name) > len(held.name):
+            longest[ref.offset] = ref
+    return [r for r in out if longest[r.offset] is r]
 
 
 def _resolve(

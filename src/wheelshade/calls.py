@@ -1,4 +1,5 @@
-"""What a string's address is passed to: the C-API call a code reference feeds (x86-64).
+"""What a string's address is passed to: the C-API call a code reference feeds (x86-64),
+and the length passed with it.
 
 A bare C string equal to a package's name is not always a module name. greenlet registers its
 type as an attribute of its own module, ``PyModule_AddObjectRef(m, "greenlet", type)``:
@@ -32,6 +33,8 @@ NAME_ARGUMENT = frozenset({
 })
 #: How many instructions after the reference the call may come.
 _WINDOW = 16
+#: How many bytes around a reference its length may be set.
+_NEAR = 40
 _PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got")
 
 
@@ -67,6 +70,41 @@ class Calls:
                 return callee if callee in NAME_ARGUMENT and "rsi" in holding else None
             _track(insn, holding)
         return None
+
+    def passes_length(self, site: xrefs.Site, length: int) -> bool:
+        """True if the reference ``site`` comes with ``length``: an instruction near a code
+        reference that loads it into a register, or the word after a stored pointer. That
+        is how a Rust ``&str`` (pointer and length) is passed and stored, so the literal
+        that starts at the referenced byte is ``length`` bytes long."""
+        if site.kind in ("relocation", "pointer"):
+            return self._stored_length(site) == length
+        if site.kind != "code":
+            return False
+        from capstone import x86
+
+        starts = xrefs.function_starts(self.data, self.elf)
+        start = frame.function_containing(starts, site.base)
+        if start is None:
+            return False
+        for insn in frame.instructions(self.data, self.elf, start, site.base + _NEAR):
+            if insn.address + _NEAR < site.base:
+                continue
+            ops = insn.operands
+            if (insn.mnemonic == "mov" and len(ops) == 2 and ops[0].type == x86.X86_OP_REG
+                    and ops[1].type == x86.X86_OP_IMM and ops[1].imm == length):
+                return True
+        return False
+
+    def _stored_length(self, site: xrefs.Site) -> int | None:
+        """The word after a stored pointer: a ``&'static str`` in data is (pointer, length)."""
+        at: int | None = site.offset
+        if site.kind == "relocation":  # the site is the RELA entry's addend: its r_offset
+            (where,) = struct.unpack_from("<Q", self.data, site.offset - 16)
+            at = xrefs.offset_of(self.elf, where)
+        if at is None or at + 16 > len(self.data):
+            return None
+        (value,) = struct.unpack_from("<Q", self.data, at + 8)
+        return int(value)
 
     def _callee(self, insn: CsInsn) -> str | None:
         from capstone import x86

@@ -1,4 +1,5 @@
-"""Module names that reach an import call through a loop: ``for m in DEPS: __import__(m)``.
+"""Module names that reach an import call through a loop (``for m in DEPS: __import__(m)``)
+or a lookup table (pydantic's ``_dynamic_imports``).
 
 pandas checks its hard dependencies this way (``hard_dependencies = ("numpy", "pytz",
 "dateutil")``, then ``__import__(_dependency)`` in a loop). The strings are bare names, which
@@ -41,16 +42,17 @@ def import_lists(tree: ast.Module, aliases: ImportAliases, text: str) -> ImportL
     (the source of ``tree``)."""
     if not _IMPORT_CALL_TEXT.search(text):
         return ImportLists({}, frozenset())
+    tables = _lookup_tables(tree, aliases)
     loops = list(_loops(tree))
     if not loops:
-        return ImportLists({}, frozenset())
+        return ImportLists(tables, frozenset())
     literals: dict[str, list[ast.Assign]] = {}
     for node in iter_statements(tree):
         if isinstance(node, ast.Assign):
             for target in node.targets:
                 if isinstance(target, ast.Name):
                     literals.setdefault(target.id, []).append(node)
-    found: dict[int, frozenset[str]] = {}
+    found: dict[int, frozenset[str]] = dict(tables)
     calls: set[int] = set()
     for loop in loops:
         if not isinstance(loop.target, ast.Name):
@@ -70,6 +72,37 @@ def import_lists(tree: ast.Module, aliases: ImportAliases, text: str) -> ImportL
             found[line] = found.get(line, frozenset()) | values
             calls |= lines
     return ImportLists(found, frozenset(calls))
+
+
+def _lookup_tables(tree: ast.Module, aliases: ImportAliases) -> dict[int, frozenset[str]]:
+    """Module names in a lookup table that feeds an import call with a computed name.
+
+    pydantic resolves its lazy attributes through ``_dynamic_imports = {"ValidationError":
+    ("pydantic_core", "."), ...}``, then ``import_module(module_name, package=package)``.
+    When a module calls an import function with a computed name or package, the strings in
+    the tuples and lists that are values of a module-level dict literal are module names.
+    """
+    dynamic = any(
+        isinstance(node, ast.Call)
+        and _qualified(node.func, aliases) & _IMPORT_CALLS
+        and any(not isinstance(value, ast.Constant) for value in (
+            *node.args[:1], *(k.value for k in node.keywords if k.arg in ("name", "package"))
+        ))
+        for node in ast.walk(tree)
+    )
+    if not dynamic:
+        return {}
+    found: dict[int, frozenset[str]] = {}
+    for node in tree.body:
+        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        if not isinstance(value, ast.Dict):
+            continue
+        strings = frozenset().union(*(
+            _strings(v) for v in value.values if isinstance(v, ast.Tuple | ast.List)
+        ))
+        if strings:
+            found[node.lineno - 1] = strings
+    return found
 
 
 def _loops(tree: ast.Module) -> Iterator[ast.For]:
