@@ -13,6 +13,7 @@ key name.
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 from . import frame, xrefs
@@ -45,19 +46,16 @@ class Calls:
         self.data, self.elf = data, elf
         self._slots: dict[int, str] | None = None
         self._stubs: dict[int, str] | None = None
+        self._starts: list[int] | None = None
 
     def name_argument_of(self, site: xrefs.Site) -> str | None:
         """The imported function in NAME_ARGUMENT that the code reference ``site`` passes
         its address to as the second argument, or None (another use, or not known)."""
         if site.kind != "code":
             return None
-        starts = xrefs.function_starts(self.data, self.elf)
-        start = frame.function_containing(starts, site.base)
-        if start is None:
-            return None
         holding: set[str] = set()
         after = 0
-        for insn in frame.instructions(self.data, self.elf, start, site.base + 8 * _WINDOW):
+        for insn in self._code_to(site, site.base + 8 * _WINDOW):
             if not holding:
                 if insn.address + insn.size == site.base and insn.mnemonic == "lea":
                     holding = {_family(insn.op_str.split(",")[0])}
@@ -82,11 +80,7 @@ class Calls:
             return False
         from capstone import x86
 
-        starts = xrefs.function_starts(self.data, self.elf)
-        start = frame.function_containing(starts, site.base)
-        if start is None:
-            return False
-        for insn in frame.instructions(self.data, self.elf, start, site.base + _NEAR):
+        for insn in self._code_to(site, site.base + _NEAR):
             if insn.address + _NEAR < site.base:
                 continue
             ops = insn.operands
@@ -94,6 +88,14 @@ class Calls:
                     and ops[1].type == x86.X86_OP_IMM and ops[1].imm == length):
                 return True
         return False
+
+    def _code_to(self, site: xrefs.Site, until: int) -> Iterator[CsInsn]:
+        """The instructions of the function holding ``site``, from its start to ``until``."""
+        if self._starts is None:
+            self._starts = xrefs.function_starts(self.data, self.elf)
+        start = frame.function_containing(self._starts, site.base)
+        if start is not None:
+            yield from frame.instructions(self.data, self.elf, start, until)
 
     def _stored_length(self, site: xrefs.Site) -> int | None:
         """The word after a stored pointer: a ``&'static str`` in data is (pointer, length)."""
