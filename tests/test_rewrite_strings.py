@@ -337,8 +337,13 @@ def test_only_statements_that_need_it_change() -> None:
     ("app/m.py", 'import flask\nflask.MovedModule("spam", "flask", "flask")\n',
      f'import {S} as flask\nflask.MovedModule("spam", "{S}", "{S}")\n'),
     # Only the callee's own package, only positional, only the exact bare name.
-    ("app/m.py", 'import flask\nflask.register("jinja2", key="flask", x="flask app")\n',
-     f'import {S} as flask\nflask.register("jinja2", key="flask", x="flask app")\n'),
+    ("app/m.py", 'import flask\nflask.import_all("jinja2", key="flask", x="flask app")\n',
+     f'import {S} as flask\nflask.import_all("jinja2", key="flask", x="flask app")\n'),
+    # A function whose name does not say it imports: pip's user_cache_dir("pip") names a
+    # directory, sympy's lambdify(x, f, "sympy") a namespace.
+    ("flask/m.py", 'from .utils.appdirs import user_cache_dir\nuser_cache_dir("flask")\n', None),
+    ("app/m.py", 'import flask\nflask.lambdify(x, f, "flask")\n', f'import {S} as flask\n'
+     'flask.lambdify(x, f, "flask")\n'),
     # Not a shaded package's function: a word.
     ("app/m.py", 'from . import util\nutil.register("flask")\n', None),
 ])

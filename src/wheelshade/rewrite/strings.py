@@ -317,11 +317,16 @@ class StringRenamer(LeanTransformer):
             self._check_literal(node.args[0].value, f"{callee}()")
 
     def _own_name_arguments(self, node: cst.Call, names: set[str]) -> None:
-        """A shaded package's own function given that package's bare name takes it as a
-        module name: SQLAlchemy's ``util.preloaded.import_prefix("sqlalchemy")`` loads the
-        registered modules whose names start with it, six's ``MovedModule("x", "six")``
-        imports it. Any other bare name stays a word (a logger, a key)."""
-        owners = {n.partition(".")[0] for n in names if "." in n} & set(self._rules.imports)
+        """A shaded package's own import helper given that package's bare name takes it as
+        a module name: SQLAlchemy's ``util.preloaded.import_prefix("sqlalchemy")`` loads
+        the registered modules whose names start with it, six's ``MovedModule("x", "six")``
+        imports it. Only a function whose name says so (``import``, ``module``) counts:
+        pip's ``user_cache_dir("pip")`` names a directory, sympy's ``lambdify(x, f,
+        "sympy")`` a namespace of its own. Any other bare name stays a word."""
+        owners = {
+            n.partition(".")[0] for n in names
+            if "." in n and any(w in n.rpartition(".")[2].lower() for w in ("import", "module"))
+        } & set(self._rules.imports)
         for arg in node.args:
             value = arg.value
             if arg.keyword is None and isinstance(value, cst.SimpleString) and (
