@@ -202,7 +202,9 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     if cython:
         tables, unreadable = cytable.read(data, elf, wanted)
         separate = separate and not tables and not unreadable
-        readable = separate or (bool(tables) and not unreadable)
+        # A module has one table: once it is read, a zstd-like run of bytes elsewhere is
+        # some other data.
+        readable = separate or bool(tables)
         tables = [t for t in tables if any(n.encode("utf-8") in t.text for n in wanted)]
         # A table's own bytes are rewritten as a whole, never as C strings.
         found = [r for r in found
