@@ -177,7 +177,9 @@ def _stream(body: bytes, start: int, base: int) -> Table | None:
             unpack: bz2.BZ2Decompressor | zlib._Decompress = bz2.BZ2Decompressor()
         else:
             unpack = zlib.decompressobj()
-        text = unpack.decompress(body[start:], _MAX_TABLE)
+        # A view, not a slice: a large module's data holds many bytes that look like a
+        # stream header, and each would copy the rest of it.
+        text = unpack.decompress(memoryview(body)[start:], _MAX_TABLE)
     except (OSError, ValueError, EOFError, zlib.error):
         return None
     if not unpack.eof or sum(m in text for m in MARKERS) < 2:
