@@ -13,8 +13,8 @@ import pytest
 
 from helpers import Venv
 from pypi import wheels
-from test_real_compiled import CROSSED, _one, verify
-from wheelshade import cytable, shade
+from test_real_compiled import CROSSED, _one, shaded_beside
+from wheelshade import cytable
 from wheelshade.binaries import classify
 from wheelshade.elf import read_elf
 from wheelshade.patching import check_loads, patch_strings
@@ -31,15 +31,9 @@ def _member(wheel: Path, suffix: str) -> bytes:
 @pytest.fixture(scope="module")
 def numpy2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str]:
     folder = wheels("numpy==2.3.5", "numpy==2.4.6")
-    tmp = tmp_path_factory.mktemp("numpy2")
-    result = shade([], [_one(folder, "numpy-2.3.5")], out_dir=tmp / "out")
-    (report,) = result.wheels
-    assert any("patched compiled module(s) loaded" in n for n in result.notes)
-    verify(report.output, "numpy==2.4.6", folder)
-    env = Venv.create(tmp / "env")
-    env.install(report.output, _one(folder, "numpy-2.4.6"))
-    assert env.pip("check").returncode == 0
-    return env, report.mapping["numpy"]
+    env, mapping = shaded_beside(tmp_path_factory.mktemp("numpy2"), folder, ["numpy-2.3.5"],
+                                 "numpy==2.4.6", ["numpy-2.4.6"])
+    return env, mapping["numpy"]
 
 
 @pytest.mark.parametrize("shaded_first", [True, False], ids=["shaded-first", "original-first"])
@@ -91,15 +85,11 @@ def test_small_table_lengths_are_read_from_the_stack() -> None:
 def yarl_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str]:
     folder = wheels("yarl==1.24.5", "yarl==1.25.1", "multidict==7.2.1", "idna==3.20",
                     "propcache==0.5.4")
-    tmp = tmp_path_factory.mktemp("yarl")
-    result = shade([], [_one(folder, "yarl-1.24.5")], out_dir=tmp / "out")
-    (report,) = result.wheels
-    verify(report.output, "yarl==1.25.1", folder)
-    env = Venv.create(tmp / "env")
-    env.install(report.output, *(_one(folder, p) for p in (
-        "yarl-1.25.1", "multidict-7.2.1", "idna-3.20", "propcache-0.5.4")))
-    assert env.pip("check").returncode == 0
-    return env, report.mapping["yarl"]
+    env, mapping = shaded_beside(
+        tmp_path_factory.mktemp("yarl"), folder, ["yarl-1.24.5"], "yarl==1.25.1",
+        ["yarl-1.25.1", "multidict-7.2.1", "idna-3.20", "propcache-0.5.4"],
+        load_checked=False)  # yarl needs multidict, outside the set: the test loads it
+    return env, mapping["yarl"]
 
 
 def test_yarl_quoting_extension_beside_another_yarl(yarl_env: tuple[Venv, str]) -> None:
@@ -161,16 +151,10 @@ def test_a_table_that_grows_is_moved_and_still_loads(tmp_path: Path) -> None:
 def sqlalchemy_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str]:
     folder = wheels("sqlalchemy==2.0.58", "sqlalchemy==2.1.9", "typing-extensions==4.16.0",
                     "greenlet==3.5.6")
-    tmp = tmp_path_factory.mktemp("sqlalchemy")
-    result = shade([], [_one(folder, "sqlalchemy-2.0.58")], out_dir=tmp / "out")
-    (report,) = result.wheels
-    assert any("patched compiled module(s) loaded" in n for n in result.notes)
-    verify(report.output, "sqlalchemy==2.1.9", folder)
-    env = Venv.create(tmp / "env")
-    env.install(report.output, *(_one(folder, p) for p in (
-        "sqlalchemy-2.1.9", "typing_extensions-4.16.0", "greenlet-3.5.6")))
-    assert env.pip("check").returncode == 0
-    return env, report.mapping["sqlalchemy"]
+    env, mapping = shaded_beside(
+        tmp_path_factory.mktemp("sqlalchemy"), folder, ["sqlalchemy-2.0.58"],
+        "sqlalchemy==2.1.9", ["sqlalchemy-2.1.9", "typing_extensions-4.16.0", "greenlet-3.5.6"])
+    return env, mapping["sqlalchemy"]
 
 
 def test_sqlalchemy_lzss_tables_beside_another_sqlalchemy(

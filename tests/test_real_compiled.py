@@ -41,6 +41,25 @@ def _one(folder: Path, prefix: str) -> Path:
     return path
 
 
+def shaded_beside(
+    tmp: Path, folder: Path, deps: list[str], beside: str, others: list[str],
+    *, load_checked: bool = True,
+) -> tuple[Venv, dict[str, str]]:
+    """Shade the wheels named by the ``deps`` prefixes together, check that their compiled
+    modules were load-checked (unless a dependency outside the set is needed to load
+    them), ``verify`` them beside ``beside``, and install them with the ``others`` wheels
+    into a venv that ``pip check`` passes. Returns the venv and the import-name mapping."""
+    result = shade([], [_one(folder, d) for d in deps], out_dir=tmp / "out")
+    loaded = any("patched compiled module(s) loaded" in n for n in result.notes)
+    assert loaded is load_checked, result.notes
+    outputs = [r.output for r in result.wheels]
+    verify(outputs, beside, folder)
+    env = Venv.create(tmp / "env")
+    env.install(*outputs, *(_one(folder, o) for o in others))
+    assert env.pip("check").returncode == 0
+    return env, {k: v for r in result.wheels for k, v in r.mapping.items()}
+
+
 @pytest.fixture(scope="module")
 def pyyaml(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str, str]:
     folder = wheels("pyyaml==6.0.1", "pyyaml==6.0.3")

@@ -8,7 +8,7 @@ import pytest
 
 from helpers import Venv
 from pypi import wheels
-from test_real_compiled import CROSSED, _one, verify
+from test_real_compiled import CROSSED, _one, shaded_beside, verify
 from wheelshade import shade
 
 pytestmark = pytest.mark.network
@@ -41,11 +41,13 @@ WORK = """
 def cryptography_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str]:
     folder = wheels("cryptography==49.0.0", "cryptography==50.0.2", "cffi==2.0.0",
                     "pycparser==3.11")
-    tmp = tmp_path_factory.mktemp("cryptography")
-    result = shade([], [_one(folder, "cryptography-49.0.0")], out_dir=tmp / "out")
+    # cffi is not in the set, so the load check notes the module instead of loading it;
+    # the tests below load it.
+    result = shade([], [_one(folder, "cryptography-49.0.0")],
+                   out_dir=tmp_path_factory.mktemp("cryptography") / "out")
     (report,) = result.wheels
     verify(report.output, "cryptography==50.0.2", folder)
-    env = Venv.create(tmp / "env")
+    env = Venv.create(report.output.parent.parent / "env")
     env.install(report.output, *(_one(folder, p) for p in (
         "cryptography-50.0.2", "cffi-2.0.0", "pycparser-3.11")))
     assert env.pip("check").returncode == 0
@@ -96,18 +98,11 @@ def pydantic_env(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str, s
     folder = wheels("pydantic==2.13.5", "pydantic-core==2.46.5", "pydantic==2.14.4",
                     "pydantic-core==2.50.5", "annotated-types==0.7.0",
                     "typing-inspection==0.4.5", "typing-extensions==4.16.0")
-    tmp = tmp_path_factory.mktemp("pydantic")
-    result = shade([], [_one(folder, "pydantic-2.13.5"), _one(folder, "pydantic_core-2.46.5")],
-                   out_dir=tmp / "out")
-    reports = {r.original: r for r in result.wheels}
-    core = reports["pydantic-core 2.46.5"].mapping["pydantic_core"]
-    new = reports["pydantic 2.13.5"].mapping["pydantic"]
-    env = Venv.create(tmp / "env")
-    env.install(*(r.output for r in result.wheels), *(_one(folder, p) for p in (
-        "pydantic-2.14.4", "pydantic_core-2.50.5", "annotated_types-0.7.0",
-        "typing_inspection-0.4.5", "typing_extensions-4.16.0")))
-    assert env.pip("check").returncode == 0
-    return env, new, core
+    env, mapping = shaded_beside(
+        tmp_path_factory.mktemp("pydantic"), folder, ["pydantic-2.13.5", "pydantic_core-2.46.5"],
+        "pydantic==2.14.4", ["pydantic-2.14.4", "pydantic_core-2.50.5", "annotated_types-0.7.0",
+                             "typing_inspection-0.4.5", "typing_extensions-4.16.0"])
+    return env, mapping["pydantic"], mapping["pydantic_core"]
 
 
 def test_pydantic_and_its_rust_core_beside_the_next_pydantic(
