@@ -387,3 +387,28 @@ def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
 ) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
     assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # python-dateutil's stack walk skips its own frames by their module's name.
+    ('if frame.f_globals.get("__name__") not in ("importlib", "flask"):\n    pass\n',
+     f'if frame.f_globals.get("__name__") not in ("importlib", "{S}"):\n    pass\n'),
+    ('ok = cls.__module__ == "flask.app" or "jinja2" != mod.__name__\n',
+     f'ok = cls.__module__ == "{S}.app" or "{J}" != mod.__name__\n'),
+    ('ok = g["__name__"] in {"flask"}\n', f'ok = g["__name__"] in {{"{S}"}}\n'),
+    # Compared with anything else, a bare name stays a word.
+    ('ok = name == "flask"\n', None),
+    # typing_extensions' protocol allowlist, keyed by module and read with __module__.
+    ('ALLOW = {\n    "collections.abc": ["Callable"],\n    "flask": ["Buffer"],\n}\n'
+     'def allowed(base):\n    return base.__name__ in ALLOW.get(base.__module__, [])\n',
+     f'ALLOW = {{\n    "collections.abc": ["Callable"],\n    "{S}": ["Buffer"],\n}}\n'
+     'def allowed(base):\n    return base.__name__ in ALLOW.get(base.__module__, [])\n'),
+    # The same dict never looked up by a module's name: its keys are words.
+    ('ALLOW = {"flask": ["Buffer"]}\ndef allowed(key):\n    return ALLOW.get(key, [])\n',
+     None),
+])
+def test_strings_compared_with_or_keyed_by_a_module_name_are_module_names(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())

@@ -40,9 +40,10 @@ _IMPORT_CALL_TEXT = Calls.of(["__import__", "import_module"])
 def import_lists(tree: ast.Module, aliases: ImportAliases, text: str) -> ImportLists:
     """Every literal list of module names that a loop feeds to an import call in ``text``
     (the source of ``tree``)."""
+    keyed = _module_keyed(tree) if "__module__" in text or "__name__" in text else {}
     if not _IMPORT_CALL_TEXT.search(text):
-        return ImportLists({}, frozenset())
-    tables = _lookup_tables(tree, aliases)
+        return ImportLists(keyed, frozenset())
+    tables = {**keyed, **_lookup_tables(tree, aliases)}
     loops = list(_loops(tree))
     if not loops:
         return ImportLists(tables, frozenset())
@@ -102,6 +103,40 @@ def _lookup_tables(tree: ast.Module, aliases: ImportAliases) -> dict[int, frozen
         ))
         if strings:
             found[node.lineno - 1] = strings
+    return found
+
+
+def _module_keyed(tree: ast.Module) -> dict[int, frozenset[str]]:
+    """The string keys of module-level dict literals looked up by a module's name.
+
+    typing_extensions allows ``Buffer`` as a protocol base through ``_PROTO_ALLOWLIST =
+    {..., "typing_extensions": ["Buffer"]}`` read with ``.get(base.__module__, [])``: its
+    keys are module names.
+    """
+    looked_up: set[str] = set()
+    for node in ast.walk(tree):
+        key: ast.expr | None = None
+        holder: ast.expr | None = None
+        if isinstance(node, ast.Subscript):
+            holder, key = node.value, node.slice
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "get" and node.args):
+            holder, key = node.func.value, node.args[0]
+        if (isinstance(holder, ast.Name) and isinstance(key, ast.Attribute)
+                and key.attr in ("__module__", "__name__")):
+            looked_up.add(holder.id)
+    found: dict[int, frozenset[str]] = {}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else (
+            [node.target] if isinstance(node, ast.AnnAssign) else [])
+        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+        if isinstance(value, ast.Dict) and any(
+            isinstance(t, ast.Name) and t.id in looked_up for t in targets
+        ):
+            keys = frozenset(k.value for k in value.keys
+                             if isinstance(k, ast.Constant) and isinstance(k.value, str))
+            if keys:
+                found[node.lineno - 1] = keys
     return found
 
 

@@ -198,6 +198,32 @@ def _literal_head(node: cst.BaseExpression) -> cst.SimpleString | None:
     return head
 
 
+_NAME_ATTRS = frozenset({"__name__", "__module__"})
+
+
+def _is_module_name(node: cst.BaseExpression) -> bool:
+    """``x.__name__``, ``x.__module__``, ``x["__name__"]`` or ``x.get("__name__", ...)``."""
+    if isinstance(node, cst.Attribute):
+        return node.attr.value in _NAME_ATTRS
+    key: cst.BaseExpression | None = None
+    if isinstance(node, cst.Subscript) and len(node.slice) == 1:
+        index = node.slice[0].slice
+        key = index.value if isinstance(index, cst.Index) else None
+    elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
+          and node.func.attr.value == "get" and node.args):
+        key = node.args[0].value
+    return isinstance(key, cst.SimpleString) and _plain_text(key) in _NAME_ATTRS
+
+
+def _literals(node: cst.BaseExpression) -> list[cst.SimpleString]:
+    """A string literal, or the string elements of a literal tuple, list or set."""
+    if isinstance(node, cst.SimpleString):
+        return [node]
+    if isinstance(node, cst.Tuple | cst.List | cst.Set):
+        return [e.value for e in node.elements if isinstance(e.value, cst.SimpleString)]
+    return []
+
+
 def _plain_text(node: cst.SimpleString) -> str | None:
     """The literal's body when it holds no escapes, so body and value are the same text."""
     if "b" in node.prefix.lower() or "\\" in node.value:
@@ -341,6 +367,14 @@ class StringRenamer(LeanTransformer):
         if isinstance(value, cst.SimpleString) and _plain_text(value) in self._import_list:
             self._mark(value, "module")
 
+    def visit_DictElement(self, node: cst.DictElement) -> None:
+        # The keys of a table looked up by ``__module__`` (see flows).
+        key = node.key
+        if self._import_list and isinstance(key, cst.SimpleString) and (
+            _plain_text(key) in self._import_list
+        ):
+            self._mark(key, "module")
+
     def visit_Subscript(self, node: cst.Subscript) -> None:
         if self._is_sys_modules(node.value):
             for element in node.slice:
@@ -349,11 +383,18 @@ class StringRenamer(LeanTransformer):
                     self._check_literal(element.slice.value, "sys.modules[...]")
 
     def visit_Comparison(self, node: cst.Comparison) -> None:
+        left = node.left
         for target in node.comparisons:
-            if isinstance(target.operator, cst.In | cst.NotIn) and self._is_sys_modules(
-                target.comparator
-            ):
-                self._mark(node.left, "module")
+            right = target.comparator
+            if isinstance(target.operator, cst.In | cst.NotIn) and self._is_sys_modules(right):
+                self._mark(left, "module")
+            # A module's name compared with literals: ``__name__ in ("importlib", "dateutil")``
+            # (python-dateutil's stack walk), ``cls.__module__ == "typing_extensions"``.
+            for name, other in ((left, right), (right, left)):
+                if _is_module_name(name):
+                    for literal in _literals(other):
+                        self._mark(literal, "module")
+            left = right
 
     def leave_SimpleString(
         self, original_node: cst.SimpleString, updated_node: cst.SimpleString
