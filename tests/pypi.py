@@ -71,6 +71,7 @@ PINS: dict[str, tuple[str, ...]] = {
         "481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8",
     ),
     "greenlet==3.5.6": ("1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",),
+    "greenlet==3.4.0": ("c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
     "cryptography==49.0.0": ("2afe9051da7ae7bd5905da5a949280c7d2bb75682e188f650a9d0f2756b834c6",),
     "cryptography==50.0.2": ("4061c0079120205fb760c58acab6443e217307dcf05e3702cf970e0689972856",),

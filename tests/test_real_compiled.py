@@ -232,3 +232,34 @@ def test_pandas_and_numpy_shaded_together_beside_pandas_3_and_numpy_2(tmp_path: 
         assert data["pandas"][:7] == ["3.0.6", "numpy", *common]
         assert data["pandas"][7].partition(".")[0] == "pandas"  # 3.x: pandas.api.typing
         assert data["crossed"] == []
+
+
+@pytest.mark.network
+def test_greenlet_whose_type_is_named_like_its_package(tmp_path: Path) -> None:
+    """greenlet registers its type as ``greenlet`` (``PyModule_AddObjectRef``): that bare
+    string is an attribute name and keeps its bytes, while ``greenlet._greenlet`` and the
+    ``greenlet.greenlet`` type name are renamed; both versions switch greenlets."""
+    folder = wheels("greenlet==3.4.0", "greenlet==3.5.6")
+    env, mapping = shaded_beside(tmp_path, folder, ["greenlet-3.4.0"], "greenlet==3.5.6",
+                                 ["greenlet-3.5.6"])
+    new = mapping["greenlet"]
+    data = env.json(
+        f"import json, sys\nimport {new}, greenlet\n{CROSSED}\nout = {{}}\n"
+        f"for g in ({new}, greenlet):\n"
+        "    seen = []\n"
+        "    def run(x):\n"
+        "        seen.append(x)\n"
+        "        seen.append(g.getcurrent().parent.switch(x + 1))\n"
+        "    child = g.greenlet(run)\n"
+        "    first = child.switch(1)\n"
+        "    child.switch(10)\n"
+        "    out[g.__name__] = [g.__version__, first, seen, type(child).__module__,\n"
+        "                       g._greenlet.greenlet is g.greenlet]\n"
+        f"out['crossed'] = crossed({new!r}, 'greenlet')\n"
+        "print(json.dumps(out))"
+    )
+    assert data == {
+        new: ["3.4.0", 2, [1, 10], new, True],
+        "greenlet": ["3.5.6", 2, [1, 10], "greenlet", True],
+        "crossed": [],
+    }
