@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -210,10 +210,9 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         found = [r for r in found
                  if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
     rust = _is_rust(data)
-    if rust:
-        found += _rust_words(data, elf, wanted, found)
+    words, run_on = _rust_words(data, elf, wanted, found) if rust else ([], frozenset())
     references, suspects, embedded, redirects, appended = _resolve(
-        data, elf, found, cython=cython, rust=rust
+        data, elf, found, cython=cython, rust=rust, words=words, run_on=run_on
     )
     for symbol in elf.symbols:
         if symbol.name.startswith(INIT_PREFIX):
@@ -257,9 +256,9 @@ def _is_rust(data: bytes) -> bool:
 
 def _rust_words(
     data: bytes, elf: Elf, names: list[str], found: list[Reference]
-) -> list[Reference]:
-    """Every occurrence in a Rust binary that the C-string scan did not find, where a
-    module path can end.
+) -> tuple[list[Reference], frozenset[tuple[int, str]]]:
+    """Every occurrence in a Rust binary that the C-string scan did not find, and the
+    (offset, name) of those that run on into a letter.
 
     Rust stores ``&str`` literals back to back without terminators and refers to them by
     pointer and length: ``"...IPAddresscryptography.hazmat.primitives.kdf.kbkdfOCSPNonce"``
@@ -268,12 +267,12 @@ def _rust_words(
     referenced, so the name is patched there and left alone inside a longer literal
     (``errors.pydantic.dev``, ``src/rust/cryptography-x509/src/lib.rs``). Where it ends is
     plain when a dot or a non-name byte follows; when a letter follows
-    (``"...pydantic_coreauto_collapse"``), the literal is the name only if the code that
-    takes its address also passes the name's length.
+    (``"...pydantic_coreauto_collapse"``), the literal is the name only if its length
+    comes with the reference (see _rust_literals).
     """
     seen = {r.offset for r in found}
     out: list[Reference] = []
-    run_on: list[Reference] = []
+    run_on: set[tuple[int, str]] = set()
     for section in elf.data_sections:
         body = data[section.offset:section.end]
         for name in names:
@@ -283,31 +282,40 @@ def _rust_words(
                 after = body[at + len(raw):at + len(raw) + 1]
                 if section.offset + at not in seen:
                     text = body[max(0, at - 20):at + len(raw) + 20]
-                    ref = Reference(name, section.offset + at,
-                                    text.decode("utf-8", "backslashreplace"), section.name,
-                                    "unbounded")
-                    ends = not after or after not in _IDENT_BYTES or after == b"."
-                    (out if ends else run_on).append(ref)
+                    out.append(Reference(name, section.offset + at,
+                                         text.decode("utf-8", "backslashreplace"),
+                                         section.name, "unbounded"))
+                    if after and after in _IDENT_BYTES and after != b".":
+                        run_on.add((section.offset + at, name))
                 at = body.find(raw, at + 1)
-    if run_on and xrefs.supported(elf):
-        calls = Calls(data, elf)
-        where = {xrefs.address_of(elf, r.offset): r for r in run_on}
-        sized = {
-            site.target for site in xrefs.find(data, elf, {a for a in where if a is not None})
-            if calls.passes_length(site, len(where[site.target].name.encode("utf-8")))
-        }
-        out += [r for a, r in where.items() if a in sized]
-    # Two names at one offset ("pydantic", "pydantic_core"): the longer one is the literal.
+    return out, frozenset(run_on)
+
+
+def _rust_literals(
+    refs: list[Reference], run_on: frozenset[tuple[int, str]],
+    alone: Callable[[Reference], list[xrefs.Site]], calls: Calls | None,
+) -> list[Reference]:
+    """The occurrences in a Rust binary that can be literals: a name that runs on into a
+    letter only when a reference to it comes with the name's length (``calls``; without
+    reference analysis, never), and of two names at one offset (``pydantic``,
+    ``pydantic_core``) the longer one."""
+    kept = [
+        r for r in refs
+        if (r.offset, r.name) not in run_on or (calls is not None and any(
+            calls.passes_length(site, len(r.name.encode("utf-8"))) for site in alone(r)
+        ))
+    ]
     longest: dict[int, Reference] = {}
-    for ref in [*out, *(r for r in found if r.kind != "symbol")]:
+    for ref in kept:
         held = longest.get(ref.offset)
         if held is None or len(ref.name) > len(held.name):
             longest[ref.offset] = ref
-    return [r for r in out if longest[r.offset] is r]
+    return [r for r in kept if longest[r.offset] is r]
 
 
 def _resolve(
-    data: bytes, elf: Elf, found: list[Reference], *, cython: bool, rust: bool = False
+    data: bytes, elf: Elf, found: list[Reference], *, cython: bool, rust: bool = False,
+    words: list[Reference] | None = None, run_on: frozenset[tuple[int, str]] = frozenset(),
 ) -> tuple[list[Reference], list[Reference], list[Reference], list[Redirect], list[Appended]]:
     """Sort occurrences into (patch, refuse, leave alone) by who refers to their bytes.
 
@@ -316,9 +324,11 @@ def _resolve(
     module name; references into ``[s, a)`` want the longer string; a reference into the
     name's own bytes wants a shorter tail of it. See xrefs for how references are found.
     """
-    if not found:
+    words = words or []
+    if not found and not words:
         return [], [], [], [], []
     if not xrefs.supported(elf):
+        found = found + _rust_literals(words, run_on, lambda r: [], None)
         plain = [r for r in found if r.kind == "string"]
         return plain, [
             replace(r, verdict="unknown", detail=(
@@ -329,7 +339,7 @@ def _resolve(
         ], [], [], []
     spans: dict[Reference, tuple[int, int]] = {}
     targets: set[int] = set()
-    for ref in found:
+    for ref in found + words:
         at = xrefs.address_of(elf, ref.offset)
         if at is None:  # pragma: no cover - data sections are always mapped
             continue
@@ -339,11 +349,16 @@ def _resolve(
     by_target: dict[int, list[xrefs.Site]] = {}
     for site in xrefs.find(data, elf, targets):
         by_target.setdefault(site.target, []).append(site)
+    calls = Calls(data, elf)
+    if words:  # which Rust words are literals is known only with the references
+        dropped = set(words) - set(_rust_literals(
+            [w for w in words if w in spans], run_on,
+            lambda r: by_target.get(spans[r][1], []), calls))
+        spans = {r: span for r, span in spans.items() if r not in dropped}
     patch: list[Reference] = []
     refuse: list[Reference] = []
     leave: list[Reference] = []
     conflicts: list[tuple[Reference, int, list[xrefs.Site], list[xrefs.Site]]] = []
-    calls = Calls(data, elf)
     for ref, (start, at) in spans.items():
         size = len(ref.name.encode("utf-8"))
         inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
