@@ -13,6 +13,7 @@ import call in its body.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,6 +34,8 @@ class ImportLists:
     calls: frozenset[int]
 
 
+#: A lookup by a module's name, ``x[y.__module__]`` or ``x.get(y.__name__``, in the text.
+_LOOKUP_TEXT = re.compile(r"(?:\[|\.get\()\s*[\w.]+\.__(?:module|name)__\b")
 #: The cheap test first: a file that calls no import function by these names has none.
 _IMPORT_CALL_TEXT = Calls.of(["__import__", "import_module"])
 
@@ -40,7 +43,7 @@ _IMPORT_CALL_TEXT = Calls.of(["__import__", "import_module"])
 def import_lists(tree: ast.Module, aliases: ImportAliases, text: str) -> ImportLists:
     """Every literal list of module names that a loop feeds to an import call in ``text``
     (the source of ``tree``)."""
-    keyed = _module_keyed(tree) if "__module__" in text or "__name__" in text else {}
+    keyed = _module_keyed(tree, text)
     if not _IMPORT_CALL_TEXT.search(text):
         return ImportLists(keyed, frozenset())
     tables = {**keyed, **_lookup_tables(tree, aliases)}
@@ -106,14 +109,27 @@ def _lookup_tables(tree: ast.Module, aliases: ImportAliases) -> dict[int, frozen
     return found
 
 
-def _module_keyed(tree: ast.Module) -> dict[int, frozenset[str]]:
+def _module_keyed(tree: ast.Module, text: str) -> dict[int, frozenset[str]]:
     """The string keys of module-level dict literals looked up by a module's name.
 
     typing_extensions allows ``Buffer`` as a protocol base through ``_PROTO_ALLOWLIST =
     {..., "typing_extensions": ["Buffer"]}`` read with ``.get(base.__module__, [])``: its
     keys are module names.
     """
-    looked_up: set[str] = set()
+    tables: dict[str, list[tuple[int, ast.Dict]]] = {}
+    for statement in tree.body:  # the cheap part first: most modules have no such literal
+        if isinstance(statement, ast.Assign | ast.AnnAssign) and isinstance(
+            statement.value, ast.Dict
+        ):
+            targets = (statement.targets if isinstance(statement, ast.Assign)
+                       else [statement.target])
+            for target in targets:
+                if isinstance(target, ast.Name):
+                    tables.setdefault(target.id, []).append(
+                        (statement.lineno - 1, statement.value))
+    if not tables or not _LOOKUP_TEXT.search(text):
+        return {}
+    found: dict[int, frozenset[str]] = {}
     for node in ast.walk(tree):
         key: ast.expr | None = None
         holder: ast.expr | None = None
@@ -122,21 +138,14 @@ def _module_keyed(tree: ast.Module) -> dict[int, frozenset[str]]:
         elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
               and node.func.attr == "get" and node.args):
             holder, key = node.func.value, node.args[0]
-        if (isinstance(holder, ast.Name) and isinstance(key, ast.Attribute)
+        if not (isinstance(holder, ast.Name) and isinstance(key, ast.Attribute)
                 and key.attr in ("__module__", "__name__")):
-            looked_up.add(holder.id)
-    found: dict[int, frozenset[str]] = {}
-    for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else (
-            [node.target] if isinstance(node, ast.AnnAssign) else [])
-        value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
-        if isinstance(value, ast.Dict) and any(
-            isinstance(t, ast.Name) and t.id in looked_up for t in targets
-        ):
-            keys = frozenset(k.value for k in value.keys
+            continue
+        for line, table in tables.pop(holder.id, []):
+            keys = frozenset(k.value for k in table.keys
                              if isinstance(k, ast.Constant) and isinstance(k.value, str))
             if keys:
-                found[node.lineno - 1] = keys
+                found[line] = keys
     return found
 
 
