@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
@@ -152,14 +153,14 @@ class BinaryInfo:
         """
         return self.cython and not self.cython_strings_separate
 
-    @property
+    @functools.cached_property
     def packed_names(self) -> tuple[str, ...]:
         """Watched names a packed table holds: as constants that are module paths (patched
         like C strings), or where its constants could not be split (refused)."""
         return tuple(sorted({n for t in self.tables for _, n in t.module_paths(self.watched)}
                             | set(self.unsplit_names)))
 
-    @property
+    @functools.cached_property
     def unsplit_names(self) -> tuple[str, ...]:
         """Watched names in packed text whose string lengths were not found."""
         return tuple(sorted({n for t in self.tables for n in t.unsplit(self.watched)}))
@@ -170,7 +171,7 @@ class BinaryInfo:
         plain in the data sections nor in a compressed stream that could be read."""
         return self.packed and not self.packed_readable
 
-    @property
+    @functools.cached_property
     def names(self) -> tuple[str, ...]:
         """Shaded names this file refers to, sorted (suspects and packed strings included)."""
         return tuple(sorted({r.name for r in self.references + self.suspects}
