@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from installer.sources import WheelFile
 
-from wheelshade import writer as writer_module
-from wheelshade.archive import Member, WheelReader
 from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
-from wheelshade.writer import WheelWriter, wheel_order, zip_timestamp
+from wheelshade.wheel import writer as writer_module
+from wheelshade.wheel.archive import Member, WheelReader
+from wheelshade.wheel.writer import WheelWriter, wheel_order, zip_timestamp
 
 DIST = "demo-1.0.dist-info"
 FILES: dict[str, bytes] = {

@@ -17,11 +17,13 @@ import pytest
 
 from helpers import build_fixture
 from pypi import wheels
-from wheelshade import frame, xrefs
-from wheelshade.binaries import BinaryInfo, classify, embedded_names
-from wheelshade.elf import BinaryFormatError, UnsupportedBinary, read_elf
 from wheelshade.errors import WheelFormatError, WheelshadeError
-from wheelshade.patching import (
+from wheelshade.native import refs
+from wheelshade.native import x86_64_frame as frame
+from wheelshade.native.classify import classify, embedded_names
+from wheelshade.native.elf import BinaryFormatError, UnsupportedBinary, read_elf
+from wheelshade.native.model import BinaryInfo
+from wheelshade.native.patching import (
     LoadCheckError,
     PatchelfError,
     ShortNameError,
@@ -692,7 +694,7 @@ def _rust_module(text: bytes, targets: tuple[bytes, ...]) -> bytes:
     data = build([0] * len(targets))
     base = data.index(b"\x01\x02" + text) + 2
     elf = read_elf(data, "r.so")
-    addresses = [xrefs.address_of(elf, base + text.index(t)) for t in targets]
+    addresses = [refs.address_of(elf, base + text.index(t)) for t in targets]
     return build([a for a in addresses if a is not None])
 
 
@@ -766,7 +768,7 @@ def test_a_rust_literal_run_into_the_next_is_the_name_when_its_length_says_so(
         return make_elf(64, "little", rodata, {}, [])
     data = build(0)
     at = data.index(b"\x01\x02" + text) + 2 + text.index(b"pkg")
-    address = xrefs.address_of(read_elf(data, "r.so"), at)
+    address = refs.address_of(read_elf(data, "r.so"), at)
     assert address is not None
     data = build(address)
     info = classify(data, "r.so", ["pkg"])

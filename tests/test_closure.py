@@ -11,7 +11,7 @@ import pytest
 from helpers import Venv, make_wheel
 from index_server import serve_index
 from wheelshade import IndexOptions, Target, shade
-from wheelshade.closure import ClosureOptions
+from wheelshade.resolve.closure import ClosureOptions
 
 OLD, NEW = "2019-06-01T00:00:00Z", "2024-06-01T00:00:00Z"
 
@@ -171,7 +171,7 @@ def test_a_kept_member_that_needs_a_shaded_one_is_shaded_too() -> None:
     from packaging.utils import canonicalize_name
     from packaging.version import Version
 
-    from wheelshade.resolve import Member, decide
+    from wheelshade.resolve.resolver import Member, decide
 
     def member(name: str, version: str, *requires: str, requested: bool = False) -> Member:
         reqs = tuple(Requirement(r) for r in requires)

@@ -15,8 +15,8 @@ import pytest
 from helpers import Venv, build_fixture, validate_record, verify_offline, wheelshade
 from pypi import wheels
 from wheelshade import PlanError, shade
-from wheelshade.binaries import classify
-from wheelshade.elf import read_elf
+from wheelshade.native.classify import classify
+from wheelshade.native.elf import read_elf
 
 MS = ("markupsafe==2.0.1", "markupsafe==3.0.3")
 
@@ -233,7 +233,7 @@ def grafted(cext: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     cext.libs/, found through RPATH $ORIGIN/cext.libs (its import fails without it)."""
     from wheel.wheelfile import WheelFile
 
-    from wheelshade.patching import find_patchelf
+    from wheelshade.native.patching import find_patchelf
 
     tmp = tmp_path_factory.mktemp("grafted")
     tree = tmp / "tree"

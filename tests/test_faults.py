@@ -27,7 +27,7 @@ from packaging.version import Version
 from helpers import make_wheel, validate_record, wheelshade
 from wheelshade import FetchError, IndexOptions, Pin, cli, shade
 from wheelshade.errors import OutputError
-from wheelshade.fetch import fetch
+from wheelshade.resolve.fetch import fetch
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 NO_SPACE = re.escape(f"cannot write the output ({os.strerror(errno.ENOSPC)})")

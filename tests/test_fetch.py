@@ -9,7 +9,7 @@ import pytest
 from packaging.version import Version
 
 from wheelshade import FetchError, Pin
-from wheelshade.fetch import IndexOptions, fetch, parse_dep
+from wheelshade.resolve.fetch import IndexOptions, fetch, parse_dep
 
 
 def test_fetch_through_pip_then_from_the_cache(

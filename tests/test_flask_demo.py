@@ -120,7 +120,7 @@ def test_verify_passes_on_the_demo_output(demo: tuple[Path, Path, Venv]) -> None
 
 def test_with_deps_explicit_pins_path(tmp_path: Path) -> None:
     """--with-deps naming the stack's ranges (the path for indexes without upload times)."""
-    from wheelshade.closure import ClosureOptions
+    from wheelshade.resolve.closure import ClosureOptions
 
     links = wheels(*OLD_STACK, *NEW_STACK)
     bizbaz = build_fixture("bizbaz", tmp_path / "dist", tmp_path / "src", root=EXAMPLES)

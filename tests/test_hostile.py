@@ -27,9 +27,9 @@ import pytest
 
 from helpers import validate_record, wheelshade
 from wheelshade import RewriteError, shade
-from wheelshade.archive import DEFAULT_LIMITS, WheelReader
 from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
-from wheelshade.records import RecordEntry, parse_record, serialise_record
+from wheelshade.wheel.archive import DEFAULT_LIMITS, WheelReader
+from wheelshade.wheel.records import RecordEntry, parse_record, serialise_record
 
 DIST = "demo-1.0.dist-info"
 FILENAME = "demo-1.0-py3-none-any.whl"

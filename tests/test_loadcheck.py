@@ -12,7 +12,7 @@ import pytest
 from packaging.tags import sys_tags
 
 from helpers import Venv, build_fixture, wheelshade
-from wheelshade.loadcheck import module_of, unloadable_reason
+from wheelshade.native.loadcheck import module_of, unloadable_reason
 
 
 @pytest.fixture(scope="module")

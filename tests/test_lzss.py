@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from wheelshade import lzss
+from wheelshade.native import lzss
 
 #: Text like a Cython string table: identifiers and module paths run together.
 WORDS = [b"__name__", b"__test__", b"numpy", b"numpy.random", b"cline_in_traceback", b"state",

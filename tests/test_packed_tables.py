@@ -14,10 +14,10 @@ import pytest
 from helpers import Venv
 from pypi import wheels
 from test_real_compiled import CROSSED, _one, shaded_beside
-from wheelshade import cytable
-from wheelshade.binaries import classify
-from wheelshade.elf import read_elf
-from wheelshade.patching import check_loads, patch_strings
+from wheelshade.native import cyrewrite, cytable
+from wheelshade.native.classify import classify
+from wheelshade.native.elf import read_elf
+from wheelshade.native.patching import check_loads, patch_strings
 
 pytestmark = pytest.mark.network
 
@@ -117,7 +117,7 @@ def stored_only(monkeypatch: pytest.MonkeyPatch) -> None:
     def stored(codec: cytable.Codec, text: bytes) -> Iterator[bytes]:
         assert codec == "zlib"
         yield zlib.compress(text, 0)
-    monkeypatch.setattr(cytable, "_compressions", stored)
+    monkeypatch.setattr(cyrewrite, "_compressions", stored)
 
 
 @pytest.mark.usefixtures("stored_only")

@@ -10,7 +10,7 @@ import pytest
 from helpers import Venv, verify_offline
 from pypi import wheels
 from wheelshade import shade
-from wheelshade.compiled import Naming
+from wheelshade.native.scan import Naming
 
 #: Lists, in a fresh interpreter, every module whose file lies in one package but which is
 #: registered under a name of the other (a shaded module under an original name, or back).

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from wheelshade.errors import WheelFormatError
-from wheelshade.records import Hasher, RecordEntry, hash_bytes, parse_record, serialise_record
+from wheelshade.wheel.records import Hasher, RecordEntry, hash_bytes, parse_record, serialise_record
 
 WHEEL = "dist/demo-1.0-py3-none-any.whl"
 

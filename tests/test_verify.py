@@ -9,7 +9,7 @@ import pytest
 
 from helpers import build_fixture
 from wheelshade import FetchError, IndexOptions, UsageError, shade
-from wheelshade.verify import TEST_MODULE, VerifyReport, format_report, list_modules, verify
+from wheelshade.verify.leaks import TEST_MODULE, VerifyReport, format_report, list_modules, verify
 
 LOCAL = IndexOptions(no_index=True)
 

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from .batch import BatchResult, SetOutcome, run_batch
-from .closure import ClosureOptions
-from .config import find_config, load_config
-from .core import ShadeResult, WheelReport, shade
-from .errors import (
+from wheelshade.batch import BatchResult, SetOutcome, run_batch
+from wheelshade.config import find_config, load_config
+from wheelshade.core import ShadeResult, WheelReport, shade
+from wheelshade.errors import (
     ArchiveError,
     FetchError,
     PlanError,
@@ -17,10 +16,11 @@ from .errors import (
     WheelFormatError,
     WheelshadeError,
 )
-from .fetch import IndexOptions, Pin, Target
-from .findings import Code, Finding
-from .resolve import Decision
-from .shadeset import ShadeSet
+from wheelshade.findings import Code, Finding
+from wheelshade.resolve.closure import ClosureOptions
+from wheelshade.resolve.fetch import IndexOptions, Pin, Target
+from wheelshade.resolve.resolver import Decision
+from wheelshade.shadeset import ShadeSet
 
 __all__ = [
     "ArchiveError",

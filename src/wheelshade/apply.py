@@ -9,25 +9,26 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import __version__
-from .archive import WheelReader
-from .binaries import BinaryInfo, classify
-from .errors import RewriteError, WheelshadeError
-from .findings import Code, Finding
-from .metadata import (
+from wheelshade import __version__
+from wheelshade.errors import RewriteError, WheelshadeError
+from wheelshade.findings import Code, Finding
+from wheelshade.native.classify import classify
+from wheelshade.native.model import BinaryInfo
+from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
+from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
+from wheelshade.rewrite import StringRules, mentions, rewrite_file
+from wheelshade.rewrite.pool import Batch, SourceRewriter
+from wheelshade.timings import Timings
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.metadata import (
     PROVENANCE_FILE,
     Provenance,
     edit_entry_points,
     edit_metadata,
     edit_top_level_txt,
 )
-from .patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
-from .plan import Action, MemberAction, ShadePlan, WheelJob
-from .records import RecordEntry, parse_record
-from .rewrite import StringRules, mentions, rewrite_file
-from .rewrite.pool import Batch, SourceRewriter
-from .timings import Timings
-from .writer import RawSource, WheelWriter, wheel_order, zip_timestamp
+from wheelshade.wheel.records import RecordEntry, parse_record
+from wheelshade.wheel.writer import RawSource, WheelWriter, wheel_order, zip_timestamp
 
 
 @dataclass(frozen=True)

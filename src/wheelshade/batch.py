@@ -6,14 +6,14 @@ import multiprocessing
 import sys
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from . import __version__
-from .core import ShadeResult
-from .errors import StrictError, WheelshadeError
-from .report import to_json
-from .rewrite.pool import default_jobs
-from .shadeset import ShadeSet
+from wheelshade import __version__
+from wheelshade.core import ShadeResult
+from wheelshade.errors import StrictError, WheelshadeError
+from wheelshade.report import to_json
+from wheelshade.rewrite.pool import default_jobs
+from wheelshade.shadeset import ShadeSet
 
 SUMMARY_SCHEMA = 1
 
@@ -56,8 +56,9 @@ class BatchResult:
 
 
 def _run_one(shade_set: ShadeSet, jobs: int, dry_run: bool) -> SetOutcome:
+    options = replace(shade_set.options, jobs=jobs, dry_run=dry_run or shade_set.options.dry_run)
     try:
-        return SetOutcome(shade_set, shade_set.run(jobs=jobs, dry_run=dry_run), None)
+        return SetOutcome(shade_set, replace(shade_set, options=options).run(), None)
     except StrictError as exc:
         result = exc.result if isinstance(exc.result, ShadeResult) else None
         return SetOutcome(shade_set, result, f"wheelshade: error: {exc}", 3)

@@ -12,18 +12,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from . import __version__
-from .batch import SetOutcome, run_batch
-from .compiled import Naming
-from .config import find_config, load_config, override, top_level_set
-from .core import ShadeResult
-from .errors import StrictError, UsageError, WheelshadeError
-from .fetch import IndexOptions, Target
-from .naming import check_suffix
-from .plan import Role
-from .report import summary, write_json
-from .shadeset import ShadeSet
-from .timings import Timings
+from wheelshade import __version__
+from wheelshade.batch import SetOutcome, run_batch
+from wheelshade.config import find_config, load_config, override, top_level_set
+from wheelshade.core import ShadeResult
+from wheelshade.errors import StrictError, UsageError, WheelshadeError
+from wheelshade.native.scan import Naming
+from wheelshade.report import summary, write_json
+from wheelshade.resolve.fetch import IndexOptions, Target
+from wheelshade.shadeset import ShadeSet
+from wheelshade.timings import Timings
+from wheelshade.wheel.summary import Role
 
 EXIT_OK = 0
 EXIT_USAGE = 1
@@ -225,7 +224,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "target_env": args.target_env,
         "uploaded_prior_to": args.uploaded_prior_to,
         "cache_dir": args.cache_dir,
-        "naming": Naming(args.naming) if args.naming else None,
+        "naming": args.naming,
         "keep_unparsable": args.on_unparsable == "keep" if args.on_unparsable else None,
         "prefer_python": args.prefer_python,
         "load_check": args.load_check,
@@ -233,6 +232,10 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         if args.python_version or args.platform
         else None,
         "index": _index(args) if index_given else None,
+        "jobs": args.jobs,
+        "fetch_timeout": args.fetch_timeout,
+        "dry_run": args.dry_run or None,
+        "diff": args.diff or None,
     }
 
 
@@ -262,16 +265,11 @@ def _sets(args: argparse.Namespace) -> tuple[list[ShadeSet], dict[str, Any]]:
 
 def _shade(args: argparse.Namespace) -> int:
     sets, settings = _sets(args)
-    if args.suffix:
-        check_suffix(args.suffix)
     if len(sets) > 1 or args.json:
         return _batch(args, sets, settings)
     timings = Timings() if args.timings or os.environ.get("WHEELSHADE_TIMINGS") == "1" else None
     try:
-        result = sets[0].run(
-            jobs=args.jobs, dry_run=args.dry_run, diff=args.diff, timings=timings,
-            fetch_timeout=args.fetch_timeout,
-        )
+        result = sets[0].run(timings=timings)
     except StrictError as exc:
         if args.report and isinstance(exc.result, ShadeResult):
             write_json(exc.result, args.report)
@@ -326,7 +324,7 @@ def _batch(args: argparse.Namespace, sets: list[ShadeSet], settings: dict[str, A
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .verify import format_report, verify
+    from wheelshade.verify.leaks import format_report, verify
 
     report = verify(args.wheels, with_requirements=args.with_, index=_index(args))
     print(format_report(report))
@@ -334,7 +332,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _rewrite(args: argparse.Namespace) -> int:
-    from .tree import ShadeMap, map_from_wheels, parse_maps, rewrite_tree
+    from wheelshade.tree import ShadeMap, map_from_wheels, parse_maps, rewrite_tree
 
     shade_map = map_from_wheels(args.shaded) if args.shaded else ShadeMap({})
     extra = parse_maps(args.map)
@@ -353,7 +351,7 @@ def _rewrite(args: argparse.Namespace) -> int:
 
 
 def _inspect(args: argparse.Namespace) -> int:
-    from .inspect_wheel import format_inspection, inspect_wheel
+    from wheelshade.inspect_wheel import format_inspection, inspect_wheel
 
     print(format_inspection(inspect_wheel(args.wheel)))
     return EXIT_OK

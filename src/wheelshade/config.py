@@ -9,10 +9,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .compiled import Naming
-from .errors import UsageError
-from .fetch import IndexOptions, Target
-from .shadeset import ShadeSet
+from wheelshade.errors import UsageError
+from wheelshade.options import ShadeOptions
+from wheelshade.resolve.fetch import IndexOptions, Target
+from wheelshade.shadeset import ShadeSet
 
 CONFIG_FILES = ("wheelshade.toml", "pyproject.toml")
 
@@ -41,6 +41,7 @@ _SET_KEYS = {
     "python-version": str,
     "prefer-python": bool,
     "platform": list,
+    "load-check": bool,
 }
 _TOP_ONLY = {"set": list, "jobs": int, "fail-fast": bool}
 
@@ -94,31 +95,33 @@ def _set_from(table: Mapping[str, Any], base: Path) -> ShadeSet:
         deps=deps,
         dependents=tuple(dependents),
         name=table.get("name", ""),
-        out_dir=path("out-dir") or base / "wheelhouse",
-        suffix=table.get("suffix"),
-        drop=tuple(table.get("drop", [])),
-        keep_scripts=table.get("keep-scripts", False),
-        keep_pth=table.get("keep-pth", False),
-        strict=table.get("strict", False),
-        with_deps=table.get("with-deps", False),
-        target_requirements=path("target-requirements"),
-        target_env=table.get("target-env"),
-        uploaded_prior_to=table.get("uploaded-prior-to"),
-        index=IndexOptions(
-            find_links=tuple(
-                str(base / f) if not str(f).startswith(("http:", "https:", "file:")) else f
-                for f in table.get("find-links", [])
+        options=ShadeOptions(
+            out_dir=path("out-dir") or base / "wheelhouse",
+            suffix=table.get("suffix"),
+            drop=tuple(table.get("drop", [])),
+            keep_scripts=table.get("keep-scripts", False),
+            keep_pth=table.get("keep-pth", False),
+            strict=table.get("strict", False),
+            with_deps=table.get("with-deps", False),
+            target_requirements=path("target-requirements"),
+            target_env=table.get("target-env"),
+            uploaded_prior_to=table.get("uploaded-prior-to"),
+            index=IndexOptions(
+                find_links=tuple(
+                    str(base / f) if not str(f).startswith(("http:", "https:", "file:")) else f
+                    for f in table.get("find-links", [])
+                ),
+                index_url=table.get("index-url"),
+                extra_index_urls=tuple(table.get("extra-index-url", [])),
+                no_index=table.get("no-index", False),
             ),
-            index_url=table.get("index-url"),
-            extra_index_urls=tuple(table.get("extra-index-url", [])),
-            no_index=table.get("no-index", False),
+            cache_dir=path("cache-dir"),
+            naming=table.get("naming", "auto"),
+            keep_unparsable=_on_unparsable(table.get("on-unparsable", "fail")),
+            target=Target(table.get("python-version"), tuple(table.get("platform", []))),
+            prefer_python=table.get("prefer-python", False),
+            load_check=table.get("load-check", True),
         ),
-        cache_dir=path("cache-dir"),
-        naming=_naming(table.get("naming", "auto")),
-        keep_unparsable=_on_unparsable(table.get("on-unparsable", "fail")),
-        target=Target(table.get("python-version"), tuple(table.get("platform", []))),
-        prefer_python=table.get("prefer-python", False),
-        load_check=table.get("load-check", True),
     )
 
 
@@ -126,14 +129,6 @@ def _on_unparsable(value: str) -> bool:
     if value not in ("fail", "keep"):
         raise UsageError(f"on-unparsable must be 'fail' or 'keep', not {value!r}")
     return value == "keep"
-
-
-def _naming(value: str) -> Naming:
-    try:
-        return Naming(value)
-    except ValueError:
-        choices = ", ".join(n.value for n in Naming)
-        raise UsageError(f"naming must be one of {choices}, not {value!r}") from None
 
 
 def load_config(path: Path) -> tuple[list[ShadeSet], dict[str, Any]]:
@@ -162,7 +157,12 @@ def load_config(path: Path) -> tuple[list[ShadeSet], dict[str, Any]]:
         merged = {**defaults, **raw}
         if not merged.get("deps"):
             raise UsageError(f"{where}: set {i + 1} has no deps", hint="see docs/config.md")
-        sets.append(_set_from(merged, base))
+        try:
+            sets.append(_set_from(merged, base))
+        except UsageError as exc:
+            raise UsageError(
+                f"{where} set {i + 1}: {exc.message}", hint="see docs/config.md"
+            ) from None
     settings: dict[str, Any] = {k: table[k] for k in ("jobs", "fail-fast") if k in table}
     return sets, settings
 
@@ -177,10 +177,13 @@ def top_level_set(path: Path) -> ShadeSet:
     defaults = {
         k: v for k, v in table.items() if k in _SET_KEYS and k not in ("deps", "dependents")
     }
-    return _set_from(defaults, path.parent)
+    try:
+        return _set_from(defaults, path.parent)
+    except UsageError as exc:
+        raise UsageError(f"{where}: {exc.message}", hint="see docs/config.md") from None
 
 
 def override(sets: list[ShadeSet], **changes: Any) -> list[ShadeSet]:
     """Command-line flags win over the file: apply every given (non-None) flag to each set."""
     given = {k: v for k, v in changes.items() if v is not None}
-    return [replace(s, **given) for s in sets]
+    return [replace(s, options=replace(s.options, **given)) for s in sets]

@@ -2,35 +2,36 @@
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import os
-import shutil
 import sys
-import tempfile
-from collections.abc import Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
-from packaging.version import InvalidVersion, Version
+from packaging.utils import canonicalize_name
 
-from . import compiled, loadcheck
-from .apply import JobOutcome, string_rules, write_job
-from .archive import WheelReader
-from .closure import ClosureOptions, expand
-from .compiled import Naming
-from .errors import OutputError, PlanError, RewriteError, StrictError, UsageError, WheelFormatError
-from .fetch import IndexOptions, Pin, Target, default_cache_dir, fetch, parse_dep
-from .findings import Finding
-from .layout import parse_top_level_txt, top_levels
-from .metadata import read_metadata
-from .naming import Suffix
-from .plan import PlanOptions, Role, ShadePlan, WheelJob, WheelSummary, make_plan
-from .resolve import Decision
-from .rewrite.pool import SourceRewriter
-from .timings import Timings
+from wheelshade.apply import JobOutcome, string_rules, write_job
+from wheelshade.errors import (
+    PlanError,
+    RewriteError,
+    StrictError,
+    UsageError,
+)
+from wheelshade.findings import Finding
+from wheelshade.native import loadcheck
+from wheelshade.native import scan as compiled
+from wheelshade.options import ShadeOptions
+from wheelshade.plan import PlanOptions, ShadePlan, WheelJob, make_plan
+from wheelshade.resolve.closure import expand
+from wheelshade.resolve.fetch import Pin, default_cache_dir, fetch_deps
+from wheelshade.resolve.resolver import Decision
+from wheelshade.rewrite.pool import SourceRewriter
+from wheelshade.timings import Timings
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.staging import staging
+from wheelshade.wheel.summary import Role, WheelSummary, summarise
 
 
 @dataclass(frozen=True)
@@ -70,59 +71,6 @@ class ShadeResult:
         return sum(len(w.findings) for w in self.wheels)
 
 
-def _sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
-
-
-def summarise(reader: WheelReader, role: Role) -> WheelSummary:
-    """Read the facts planning needs, checking that the wheel's names agree with each other."""
-    where = str(reader.path)
-    try:
-        name, version, _, _ = parse_wheel_filename(reader.path.name)
-    except InvalidWheelFilename as exc:
-        raise WheelFormatError(f"invalid wheel filename ({exc})", path=where) from None
-    meta_path = f"{reader.dist_info}/METADATA"
-    if meta_path not in {m.name for m in reader.members}:
-        raise WheelFormatError(f"{meta_path} is missing", path=where)
-    metadata = read_metadata(reader.read(meta_path), where=f"{where}/{meta_path}")
-    dist_name, _, dist_version = reader.dist_info[: -len(".dist-info")].partition("-")
-    problems = []
-    if canonicalize_name(dist_name) != name or metadata.normalized != name:
-        problems.append(
-            f"names disagree: file name says {name!r}, {reader.dist_info} and METADATA say "
-            f"{canonicalize_name(dist_name)!r} and {metadata.normalized!r}"
-        )
-    if metadata.version != version:
-        problems.append(f"file name says version {version}, METADATA says {metadata.version}")
-    try:
-        dist_info_version = Version(dist_version)
-    except InvalidVersion:
-        dist_info_version = None
-    if dist_info_version != version:
-        problems.append(
-            f"{reader.dist_info} says version {dist_version!r}, the file name {version}"
-        )
-    if problems:
-        raise WheelFormatError("; ".join(problems), path=where)
-    names = tuple(m.name for m in reader.members)
-    data_dir = reader.dist_info[: -len(".dist-info")] + ".data"
-    top_txt = f"{reader.dist_info}/top_level.txt"
-    declared = parse_top_level_txt(reader.read(top_txt)) if top_txt in names else None
-    return WheelSummary(
-        path=reader.path,
-        role=role,
-        filename=reader.path.name,
-        version_text=dist_version or str(version),
-        dist_info=reader.dist_info,
-        members=names,
-        metadata=metadata,
-        top_levels=top_levels(names, reader.dist_info, data_dir),
-        sha256=_sha256(reader.path),
-        declared_top_levels=declared,
-    )
-
-
 def _check_outputs(plan: ShadePlan, out: Path, inputs: Sequence[Path]) -> None:
     names = [job.output_filename for job in plan.jobs]
     dupes = sorted({n for n in names if names.count(n) > 1})
@@ -137,130 +85,61 @@ def _check_outputs(plan: ShadePlan, out: Path, inputs: Sequence[Path]) -> None:
             )
 
 
-@contextmanager
-def _staging(out_dir: Path, *, keep: bool) -> Iterator[Path]:
-    """A private folder inside ``out_dir``; nothing reaches ``out_dir`` unless all succeeds.
-
-    On failure only what this run made goes: its staging folder, and ``out_dir`` itself
-    when this run created it and it is empty again (another process may be writing there).
-    Operating-system errors (a full disk, a read-only or missing folder) become OutputError.
-    """
-    created: list[Path] = []
-    parent = out_dir
-    while not parent.exists() and parent != parent.parent:
-        created.append(parent)
-        parent = parent.parent
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        stage = Path(tempfile.mkdtemp(dir=out_dir, prefix=".wheelshade-"))
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the output folder ({exc.strerror})",
-            path=str(out_dir),
-            hint="choose another --out-dir",
-        ) from None
-    try:
-        yield stage
-    except OSError as exc:
-        keep = False
-        raise OutputError(
-            f"cannot write the output ({exc.strerror or exc})",
-            path=str(out_dir),
-            hint="free some space or choose another --out-dir",
-        ) from None
-    except BaseException:
-        keep = False
-        raise
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
-        if not keep:
-            for folder in created:  # innermost first; rmdir leaves a non-empty one alone
-                with contextlib.suppress(OSError):
-                    folder.rmdir()
-
-
-def _resolve(
-    deps: Sequence[str | Path | Pin],
-    index: IndexOptions,
-    cache: Path,
-    timeout: float | None,
-    target: Target | None,
-) -> list[Path]:
-    paths = []
-    for dep in deps:
-        spec = dep if isinstance(dep, Pin) else parse_dep(str(dep))
-        if isinstance(spec, Pin):
-            spec = fetch(
-                spec, index=index, cache_dir=cache, timeout=timeout or 900.0, target=target
-            )
-        paths.append(spec)
-    return paths
-
-
 def shade(
     dependents: Sequence[str | Path],
     deps: Sequence[str | Path | Pin],
+    options: ShadeOptions | None = None,
     *,
-    out_dir: str | Path = "wheelhouse",
-    suffix: Suffix | None = None,
-    index: IndexOptions | None = None,
-    cache_dir: Path | None = None,
-    keep_scripts: bool = False,
-    keep_pth: bool = False,
-    drop: Sequence[str] = (),
-    dry_run: bool = False,
-    diff: bool = False,
-    strict: bool = False,
-    jobs: int | None = None,
     timings: Timings | None = None,
-    with_deps: bool = False,
-    closure: ClosureOptions | None = None,
-    naming: Naming = Naming.AUTO,
-    fetch_timeout: float | None = None,
-    keep_unparsable: bool = False,
-    target: Target | None = None,
-    prefer_python: bool = False,
-    load_check: bool = True,
+    **keywords: Any,
 ) -> ShadeResult:
-    """Shade ``deps`` as one set and rewrite ``dependents`` against it; write to ``out_dir``.
+    """Shade ``deps`` as one set and rewrite ``dependents`` against it (see ShadeOptions).
 
-    ``dry_run`` does all the work but writes nothing; ``diff`` collects unified diffs of
-    every changed file; ``strict`` fails (StrictError, nothing written) on any finding;
-    ``jobs`` is how many processes rewrite sources (default: the usable CPUs);
-    ``timings`` collects the seconds spent per phase. ``with_deps`` resolves the deps'
-    dependency closure with pip and shades the members the target environment (see
-    ``closure``) would otherwise hold in an incompatible version. ``naming`` decides
-    when shaded names have the original's length so compiled code can be patched.
+    ``timings`` collects the seconds spent per phase. The keyword form
+    (``shade(a, d, out_dir="w", strict=True)``) builds the options from the keywords.
     """
-    clock = timings or Timings()
+    if keywords:
+        if options is not None:
+            raise TypeError("shade() takes options or keywords, not both")
+        options = ShadeOptions.from_keywords(**keywords)
+    return _shade(dependents, deps, options or ShadeOptions(), timings or Timings())
+
+
+def _shade(
+    dependents: Sequence[str | Path],
+    deps: Sequence[str | Path | Pin],
+    opts: ShadeOptions,
+    clock: Timings,
+) -> ShadeResult:
     if not deps:
         raise UsageError("no --dep given: name at least one dependency to shade")
-    out = Path(out_dir)
+    out = opts.out_dir
     inputs = [Path(p) for p in dependents]
     for path in inputs:
         if not path.is_file():
             raise UsageError(f"{path}: no such wheel file")
     decisions: tuple[Decision, ...] = ()
-    if with_deps:
+    if opts.with_deps:
         with clock.phase("resolve closure"):
             deps, decisions = expand(
                 deps,
                 inputs,
-                index=index or IndexOptions(),
-                options=closure or ClosureOptions(),
-                platform=target,
+                index=opts.index,
+                options=opts.closure,
+                platform=opts.target,
             )
     with clock.phase("fetch"):
-        dep_paths = _resolve(
-            deps, index or IndexOptions(), cache_dir or default_cache_dir(), fetch_timeout, target
+        dep_paths = fetch_deps(
+            deps, opts.index, opts.cache_dir or default_cache_dir(), opts.fetch_timeout,
+            opts.target,
         )
     options = PlanOptions(
-        suffix,
-        keep_scripts,
-        keep_pth,
-        tuple(drop),
-        keep_unparsable=keep_unparsable,
-        prefer_python=prefer_python,
+        opts.suffix,
+        opts.keep_scripts,
+        opts.keep_pth,
+        opts.drop,
+        keep_unparsable=opts.keep_unparsable,
+        prefer_python=opts.prefer_python,
     )
     with ExitStack() as stack:
         readers: dict[Path, WheelReader] = {}
@@ -278,16 +157,16 @@ def shade(
             tops = sorted({t.name for s in summaries[Role.DEP] for t in s.top_levels})
             binaries = compiled.scan(every, readers, tops, options.drop)
             options = replace(
-                options, same_length=compiled.same_length_names(binaries, tops, naming)
+                options, same_length=compiled.same_length_names(binaries, tops, opts.naming)
             )
             plan = make_plan(summaries[Role.DEP], summaries[Role.DEPENDENT], options)
             kept = {(job.summary.path, a.source) for job in plan.jobs for a in job.actions}
             binaries = compiled.BinaryScan({k: v for k, v in binaries.infos.items() if k in kept})
             _check_outputs(plan, out, [*dep_paths, *inputs])
-            issues = compiled.check(binaries, {s.path: s for s in every}, plan.mapping, naming)
+            issues = compiled.check(binaries, {s.path: s for s in every}, plan.mapping, opts.naming)
             if issues:
                 raise PlanError(issues, hint="nothing was written")
-        with SourceRewriter(plan.mapping, string_rules(plan), jobs=jobs) as rewriter:
+        with SourceRewriter(plan.mapping, string_rules(plan), jobs=opts.jobs) as rewriter:
             result = _execute(
                 plan,
                 readers,
@@ -295,12 +174,7 @@ def shade(
                 rewriter,
                 clock,
                 binaries,
-                dry_run=dry_run,
-                diff=diff,
-                strict=strict,
-                load_check=load_check,
-                # The target environment has the set's other dependencies installed.
-                python=closure.target_env if closure and closure.target_env else sys.executable,
+                opts,
             )
     return replace(
         result, decisions=decisions, notes=_naming_notes(plan, binaries) + result.notes
@@ -401,19 +275,14 @@ def _execute(
     rewriter: SourceRewriter,
     clock: Timings,
     binaries: compiled.BinaryScan,
-    *,
-    dry_run: bool,
-    diff: bool,
-    strict: bool,
-    load_check: bool,
-    python: str,
+    opts: ShadeOptions,
 ) -> ShadeResult:
     reports: list[WheelReport] = []
     warnings = list(plan.warnings)
     errors: list[RewriteError] = []
     diffs: list[str] = []
     used: dict[str, frozenset[str]] = {}
-    with _staging(out, keep=not dry_run) as stage:
+    with staging(out, keep=not opts.dry_run) as stage:
         for job in plan.jobs:
             outcome = write_job(
                 job,
@@ -423,7 +292,7 @@ def _execute(
                 rewriter,
                 clock,
                 {m: i for (p, m), i in binaries.infos.items() if p == job.summary.path},
-                want_diff=diff,
+                want_diff=opts.diff,
             )
             errors += outcome.errors
             diffs += outcome.diffs
@@ -439,7 +308,9 @@ def _execute(
         # The workers hold parsed sources; free them before the load check's interpreter.
         rewriter.close()
         notes: list[str] = []
-        if load_check:
+        if opts.load_check:
+            # The target environment has the set's other dependencies installed.
+            python = opts.target_env or sys.executable
             with clock.phase("load check"):
                 notes = _load_check(plan, binaries, stage, python)
         result = ShadeResult(
@@ -447,17 +318,17 @@ def _execute(
             tuple(warnings),
             plan.digest,
             tuple(diffs),
-            written=not dry_run,
+            written=not opts.dry_run,
             notes=tuple(notes),
         )
-        if strict and result.findings:
+        if opts.strict and result.findings:
             first_wheel = next(w for w in reports if w.findings)
             raise StrictError(
                 f"{result.findings} finding(s) under --strict; first: {first_wheel.findings[0]}",
                 path=str(first_wheel.source),
                 result=result,
             )
-        if not dry_run:
+        if not opts.dry_run:
             for job in plan.jobs:
                 os.replace(stage / job.output_filename, out / job.output_filename)
     return result

@@ -9,15 +9,15 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import WheelReader
-from .binaries import BinaryInfo, classify
-from .core import summarise
-from .errors import WheelFormatError
-from .findings import Code, Finding
-from .layout import TopLevel, is_python_file
-from .metadata import PROVENANCE_FILE
-from .plan import Role
-from .rewrite import StringRules, rewrite_file
+from wheelshade.errors import WheelFormatError
+from wheelshade.findings import Code, Finding
+from wheelshade.native.classify import classify
+from wheelshade.native.model import BinaryInfo
+from wheelshade.rewrite import StringRules, rewrite_file
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.layout import TopLevel, is_python_file
+from wheelshade.wheel.metadata import PROVENANCE_FILE
+from wheelshade.wheel.summary import Role, summarise
 
 #: Placeholder suffix: inspection runs the rewriter only for its findings, never writes.
 _PROBE = "_wheelshade_probe"

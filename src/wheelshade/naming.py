@@ -10,7 +10,7 @@ from typing import NewType
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from .errors import UsageError
+from wheelshade.errors import UsageError
 
 #: The tail appended to every name of one dependency, e.g. ``0_12_4_1a2b3c4d``.
 Suffix = NewType("Suffix", str)

@@ -4,32 +4,16 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from .errors import PlanError
-from .findings import Code, Finding
-from .layout import (
-    EXTENSION_SUFFIXES,
-    Location,
-    TopKind,
-    TopLevel,
-    in_site_packages,
-    is_compiled,
-    is_mypyc_group,
-    locate,
-    module_name_of_file,
-    module_names,
-    top_level_mismatch,
-)
-from .metadata import PROVENANCE_FILE, CoreMetadata
-from .naming import (
+from wheelshade.errors import PlanError
+from wheelshade.findings import Code, Finding
+from wheelshade.naming import (
     Suffix,
     default_suffix,
     filename_component,
@@ -37,13 +21,21 @@ from .naming import (
     shaded_dist_name,
     shaded_import_name,
 )
-from .patching import same_length_name
-from .records import _SIGNATURES
-
-
-class Role(enum.Enum):
-    DEP = "dep"
-    DEPENDENT = "dependent"
+from wheelshade.native.patching import same_length_name
+from wheelshade.wheel.layout import (
+    EXTENSION_SUFFIXES,
+    Location,
+    TopKind,
+    in_site_packages,
+    is_compiled,
+    is_mypyc_group,
+    locate,
+    module_name_of_file,
+    top_level_mismatch,
+)
+from wheelshade.wheel.metadata import PROVENANCE_FILE
+from wheelshade.wheel.records import _SIGNATURES
+from wheelshade.wheel.summary import Role, WheelSummary
 
 
 class Action(enum.Enum):
@@ -54,59 +46,6 @@ class Action(enum.Enum):
     METADATA = "metadata"
     ENTRY_POINTS = "entry_points"
     TOP_LEVEL = "top_level"
-
-
-@dataclass(frozen=True)
-class WheelSummary:
-    """Everything planning needs to know about one input wheel (read by the I/O layer)."""
-
-    path: Path
-    role: Role
-    filename: str
-    version_text: str  # the version as spelled in the file name
-    dist_info: str
-    members: tuple[str, ...]
-    metadata: CoreMetadata
-    top_levels: tuple[TopLevel, ...]
-    sha256: str
-    #: Names listed in ``top_level.txt``, when the wheel has one.
-    declared_top_levels: tuple[str, ...] | None = None
-
-    @property
-    def name(self) -> NormalizedName:
-        return self.metadata.normalized
-
-    @property
-    def data_dir(self) -> str:
-        return self.dist_info[: -len(".dist-info")] + ".data"
-
-    @functools.cached_property
-    def modules(self) -> frozenset[str]:
-        # Read by portions(), the plan and the string rules: one walk of the members.
-        return module_names(self.members, self.dist_info, self.data_dir)
-
-    def portions(self, namespace: str) -> tuple[str, ...]:
-        """What this wheel installs directly inside the namespace package ``namespace``:
-        ``google/auth/...`` and ``google/oauth2/...`` give ``("auth", "oauth2")``."""
-        prefix = namespace + "."
-        return tuple(sorted({
-            m[len(prefix):].split(".")[0] for m in self.modules if m.startswith(prefix)
-        }))
-
-    def import_keys(self) -> tuple[str, ...]:
-        """The names shading renames: each top-level name, but for a namespace package each
-        portion (``google.auth``), since other distributions share the namespace."""
-        keys: list[str] = []
-        for top in self.top_levels:
-            if top.kind is TopKind.NAMESPACE:
-                keys.extend(f"{top.name}.{p}" for p in self.portions(top.name))
-            else:
-                keys.append(top.name)
-        return tuple(keys)
-
-    @property
-    def label(self) -> str:
-        return f"{self.name} {self.metadata.version}"
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from . import __version__
-from .core import ShadeResult
-from .plan import Role
+from wheelshade import __version__
+from wheelshade.core import ShadeResult
+from wheelshade.wheel.summary import Role
 
 REPORT_SCHEMA = 1
 

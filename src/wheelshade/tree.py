@@ -11,12 +11,12 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .archive import WheelReader
-from .errors import RewriteError, UsageError
-from .findings import Finding
-from .layout import module_names
-from .metadata import PROVENANCE_FILE, rewrite_object_ref
-from .rewrite import StringRules, rewrite_file
+from wheelshade.errors import RewriteError, UsageError
+from wheelshade.findings import Finding
+from wheelshade.rewrite import StringRules, rewrite_file
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.layout import module_names
+from wheelshade.wheel.metadata import PROVENANCE_FILE, rewrite_object_ref
 
 #: Folders never descended into: VCS data, virtual environments, caches, build output.
 SKIP_DIRS = frozenset(

@@ -16,8 +16,8 @@ import pytest
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from wheelshade.archive import WheelReader
 from wheelshade.errors import ArchiveError, WheelFormatError
+from wheelshade.wheel.archive import WheelReader
 
 DIST = "demo-1.0.dist-info"
 FILES = {

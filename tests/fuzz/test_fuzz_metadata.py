@@ -12,8 +12,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from wheelshade.errors import WheelFormatError
-from wheelshade.metadata import CoreMetadata, edit_entry_points, read_metadata
-from wheelshade.records import RecordEntry, parse_record, serialise_record
+from wheelshade.wheel.metadata import CoreMetadata, edit_entry_points, read_metadata
+from wheelshade.wheel.records import RecordEntry, parse_record, serialise_record
 
 WHEEL = "dist/demo-1.0-py3-none-any.whl"
 WHERE = f"{WHEEL}/demo-1.0.dist-info/METADATA"

@@ -6,13 +6,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from wheelshade.findings import Code, Finding
-from wheelshade.layout import is_mypyc_group
 from wheelshade.rewrite.flows import ImportLists, import_lists
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast, package_of
 from wheelshade.rewrite.passes import Passes
+from wheelshade.rewrite.rules import StringRules
 from wheelshade.rewrite.scan import Patterns
 from wheelshade.rewrite.segments import decode, innermost_ranges
-from wheelshade.rewrite.strings import StringRules
+from wheelshade.wheel.layout import is_mypyc_group
 
 __all__ = [
     "Rewritten",

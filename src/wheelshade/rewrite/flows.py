@@ -17,9 +17,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .names import ImportAliases
-from .scan import Calls
-from .segments import iter_statements
+from wheelshade.rewrite.names import ImportAliases
+from wheelshade.rewrite.scan import Calls
+from wheelshade.rewrite.segments import iter_statements
 
 _IMPORT_CALLS = frozenset(
     {"builtins.__import__", "importlib.import_module", "importlib.__import__"}

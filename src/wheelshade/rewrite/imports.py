@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import libcst as cst
 
-from .lean import LeanTransformer
+from wheelshade.rewrite.lean import LeanTransformer
 
 #: The module part of an import: ``flask`` is a Name, ``flask.json`` an Attribute chain.
 DottedName = cst.Name | cst.Attribute

@@ -60,7 +60,9 @@ def aliases_from_ast(tree: ast.Module, package: str | None = None) -> ImportAlia
     ``sqlalchemy/__init__.py``); with it, relative imports are bound to absolute names
     (``from . import util as _util`` -> ``sqlalchemy.util``).
     """
-    from .segments import iter_statements  # segments imports nothing from here; no cycle
+    from wheelshade.rewrite.segments import (
+        iter_statements,  # segments imports nothing from here; no cycle
+    )
 
     table = ImportAliases()
     for node in iter_statements(tree):

@@ -14,9 +14,10 @@ from wheelshade.errors import RewriteError
 from wheelshade.findings import Code, Finding
 from wheelshade.rewrite.imports import ImportRenamer
 from wheelshade.rewrite.names import ImportAliases
+from wheelshade.rewrite.rules import StringRules
 from wheelshade.rewrite.scan import Patterns
 from wheelshade.rewrite.segments import Source, spans
-from wheelshade.rewrite.strings import StringRenamer, StringRules
+from wheelshade.rewrite.strings import StringRenamer
 
 _LIBCST_HINT = "LibCST cannot parse this statement although CPython can; please report it"
 #: Makes an indented statement parse on its own; stripped again after the rewrite.

@@ -16,8 +16,9 @@ import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
-from . import frame, xrefs
-from .elf import Elf
+from wheelshade.native import refs
+from wheelshade.native import x86_64_frame as frame
+from wheelshade.native.elf import Elf, function_starts
 
 if TYPE_CHECKING:
     from capstone import CsInsn
@@ -48,7 +49,7 @@ class Calls:
         self._stubs: dict[int, str] | None = None
         self._starts: list[int] | None = None
 
-    def name_argument_of(self, site: xrefs.Site) -> str | None:
+    def name_argument_of(self, site: refs.Site) -> str | None:
         """The imported function in NAME_ARGUMENT that the code reference ``site`` passes
         its address to as the second argument, or None (another use, or not known)."""
         if site.kind != "code":
@@ -69,7 +70,7 @@ class Calls:
             _track(insn, holding)
         return None
 
-    def passes_length(self, site: xrefs.Site, length: int) -> bool:
+    def passes_length(self, site: refs.Site, length: int) -> bool:
         """True if the reference ``site`` comes with ``length``: an instruction near a code
         reference that loads it into a register, or the word after a stored pointer. That
         is how a Rust ``&str`` (pointer and length) is passed and stored, so the literal
@@ -89,20 +90,20 @@ class Calls:
                 return True
         return False
 
-    def _code_to(self, site: xrefs.Site, until: int) -> Iterator[CsInsn]:
+    def _code_to(self, site: refs.Site, until: int) -> Iterator[CsInsn]:
         """The instructions of the function holding ``site``, from its start to ``until``."""
         if self._starts is None:
-            self._starts = xrefs.function_starts(self.data, self.elf)
+            self._starts = function_starts(self.data, self.elf)
         start = frame.function_containing(self._starts, site.base)
         if start is not None:
             yield from frame.instructions(self.data, self.elf, start, until)
 
-    def _stored_length(self, site: xrefs.Site) -> int | None:
+    def _stored_length(self, site: refs.Site) -> int | None:
         """The word after a stored pointer: a ``&'static str`` in data is (pointer, length)."""
         at: int | None = site.offset
         if site.kind == "relocation":  # the site is the RELA entry's addend: its r_offset
             (where,) = struct.unpack_from("<Q", self.data, site.offset - 16)
-            at = xrefs.offset_of(self.elf, where)
+            at = refs.offset_of(self.elf, where)
         if at is None or at + 16 > len(self.data):
             return None
         (value,) = struct.unpack_from("<Q", self.data, at + 8)
@@ -152,7 +153,7 @@ class Calls:
 
         found: dict[int, str] = {}
         entry = None
-        for insn in xrefs.disassembler().disasm(self.data[start:end], address):
+        for insn in refs.disassembler().disasm(self.data[start:end], address):
             if insn.mnemonic == "endbr64":
                 entry = insn.address
                 continue

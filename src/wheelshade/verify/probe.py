@@ -1,6 +1,6 @@
 """Run inside a verification venv: import modules one by one and record imports of originals.
 
-Run as a script (``python -I _verify_probe.py REQUEST.json``); stdlib only, and no syntax
+Run as a script (``python -I probe.py REQUEST.json``); stdlib only, and no syntax
 newer than Python 3.8, because it runs under whatever interpreter the venv was made from.
 Annotations are never evaluated (``from __future__ import annotations``), so they may use
 newer syntax. It prints one JSON document on stdout: ``{"results": [...], "leaks": [...]}``.

@@ -27,17 +27,23 @@ import itertools
 import re
 import struct
 import zlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-import zopfli.zlib
-
-from . import frame, lzss, xrefs
-from .elf import PF_W, PF_X, PT_LOAD, SHF_EXECINSTR, SHT_NOBITS, SHT_PROGBITS, Elf
-
-if TYPE_CHECKING:
-    from capstone import CsInsn
+from wheelshade.native import lzss, refs
+from wheelshade.native import x86_64_frame as frame
+from wheelshade.native.elf import (
+    PF_W,
+    PF_X,
+    PT_LOAD,
+    SHF_EXECINSTR,
+    SHT_NOBITS,
+    SHT_PROGBITS,
+    Elf,
+    function_starts,
+)
+from wheelshade.native.x86_64 import immediates, rip_target
 
 Codec = Literal["plain", "zlib", "bz2", "lzss"]
 
@@ -70,7 +76,7 @@ class Mover:
     it, and the 32-bit immediate that passes its size (``mov esi, 0x1b3`` before
     ``lea rdi, [rip + table]``)."""
 
-    site: xrefs.Site
+    site: refs.Site
     size_offset: int  # file offset of the immediate
 
 
@@ -194,9 +200,9 @@ def _lzss_tables(data: bytes, elf: Elf) -> list[Table]:
     decoder loop is found by its first instruction (``or reg, 0xff00``), and a stream is
     what a RIP-relative ``lea`` shortly before it points at that decodes, to the size one
     ``cmp`` after it allows, consuming exactly the size another compares with."""
-    if not xrefs.supported(elf):
+    if not refs.supported(elf):
         return []
-    starts = xrefs.function_starts(data, elf)
+    starts = function_starts(data, elf)
     found: dict[int, Table] = {}
     for section in elf.sections:
         if section.type != SHT_PROGBITS or not section.flags & SHF_EXECINSTR:
@@ -208,11 +214,11 @@ def _lzss_tables(data: bytes, elf: Elf) -> list[Table]:
                 continue
             streams, sizes = set(), set()
             for insn in frame.instructions(data, elf, start, loop + _LZSS_AFTER):
-                target = _rip_target(insn)
+                target = rip_target(insn)
                 if target is not None and loop - _LZSS_BEFORE <= insn.address < loop:
                     streams.add(target)
                 elif insn.mnemonic == "cmp" and loop < insn.address:
-                    sizes |= _immediates(insn)
+                    sizes |= immediates(insn)
             for address in sorted(streams):
                 table = _lzss_at(data, elf, address, sizes)
                 if table is not None:
@@ -220,25 +226,8 @@ def _lzss_tables(data: bytes, elf: Elf) -> list[Table]:
     return [found[k] for k in sorted(found)]
 
 
-def _immediates(insn: CsInsn) -> set[int]:
-    from capstone import x86
-
-    return {int(op.imm) for op in insn.operands if op.type == x86.X86_OP_IMM and op.imm > 0}
-
-
-def _rip_target(insn: CsInsn) -> int | None:
-    from capstone import x86
-
-    if insn.mnemonic != "lea" or len(insn.operands) != 2:
-        return None
-    mem = insn.operands[1]
-    if mem.type != x86.X86_OP_MEM or mem.mem.base != x86.X86_REG_RIP:
-        return None
-    return int(insn.address + insn.size + mem.mem.disp)
-
-
 def _lzss_at(data: bytes, elf: Elf, address: int, sizes: set[int]) -> Table | None:
-    offset = xrefs.offset_of(elf, address)
+    offset = refs.offset_of(elf, address)
     if offset is None or not sizes:
         return None
     for size in sorted(s for s in sizes if s < _MAX_TABLE):
@@ -281,16 +270,16 @@ def _with_bounds(data: bytes, elf: Elf, table: Table) -> Table:
     return replace(table, bounds=bounds, mover=mover)
 
 
-def _readers(data: bytes, elf: Elf, table: Table) -> list[tuple[int, xrefs.Site]]:
+def _readers(data: bytes, elf: Elf, table: Table) -> list[tuple[int, refs.Site]]:
     """(function start, code site) for each instruction that takes the table's address."""
-    if not xrefs.supported(elf):
+    if not refs.supported(elf):
         return []
-    address = xrefs.address_of(elf, table.offset)
+    address = refs.address_of(elf, table.offset)
     if address is None:
         return []
-    starts = xrefs.function_starts(data, elf)
+    starts = function_starts(data, elf)
     found = []
-    for site in xrefs.find(data, elf, {address}):
+    for site in refs.find(data, elf, {address}):
         start = frame.function_containing(starts, site.base)
         if site.kind == "code" and start is not None:
             found.append((start, site))
@@ -298,7 +287,7 @@ def _readers(data: bytes, elf: Elf, table: Table) -> list[tuple[int, xrefs.Site]
 
 
 def _mover(
-    data: bytes, elf: Elf, table: Table, sites: list[tuple[int, xrefs.Site]]
+    data: bytes, elf: Elf, table: Table, sites: list[tuple[int, refs.Site]]
 ) -> Mover | None:
     """The one reader of the table, and the one immediate near it that passes its size
     in the second argument register; None unless both are unique."""
@@ -314,7 +303,7 @@ def _mover(
     ]
     if len(near) != 1:
         return None
-    at = xrefs.offset_of(elf, near[0].address)
+    at = refs.offset_of(elf, near[0].address)
     return None if at is None else Mover(site, at + near[0].imm_offset)
 
 
@@ -340,7 +329,7 @@ def _data_runs(data: bytes, elf: Elf) -> Iterator[tuple[int, ...]]:
 
 
 def _stack_runs(
-    data: bytes, elf: Elf, sites: list[tuple[int, xrefs.Site]]
+    data: bytes, elf: Elf, sites: list[tuple[int, refs.Site]]
 ) -> Iterator[tuple[int, ...]]:
     """Word runs the code that reads the table leaves on its stack (small arrays)."""
     for start, site in sites:
@@ -409,55 +398,3 @@ def _walk(text: bytes, words: Sequence[int]) -> tuple[int, ...] | None:
 def _whole_markers(text: bytes, bounds: tuple[int, ...]) -> int:
     pieces = {text[a:b] for a, b in itertools.pairwise(bounds)}
     return sum(m in pieces for m in MARKERS)
-
-
-def rewrite(table: Table, renames: Mapping[str, str]) -> bytes:
-    """The table's new stored bytes, with its module paths renamed.
-
-    A plain table keeps its size. A compressed one is compressed again: the first setting
-    whose stream fits the old size is taken, else the smallest stream found (the caller
-    moves it, or refuses). Raises ValueError when a new name differs in byte length.
-    """
-    text = bytearray(table.text)
-    for at, name in table.module_paths(renames):
-        old, new = name.encode("utf-8"), renames[name].encode("utf-8")
-        if len(old) != len(new):
-            raise ValueError(f"{name!r} -> {renames[name]!r} changes the byte length")
-        text[at:at + len(old)] = new
-    if table.codec == "plain":
-        return bytes(text)
-    if table.codec == "lzss":
-        stream = lzss.encode(bytes(text), table.size)
-        if stream is None:
-            raise ValueError(f"the lzss string table at {table.offset:#x} cannot be packed "
-                             f"into its {table.size} bytes once renamed")
-        return stream
-    return _compress(table.codec, bytes(text), table.size)
-
-
-def _compress(codec: Codec, text: bytes, room: int) -> bytes:
-    """The first compression of ``text`` that fits ``room`` bytes (the usual settings
-    first), or else the smallest one tried."""
-    best = b""
-    for out in _compressions(codec, text):
-        if len(out) <= room:
-            return out
-        if not best or len(out) < len(best):
-            best = out
-    return best
-
-
-def _compressions(codec: Codec, text: bytes) -> Iterator[bytes]:
-    """Streams of ``text``, most likely to fit first. Cython packs with zlib's level 9;
-    Zopfli's slower, optimal parse usually wins back the few bytes a rename costs."""
-    if codec == "bz2":
-        for level in range(9, 0, -1):
-            yield bz2.compress(text, level)
-        return
-    yield zlib.compress(text, 9)
-    yield zopfli.zlib.compress(text, numiterations=15 if len(text) < 1 << 20 else 5)
-    for level in range(9, 0, -1):
-        for mem_level in range(9, 0, -1):
-            for strategy in (zlib.Z_DEFAULT_STRATEGY, zlib.Z_FILTERED):
-                packer = zlib.compressobj(level, zlib.DEFLATED, 15, mem_level, strategy)
-                yield packer.compress(text) + packer.flush()

@@ -8,14 +8,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from .archive import WheelReader
-from .binaries import BinaryInfo, classify
-from .elf import UnsupportedBinary
-from .errors import PlanError, WheelFormatError
-from .layout import in_site_packages, is_compiled, locate
-from .naming import namespace_heads
-from .patching import problems
-from .plan import WheelSummary
+from wheelshade.errors import PlanError, WheelFormatError
+from wheelshade.naming import namespace_heads
+from wheelshade.native.classify import classify
+from wheelshade.native.elf import UnsupportedBinary
+from wheelshade.native.model import BinaryInfo
+from wheelshade.native.patching import problems
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.layout import in_site_packages, is_compiled, locate
+from wheelshade.wheel.summary import WheelSummary
 
 
 class Naming(enum.Enum):

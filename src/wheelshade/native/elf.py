@@ -6,7 +6,7 @@ import struct
 from dataclasses import dataclass
 from typing import Literal
 
-from .errors import WheelFormatError
+from wheelshade.errors import WheelFormatError
 
 ByteOrder = Literal["little", "big"]
 
@@ -322,3 +322,25 @@ def _dynamic(
 
 def _split_paths(values: tuple[str, ...]) -> tuple[str, ...]:
     return tuple(p for v in values for p in v.split(":") if p)
+
+
+def function_starts(data: bytes, elf: Elf) -> list[int]:
+    """Sorted start addresses of every function with unwind information (``.eh_frame_hdr``).
+
+    The header's binary-search table lists each FDE's initial location; only the usual
+    encoding (``DW_EH_PE_datarel | DW_EH_PE_sdata4``, 0x3b) is read, else none are known.
+    """
+    header = elf.section(".eh_frame_hdr")
+    if header is None or header.size < 12:
+        return []
+    raw = data[header.offset:header.end]
+    version, pointer_enc, count_enc, table_enc = raw[:4]
+    sizes = {0x03: 4, 0x0B: 4, 0x1B: 4, 0x04: 8, 0x0C: 8, 0x1C: 8}
+    if version != 1 or table_enc != 0x3B or pointer_enc not in sizes or count_enc != 0x03:
+        return []
+    at = 4 + sizes[pointer_enc]
+    (count,) = struct.unpack_from("<I", raw, at)
+    at += 4
+    count = min(count, (len(raw) - at) // 8)
+    table = struct.unpack_from(f"<{2 * count}i", raw, at)
+    return sorted(header.addr + table[i] for i in range(0, 2 * count, 2))

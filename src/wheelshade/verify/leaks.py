@@ -11,16 +11,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ._verify_probe import MARKER as _MARKER
-from .archive import WheelReader
-from .errors import FetchError, UsageError, WheelFormatError
-from .fetch import IndexOptions, pip_error
-from .layout import EXTENSION_SUFFIXES, in_site_packages, locate, module_name_of_file
-from .metadata import PROVENANCE_FILE
+from wheelshade.errors import FetchError, UsageError, WheelFormatError
+from wheelshade.resolve.fetch import IndexOptions, pip_error
+from wheelshade.verify.probe import MARKER as _MARKER
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.layout import (
+    EXTENSION_SUFFIXES,
+    in_site_packages,
+    locate,
+    module_name_of_file,
+)
+from wheelshade.wheel.metadata import PROVENANCE_FILE
 
 __all__ = ["Leak", "VerifyReport", "WheelVerdict", "format_report", "list_modules", "verify"]
 
-_PROBE = Path(__file__).with_name("_verify_probe.py")
+_PROBE = Path(__file__).with_name("probe.py")
 _TEST_NAMES = frozenset({"tests", "test", "testing", "conftest"})
 TEST_MODULE = "test module"
 

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, NoReturn
 from wheelshade.errors import ArchiveError, UsageError, WheelFormatError
 
 # The underscored helpers are shared within the package, not part of its API.
-from wheelshade.records import (
+from wheelshade.wheel.records import (
     Hasher,
     _name_problem,
     _show,

@@ -27,11 +27,12 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from . import cytable
-from .binaries import INIT_PREFIX, BinaryInfo, Redirect, Slack
-from .elf import DT_RPATH, read_elf
-from .errors import WheelshadeError
-from .loadcheck import LoadCheckError, probe
+from wheelshade.errors import WheelshadeError
+from wheelshade.native import cyrewrite, cytable
+from wheelshade.native.elf import DT_RPATH, read_elf
+from wheelshade.native.loadcheck import LoadCheckError, probe
+from wheelshade.native.model import INIT_PREFIX, BinaryInfo, Redirect
+from wheelshade.native.slack import Slack
 
 #: Shortest name that gets a same-length hash name (first letter + 3 base32 chars = 15 bits).
 MIN_LENGTH = 4
@@ -151,7 +152,7 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
     slack: Slack | None = None
     for table in info.tables:
         try:
-            stream = cytable.rewrite(table, mapping)
+            stream = cyrewrite.rewrite(table, mapping)
         except ValueError as exc:
             raise ValueError(f"{info.path}: {exc}") from None
         if len(stream) <= table.size:
@@ -209,7 +210,7 @@ _FIELDS = {"code": "<i", "relocation": "<q", "pointer": "<Q"}
 
 
 def _redirect(out: bytearray, move: Redirect, path: str) -> None:
-    """Add ``move.delta`` to the address a reference field encodes (see xrefs.Site)."""
+    """Add ``move.delta`` to the address a reference field encodes (see refs.Site)."""
     site = move.site
     fmt = _FIELDS.get(site.kind)
     if fmt is None:

@@ -13,9 +13,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from wheelshade.archive import _fold
 from wheelshade.errors import UsageError
-from wheelshade.records import (
+from wheelshade.wheel.archive import _fold
+from wheelshade.wheel.records import (
     _SIGNATURES,
     Hasher,
     RecordEntry,

@@ -13,8 +13,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import WheelFormatError
-from .naming import namespace_heads, rename_module
+from wheelshade.errors import WheelFormatError
+from wheelshade.naming import namespace_heads, rename_module
 
 SCRIPT_GROUPS = ("console_scripts", "gui_scripts")
 PROVENANCE_FILE = "wheelshade.json"

@@ -14,8 +14,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from .errors import FetchError, UsageError
-from .fetch import IndexOptions, Target, pip_error
+from wheelshade.errors import FetchError, UsageError
+from wheelshade.resolve.fetch import IndexOptions, Target, pip_error
 
 
 @dataclass(frozen=True)

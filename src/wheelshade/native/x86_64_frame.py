@@ -22,8 +22,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from . import xrefs
-from .elf import Elf
+from wheelshade.native import refs
+from wheelshade.native.elf import Elf
 
 if TYPE_CHECKING:
     from capstone import CsInsn
@@ -152,7 +152,7 @@ class _Machine:
 
         mem = op.mem  # type: ignore[attr-defined]
         if mem.base == x86.X86_REG_RIP and mem.index == 0:
-            offset = xrefs.offset_of(self.elf, insn.address + insn.size + int(mem.disp))
+            offset = refs.offset_of(self.elf, insn.address + insn.size + int(mem.disp))
             if offset is None or offset + size > len(self.data):
                 return 0, 0
             return int.from_bytes(self.data[offset:offset + size], "little"), _mask(8 * size)
@@ -252,11 +252,11 @@ def stack_words(
 def instructions(data: bytes, elf: Elf, start: int, until: int) -> Iterator[CsInsn]:
     """The straight-line disassembly from address ``start`` up to ``until`` (at most
     MAX_INSNS instructions; it stops early at bytes that do not decode)."""
-    offset = xrefs.offset_of(elf, start)
+    offset = refs.offset_of(elf, start)
     if offset is None or until <= start:
         return
     code = data[offset:offset + (until - start)]
-    for count, insn in enumerate(xrefs.disassembler().disasm(code, start)):
+    for count, insn in enumerate(refs.disassembler().disasm(code, start)):
         if count >= MAX_INSNS:
             return
         yield insn

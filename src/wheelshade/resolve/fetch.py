@@ -15,7 +15,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from .errors import FetchError, UsageError
+from wheelshade.errors import FetchError, UsageError
 
 
 @dataclass(frozen=True)
@@ -206,3 +206,22 @@ def fetch(
         # Another process may have filled the cache meanwhile; either copy is the same wheel.
         os.replace(built, final)
     return final
+
+
+def fetch_deps(
+    deps: Sequence[str | Path | Pin],
+    index: IndexOptions,
+    cache: Path,
+    timeout: float | None,
+    target: Target | None,
+) -> list[Path]:
+    """Each dep as a wheel path: paths as given, pins fetched (or taken from the cache)."""
+    paths = []
+    for dep in deps:
+        spec = dep if isinstance(dep, Pin) else parse_dep(str(dep))
+        if isinstance(spec, Pin):
+            spec = fetch(
+                spec, index=index, cache_dir=cache, timeout=timeout or 900.0, target=target
+            )
+        paths.append(spec)
+    return paths

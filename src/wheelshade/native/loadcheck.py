@@ -24,8 +24,8 @@ from pathlib import Path
 from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
-from .errors import WheelshadeError
-from .layout import locate, module_name_of_file
+from wheelshade.errors import WheelshadeError
+from wheelshade.wheel.layout import locate, module_name_of_file
 
 #: Seconds one probe interpreter may take (importing numpy's 19 modules takes about 1 s).
 TIMEOUT = 300

@@ -11,11 +11,9 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from .archive import WheelReader
-from .errors import UsageError
-from .fetch import IndexOptions, Pin, Target
-from .metadata import read_metadata
-from .resolve import (
+from wheelshade.errors import UsageError
+from wheelshade.resolve.fetch import IndexOptions, Pin, Target
+from wheelshade.resolve.resolver import (
     Decision,
     decide,
     read_requirements_file,
@@ -23,6 +21,8 @@ from .resolve import (
     target_from_environment,
     target_from_requirements,
 )
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.metadata import read_metadata
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,175 @@
+"""Classify a compiled file and find every place it names a module of the shading set."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from wheelshade.native import cytable
+from wheelshade.native.elf import Elf, Section, read_elf
+from wheelshade.native.model import (
+    IDENT_BYTES,
+    INIT_PREFIX,
+    BinaryInfo,
+    InitPhase,
+    Reference,
+    RefKind,
+)
+from wheelshade.native.rust import is_rust, rust_words
+from wheelshade.native.verdicts import resolve
+
+_DOTTED_TAIL = re.compile(rb"(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_DOTTED_RUN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+_CYTHON_ABI = re.compile(rb"\x00_cython_(\d+)_(\d+)_?([0-9a-z_]*?)(?=[\x00.])")
+_MYPYC = re.compile(rb"CPyInit_|__mypyc\b|CPyStatics|CPyModule_")
+_SEPARATE_MARKERS = (b"\0cline_in_traceback\0", b"\0__test__\0")
+#: Longest embedded string kept in a Reference (for display).
+_MAX_STRING = 512
+
+
+def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
+    """Read the ELF file ``data`` (its archive path ``path``) and find references to ``names``.
+
+    Only allocated non-executable data sections (``.rodata``, ``.data.rel.ro``, ``.data``)
+    and the dynamic symbol names are searched, never code or debug info. Raises
+    UnsupportedBinary for Mach-O, PE and unknown files, BinaryFormatError for broken ELF.
+    """
+    elf = read_elf(data, path)
+    wanted = sorted({n for n in names if n})
+    blob = b"".join(data[s.offset:s.end] for s in elf.data_sections)
+    mypyc = any(s.name.startswith("CPyInit_") for s in elf.symbols) or _MYPYC.search(blob)
+    found = [
+        ref for s in elf.data_sections for name in wanted
+        for ref in _scan(data, s, name, length_prefixed=bool(mypyc))
+    ]
+    cython_version = _cython_version(blob)
+    # Cython modules without a shared-ABI module name (0.29, or built without it) and
+    # without exported __pyx_ symbols still create "cython_runtime".
+    cython = (cython_version is not None or b"\0cython_runtime\0" in blob
+              or any(s.name.startswith("__pyx_") for s in elf.symbols))
+    separate = all(m in blob for m in _SEPARATE_MARKERS)
+    readable, tables = True, list[cytable.Table]()
+    if cython:
+        tables, unreadable = cytable.read(data, elf, wanted)
+        separate = separate and not tables and not unreadable
+        # A module has one table: once it is read, a zstd-like run of bytes elsewhere is
+        # some other data.
+        readable = separate or bool(tables)
+        tables = [t for t in tables if any(n.encode("utf-8") in t.text for n in wanted)]
+        # A table's own bytes are rewritten as a whole, never as C strings.
+        found = [r for r in found
+                 if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
+    rust = is_rust(data)
+    words, run_on = rust_words(data, elf, wanted, found) if rust else ([], frozenset())
+    references, suspects, embedded, redirects, appended = resolve(
+        data, elf, found, cython=cython, rust=rust, words=words, run_on=run_on
+    )
+    for symbol in elf.symbols:
+        if symbol.name.startswith(INIT_PREFIX):
+            target = symbol.name.removeprefix(INIT_PREFIX)
+            if target in wanted:
+                references.append(Reference(
+                    target, symbol.name_offset + len(INIT_PREFIX), symbol.name, ".dynstr", "symbol"
+                ))
+    return BinaryInfo(
+        path=path,
+        bits=elf.bits,
+        byte_order=elf.byte_order,
+        machine=elf.machine,
+        init_symbols=tuple(sorted(
+            s.name for s in elf.symbols if s.defined and s.name.startswith(INIT_PREFIX)
+        )),
+        init_phase=_init_phase(elf),
+        cython=cython,
+        cython_version=cython_version,
+        cython_strings_separate=separate,
+        packed_readable=readable,
+        tables=tuple(tables),
+        watched=tuple(wanted),
+        mypyc=bool(mypyc),
+        rpath=elf.rpath,
+        runpath=elf.runpath,
+        needed=elf.needed,
+        soname=elf.soname,
+        references=tuple(sorted(references, key=lambda r: r.offset)),
+        suspects=tuple(sorted(suspects, key=lambda r: r.offset)),
+        embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
+        redirects=tuple(redirects),
+        appended=tuple(appended),
+    )
+
+
+
+def _scan(
+    data: bytes, section: Section, name: str, *, length_prefixed: bool = False
+) -> Iterable[Reference]:
+    """Each occurrence of ``name`` in ``section`` that can be a module path (see Reference).
+
+    ``length_prefixed``: mypyc also keeps string literals as a length byte followed by the
+    text, no NUL (``"\\x1bada92cb5d92a588d1b93__mypyc\\x08__file__"``); there a path whose
+    length byte matches is a whole string, even with binary data after it.
+    """
+    raw = name.encode("utf-8")
+    body = data[section.offset:section.end]
+    at = body.find(raw)
+    while at >= 0:
+        after = at + len(raw)
+        nxt = body[after:after + 1]
+        if length_prefixed and at > 0 and nxt != b"\x00" and (
+            nxt == b"." or nxt not in IDENT_BYTES
+        ):
+            run = _DOTTED_RUN.match(body, at) if nxt == b"." else None
+            end = run.end() if run else after
+            if body[at - 1] == end - at and body[end:end + 1] != b"\x00":
+                text = body[at:end].decode("utf-8", "backslashreplace")
+                yield Reference(name, section.offset + at, text, section.name, "string")
+                at = body.find(raw, at + 1)
+                continue
+        if nxt in (b"\x00", b"."):
+            start = body.rfind(b"\x00", 0, at) + 1
+            stop = body.find(b"\x00", after)
+            stop = len(body) if stop < 0 else stop
+            text = body[start:min(stop, start + _MAX_STRING)].decode("utf-8", "backslashreplace")
+            kind: RefKind = "string"
+            if start != at:
+                kind = "tail" if body[at - 1:at] in IDENT_BYTES else "unbounded"
+            if kind == "string" or _DOTTED_TAIL.match(body, after, stop):
+                yield Reference(name, section.offset + at, text, section.name, kind)
+        at = body.find(raw, at + 1)
+
+
+def _init_phase(elf: Elf) -> InitPhase:
+    imported = {s.name for s in elf.symbols if not s.defined}
+    multi = "PyModuleDef_Init" in imported
+    single = bool(imported & {"PyModule_Create2", "PyModule_Create2TracedRefs"})
+    if multi and not single:
+        return "multi"
+    if single and not multi:
+        return "single"
+    return "unknown"
+
+
+def _cython_version(blob: bytes) -> str | None:
+    match = _CYTHON_ABI.search(blob)
+    if match is None:
+        return None
+    major, minor, rest = (g.decode("ascii") for g in match.groups())
+    micro = rest.split("_")[0] if rest and rest[0].isdigit() else ""
+    return f"{major}.{minor}.{micro}" if micro else f"{major}.{minor}"
+
+
+def embedded_names(data: bytes, names: Iterable[str]) -> tuple[str, ...]:
+    """Top-level names that occur in ``data`` as a NUL-bounded module path.
+
+    C strings such as ``"markupsafe"`` or ``"jinja2.runtime"`` sit between NUL bytes in a
+    binary's read-only data; a C extension that imports its own package by such a
+    string would load the *unshaded* package after a rename. ``PyInit_<name>`` is the
+    init symbol of a top-level extension module. Works on any bytes (no ELF parsing).
+    """
+    found: list[str] = []
+    for name in sorted(set(names)):
+        raw = re.escape(name.encode("ascii"))
+        pattern = rb"(?:\x00|PyInit_)" + raw + rb"(?:\x00|\.[A-Za-z_])"
+        if re.search(pattern, data):
+            found.append(name)
+    return tuple(found)

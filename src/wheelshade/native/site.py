@@ -1,0 +1,26 @@
+"""A reference to an address: where it is encoded in the file and what it points at."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+SiteKind = Literal["code", "relocation", "pointer", "symbol"]
+
+
+@dataclass(frozen=True)
+class Site:
+    """One place that refers to ``target`` (a virtual address).
+
+    ``offset`` is the file offset of the field that encodes the reference: the 32-bit
+    displacement (``code``), the relocation's addend (``relocation``), the stored 64-bit
+    value (``pointer``) or the symbol's value (``symbol``). ``base`` is what the field is
+    relative to: the address of the next instruction for ``code``, else 0.
+    """
+
+    kind: SiteKind
+    offset: int
+    target: int
+    base: int
+    #: False for a code site confirmed only by a local decode (no function starts known).
+    exact: bool = True

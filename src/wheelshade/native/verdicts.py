@@ -1,0 +1,199 @@
+"""Verdicts: patch, leave or refuse each occurrence, decided by who refers to its bytes."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+
+from wheelshade.native import refs
+from wheelshade.native.elf import Elf
+from wheelshade.native.model import Appended, Redirect, Reference
+from wheelshade.native.rust import rust_literals
+from wheelshade.native.slack import Slack
+from wheelshade.native.x86_64_calls import Calls
+
+
+def resolve(
+    data: bytes, elf: Elf, found: list[Reference], *, cython: bool, rust: bool = False,
+    words: list[Reference] | None = None, run_on: frozenset[tuple[int, str]] = frozenset(),
+) -> tuple[list[Reference], list[Reference], list[Reference], list[Redirect], list[Appended]]:
+    """Sort occurrences into (patch, refuse, leave alone) by who refers to their bytes.
+
+    Patching ``T`` at address ``a`` changes what every reference into ``[s, a + len(T))``
+    reads, where ``s`` starts the text that runs into ``T``. References to ``a`` want the
+    module name; references into ``[s, a)`` want the longer string; a reference into the
+    name's own bytes wants a shorter tail of it. See refs for how references are found.
+    """
+    words = words or []
+    if not found and not words:
+        return [], [], [], [], []
+    if not refs.supported(elf):
+        found = found + rust_literals(words, run_on, lambda r: [], None)
+        plain = [r for r in found if r.kind == "string"]
+        return plain, [
+            replace(r, verdict="unknown", detail=(
+                f"references cannot be analysed in a {elf.bits}-bit {elf.byte_order}-endian "
+                f"{elf.machine} file (x86-64 only so far)"
+            ))
+            for r in found if r.kind != "string"
+        ], [], [], []
+    spans: dict[Reference, tuple[int, int]] = {}
+    targets: set[int] = set()
+    for ref in found + words:
+        at = refs.address_of(elf, ref.offset)
+        if at is None:  # pragma: no cover - data sections are always mapped
+            continue
+        start = at - (ref.offset - _text_start(data, ref.offset))
+        spans[ref] = (start, at)
+        targets.update(range(start, at + len(ref.name.encode("utf-8"))))
+    by_target: dict[int, list[refs.Site]] = {}
+    for site in refs.find(data, elf, targets):
+        by_target.setdefault(site.target, []).append(site)
+    calls = Calls(data, elf)
+    if words:  # which Rust words are literals is known only with the references
+        dropped = set(words) - set(rust_literals(
+            [w for w in words if w in spans], run_on,
+            lambda r: by_target.get(spans[r][1], []), calls))
+        spans = {r: span for r, span in spans.items() if r not in dropped}
+    patch: list[Reference] = []
+    refuse: list[Reference] = []
+    leave: list[Reference] = []
+    conflicts: list[tuple[Reference, int, list[refs.Site], list[refs.Site]]] = []
+    for ref, (start, at) in spans.items():
+        size = len(ref.name.encode("utf-8"))
+        inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
+        alone = by_target.get(at, [])
+        head = [s for t in range(start, at) for s in by_target.get(t, ())]
+        if start != at and not alone:
+            leave.append(replace(ref, verdict="never-alone", detail=(
+                f"nothing refers to {ref.name!r} on its own; it is part of a longer string only"
+            )))
+        elif inner:
+            refuse.append(replace(ref, verdict="inner", detail=(
+                f"{_where(inner)} point(s) into the middle of {ref.name!r}, at a shorter "
+                "string that shares its bytes"
+            )))
+        elif not rust and (apis := _name_arguments(data, ref, alone, calls)):
+            leave.append(replace(ref, verdict="attribute", detail=(
+                f"{ref.name!r} on its own is only passed as an attribute name "
+                f"({', '.join(apis)}), not a module name"
+            )))
+        elif start == at:
+            patch.append(ref)
+        elif not head:
+            patch.append(replace(ref, verdict="used-alone", detail=(
+                f"only {ref.name!r} itself is referenced ({_where(alone)}); the text before "
+                "it is not"
+            )))
+        elif rust:
+            # Rust literals are not C strings: the text before the name is other literals,
+            # not a longer string this one is the tail of; a reference to the name's first
+            # byte is a literal that starts there.
+            patch.append(replace(ref, verdict="used-alone", detail=(
+                f"a Rust literal starts at {ref.name!r} ({_where(alone)}); the text before "
+                "it belongs to other literals (Rust keeps them back to back)"
+            )))
+        elif cython and _in_init_label(data, ref.offset - (at - start)):
+            patch.append(replace(ref, verdict="label", detail=(
+                "the longer string is Cython's module-init traceback label; renaming a "
+                "module in it changes only how a traceback names that function"
+            )))
+        else:
+            conflicts.append((ref, at, alone, head))
+    redirects: list[Redirect] = []
+    appended: list[Appended] = []
+    copies = {c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
+    slack = Slack(data, elf) if conflicts else None  # read the segments only when needed
+    for ref, at, alone, head in conflicts:
+        text = c_string(data, ref.offset)
+        # Rewriting a displacement is only safe where the instruction is known for sure.
+        movable = all(s.kind in ("code", "relocation", "pointer") and s.exact for s in alone)
+        copy = copies.get(text)
+        target: int | None = None
+        where = ""
+        if movable and copy is not None:
+            target = refs.address_of(elf, copy.offset)
+            where = f"its standalone copy at {copy.offset:#x}"
+        elif movable and slack is not None:
+            room = slack.take(text + b"\0", ref.name)
+            if room is not None:
+                added, target = room
+                appended.append(added)
+                where = f"a standalone copy added at {added.offset:#x}"
+        if target is None:
+            refuse.append(replace(ref, verdict="conflict", detail=(
+                f"the longer string is used ({_where(head)}) and so is {ref.name!r} on its "
+                f"own ({_where(alone)}): a linker merged them, and no standalone copy of "
+                f"{_short(text)!r} exists or fits to move those uses to"
+            )))
+            continue
+        redirects += [Redirect(site, target - at) for site in alone]
+        leave.append(replace(ref, verdict="split", detail=(
+            f"the longer string is used ({_where(head)}); the {len(alone)} use(s) of "
+            f"{ref.name!r} on its own now point at {where}"
+        )))
+    return patch, refuse, leave, redirects, appended
+
+
+def _name_arguments(
+    data: bytes, ref: Reference, alone: list[refs.Site], calls: Calls
+) -> list[str]:
+    """The C-API functions a bare name is passed to as an attribute or key name, when that
+    is every use of it (``PyModule_AddObjectRef(m, "greenlet", type)``); else empty."""
+    if not alone or c_string(data, ref.offset) != ref.name.encode("utf-8"):
+        return []
+    apis = [calls.name_argument_of(site) for site in alone]
+    return sorted({a for a in apis if a}) if all(apis) else []
+
+
+def _short(raw: bytes) -> str:
+    text = raw.decode("utf-8", "backslashreplace")
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def c_string(data: bytes, offset: int) -> bytes:
+    end = data.find(b"\0", offset)
+    return data[offset:end if end >= 0 else len(data)]
+
+
+def _text_start(data: bytes, offset: int) -> int:
+    """Where the printable text that runs into ``offset`` begins (after a NUL or binary data).
+
+    Bytes that are not printable text (a preceding float or table) end the walk: nothing
+    reads binary data as a C string, so a name right after it starts its own string.
+    """
+    start = offset
+    floor = max(0, offset - 4096)
+    while start > floor:
+        byte = data[start - 1]
+        if 0x20 <= byte < 0x7F or byte in (0x09, 0x0A, 0x0D):
+            start -= 1
+            continue
+        if byte < 0x80:
+            break
+        # A UTF-8 sequence ending at start - 1 (its lead byte at most 3 bytes back).
+        for lead in range(start - 2, max(floor, start - 4) - 1, -1):
+            try:
+                char = data[lead:start].decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            if len(char) == 1 and char.isprintable():
+                start = lead
+                break
+        else:
+            break
+    return start
+
+
+_INIT_LABEL = re.compile(rb"init [A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\0")
+
+
+def _in_init_label(data: bytes, start: int) -> bool:
+    """True if the C string at ``start`` is ``"init <module path>"``, the traceback label
+    Cython gives a module's init function (used by nothing but traceback printing)."""
+    return _INIT_LABEL.match(data, start) is not None
+
+
+def _where(sites: list[refs.Site]) -> str:
+    kinds = sorted({s.kind for s in sites})
+    return f"{len(sites)} {'/'.join(kinds)} reference(s)"

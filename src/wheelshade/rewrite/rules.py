@@ -1,0 +1,174 @@
+"""What the string pass may rename: the calls that take module names, and ``StringRules``."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+
+from wheelshade.naming import rename_module
+
+IDENT = r"[A-Za-z_]\w*"
+#: A whole string that is a dotted path, optionally ``module:attr`` (a value, not source).
+DOTTED = re.compile(rf"^({IDENT}(?:\.{IDENT})*)(?::({IDENT}(?:\.{IDENT})*))?$")
+#: Code written into a string for a generated module: ``"from jinja2.runtime import "``.
+CODE = re.compile(rf"^(\s*(?:from|import)\s+)({IDENT})(?=[.\s\\'\"]|$)")
+PLAIN_DOTTED_TAIL = re.compile(rf"(?:\.{IDENT})*")
+PLAIN_DOTTED = re.compile(rf"{IDENT}(?:\.{IDENT})*")
+
+#: Calls whose string arguments are module names (any spelling, even a bare top-level name).
+MODULE_CALLS = frozenset(
+    {
+        "builtins.__import__",
+        "importlib.__import__",
+        "importlib.import_module",
+        "importlib.find_loader",
+        "importlib.util.find_spec",
+        "importlib.util.resolve_name",
+        "pkgutil.resolve_name",
+        "pkgutil.get_data",
+        "pkgutil.get_loader",
+        "pkgutil.find_loader",
+        "runpy.run_module",
+        "mock.patch",
+        "mock.patch.object",
+        "unittest.mock.patch",
+        *(
+            f"{mod}.{fn}"
+            for mod in ("importlib.resources", "importlib_resources")
+            for fn in (
+                "files",
+                "read_text",
+                "read_binary",
+                "open_text",
+                "open_binary",
+                "path",
+                "contents",
+                "is_resource",
+            )
+        ),
+        *(
+            f"pkg_resources.resource_{fn}"
+            for fn in (
+                "filename",
+                "string",
+                "stream",
+                "exists",
+                "isdir",
+                "listdir",
+            )
+        ),
+    }
+)
+#: Calls whose first argument is a distribution name (or, for ``require``, a requirement).
+DIST_CALLS = frozenset(
+    {
+        *(
+            f"{mod}.{fn}"
+            for mod in ("importlib.metadata", "importlib_metadata")
+            for fn in (
+                "version",
+                "distribution",
+                "metadata",
+                "files",
+                "requires",
+                "Distribution.from_name",
+            )
+        ),
+        "pkg_resources.get_distribution",
+        "pkg_resources.require",
+        "pkg_resources.working_set.require",
+    }
+)
+#: Names that look like modules but are not: a logger named after its package stays.
+SKIP_CALLS = frozenset({"logging.getLogger"})
+SYS_MODULES_METHODS = frozenset({"get", "pop", "setdefault", "__contains__", "__getitem__"})
+
+
+@dataclass(frozen=True)
+class StringRules:
+    """What the string pass may rename."""
+
+    imports: Mapping[str, str]
+    #: Dotted names of every module the shaded wheels install, under their original names.
+    modules: frozenset[str] = frozenset()
+    #: Normalised original distribution name -> shaded distribution name.
+    dists: Mapping[str, str] = field(default_factory=dict)
+
+    def module_path(self, value: str, *, bare: bool) -> str | None:
+        """Rename a dotted path; ``bare`` allows a lone top-level name (call contexts).
+
+        A package prefix ending in a dot (``"pip._vendor." + name``, ``mod[len("pkg."):]``)
+        counts when the package is a module of the set: it is how code builds submodule
+        names at run time.
+        """
+        if value.endswith(".") and not value.endswith("..") and value[:-1] in self.modules:
+            prefix = rename_module(value[:-1], self.imports)
+            if prefix is not None:
+                return prefix + "."
+        match = DOTTED.match(value)
+        if not match:
+            return None
+        path, attr = match.group(1), match.group(2)
+        renamed = rename_module(path, self.imports)
+        if renamed is None:
+            return None
+        if not bare and not self._is_module_reference(path, attr is not None):
+            return None
+        return renamed + (f":{attr}" if attr is not None else "")
+
+    def _is_module_reference(self, path: str, has_attr: bool) -> bool:
+        """True when the module part exists in the set (``mod``, ``mod.attr``, ``mod:x``)."""
+        if has_attr:
+            return path in self.modules
+        if "." not in path:
+            return False  # a bare name may be a logger, a dict key, a word: too ambiguous
+        return path in self.modules or path.rpartition(".")[0] in self.modules
+
+    def module_head(self, value: str) -> str | None:
+        """The leading package of a module name built at run time (``"dateutil.%s"``)."""
+        run = PLAIN_DOTTED.match(value)
+        if run is None or "." not in value[: run.end() + 1]:  # a dot in it or right after
+            return None
+        renamed = rename_module(run.group(0), self.imports)
+        return None if renamed is None else renamed + value[run.end() :]
+
+    def code(self, body: str) -> str | None:
+        """``"from T.x import y"`` -> shaded; ``"import T"`` keeps binding ``T`` (an alias),
+        exactly as the import-statement rules do for real source."""
+        match = CODE.match(body)
+        if match and match.group(2) not in self.imports:
+            # A namespace portion (``from google.auth import x``): only the from-form.
+            run = PLAIN_DOTTED.match(body, match.start(2))
+            renamed = rename_module(run.group(0), self.imports) if run else None
+            if renamed is None or not match.group(1).lstrip().startswith("from") or not run:
+                return None
+            return body[: match.start(2)] + renamed + body[run.end() :]
+        if not match:
+            return None
+        top, shaded, rest = match.group(2), self.imports[match.group(2)], body[match.end(2) :]
+        if not match.group(1).lstrip().startswith("import"):
+            return match.group(1) + shaded + rest
+        dotted = PLAIN_DOTTED_TAIL.match(rest)
+        tail = dotted.group(0) if dotted else ""
+        after = rest[len(tail) :]
+        if after[:1] not in ("", "\n", "\r", ";", " ", "\\") or after.lstrip(" ")[:2] == "as":
+            return match.group(1) + shaded + rest  # ``import T as x``, lists: no alias needed
+        alias = f", {shaded} as {top}" if tail else f" as {top}"
+        return match.group(1) + shaded + tail + alias + after
+
+    def dist(self, value: str) -> str | None:
+        shaded = self.dists.get(canonicalize_name(value))
+        if shaded is not None:
+            return shaded
+        try:
+            req = Requirement(value)
+        except InvalidRequirement:
+            return None
+        shaded = self.dists.get(canonicalize_name(req.name))
+        if shaded is None:
+            return None
+        return shaded + value.strip()[len(req.name) :]

@@ -1,0 +1,133 @@
+"""What planning needs to know about one input wheel, read and cross-checked once."""
+
+from __future__ import annotations
+
+import enum
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import (
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from wheelshade.errors import WheelFormatError
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.layout import TopKind, TopLevel, module_names, parse_top_level_txt, top_levels
+from wheelshade.wheel.metadata import CoreMetadata, read_metadata
+
+
+class Role(enum.Enum):
+    DEP = "dep"
+    DEPENDENT = "dependent"
+
+
+@dataclass(frozen=True)
+class WheelSummary:
+    """Everything planning needs to know about one input wheel (read by the I/O layer)."""
+
+    path: Path
+    role: Role
+    filename: str
+    version_text: str  # the version as spelled in the file name
+    dist_info: str
+    members: tuple[str, ...]
+    metadata: CoreMetadata
+    top_levels: tuple[TopLevel, ...]
+    sha256: str
+    #: Names listed in ``top_level.txt``, when the wheel has one.
+    declared_top_levels: tuple[str, ...] | None = None
+
+    @property
+    def name(self) -> NormalizedName:
+        return self.metadata.normalized
+
+    @property
+    def data_dir(self) -> str:
+        return self.dist_info[: -len(".dist-info")] + ".data"
+
+    @functools.cached_property
+    def modules(self) -> frozenset[str]:
+        # Read by portions(), the plan and the string rules: one walk of the members.
+        return module_names(self.members, self.dist_info, self.data_dir)
+
+    def portions(self, namespace: str) -> tuple[str, ...]:
+        """What this wheel installs directly inside the namespace package ``namespace``:
+        ``google/auth/...`` and ``google/oauth2/...`` give ``("auth", "oauth2")``."""
+        prefix = namespace + "."
+        return tuple(sorted({
+            m[len(prefix):].split(".")[0] for m in self.modules if m.startswith(prefix)
+        }))
+
+    def import_keys(self) -> tuple[str, ...]:
+        """The names shading renames: each top-level name, but for a namespace package each
+        portion (``google.auth``), since other distributions share the namespace."""
+        keys: list[str] = []
+        for top in self.top_levels:
+            if top.kind is TopKind.NAMESPACE:
+                keys.extend(f"{top.name}.{p}" for p in self.portions(top.name))
+            else:
+                keys.append(top.name)
+        return tuple(keys)
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} {self.metadata.version}"
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def summarise(reader: WheelReader, role: Role) -> WheelSummary:
+    """Read the facts planning needs, checking that the wheel's names agree with each other."""
+    where = str(reader.path)
+    try:
+        name, version, _, _ = parse_wheel_filename(reader.path.name)
+    except InvalidWheelFilename as exc:
+        raise WheelFormatError(f"invalid wheel filename ({exc})", path=where) from None
+    meta_path = f"{reader.dist_info}/METADATA"
+    if meta_path not in {m.name for m in reader.members}:
+        raise WheelFormatError(f"{meta_path} is missing", path=where)
+    metadata = read_metadata(reader.read(meta_path), where=f"{where}/{meta_path}")
+    dist_name, _, dist_version = reader.dist_info[: -len(".dist-info")].partition("-")
+    problems = []
+    if canonicalize_name(dist_name) != name or metadata.normalized != name:
+        problems.append(
+            f"names disagree: file name says {name!r}, {reader.dist_info} and METADATA say "
+            f"{canonicalize_name(dist_name)!r} and {metadata.normalized!r}"
+        )
+    if metadata.version != version:
+        problems.append(f"file name says version {version}, METADATA says {metadata.version}")
+    try:
+        dist_info_version = Version(dist_version)
+    except InvalidVersion:
+        dist_info_version = None
+    if dist_info_version != version:
+        problems.append(
+            f"{reader.dist_info} says version {dist_version!r}, the file name {version}"
+        )
+    if problems:
+        raise WheelFormatError("; ".join(problems), path=where)
+    names = tuple(m.name for m in reader.members)
+    data_dir = reader.dist_info[: -len(".dist-info")] + ".data"
+    top_txt = f"{reader.dist_info}/top_level.txt"
+    declared = parse_top_level_txt(reader.read(top_txt)) if top_txt in names else None
+    return WheelSummary(
+        path=reader.path,
+        role=role,
+        filename=reader.path.name,
+        version_text=dist_version or str(version),
+        dist_info=reader.dist_info,
+        members=names,
+        metadata=metadata,
+        top_levels=top_levels(names, reader.dist_info, data_dir),
+        sha256=_sha256(reader.path),
+        declared_top_levels=declared,
+    )
