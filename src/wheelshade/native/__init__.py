@@ -1,0 +1,1 @@
+"""Compiled code: binary formats, architectures, reference analysis, patching, load checks."""

@@ -1,0 +1,1 @@
+"""Run-time checks of shaded wheels in throwaway virtual environments."""

@@ -1,0 +1,1 @@
+"""Reading and writing wheels: the archive, RECORD, METADATA, layout, staging; nothing else."""
