@@ -17,6 +17,7 @@ from wheelshade.errors import (
     WheelshadeError,
 )
 from wheelshade.findings import Code, Finding
+from wheelshade.options import ShadeOptions
 from wheelshade.resolve.closure import ClosureOptions
 from wheelshade.resolve.fetch import IndexOptions, Pin, Target
 from wheelshade.resolve.resolver import Decision
@@ -35,6 +36,7 @@ __all__ = [
     "PlanError",
     "RewriteError",
     "SetOutcome",
+    "ShadeOptions",
     "ShadeResult",
     "ShadeSet",
     "Target",
