@@ -28,7 +28,15 @@ UNOWNED_AGE = 24 * 3600
 
 
 def _host() -> str:
-    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
+    """This machine, as far as its PIDs go: the host name, and the PID namespace where
+    there is one (two containers with one host name and one shared folder do not see each
+    other's processes, so each takes the other's folders for another host's)."""
+    host = re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # "pid:[4026531836]"
+    except OSError:
+        return host
+    return host + "+" + re.sub(r"\D", "", namespace)
 
 
 def _boot_id() -> str:
