@@ -23,7 +23,7 @@ from wheelshade import FetchError, IndexOptions, shade
 from wheelshade.errors import suggest
 from wheelshade.native.loadcheck import probe
 from wheelshade.resolve import pipcheck
-from wheelshade.resolve.closure import ClosureOptions
+from wheelshade.resolve.closure import ClosureOptions, expand
 from wheelshade.resolve.resolver import resolve_closure
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -227,6 +227,37 @@ def test_an_index_without_upload_times_is_refused_by_pip(tmp_path: Path) -> None
         r"or check the index serves upload times \(PEP 700\), which a date cut-off needs\)",
         str(caught.value),
     )
+
+
+def expand_from_pypi(tmp_path: Path) -> dict[str, str]:
+    """flask 0.12.4's closure as of the cut-off, from the real index."""
+    (tmp_path / "target.txt").write_text("")
+    try:
+        _, decisions = expand(
+            ["flask==0.12.4"],
+            [],
+            index=IndexOptions(),
+            options=ClosureOptions(
+                target_requirements=tmp_path / "target.txt", uploaded_prior_to=CUTOFF
+            ),
+        )
+    except FetchError as exc:
+        if pypi._UNREACHABLE.search(str(exc)):
+            pytest.skip(f"package index unreachable: {exc}")
+        raise
+    return {d.name: str(d.version) for d in decisions}
+
+
+@pytest.mark.network
+def test_the_real_index_and_a_local_wheel_cache(own_pip_config: Path, tmp_path: Path) -> None:
+    """From PyPI alone the cut-off holds (the demo's stack); a wheel cache in pip.conf
+    holding a newer werkzeug is refused, not shaded."""
+    assert expand_from_pypi(tmp_path)["werkzeug"] == "0.16.1"
+    cache = tmp_path / "wheel-cache"
+    make_wheel(cache, "werkzeug", "9.0", {"werkzeug/__init__.py": ""})
+    own_pip_config.write_text(f"[global]\nfind-links = {cache}\n")
+    with pytest.raises(FetchError, match=r"not applied to 1 member\(s\).*: werkzeug 9\.0 \("):
+        expand_from_pypi(tmp_path)
 
 
 # -- the load check and start-up imports -------------------------------------------------------
