@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,9 +14,10 @@ from packaging.utils import parse_wheel_filename
 
 
 @contextmanager
-def serve_index(wheels: dict[Path, str]) -> Iterator[str]:
-    """Serve ``wheels`` (path -> ISO upload time) on 127.0.0.1; yields the index URL."""
-    by_project: dict[str, list[tuple[Path, str]]] = {}
+def serve_index(wheels: Mapping[Path, str | None]) -> Iterator[str]:
+    """Serve ``wheels`` (path -> ISO upload time, or None for none, as a mirror that keeps
+    no upload times) on 127.0.0.1; yields the index URL."""
+    by_project: dict[str, list[tuple[Path, str | None]]] = {}
     for path, uploaded in wheels.items():
         name = parse_wheel_filename(path.name)[0]
         by_project.setdefault(name, []).append((path, uploaded))
@@ -41,7 +42,7 @@ def serve_index(wheels: dict[Path, str]) -> Iterator[str]:
                                 "filename": p.name,
                                 "url": f"/files/{p.name}",
                                 "hashes": {"sha256": hashlib.sha256(p.read_bytes()).hexdigest()},
-                                "upload-time": uploaded,
+                                **({"upload-time": uploaded} if uploaded else {}),
                             }
                             for p, uploaded in by_project[parts[1]]
                         ],

@@ -40,6 +40,8 @@ PINS: dict[str, tuple[str, ...]] = {
     # cp311 manylinux x86_64 wheels (the machine this project targets).
     "ujson==5.9.0": ("8ba7cac47dd65ff88571eceeff48bf30ed5eb9c67b34b88cb22869b7aa19600d",),
     "ujson==5.10.0": ("129e39af3a6d85b9c26d5577169c21d53821d8cf68e079060602e861c6e5da1b",),
+    # What `python3.11 -m venv` brings; older than the pip wheelshade needs.
+    "pip==23.2.1": ("7ccf472345f20d35bdc9d1841ff5f313260c2c33fe417f48c30ac46cccabf5be",),
     "setuptools==80.9.0": ("062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),
     # numpy beside numpy: cp311 manylinux x86_64 wheels (2.3.5's is manylinux_2_27).
     "numpy==1.26.4": ("666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",),

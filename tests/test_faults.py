@@ -5,6 +5,7 @@ and running again succeeds.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
@@ -339,6 +340,19 @@ def test_rerun_after_a_signal_succeeds(
     (wheel,) = stopped.out.glob("*.whl")
     validate_record(wheel)
     assert list(stopped.out.glob(".wheelshade-*")) == []
+
+
+def test_a_killed_runs_staging_folder_is_removed_by_the_next_run(
+    big: Path, tmp_path: Path
+) -> None:
+    """SIGKILL (the OOM killer, a CI timeout) runs no clean-up; the next run does it."""
+    killed = stop_while_writing(big, tmp_path / "out", signal.SIGKILL)
+    for pid in killed.lingering:  # orphaned pool workers of the killed run
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    assert killed.returncode == -signal.SIGKILL
+    assert len(killed.staged) == 1  # left behind
+    shade_ok(big, killed.out)  # which also asserts nothing is staged any more
 
 
 # -- pip failing or hanging ------------------------------------------------------------------

@@ -2,7 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Iterable, Sequence
+
+_OPTION = re.compile(r"(?<![\w-])--[a-z0-9][a-z0-9-]*")
+
+
+def suggest(given: Iterable[str], *alternatives: str) -> str:
+    """A hint: the ``alternatives`` joined with ", or ", leaving out each that names an
+    option in ``given``.
+
+    A hint that suggests the option that was just given (and failed, as in "no such
+    option: --x (... or pass --x)") sends the user round in a circle, so every hint built
+    from the options of a failed command goes through here.
+    """
+    have = {g.split("=", 1)[0] for g in given}
+    kept = [a for a in alternatives if not set(_OPTION.findall(a)) & have]
+    return ", or ".join(kept)
 
 
 class WheelshadeError(Exception):

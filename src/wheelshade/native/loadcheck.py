@@ -163,7 +163,11 @@ def _data_dir(names: Iterable[str]) -> str:
 
 
 def probe(root: Path, modules: Sequence[str], blocked: Sequence[str], python: str) -> Probe:
-    """Import each of ``modules`` (``root`` first on the path) with ``blocked`` names refused."""
+    """Import each of ``modules`` (``root`` first on the path) with ``blocked`` names refused.
+
+    Only imports caused by loading ``modules`` count: originals the interpreter imported at
+    start-up are taken out of ``sys.modules`` first, and are reached only if imported again.
+    """
     script = _PROBE.format(root=str(root), modules=list(modules), blocked=list(blocked))
     try:
         proc = subprocess.run(
@@ -196,6 +200,11 @@ class Block:
             reached.append(name)
             raise ImportError("wheelshade load check: import of original name " + name)
         return None
+# What the interpreter imported at start-up (site, .pth files such as setuptools'
+# distutils-precedence.pth) is the environment's, not the patched modules' doing. Set
+# aside, an original name imported again by a patched module meets the blocker.
+for name in [k for k in sys.modules if blocked(k)]:
+    del sys.modules[name]
 sys.meta_path.insert(0, Block())
 sys.path.insert(0, {root!r})
 failed = {{}}

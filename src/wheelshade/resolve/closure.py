@@ -12,6 +12,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from wheelshade.errors import UsageError
+from wheelshade.resolve.cutoff import check_cutoff
 from wheelshade.resolve.fetch import IndexOptions, Pin, Target
 from wheelshade.resolve.resolver import (
     Decision,
@@ -67,6 +68,15 @@ def _dependents_requirements(dependents: Sequence[Path], skip: set[NormalizedNam
     return reqs
 
 
+def _exact(requirements: Sequence[Requirement]) -> set[NormalizedName]:
+    """The names a requirement pins to one version (``flask==0.12.4``)."""
+    return {
+        canonicalize_name(r.name)
+        for r in requirements
+        if any(s.operator in ("==", "===") and "*" not in s.version for s in r.specifier)
+    }
+
+
 def expand(
     deps: Sequence[str | Path | Pin],
     dependents: Sequence[Path],
@@ -93,6 +103,8 @@ def expand(
         python=options.python,
         target=platform,
     )
+    if options.uploaded_prior_to:
+        check_cutoff(closure, options.uploaded_prior_to, {*wheels, *_exact(constraints)})
     explicit = options.target_env is not None or options.target_requirements is not None
     target: dict[NormalizedName, Version]
     if options.target_env is not None:

@@ -15,7 +15,8 @@ from packaging.tags import Tag, compatible_tags, cpython_tags, sys_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
-from wheelshade.errors import FetchError, UsageError
+from wheelshade.errors import FetchError, UsageError, suggest
+from wheelshade.resolve.pipcheck import failure_hint
 
 
 @dataclass(frozen=True)
@@ -191,13 +192,23 @@ def fetch(
             raise FetchError(
                 f"pip did not finish within {timeout:.0f} s",
                 path=str(pin),
-                hint="check the index is reachable, or pass --find-links/--no-index",
+                hint=suggest(
+                    index.pip_args(),
+                    "check the index is reachable",
+                    "pass --find-links/--no-index",
+                ),
             ) from None
         if proc.returncode != 0:
             raise FetchError(
                 f"pip could not obtain a wheel: {pip_error(proc.stderr)}",
                 path=str(pin),
-                hint="check the name and version, or pass --find-links/--index-url",
+                hint=failure_hint(
+                    proc.stderr,
+                    cmd,
+                    python,
+                    "check the name and version",
+                    "pass --find-links/--index-url",
+                ),
             )
         built = _best_cached(Path(tmp), pin, tags)
         if built is None:

@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 
 from wheelshade.errors import FetchError, UsageError
 from wheelshade.resolve.fetch import IndexOptions, Target, pip_error
+from wheelshade.resolve.pipcheck import CUTOFF, REPORT, failure_hint, require_pip
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,10 @@ class Member:
     version: Version
     requires: tuple[Requirement, ...]
     requested: bool  # named on the command line (a --dep), not pulled in
+    #: Where pip takes the file from (its report's ``download_info.url``).
+    url: str = ""
+    #: A direct URL requirement (``name @ url``, a path): no index chose it.
+    direct: bool = False
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,10 @@ def _pip_report(
     target: Target | None = None,
 ) -> list[Member]:
     """Run pip's resolver without installing anything and read its installation report."""
+    if uploaded_prior_to:
+        require_pip(python, CUTOFF, "--uploaded-prior-to")
+    else:
+        require_pip(python, REPORT, "resolving a closure (pip install --dry-run --report)")
     with tempfile.TemporaryDirectory(prefix="wheelshade-resolve-") as tmp:
         report = Path(tmp) / "report.json"
         cmd = [
@@ -64,10 +73,9 @@ def _pip_report(
         ]
         if uploaded_prior_to:
             cmd += ["--uploaded-prior-to", uploaded_prior_to]
+        cmd += requirements
         try:
-            proc = subprocess.run(
-                [*cmd, *requirements], capture_output=True, text=True, timeout=timeout
-            )
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired:
             raise FetchError(
                 f"pip's resolver did not finish within {timeout:.0f} s",
@@ -77,7 +85,15 @@ def _pip_report(
             raise FetchError(
                 f"pip could not resolve the closure: {pip_error(proc.stderr)}",
                 path=" ".join(requirements),
-                hint="pin the conflicting member with an extra --dep, or pass --uploaded-prior-to",
+                hint=failure_hint(
+                    proc.stderr,
+                    cmd,
+                    python,
+                    "pin the conflicting member with an extra --dep",
+                    "pass --uploaded-prior-to",
+                    *(["check the index serves upload times (PEP 700), which a date cut-off "
+                       "needs"] if uploaded_prior_to else []),
+                ),
             )
         doc = json.loads(report.read_text(encoding="utf-8"))
     members = []
@@ -95,6 +111,8 @@ def _pip_report(
                 Version(meta["version"]),
                 tuple(requires),
                 bool(item.get("requested")),
+                str((item.get("download_info") or {}).get("url", "")),
+                bool(item.get("is_direct")),
             )
         )
     return members
