@@ -52,6 +52,8 @@ def test_the_keyword_form_is_a_thin_adapter() -> None:
     assert options.closure.uploaded_prior_to == "2020-02-05"
     with pytest.raises(TypeError, match=r"unexpected keyword argument.*bogus"):
         ShadeOptions.from_keywords(bogus=1)
+    with pytest.raises(TypeError, match=r"^ClosureOptions.python is not an option"):
+        ShadeOptions.from_keywords(closure=ClosureOptions(python="/opt/other/python"))
 
 
 def test_config_and_cli_build_the_same_value(tmp_path: Path) -> None:

@@ -110,6 +110,10 @@ class ShadeOptions:
         spread into its fields. Unknown keywords are a TypeError, as for any call."""
         closure = keywords.pop("closure", None)
         if closure is not None:
+            if closure.python != ClosureOptions().python:
+                # Never dropped silently: pip runs under the interpreter running wheelshade.
+                raise TypeError("ClosureOptions.python is not an option of shade(); run "
+                                "wheelshade with the interpreter whose pip should resolve")
             keywords.setdefault("target_requirements", closure.target_requirements)
             keywords.setdefault("target_env", closure.target_env)
             keywords.setdefault("uploaded_prior_to", closure.uploaded_prior_to)
