@@ -13,6 +13,7 @@ from typing import Any
 from packaging.utils import canonicalize_name
 
 from wheelshade.apply import JobOutcome, string_rules, write_job
+from wheelshade.bundle import make_bundles
 from wheelshade.errors import (
     PlanError,
     RewriteError,
@@ -65,6 +66,8 @@ class ShadeResult:
     decisions: tuple[Decision, ...] = ()
     #: Naming choices worth telling: which names got a same-length name, and why.
     notes: tuple[str, ...] = ()
+    #: ``--bundle``: the one wheel written per dependent (the other outputs are inside).
+    bundles: tuple[Path, ...] = ()
 
     @property
     def findings(self) -> int:
@@ -115,6 +118,8 @@ def _shade(
         raise UsageError("no --dep given: name at least one dependency to shade")
     out = opts.out_dir
     inputs = [Path(p) for p in dependents]
+    if opts.bundle and not inputs:
+        raise UsageError("--bundle needs a dependent wheel to bundle the deps into")
     for path in inputs:
         if not path.is_file():
             raise UsageError(f"{path}: no such wheel file")
@@ -328,7 +333,38 @@ def _execute(
                 path=str(first_wheel.source),
                 result=result,
             )
+        if opts.bundle:
+            return _bundle(plan, stage, out, result, [*readers])
         if not opts.dry_run:
             for job in plan.jobs:
                 os.replace(stage / job.output_filename, out / job.output_filename)
     return result
+
+
+def _bundle(
+    plan: ShadePlan, stage: Path, out: Path, result: ShadeResult, inputs: Sequence[Path]
+) -> ShadeResult:
+    """Merge the staged outputs into one wheel per dependent and move only those out."""
+    made = make_bundles(plan, stage)
+    sources = {p.resolve() for p in inputs}
+    for path in made.paths.values():
+        if (out / path.name).resolve() in sources:
+            raise UsageError(
+                f"{out / path.name}: writing there would overwrite an input wheel",
+                hint="choose another --out-dir",
+            )
+    first = next(iter(made.paths.values()))
+    wheels = tuple(
+        replace(w, output=out / made.paths.get(w.output.name, first).name)
+        for w in result.wheels
+    )
+    if result.written:
+        for path in made.paths.values():
+            os.replace(path, out / path.name)
+    return replace(
+        result,
+        wheels=wheels,
+        warnings=result.warnings + made.warnings,
+        notes=result.notes + made.notes,
+        bundles=tuple(out / p.name for p in made.paths.values()),
+    )
