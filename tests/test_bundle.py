@@ -295,3 +295,27 @@ def test_zip_members_are_sorted_dist_info_last(bundled: tuple[Path, Path]) -> No
     assert order[-1] == "app-0.1.dist-info/RECORD"
     payload = [n for n in order if ".dist-info/" not in n]
     assert payload == sorted(payload) and order[: len(payload)] == payload
+
+
+def test_two_bundles_of_one_set_install_together_and_uninstall_apart(tmp_path: Path) -> None:
+    """Each bundle's shaded names are its own: removing one never removes the other's files."""
+    old = _wheel(tmp_path / "in", "oldlib", "1.0", {"oldlib/__init__.py": "X = 1\n"}, "")
+    apps = [
+        _wheel(tmp_path / "in", name, "0.1", {f"{name}/__init__.py": "import oldlib\n"},
+               "Requires-Dist: oldlib==1.0\n")
+        for name in ("one", "two")
+    ]
+    result = shade(apps, [old], out_dir=tmp_path / "out", bundle=True)
+    assert [p.name for p in result.bundles] == ["one-0.1-py3-none-any.whl",
+                                                "two-0.1-py3-none-any.whl"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        p.name for p in result.bundles
+    ]
+    tops = [{n.split("/")[0] for n in names(p)} for p in result.bundles]
+    assert not {t for t in tops[0] & tops[1] if t.startswith("oldlib")}
+    env = Venv.create(tmp_path / "env")
+    env.install(*result.bundles)
+    env.pip("uninstall", "-y", "one")
+    proc = env.run("import two; print(two.oldlib.X)")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "1"
