@@ -64,7 +64,10 @@ with zipfile.ZipFile(sys.argv[1]) as zf:
     info = next(n.split("/")[0] for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
     meta = zf.read(f"{info}/METADATA").decode()
     sbom = json.loads(zf.read(f"{info}/sboms/wheelshade.cdx.json"))
-for line in meta.splitlines():
+lines = meta.splitlines()
+if not any(line.startswith("Requires-Dist:") for line in lines):
+    print("Requires-Dist: none (every requirement of bizbaz and its stack is inside)")
+for line in lines:
     if line.startswith(("Requires-Dist:", "Requires-Python:", "License-File:", "License-Exp")):
         print(line)
 print("SBOM components:")

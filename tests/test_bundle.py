@@ -175,7 +175,8 @@ def bundled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     app = _wheel(tmp / "in", "app", "0.1", {"app/__init__.py": (
         "import importlib.metadata\nimport oldlib\n"
         "def versions():\n"
-        "    return importlib.metadata.version('oldlib'), oldlib.lookups()\n")},
+        "    return importlib.metadata.version('oldlib'), oldlib.lookups()\n"),
+        "app-0.1.dist-info/top_level.txt": "app\n"},
         "Requires-Dist: oldlib==1.0\nLicense-Expression: Apache-2.0\n" + desc)
     shade([app], [old], out_dir=tmp / "out", bundle=True)
     (whl,) = (tmp / "out").glob("*.whl")
@@ -319,3 +320,9 @@ def test_two_bundles_of_one_set_install_together_and_uninstall_apart(tmp_path: P
     proc = env.run("import two; print(two.oldlib.X)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1"
+
+
+def test_top_level_txt_names_the_bundled_packages(bundled: tuple[Path, Path]) -> None:
+    whl, _ = bundled
+    listed = read_member(whl, ".dist-info/top_level.txt").split()
+    assert listed[0] == "app" and len(listed) == 2 and listed[1].startswith("oldlib_1_0_")

@@ -178,9 +178,17 @@ def _write(
         if f"licenses/{value}" in hlicenses or value in hlicenses:
             license_files.append(value)
     entry_parts: list[tuple[str, bytes | None, bool]] = []
+    # top_level.txt (when the host has one) names the bundled packages too, so that
+    # ``packages_distributions()`` finds the bundle as their owner.
+    tops: set[str] = set()
+    has_tops = False
     for member in hreader.members:
         name = member.name
         base = name[len(hinfo) + 1 :] if name.startswith(hinfo + "/") else None
+        if base == "top_level.txt":
+            tops.update(hreader.read(name).decode("utf-8", "replace").split())
+            has_tops = True
+            continue
         if base in ("RECORD", "METADATA", "WHEEL", "entry_points.txt", PROVENANCE_FILE):
             if base == "entry_points.txt":
                 entry_parts.append((hpart.label, hreader.read(name), False))
@@ -214,7 +222,9 @@ def _write(
                 put(data_target(name, data, hdata), _Source(reader.path, name))
             else:
                 put(name, _Source(reader.path, name))
+        tops.update(t.split(".")[0] for t in plan.dists[job.summary.name].mapping.values())
         module = modules[job.summary.name]
+        tops.add(module.split(".")[0])
         files = {"METADATA": _original_metadata(job)}
         if ep in names:
             files["entry_points.txt"] = reader.read(ep).decode("utf-8")
@@ -235,6 +245,9 @@ def _write(
     warnings += [f"entry point {c} left out: the bundle already has one" for c in ep_clashes]
     if entry_points:
         sources[f"{hinfo}/entry_points.txt"] = _Source(hreader.path, "", entry_points)
+    if has_tops:
+        listed = "".join(f"{t}\n" for t in sorted(tops)).encode()
+        sources[f"{hinfo}/top_level.txt"] = _Source(hreader.path, "", listed)
     new_meta = _metadata(hmeta, requires, python, expression, license_files)
     sources[f"{hinfo}/METADATA"] = _Source(hreader.path, "", new_meta)
     build = parse_wheel_filename(hreader.path.name)[2]

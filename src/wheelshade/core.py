@@ -367,7 +367,8 @@ def _execute(
                 result=result,
             )
         if opts.bundle:
-            return _bundle(plan, stage, out, result, [*readers])
+            with clock.phase("bundle"):
+                return _bundle(plan, stage, out, result, [*readers])
         if not opts.dry_run:
             for job in plan.jobs:
                 os.replace(stage / job.output_filename, out / job.output_filename)
