@@ -11,14 +11,15 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
-from packaging.tags import Tag
+from packaging.tags import Tag, parse_tag
 
 from helpers import Venv, names, read_member, validate_record, wheelshade
 from pypi import wheels
 from wheelshade import PlanError, shade
-from wheelshade.bundle_meta import Part, bundle_tags, requires_dist, requires_python
+from wheelshade.bundle_meta import Part, requires_dist, requires_python
 from wheelshade.rewrite.bundled import LOOKUPS, redirect_lookups
 from wheelshade.rewrite.rules import DIST_CALLS
+from wheelshade.wheel.tags import merged_tag
 
 D = "oldlib-1-0-abcd1234"
 M = "oldlib_1_0_abcd1234._wheelshade_metadata"
@@ -104,14 +105,34 @@ def test_python_and_tags_are_intersected() -> None:
     )
     with pytest.raises(PlanError, match="no Python version meets"):
         requires_python([_part("a", python="<3"), _part("b", python=">=3.10")])
-    pure = _part("a", tag="py3-none-any")
-    linux = _part("b", tag="cp311-cp311-manylinux_2_17_x86_64")
-    assert bundle_tags([(pure, "py3-none-any"), (linux, "cp311-cp311-x")]) == (
-        "cp311-cp311-x", False
-    )
-    mac = _part("c", tag="cp311-cp311-macosx_11_0_arm64")
+
+
+TAGS = [
+    ("pure-shared", ["py2.py3-none-any", "py3-none-any"], "py3-none-any"),
+    ("compiled-decides", ["py3-none-any", "cp311-cp311-manylinux_2_17_x86_64"],
+     "cp311-cp311-manylinux_2_17_x86_64"),
+    ("highest-glibc", ["cp311-cp311-manylinux2014_x86_64.manylinux_2_17_x86_64",
+                       "cp311-cp311-manylinux_2_27_x86_64.manylinux_2_28_x86_64"],
+     "cp311-cp311-manylinux_2_27_x86_64"),
+    ("abi3-under-cp311", ["cp37-abi3-manylinux_2_17_x86_64", "cp311-cp311-manylinux_2_17_x86_64"],
+     "cp311-cp311-manylinux_2_17_x86_64"),
+    ("local-build", ["cp311-cp311-linux_x86_64", "cp311-cp311-manylinux_2_17_x86_64"],
+     "cp311-cp311-linux_x86_64"),
+]
+
+
+@pytest.mark.parametrize(("parts", "want"), [t[1:] for t in TAGS], ids=[t[0] for t in TAGS])
+def test_bundle_tag_is_where_every_part_installs(parts: list[str], want: str) -> None:
+    assert merged_tag([(t, frozenset(parse_tag(t))) for t in parts])[0] == want
+
+
+@pytest.mark.parametrize("parts", [
+    ["cp311-cp311-manylinux_2_17_x86_64", "cp311-cp311-macosx_11_0_arm64"],
+    ["cp311-cp311-manylinux_2_17_x86_64", "cp312-cp312-manylinux_2_17_x86_64"],
+])
+def test_parts_for_different_platforms_are_refused(parts: list[str]) -> None:
     with pytest.raises(PlanError, match="a bundle has one platform"):
-        bundle_tags([(linux, "cp311-cp311-x"), (mac, "cp311-cp311-y")])
+        merged_tag([(t, frozenset(parse_tag(t))) for t in parts])
 
 
 # -- end to end: a dep with every kind of self-lookup, bundled beside its other version -----
@@ -176,8 +197,9 @@ def bundled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "import importlib.metadata\nimport oldlib\n"
         "def versions():\n"
         "    return importlib.metadata.version('oldlib'), oldlib.lookups()\n"),
-        "app-0.1.dist-info/top_level.txt": "app\n"},
-        "Requires-Dist: oldlib==1.0\nLicense-Expression: Apache-2.0\n" + desc)
+        "app-0.1.dist-info/top_level.txt": "app\n", "app-0.1.dist-info/LICENSE": "Apache\n"},
+        "Requires-Dist: oldlib==1.0\nLicense-Expression: Apache-2.0\nLicense-File: LICENSE\n"
+        + desc)
     shade([app], [old], out_dir=tmp / "out", bundle=True)
     (whl,) = (tmp / "out").glob("*.whl")
     return whl, tmp / "links"
@@ -197,7 +219,7 @@ def test_bundle_is_one_valid_wheel_with_licenses_sbom_and_provenance(
     assert "Requires-Dist" not in meta
     files = [line.split(": ", 1)[1] for line in meta.splitlines() if line.startswith("License-")
              and line.startswith("License-File")]
-    assert files == ["oldlib/LICENSE"]
+    assert files == ["LICENSE", "oldlib/LICENSE"]  # the host's own moved below licenses/
     assert all(f"app-0.1.dist-info/licenses/{f}" in members for f in files)
     sbom = json.loads(read_member(whl, ".dist-info/sboms/wheelshade.cdx.json"))
     (component,) = sbom["components"]

@@ -20,7 +20,6 @@ from packaging.utils import NormalizedName, parse_wheel_filename
 from wheelshade import __version__
 from wheelshade.bundle_meta import (
     Part,
-    bundle_tags,
     license_expression,
     provenance,
     requires_dist,
@@ -43,6 +42,7 @@ from wheelshade.wheel.merge import (
 )
 from wheelshade.wheel.metadata import PROVENANCE_FILE
 from wheelshade.wheel.records import RecordEntry, parse_record
+from wheelshade.wheel.tags import merged_tag
 from wheelshade.wheel.writer import RawSource, WheelWriter, wheel_order, zip_timestamp
 
 SBOM_FILE = "sboms/wheelshade.cdx.json"
@@ -152,11 +152,7 @@ def _write(
 
     requires = requires_dist(hpart, parts)
     python = requires_python([hpart, *parts.values()])
-    tag_text, purelib = bundle_tags(
-        [(hpart, "-".join(hreader.path.name[:-4].split("-")[-3:]))]
-        + [(parts[j.summary.name], "-".join(readers[j.output_filename].path.name[:-4]
-                                            .split("-")[-3:])) for j in deps]
-    )
+    tag_text, purelib = merged_tag([(p.label, p.tags) for p in (hpart, *parts.values())])
     expression, why = license_expression([hpart, *parts.values()])
     if why:
         warnings.append(f"{host.summary.filename}: the bundle gets no License-Expression: {why}")
@@ -172,11 +168,9 @@ def _write(
 
     hmeta = hreader.read(f"{hinfo}/METADATA")
     declared = header_values(hmeta, "License-File")
-    license_files: list[str] = []
     hlicenses = set(license_members([m.name for m in hreader.members], hinfo, declared))
-    for value in declared:
-        if f"licenses/{value}" in hlicenses or value in hlicenses:
-            license_files.append(value)
+    # Metadata 2.4: every License-File is a path below licenses/, and exists.
+    license_files = [license_target(rel) for rel in sorted(hlicenses)]
     entry_parts: list[tuple[str, bytes | None, bool]] = []
     # top_level.txt (when the host has one) names the bundled packages too, so that
     # ``packages_distributions()`` finds the bundle as their owner.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
@@ -205,34 +205,6 @@ def requires_python(parts: Sequence[Part]) -> str | None:
         shown = ", ".join(f"{p.label} needs {s}" for p, s in specs)
         raise PlanError([f"no Python version meets every part of the bundle: {shown}"])
     return str(joined)
-
-
-def _pure(tags: Iterable[Tag]) -> bool:
-    return all(t.abi == "none" and t.platform == "any" for t in tags)
-
-
-def bundle_tags(parts: Sequence[tuple[Part, str]]) -> tuple[str, bool]:
-    """The bundle's compressed tag (``py3-none-any``) and whether it is pure Python.
-
-    ``parts`` pair each part with its file name's tag text. A compiled part decides; two
-    compiled parts must agree; pure parts keep the Python tags they all share.
-    """
-    compiled = [(p, text) for p, text in parts if not _pure(p.tags)]
-    if compiled:
-        first, text = compiled[0]
-        for other, other_text in compiled[1:]:
-            if other.tags != first.tags:
-                raise PlanError(
-                    [f"{first.label} is built for {text} but {other.label} for {other_text}; "
-                     "a bundle has one platform"],
-                    hint="bundle wheels built for the same platform",
-                )
-        return text, False
-    shared = set.intersection(*({t.interpreter for t in p.tags} for p, _ in parts))
-    if not shared:
-        shown = ", ".join(f"{p.label} ({text})" for p, text in parts)
-        raise PlanError([f"the parts share no Python tag: {shown}"])
-    return ".".join(sorted(shared)) + "-none-any", True
 
 
 def license_expression(parts: Sequence[Part]) -> tuple[str | None, str | None]:
