@@ -135,7 +135,6 @@ def _write(
     folder: Path,
 ) -> tuple[Path, list[str], list[str]]:
     warnings: list[str] = []
-    notes: list[str] = []
     hreader = readers[host.output_filename]
     hinfo = host.dist_info_out
     hdata = hinfo.removesuffix(".dist-info") + ".data"
@@ -157,109 +156,131 @@ def _write(
     if why:
         warnings.append(f"{host.summary.filename}: the bundle gets no License-Expression: {why}")
 
-    sources: dict[str, _Source] = {}
-    clashes: list[str] = []
-
-    def put(target: str, source: _Source) -> None:
-        if target in sources:
-            clashes.append(f"{target} ({sources[target].wheel.name} and {source.wheel.name})")
-        else:
-            sources[target] = source
-
+    merge = _Collector(hinfo)
     hmeta = hreader.read(f"{hinfo}/METADATA")
-    declared = header_values(hmeta, "License-File")
-    hlicenses = set(license_members([m.name for m in hreader.members], hinfo, declared))
-    # Metadata 2.4: every License-File is a path below licenses/, and exists.
-    license_files = [license_target(rel) for rel in sorted(hlicenses)]
-    entry_parts: list[tuple[str, bytes | None, bool]] = []
-    # top_level.txt (when the host has one) names the bundled packages too, so that
-    # ``packages_distributions()`` finds the bundle as their owner.
-    tops: set[str] = set()
-    has_tops = False
-    for member in hreader.members:
-        name = member.name
-        base = name[len(hinfo) + 1 :] if name.startswith(hinfo + "/") else None
-        if base == "top_level.txt":
-            tops.update(hreader.read(name).decode("utf-8", "replace").split())
-            has_tops = True
-            continue
-        if base in ("RECORD", "METADATA", "WHEEL", "entry_points.txt", PROVENANCE_FILE):
-            if base == "entry_points.txt":
-                entry_parts.append((hpart.label, hreader.read(name), False))
-            continue
-        if base is not None and base in hlicenses and not base.startswith("licenses/"):
-            put(f"{hinfo}/licenses/{base}", _Source(hreader.path, name))
-            continue
-        put(name, _Source(hreader.path, name))
+    merge.host(hreader, hpart.label, header_values(hmeta, "License-File"))
     for job in deps:
-        reader, part = readers[job.output_filename], parts[job.summary.name]
+        reader, part, module = (
+            readers[job.output_filename], parts[job.summary.name], modules[job.summary.name]
+        )
+        merge.dep(reader, job, part, hdata)
+        merge.tops.update(t.split(".")[0] for t in part.mapping.values())
+        merge.tops.add(module.split(".")[0])
+        merge.generated(module, job, part, reader, hpart)
+    if merge.clashes:
+        raise PlanError(
+            [f"two parts of the bundle install {c}" for c in merge.clashes],
+            hint="leave one out with --drop",
+        )
+    entry_points, dropped, ep_clashes = merge_entry_points(merge.entry_parts)
+    notes = merge.notes
+    if dropped:
+        notes.append(f"{hpart.label}: console scripts of bundled deps left out: "
+                     + ", ".join(dropped))
+    warnings += [f"entry point {c} left out: the bundle already has one" for c in ep_clashes]
+
+    def add(name: str, data: bytes) -> None:
+        merge.sources[f"{hinfo}/{name}"] = _Source(hreader.path, "", data)
+
+    if entry_points:
+        add("entry_points.txt", entry_points)
+    if merge.has_tops:
+        add("top_level.txt", "".join(f"{t}\n" for t in sorted(merge.tops)).encode())
+    add("METADATA", _metadata(hmeta, requires, python, expression, merge.license_files))
+    build = parse_wheel_filename(hreader.path.name)[2]
+    add("WHEEL", wheel_file(
+        [str(t) for t in sorted(parse_wheel_filename(f"x-1-{tag_text}.whl")[3], key=str)],
+        purelib=purelib, generator=f"wheelshade {__version__}",
+        build=str(build[0]) + build[1] if build else "",
+    ))
+    bundled = list(parts.values())
+    add(SBOM_FILE, sbom(hpart, bundled, __version__))
+    add(PROVENANCE_FILE, provenance(hpart, bundled, modules, __version__))
+    head = hreader.path.name[:-4].split("-")
+    filename = "-".join([*head[:-3], tag_text]) + ".whl"
+    path = folder / filename
+    _emit(path, hinfo, merge.sources, readers, targets)
+    return path, warnings, notes
+
+
+class _Collector:
+    """Every member of one bundle, by target name, gathered from its parts; clashes kept."""
+
+    def __init__(self, dist_info: str) -> None:
+        self.dist_info = dist_info
+        self.sources: dict[str, _Source] = {}
+        self.clashes: list[str] = []
+        self.notes: list[str] = []
+        #: Metadata 2.4: every License-File is a path below licenses/, and exists.
+        self.license_files: list[str] = []
+        #: top_level.txt (when the host has one) names the bundled packages too, so that
+        #: ``packages_distributions()`` finds the bundle as their owner.
+        self.tops: set[str] = set()
+        self.has_tops = False
+        self.entry_parts: list[tuple[str, bytes | None, bool]] = []
+
+    def put(self, target: str, source: _Source) -> None:
+        if target in self.sources:
+            first = self.sources[target].wheel.name
+            self.clashes.append(f"{target} ({first} and {source.wheel.name})")
+        else:
+            self.sources[target] = source
+
+    def host(self, reader: WheelReader, label: str, declared: Sequence[str]) -> None:
+        info = self.dist_info
+        licenses = set(license_members([m.name for m in reader.members], info, declared))
+        self.license_files += [license_target(rel) for rel in sorted(licenses)]
+        for member in reader.members:
+            name = member.name
+            base = name[len(info) + 1 :] if name.startswith(info + "/") else None
+            if base == "top_level.txt":
+                self.tops.update(reader.read(name).decode("utf-8", "replace").split())
+                self.has_tops = True
+            elif base == "entry_points.txt":
+                self.entry_parts.append((label, reader.read(name), False))
+            elif base in ("RECORD", "METADATA", "WHEEL", PROVENANCE_FILE):
+                continue  # written anew
+            elif base is not None and base in licenses and not base.startswith("licenses/"):
+                self.put(f"{info}/licenses/{base}", _Source(reader.path, name))
+            else:
+                self.put(name, _Source(reader.path, name))
+
+    def dep(self, reader: WheelReader, job: WheelJob, part: Part, host_data: str) -> None:
         info = job.dist_info_out
         data = info.removesuffix(".dist-info") + ".data"
         names = [m.name for m in reader.members]
         meta = reader.read(f"{info}/METADATA")
         for rel in license_members(names, info, header_values(meta, "License-File")):
             target = f"{part.key}/{license_target(rel)}"
-            license_files.append(target)
-            put(f"{hinfo}/licenses/{target}", _Source(reader.path, f"{info}/{rel}"))
+            self.license_files.append(target)
+            self.put(f"{self.dist_info}/licenses/{target}", _Source(reader.path, f"{info}/{rel}"))
         ep = f"{info}/entry_points.txt"
-        entry_parts.append((part.label, reader.read(ep) if ep in names else None, True))
+        self.entry_parts.append((part.label, reader.read(ep) if ep in names else None, True))
         for name in names:
             if name.startswith(f"{info}/sboms/"):
-                rest = name[len(info) + 7 :]
-                put(f"{hinfo}/sboms/{part.key}/{rest}", _Source(reader.path, name))
+                rest = name[len(info) + len("/sboms/") :]
+                self.put(f"{self.dist_info}/sboms/{part.key}/{rest}", _Source(reader.path, name))
             elif name.startswith(info + "/"):
-                continue
+                continue  # the dep's dist-info lives on in the generated module and the SBOM
             elif name.startswith(data + "/scripts/"):
-                notes.append(f"{part.label}: script {posixpath.basename(name)} left out of "
-                             "the bundle (it would replace the unshaded package's)")
+                self.notes.append(f"{part.label}: script {posixpath.basename(name)} left out "
+                                  "of the bundle (it would replace the unshaded package's)")
             elif name.startswith(data + "/"):
-                put(data_target(name, data, hdata), _Source(reader.path, name))
+                self.put(data_target(name, data, host_data), _Source(reader.path, name))
             else:
-                put(name, _Source(reader.path, name))
-        tops.update(t.split(".")[0] for t in plan.dists[job.summary.name].mapping.values())
-        module = modules[job.summary.name]
-        tops.add(module.split(".")[0])
-        files = {"METADATA": _original_metadata(job)}
-        if ep in names:
-            files["entry_points.txt"] = reader.read(ep).decode("utf-8")
-        generated = metadata_module_source(
-            part.name, part.version, files, host=f"{hpart.name} {hpart.version}"
-        )
-        put(module.replace(".", "/") + ".py", _Source(reader.path, "", generated))
-    if clashes:
-        raise PlanError(
-            [f"two parts of the bundle install {c}" for c in clashes],
-            hint="leave one out with --drop",
-        )
+                self.put(name, _Source(reader.path, name))
 
-    entry_points, dropped, ep_clashes = merge_entry_points(entry_parts)
-    if dropped:
-        notes.append(f"{hpart.label}: console scripts of bundled deps left out: "
-                     + ", ".join(dropped))
-    warnings += [f"entry point {c} left out: the bundle already has one" for c in ep_clashes]
-    if entry_points:
-        sources[f"{hinfo}/entry_points.txt"] = _Source(hreader.path, "", entry_points)
-    if has_tops:
-        listed = "".join(f"{t}\n" for t in sorted(tops)).encode()
-        sources[f"{hinfo}/top_level.txt"] = _Source(hreader.path, "", listed)
-    new_meta = _metadata(hmeta, requires, python, expression, license_files)
-    sources[f"{hinfo}/METADATA"] = _Source(hreader.path, "", new_meta)
-    build = parse_wheel_filename(hreader.path.name)[2]
-    sources[f"{hinfo}/WHEEL"] = _Source(hreader.path, "", wheel_file(
-        [str(t) for t in sorted(parse_wheel_filename(f"x-1-{tag_text}.whl")[3], key=str)],
-        purelib=purelib, generator=f"wheelshade {__version__}",
-        build=str(build[0]) + build[1] if build else "",
-    ))
-    bundled = list(parts.values())
-    sources[f"{hinfo}/{SBOM_FILE}"] = _Source(hreader.path, "", sbom(hpart, bundled, __version__))
-    sources[f"{hinfo}/{PROVENANCE_FILE}"] = _Source(
-        hreader.path, "", provenance(hpart, bundled, modules, __version__)
-    )
-    head = hreader.path.name[:-4].split("-")
-    filename = "-".join([*head[:-3], tag_text]) + ".whl"
-    path = folder / filename
-    _emit(path, hinfo, sources, readers, targets)
-    return path, warnings, notes
+    def generated(
+        self, module: str, job: WheelJob, part: Part, reader: WheelReader, host: Part
+    ) -> None:
+        files = {"METADATA": _original_metadata(job)}
+        ep = f"{job.dist_info_out}/entry_points.txt"
+        if ep in {m.name for m in reader.members}:
+            files["entry_points.txt"] = reader.read(ep).decode("utf-8")
+        source = metadata_module_source(
+            part.name, part.version, files, host=f"{host.name} {host.version}"
+        )
+        self.put(module.replace(".", "/") + ".py", _Source(reader.path, "", source))
 
 
 def _original_metadata(job: WheelJob) -> str:
