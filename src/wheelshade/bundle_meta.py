@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from packaging.licenses import InvalidLicenseExpression, canonicalize_license_expression
 from packaging.markers import Marker
 from packaging.requirements import Requirement
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.specifiers import InvalidSpecifier, Specifier, SpecifierSet
 from packaging.tags import Tag
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -204,7 +204,34 @@ def requires_python(parts: Sequence[Part]) -> str | None:
     if not satisfiable(joined):
         shown = ", ".join(f"{p.label} needs {s}" for p, s in specs)
         raise PlanError([f"no Python version meets every part of the bundle: {shown}"])
-    return str(joined)
+    return str(_simplest(joined))
+
+
+def _simplest(spec: SpecifierSet) -> SpecifierSet:
+    """The same set without what another specifier implies: of ``>=2.7,>=3.6,!=3.0.*``
+    only ``>=3.6`` is left."""
+    lower = [s for s in spec if s.operator in (">=", ">")]
+    upper = [s for s in spec if s.operator in ("<=", "<")]
+    keep = [s for s in spec if s not in lower and s not in upper]
+    if lower:
+        floor = max(lower, key=lambda s: (Version(s.version), s.operator == ">"))
+        keep.append(floor)
+        # An exclusion entirely below the floor excludes nothing the floor lets in.
+        keep = [s for s in keep if s.operator != "!=" or _meets(floor, s)]
+    if upper:
+        keep.append(min(upper, key=lambda s: (Version(s.version), s.operator == "<=")))
+    simpler = SpecifierSet(",".join(map(str, keep)))
+    return simpler if str(simpler) != "" else spec
+
+
+def _meets(floor: Specifier, exclusion: Specifier) -> bool:
+    """Whether ``exclusion`` (``!=V`` or ``!=V.*``) may matter above ``floor``."""
+    try:
+        excluded = Version(exclusion.version.removesuffix(".*"))
+        bound = Version(floor.version)
+    except InvalidVersion:
+        return True
+    return excluded.release[: len(bound.release)] >= bound.release[: len(excluded.release)]
 
 
 def license_expression(parts: Sequence[Part]) -> tuple[str | None, str | None]:
