@@ -142,6 +142,7 @@ OLDLIB = {
         "import pkg_resources\n"
         "from importlib.metadata import distribution, metadata, version\n"
         "from oldlib import plugin\n"
+        "__version__ = version('oldlib')  # while the package is still being imported\n"
         "def lookups():\n"
         "    own = distribution('oldlib')\n"
         "    return {\n"
@@ -152,6 +153,7 @@ OLDLIB = {
         "        'entry_points': sorted(e.value for e in own.entry_points),\n"
         "        'pkg_resources': pkg_resources.get_distribution('oldlib').version,\n"
         "        'name': plugin.__name__,\n"
+        "        'module_level': __version__,\n"
         "    }\n"
     ),
     "oldlib/plugin.py": "def run():\n    return 'old'\n",
@@ -252,7 +254,7 @@ def test_bundle_runs_beside_the_other_version_and_uninstalls_clean(
     version, inner, other, plugins = got  # type: ignore[misc]
     assert version == "1.0" and other == "2.0"
     assert inner["version"] == inner["metadata"] == inner["distribution"] == "1.0"
-    assert inner["from_name"] == inner["pkg_resources"] == "1.0"
+    assert inner["from_name"] == inner["pkg_resources"] == inner["module_level"] == "1.0"
     assert inner["entry_points"] == [inner["name"].replace(".plugin", ".plugin:run")]
     assert inner["name"].startswith("oldlib_1_0_")
     assert plugins == sorted([inner["entry_points"][0], "oldlib.plugin:run"])
