@@ -364,3 +364,16 @@ def test_a_module_only_dep_gets_its_metadata_module_beside_it(tmp_path: Path) ->
     proc = env.run("import app; print(app.single.VERSION)")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "1.0"
+
+
+@pytest.mark.parametrize(("spec", "ok"), [
+    (">=2,<3", True), (">1.0,<1.0.1", True), ("==1.0,!=1.0", False), ("~=2.2,<2.2", False),
+    ("==1.*,>=2", False), ("<2,>=2", False), (">=2.0rc1,<2.0", False), (">=2.0rc1,<2.1", True),
+    ("", True),
+])
+def test_satisfiable(spec: str, ok: bool) -> None:
+    from packaging.specifiers import SpecifierSet
+
+    from wheelshade.bundle_meta import satisfiable
+
+    assert satisfiable(SpecifierSet(spec)) is ok
