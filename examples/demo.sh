@@ -38,3 +38,39 @@ python3 -m venv "$work/env"
 
 echo "== running both apps in one interpreter"
 "$work/env/bin/python" "$here/examples/run_both.py"
+
+echo
+echo "== the same as one self-contained wheel: --bundle (e.g. to publish on PyPI, docs/publishing.md)"
+PIP_CONFIG_FILE=/dev/null "$venv/bin/wheelshade" shade "$work"/dist/bizbaz-0.1-*.whl \
+    --dep flask==0.12.4 --with-deps --uploaded-prior-to 2020-02-05T00:00:00Z \
+    --target-requirements "$here/examples/target-requirements.txt" \
+    --bundle --quiet -o "$work/bundle"
+ls "$work/bundle"
+
+echo "== installing the bundle with uv into a fresh venv, beside foobar and flask 3"
+python3 -m venv --without-pip "$work/env-bundle"
+uv=("$venv/bin/uv")
+[ -x "${uv[0]}" ] || uv=("$venv/bin/python" -m uv)
+"${uv[@]}" pip install --quiet --python "$work/env-bundle/bin/python" \
+    "$work"/bundle/*.whl "$work"/dist/foobar-0.1-*.whl 'flask>=3'
+"$venv/bin/python" -m pip --python "$work/env-bundle/bin/python" check \
+    --disable-pip-version-check
+"$work/env-bundle/bin/python" "$here/examples/run_both.py"
+
+echo "== what the bundle declares"
+"$venv/bin/python" - "$work"/bundle/*.whl <<'PY'
+import json, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as zf:
+    info = next(n.split("/")[0] for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+    meta = zf.read(f"{info}/METADATA").decode()
+    sbom = json.loads(zf.read(f"{info}/sboms/wheelshade.cdx.json"))
+lines = meta.splitlines()
+if not any(line.startswith("Requires-Dist:") for line in lines):
+    print("Requires-Dist: none (every requirement of bizbaz and its stack is inside)")
+for line in lines:
+    if line.startswith(("Requires-Dist:", "Requires-Python:", "License-File:", "License-Exp")):
+        print(line)
+print("SBOM components:")
+for c in sbom["components"]:
+    print(f"  {c['purl']}  sha256:{c['hashes'][0]['content'][:16]}...")
+PY

@@ -94,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
                     "(default: 900)")
     sh.add_argument("--cache-dir", type=Path,
                     help="wheel cache (default: $WHEELSHADE_CACHE_DIR or ~/.cache/wheelshade)")
+    sh.add_argument("--bundle", action="store_true", default=None,
+                    help="write one wheel per dependent that holds it and the shaded deps "
+                    "(docs/publishing.md)")
     sh.add_argument("--dry-run", action="store_true", help="do everything but write nothing")
     sh.add_argument("--diff", action="store_true",
                     help="print a unified diff of every rewritten file")
@@ -205,7 +208,7 @@ def format_result(result: ShadeResult) -> str:
     out.extend(f"note: {note}" for note in result.notes)
     out.append(summary(result))
     verb = "wrote" if result.written else "would write"
-    out.extend(f"{verb} {w.output}" for w in result.wheels)
+    out.extend(f"{verb} {path}" for path in result.bundles or [w.output for w in result.wheels])
     return "\n".join(out)
 
 
@@ -236,6 +239,7 @@ def _cli_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "fetch_timeout": args.fetch_timeout,
         "dry_run": args.dry_run or None,
         "diff": args.diff or None,
+        "bundle": args.bundle,
     }
 
 

@@ -42,6 +42,7 @@ _SET_KEYS = {
     "prefer-python": bool,
     "platform": list,
     "load-check": bool,
+    "bundle": bool,
 }
 _TOP_ONLY = {"set": list, "jobs": int, "fail-fast": bool}
 
@@ -121,6 +122,7 @@ def _set_from(table: Mapping[str, Any], base: Path) -> ShadeSet:
             target=Target(table.get("python-version"), tuple(table.get("platform", []))),
             prefer_python=table.get("prefer-python", False),
             load_check=table.get("load-check", True),
+            bundle=table.get("bundle", False),
         ),
     )
 

@@ -10,9 +10,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from packaging.utils import canonicalize_name
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
 
 from wheelshade.apply import JobOutcome, string_rules, write_job
+from wheelshade.bundle import make_bundles
 from wheelshade.errors import (
     PlanError,
     RewriteError,
@@ -65,6 +67,8 @@ class ShadeResult:
     decisions: tuple[Decision, ...] = ()
     #: Naming choices worth telling: which names got a same-length name, and why.
     notes: tuple[str, ...] = ()
+    #: ``--bundle``: the one wheel written per dependent (the other outputs are inside).
+    bundles: tuple[Path, ...] = ()
 
     @property
     def findings(self) -> int:
@@ -72,7 +76,10 @@ class ShadeResult:
 
 
 def _check_outputs(plan: ShadePlan, out: Path, inputs: Sequence[Path]) -> None:
-    names = [job.output_filename for job in plan.jobs]
+    _check_outputs_free([job.output_filename for job in plan.jobs], out, inputs)
+
+
+def _check_outputs_free(names: Sequence[str], out: Path, inputs: Sequence[Path]) -> None:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise PlanError([f"two inputs would both be written as {n}" for n in dupes])
@@ -102,7 +109,33 @@ def shade(
         if options is not None:
             raise TypeError("shade() takes options or keywords, not both")
         options = ShadeOptions.from_keywords(**keywords)
-    return _shade(dependents, deps, options or ShadeOptions(), timings or Timings())
+    opts, clock = options or ShadeOptions(), timings or Timings()
+    if opts.bundle and len(dependents) > 1:
+        return _bundle_each(dependents, deps, opts, clock)
+    return _shade(dependents, deps, opts, clock)
+
+
+def _bundle_each(
+    dependents: Sequence[str | Path], deps: Sequence[str | Path | Pin], opts: ShadeOptions,
+    clock: Timings,
+) -> ShadeResult:
+    """One run per dependent (each bundle's shaded names are its own); all or nothing."""
+    out, done = opts.out_dir, []
+    with staging(out, keep=not opts.dry_run) as outer:
+        for i, dependent in enumerate(dependents):
+            done.append(_shade([dependent], deps, replace(opts, out_dir=outer / str(i)), clock))
+        bundles = [b for r in done for b in r.bundles]
+        _check_outputs_free([b.name for b in bundles], out, [*map(Path, dependents)])
+        for path in bundles if not opts.dry_run else ():
+            os.replace(path, out / path.name)
+    return replace(
+        done[0],
+        wheels=tuple(replace(w, output=out / w.output.name) for r in done for w in r.wheels),
+        warnings=tuple(dict.fromkeys(w for r in done for w in r.warnings)),
+        notes=tuple(dict.fromkeys(n for r in done for n in r.notes)),
+        decisions=tuple(dict.fromkeys(d for r in done for d in r.decisions)),
+        bundles=tuple(out / b.name for b in bundles),
+    )
 
 
 def _shade(
@@ -115,6 +148,8 @@ def _shade(
         raise UsageError("no --dep given: name at least one dependency to shade")
     out = opts.out_dir
     inputs = [Path(p) for p in dependents]
+    if opts.bundle and not inputs:
+        raise UsageError("--bundle needs a dependent wheel to bundle the deps into")
     for path in inputs:
         if not path.is_file():
             raise UsageError(f"{path}: no such wheel file")
@@ -152,6 +187,9 @@ def _shade(
                     reader.check_wheel_version()
                     readers[path] = reader
                     summaries[role].append(summarise(reader, role))
+        if opts.bundle:
+            host = NormalizedName(f"bundled-into-{summaries[Role.DEPENDENT][0].name}")
+            options = replace(options, salt=((host, Version("0")),))
         with clock.phase("plan"):
             every = [*summaries[Role.DEP], *summaries[Role.DEPENDENT]]
             tops = sorted({t.name for s in summaries[Role.DEP] for t in s.top_levels})
@@ -328,7 +366,33 @@ def _execute(
                 path=str(first_wheel.source),
                 result=result,
             )
+        if opts.bundle:
+            with clock.phase("bundle"):
+                return _bundle(plan, stage, out, result, [*readers])
         if not opts.dry_run:
             for job in plan.jobs:
                 os.replace(stage / job.output_filename, out / job.output_filename)
     return result
+
+
+def _bundle(
+    plan: ShadePlan, stage: Path, out: Path, result: ShadeResult, inputs: Sequence[Path]
+) -> ShadeResult:
+    """Merge the staged outputs into one wheel per dependent and move only those out."""
+    made = make_bundles(plan, stage)
+    _check_outputs_free([p.name for p in made.paths.values()], out, inputs)
+    first = next(iter(made.paths.values()))
+    wheels = tuple(
+        replace(w, output=out / made.paths.get(w.output.name, first).name)
+        for w in result.wheels
+    )
+    if result.written:
+        for path in made.paths.values():
+            os.replace(path, out / path.name)
+    return replace(
+        result,
+        wheels=wheels,
+        warnings=result.warnings + made.warnings,
+        notes=result.notes + made.notes,
+        bundles=tuple(out / p.name for p in made.paths.values()),
+    )

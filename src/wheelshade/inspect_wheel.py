@@ -133,6 +133,12 @@ def format_inspection(info: Inspection) -> str:
     if info.provenance:
         original = info.provenance.get("original")
         lines.append(f"shaded from:  {json.dumps(original)}")
+        parts = info.provenance.get("bundled")
+        if isinstance(parts, list) and parts:  # a --bundle wheel: its parts (docs/publishing.md)
+            lines.append("bundles:      " + ", ".join(
+                f"{p.get('name')} {p.get('version')} as {', '.join(p.get('mapping', {}).values())}"
+                for p in parts if isinstance(p, dict)
+            ))
     for binary in info.binaries:
         lines.append(f"binary:       {_describe(binary)}")
     lines.append(f"findings:     {len(info.findings)}")

@@ -15,7 +15,7 @@ from wheelshade.resolve.closure import ClosureOptions
 from wheelshade.resolve.fetch import IndexOptions, Target
 
 _FLAGS = ("keep_scripts", "keep_pth", "prefer_python", "keep_unparsable", "load_check",
-          "strict", "with_deps", "dry_run", "diff")
+          "strict", "with_deps", "dry_run", "diff", "bundle")
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,8 @@ class ShadeOptions:
     jobs: int | None = None
     dry_run: bool = False
     diff: bool = False
+    #: One wheel per dependent holding it and the shaded deps (docs/publishing.md).
+    bundle: bool = False
 
     def __post_init__(self) -> None:
         problems: list[str] = []

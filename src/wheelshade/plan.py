@@ -63,6 +63,8 @@ class PlanOptions:
     keep_unparsable: bool = False
     #: Leave out compiled modules of shaded deps that ship a ``.py`` twin (Cython builds).
     prefer_python: bool = False
+    #: More pins for the digest (``--bundle``: the host, so each bundle's names are its own).
+    salt: tuple[tuple[NormalizedName, Version], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -346,7 +348,7 @@ def make_plan(
     problems = _check_set(deps, dependents)
     if problems:
         raise PlanError(problems, hint="fix the shading set and run again")
-    digest = set_hash((d.name, d.metadata.version) for d in deps)
+    digest = set_hash([*((d.name, d.metadata.version) for d in deps), *options.salt])
     mapping: dict[str, str] = {}
     dists: dict[NormalizedName, ShadedDist] = {}
     taken = {t.name for wheel in (*deps, *dependents) for t in wheel.top_levels}
