@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from wheelshade.findings import Code, Finding
+from wheelshade.rewrite.evidence import proven_strings
 from wheelshade.rewrite.flows import ImportLists, import_lists
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast, package_of
 from wheelshade.rewrite.passes import Passes
@@ -108,7 +109,8 @@ def rewrite_file(
     )
     lists = {line: v for line, v in flows.literals.items() if v & frozenset(mapping)}
     candidates |= set(lists)
-    passes = Passes(mapping, strings, patterns, aliases, lists, path)
+    proven = proven_strings(src.tree, aliases, src.text, mapping) if strings is not None else {}
+    passes = Passes(mapping, strings, patterns, aliases, lists, path, proven)
     lines = list(src.lines)
     findings: list[Finding] = []
     changed = False

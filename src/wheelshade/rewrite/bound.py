@@ -1,0 +1,109 @@
+"""Names bound at module level in each module of the shaded wheels: the evidence that a
+string ``"pkg.mod.Name"`` refers to something ``pkg.mod`` defines.
+
+A line scan, not a parse: planning reads every source of the set once (sympy's 1,500
+modules), and the stdlib parser would cost seconds there. A statement at column 0 (or at
+the first indentation of a top-level ``if``/``try``/``with`` block) that binds a name
+(``def``, ``class``, an assignment, an import with or without ``as``) counts, and so do the
+strings of ``__all__``. A plain ``import json`` binds a module of another package: a string
+``"pkg.json"`` is far more often a file name than a reference to that binding, so it does
+not count.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.layout import (
+    SOURCE_SUFFIXES,
+    in_site_packages,
+    locate,
+    module_name_of_file,
+)
+
+_DEF = re.compile(r"(?:async\s+)?(?:def|class)\s+(\w+)")
+_ASSIGN = re.compile(r"(\w+(?:\s*,\s*\w+)*)\s*(?::[^=\n]*)?=(?!=)")
+_FROM = re.compile(r"from\s+[\w.]+\s+import\s+(\([^)]*\)|[^\n#;]*)")
+_IMPORT_AS = re.compile(r"import\s+[\w.]+\s+as\s+(\w+)")
+_ALIAS = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
+_ALL = re.compile(r"^__all__\s*(?:\+?=|\.extend\(|:[^=\n]*=)\s*[\[(]([^\])]*)", re.M)
+_QUOTED = re.compile(r"['\"](\w+)['\"]")
+_BLOCK = re.compile(r"(?:if|elif|else|try|except|finally|with)\b")
+
+
+def bound_names(text: str) -> frozenset[str]:
+    """The names a module's source binds at module level (see the module docstring)."""
+    found: set[str] = set()
+    block_indent: str | None = None  # the body indentation of a top-level if/try/with
+    in_block = False
+    for line in text.splitlines():
+        stripped = line.lstrip(" \t")
+        if not stripped or stripped[0] == "#":
+            continue
+        indent = line[: len(line) - len(stripped)]
+        if not indent:
+            in_block, block_indent = bool(_BLOCK.match(stripped)), None
+        elif in_block:
+            if block_indent is None:
+                block_indent = indent
+            if indent != block_indent:
+                continue
+        else:
+            continue
+        _bind(stripped, found)
+    for match in _ALL.finditer(text):
+        found.update(_QUOTED.findall(match.group(1)))
+    return frozenset(found)
+
+
+def _bind(statement: str, found: set[str]) -> None:
+    if match := _DEF.match(statement):
+        found.add(match.group(1))
+    elif match := _FROM.match(statement):
+        names = match.group(1).strip("() \t")
+        for alias in _ALIAS.finditer(names):
+            found.add(alias.group(2) or alias.group(1))
+    elif match := _IMPORT_AS.match(statement):
+        found.add(match.group(1))
+    elif match := _ASSIGN.match(statement):
+        found.update(n.strip() for n in match.group(1).split(","))
+
+
+def wheel_attributes(reader: WheelReader) -> dict[str, frozenset[str]]:
+    """Module name -> the names its ``.py`` and ``.pyi`` sources bind at module level."""
+    data_dir = reader.dist_info[: -len(".dist-info")] + ".data"
+    found: dict[str, set[str]] = {}
+    for member in reader.members:
+        name = member.name
+        if not name.endswith(SOURCE_SUFFIXES) or name.startswith(reader.dist_info + "/"):
+            continue
+        loc = locate(name, data_dir)
+        if not in_site_packages(loc):
+            continue
+        *dirs, filename = loc.path.split("/")
+        module = module_name_of_file(filename)
+        if module is None or not all(d.isidentifier() for d in dirs):
+            continue
+        dotted = ".".join(dirs if module == "__init__" else [*dirs, module])
+        text = reader.read(name).decode("utf-8", "replace")
+        found.setdefault(dotted, set()).update(bound_names(text))
+    return {module: frozenset(names) for module, names in found.items()}
+
+
+@functools.lru_cache(maxsize=64)
+def _cached(path: Path, sha256: str) -> Mapping[str, frozenset[str]]:
+    with WheelReader(path) as reader:
+        return wheel_attributes(reader)
+
+
+def set_attributes(wheels: Iterable[tuple[Path, str]]) -> dict[str, frozenset[str]]:
+    """``wheel_attributes`` over a shading set's wheels (path, sha256), read once per run."""
+    merged: dict[str, frozenset[str]] = {}
+    for path, sha256 in wheels:
+        for module, names in _cached(path, sha256).items():
+            merged[module] = merged.get(module, frozenset()) | names
+    return merged
