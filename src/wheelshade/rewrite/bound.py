@@ -27,49 +27,51 @@ from wheelshade.wheel.layout import (
 
 _DEF = re.compile(r"(?:async\s+)?(?:def|class)\s+(\w+)")
 _ASSIGN = re.compile(r"(\w+(?:\s*,\s*\w+)*)\s*(?::[^=\n]*)?=(?!=)")
-_FROM = re.compile(r"from\s+[\w.]+\s+import\s+(\([^)]*\)|[^\n#;]*)")
+_FROM = re.compile(r"from\s+[\w.]+\s+import\s+(\([^)]*\)|(?:[^\n#;\\]|\\\n)*)")
 _IMPORT_AS = re.compile(r"import\s+[\w.]+\s+as\s+(\w+)")
 _ALIAS = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
 _ALL = re.compile(r"^__all__\s*(?:\+?=|\.extend\(|:[^=\n]*=)\s*[\[(]([^\])]*)", re.M)
 _QUOTED = re.compile(r"['\"](\w+)['\"]")
-_BLOCK = re.compile(r"(?:if|elif|else|try|except|finally|with)\b")
+_BLOCK = r"(?:if|elif|else|try|except|finally|with)\b"
+#: A column-0 statement that can bind a name, or opens a block whose body can.
+_TOP = re.compile(
+    rf"^(?:(?:async\s+)?(?:def|class)\s|from\s|import\s"
+    rf"|[A-Za-z_][\w, \t]*(?::[^=\n]*)?=(?!=)|({_BLOCK}))",
+    re.M,
+)
+_COL0 = re.compile(r"^[^ \t\n#]", re.M)
+_INDENT = re.compile(r"\n([ \t]+)[^ \t\n#]")
 
 
 def bound_names(text: str) -> frozenset[str]:
     """The names a module's source binds at module level (see the module docstring)."""
     found: set[str] = set()
-    block_indent: str | None = None  # the body indentation of a top-level if/try/with
-    in_block = False
-    for line in text.splitlines():
-        stripped = line.lstrip(" \t")
-        if not stripped or stripped[0] == "#":
+    for match in _TOP.finditer(text):
+        if match.group(1) is None:
+            _bind(text, match.start(), found)
             continue
-        indent = line[: len(line) - len(stripped)]
-        if not indent:
-            in_block, block_indent = bool(_BLOCK.match(stripped)), None
-        elif in_block:
-            if block_indent is None:
-                block_indent = indent
-            if indent != block_indent:
-                continue
-        else:
-            continue
-        _bind(stripped, found)
+        end = _COL0.search(text, match.end())
+        block = text[match.start() : end.start() if end else len(text)]
+        body = _INDENT.search(block)
+        if body is not None:
+            line = re.compile(rf"^{re.escape(body.group(1))}(?=[^ \t\n#])", re.M)
+            for statement in line.finditer(block):
+                _bind(block, statement.end(), found)
     for match in _ALL.finditer(text):
         found.update(_QUOTED.findall(match.group(1)))
     return frozenset(found)
 
 
-def _bind(statement: str, found: set[str]) -> None:
-    if match := _DEF.match(statement):
+def _bind(text: str, pos: int, found: set[str]) -> None:
+    if match := _DEF.match(text, pos):
         found.add(match.group(1))
-    elif match := _FROM.match(statement):
-        names = match.group(1).strip("() \t")
+    elif match := _FROM.match(text, pos):
+        names = re.sub(r"#[^\n]*|\\\n", " ", match.group(1)).strip("() \t")
         for alias in _ALIAS.finditer(names):
             found.add(alias.group(2) or alias.group(1))
-    elif match := _IMPORT_AS.match(statement):
+    elif match := _IMPORT_AS.match(text, pos):
         found.add(match.group(1))
-    elif match := _ASSIGN.match(statement):
+    elif match := _ASSIGN.match(text, pos):
         found.update(n.strip() for n in match.group(1).split(","))
 
 
