@@ -525,3 +525,41 @@ def test_imports_embedded_in_template_strings(before: str, after: str | None) ->
 def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
     assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # An entry-point group is named after its package: renamed as always (the package's
+    # entry_points.txt sections move with it).
+    ('import pkg_resources\nfor ep in pkg_resources.iter_entry_points("flask.commands"):\n'
+     '    pass\n',
+     'import pkg_resources\nfor ep in pkg_resources.iter_entry_points('
+     f'"{S}.commands"):\n    pass\n'),
+    # ``__doc__ = ...`` is a docstring; a message showing an import to type is prose.
+    ('__doc__ = """Example:\n\nfrom flask import json\n"""\n', None),
+    ('warn("""The module moved. Use instead:\n    from flask import json\n""")\n', None),
+    # Code pieces of a concatenation are rewritten piece by piece.
+    ('setup = ("import flask\\n"\n         "import jinja2.ext\\n")\n',
+     f'setup = ("import {S} as flask\\n"\n         "import {J}.ext, {J} as jinja2\\n")\n'),
+    # A value that reaches an import through "%s.base" % v, and f_globals.get("__name__").
+    ('from importlib import import_module\ndef load(name):\n'
+     '    if name == "flask.old":\n        name = "flask.json"\n'
+     '    return import_module("%s.base" % name)\n',
+     'from importlib import import_module\ndef load(name):\n'
+     f'    if name == "{S}.old":\n        name = "{S}.json"\n'
+     '    return import_module("%s.base" % name)\n'),
+    ('def f(frame):\n    name = frame.f_globals.get("__name__") or ""\n'
+     '    return name.startswith("flask.")\n',
+     'def f(frame):\n    name = frame.f_globals.get("__name__") or ""\n'
+     f'    return name.startswith("{S}.")\n'),
+])
+def test_more_evidence_and_code(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+def test_many_unproven_paths_in_one_file_are_counted_in_one_finding() -> None:
+    source = "".join(f'X{i} = "flask.file{i}"\n' for i in range(10)).encode()
+    result = rewrite_file(source, MAPPING, path="m.py", strings=RULES)
+    assert result.new is None
+    assert [f.line for f in result.findings] == [1, 2, 3, 4]
+    assert result.findings[-1].message.startswith("7 more strings")

@@ -27,11 +27,14 @@ from wheelshade.wheel.layout import (
 
 _DEF = re.compile(r"(?:async\s+)?(?:def|class)\s+(\w+)")
 _ASSIGN = re.compile(r"(\w+(?:\s*,\s*\w+)*)\s*(?::[^=\n]*)?=(?!=)")
+_STAR = re.compile(r"from\s+(\.*[\w.]*)\s+import\s+\*")
 _FROM = re.compile(r"from\s+[\w.]+\s+import\s+(\([^)]*\)|(?:[^\n#;\\]|\\\n)*)")
 _IMPORT_AS = re.compile(r"import\s+[\w.]+\s+as\s+(\w+)")
 _ALIAS = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
 _ALL = re.compile(r"^__all__\s*(?:\+?=|\.extend\(|:[^=\n]*=)\s*[\[(]([^\])]*)", re.M)
 _QUOTED = re.compile(r"['\"](\w+)['\"]")
+#: Marks ``from X import *`` in a module's names: X's names are its names too.
+_STAR_MARK = "*"
 _BLOCK = r"(?:if|elif|else|try|except|finally|with)\b"
 #: A column-0 statement that can bind a name, or opens a block whose body can.
 _TOP = re.compile(
@@ -63,7 +66,9 @@ def bound_names(text: str) -> frozenset[str]:
 
 
 def _bind(text: str, pos: int, found: set[str]) -> None:
-    if match := _DEF.match(text, pos):
+    if match := _STAR.match(text, pos):
+        found.add(_STAR_MARK + match.group(1))  # resolved against the set later
+    elif match := _DEF.match(text, pos):
         found.add(match.group(1))
     elif match := _FROM.match(text, pos):
         names = re.sub(r"#[^\n]*|\\\n", " ", match.group(1)).strip("() \t")
@@ -91,9 +96,24 @@ def wheel_attributes(reader: WheelReader) -> dict[str, frozenset[str]]:
         if module is None or not all(d.isidentifier() for d in dirs):
             continue
         dotted = ".".join(dirs if module == "__init__" else [*dirs, module])
+        package = dotted if module == "__init__" else dotted.rpartition(".")[0]
         text = reader.read(name).decode("utf-8", "replace")
-        found.setdefault(dotted, set()).update(bound_names(text))
+        found.setdefault(dotted, set()).update(
+            _STAR_MARK + _absolute(n[1:], package) if n.startswith(_STAR_MARK) else n
+            for n in bound_names(text)
+        )
     return {module: frozenset(names) for module, names in found.items()}
+
+
+def _absolute(target: str, package: str) -> str:
+    """``from .x import *`` in ``package`` -> ``package.x``."""
+    level = len(target) - len(target.lstrip("."))
+    if not level:
+        return target
+    parts = package.split(".") if package else []
+    base = parts[: len(parts) - (level - 1)] if level - 1 <= len(parts) else []
+    rest = target[level:]
+    return ".".join([*base, rest] if rest else base)
 
 
 @functools.lru_cache(maxsize=64)
@@ -108,4 +128,28 @@ def set_attributes(wheels: Iterable[tuple[Path, str]]) -> dict[str, frozenset[st
     for path, sha256 in wheels:
         for module, names in _cached(path, sha256).items():
             merged[module] = merged.get(module, frozenset()) | names
-    return merged
+    resolved: dict[str, frozenset[str]] = {}
+    for module in merged:
+        known = _resolve(module, merged, set())
+        if known is not None:
+            resolved[module] = known
+    return resolved
+
+
+def _resolve(
+    module: str, merged: Mapping[str, frozenset[str]], seen: set[str]
+) -> frozenset[str] | None:
+    """A module's names with its star imports followed; None when they cannot be known."""
+    names = merged.get(module)
+    if names is None or "__getattr__" in names:
+        return None
+    if module in seen:
+        return frozenset()
+    seen.add(module)
+    out = {n for n in names if not n.startswith(_STAR_MARK)}
+    for star in names - out:
+        inner = _resolve(star[1:], merged, seen)
+        if inner is None:
+            return None
+        out |= inner
+    return frozenset(out)

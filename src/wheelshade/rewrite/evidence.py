@@ -112,8 +112,17 @@ class _Scope:
                 self._prove_source(node.value)  # ``name = "pkg"`` later imported
 
     def _value_name(self, node: ast.AST) -> None:
-        """The local name a module name is held in: ``v``, ``v + "..."``, ``f"{v}..."``."""
-        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        """The local name a module name is held in: ``v``, ``v + "..."``, ``f"{v}..."``,
+        ``"%s.base" % v``, ``"{}.base".format(v)``."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(
+            node.left, ast.Constant
+        ) and isinstance(node.left.value, str) and node.left.value.startswith("%s"):
+            node = node.right.elts[0] if isinstance(node.right, ast.Tuple) else node.right
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "format" and isinstance(node.func.value, ast.Constant)
+              and str(node.func.value.value).startswith("{") and node.args):
+            node = node.args[0]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             node = node.left
         elif isinstance(node, ast.JoinedStr) and node.values:
             first = node.values[0]
@@ -131,9 +140,13 @@ class _Scope:
             spec = (isinstance(inner, ast.Name) and inner.id == "__spec__") or (
                 isinstance(inner, ast.Attribute) and inner.attr == "__spec__")
             return node.attr == "name" and spec
-        if isinstance(node, ast.Subscript):
-            return self._is_valued(node.value)
+        if isinstance(node, ast.Subscript):  # ``parts[0]``, ``f_globals["__name__"]``
+            return self._is_valued(node.value) or _is_name_key(node.slice)
+        if isinstance(node, ast.BoolOp):  # ``g.get("__name__") or ""``
+            return any(self._is_valued(v) for v in node.values)
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "get" and node.args and _is_name_key(node.args[0]):
+                return True
             return node.func.attr in _PART_METHODS and self._is_valued(node.func.value)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             return self._is_valued(node.left)
@@ -176,6 +189,10 @@ class _Scope:
                   and item.func.attr == "format"):
                 item = item.func.value
             self._prove(item)
+
+
+def _is_name_key(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value in ("__name__", "__module__")
 
 
 def _target_names(target: ast.AST) -> list[str]:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import textwrap
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -91,6 +94,14 @@ DIST_CALLS = frozenset(
         "pkg_resources.working_set.require",
     }
 )
+#: Calls whose string arguments are entry-point group names (``"pkg.plugins"``): named after
+#: a package, not its modules, and renamed as they always were so the package's own
+#: ``entry_points.txt`` sections can move with them.
+ENTRY_POINT_CALLS = frozenset({
+    "pkg_resources.iter_entry_points",
+    "importlib.metadata.entry_points",
+    "importlib_metadata.entry_points",
+})
 #: Module calls whose other arguments are no module names (a reason, a version).
 FIRST_ARG_CALLS = frozenset({"pytest.importorskip"})
 #: Methods whose first argument is a module path or a list of them, whatever the object:
@@ -114,7 +125,9 @@ class StringRules:
     #: and then any name under a module of the set is taken for an attribute of it.
     attributes: Mapping[str, frozenset[str]] | None = None
 
-    def module_path(self, value: str, *, bare: bool, prefix: bool = True) -> str | None:
+    def module_path(
+        self, value: str, *, bare: bool, prefix: bool = True, bound: bool = True
+    ) -> str | None:
         """Rename a dotted path; ``bare`` allows a lone top-level name (call contexts).
 
         With ``prefix``, a package prefix ending in a dot (``"pip._vendor." + name``)
@@ -133,7 +146,7 @@ class StringRules:
         renamed = rename_module(path, self.imports)
         if renamed is None:
             return None
-        if not bare and not self._is_module_reference(path, attr is not None):
+        if not bare and not self._is_module_reference(path, attr is not None, bound):
             return None
         return renamed + (f":{attr}" if attr is not None else "")
 
@@ -141,7 +154,7 @@ class StringRules:
         """``"pkg."``, ``"pkg.sub."``: a module of the set followed by a dot."""
         return value.endswith(".") and not value.endswith("..") and value[:-1] in self.modules
 
-    def _is_module_reference(self, path: str, has_attr: bool) -> bool:
+    def _is_module_reference(self, path: str, has_attr: bool, bound: bool = True) -> bool:
         """True when the path is a module of the set (``mod``, ``mod:x``) or a name bound at
         module level in one (``mod.Name``): ``"pkg.png"`` under a package that binds no
         ``png`` is a file name."""
@@ -155,7 +168,7 @@ class StringRules:
         if parent not in self.modules:
             return False
         # A module with no source to read (compiled, no stub) may bind anything.
-        names = None if self.attributes is None else self.attributes.get(parent)
+        names = None if self.attributes is None or not bound else self.attributes.get(parent)
         return names is None or name in names
 
     def unproven(self, value: str) -> bool:
@@ -199,13 +212,22 @@ class StringRules:
         alias = f", {shaded} as {top}" if tail else f" as {top}"
         return match.group(1) + shaded + tail + alias + after
 
-    def embedded_code(self, text: str) -> str | None:
+    def embedded_code(self, text: str, value: str | None = None) -> str | None:
         """``code`` for a string that starts with an import statement, and for every import
         statement embedded further in it (``"<%! from pkg.x import y %>"``, a template's
-        lines): each is rewritten as the statement it is."""
+        lines): each is rewritten as the statement it is. A statement at a line start
+        counts inside a template block, or when the whole string (``value``, the literal's
+        value when ``text`` is its source) is Python code: a message that shows an import
+        to type is prose."""
         new, changed = text, False
+        code: bool | None = None
         for match in reversed(list(EMBEDDED.finditer(text))):
             start = match.start("stmt")
+            if match.group(0)[:1] in ("\n", "\\") and not _in_block(text, match.start()):
+                if code is None:
+                    code = _parses(text if value is None else value)
+                if not code:
+                    continue
             statement = self.code(new[start:])
             if statement is not None:
                 new, changed = new[:start] + statement, True
@@ -226,3 +248,20 @@ class StringRules:
         if shaded is None:
             return None
         return shaded + value.strip()[len(req.name) :]
+
+
+def _in_block(text: str, pos: int) -> bool:
+    """Whether ``pos`` lies inside an open template block (``<%`` or ``{%`` not closed)."""
+    opener = max(text.rfind("<%", 0, pos), text.rfind("{%", 0, pos))
+    closer = max(text.rfind("%>", 0, pos), text.rfind("%}", 0, pos))
+    return opener > closer
+
+
+def _parses(value: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(textwrap.dedent(value))
+    except (SyntaxError, ValueError):
+        return False
+    return True

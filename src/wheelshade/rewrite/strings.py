@@ -20,6 +20,7 @@ from wheelshade.rewrite.names import ImportAliases
 from wheelshade.rewrite.rules import (
     DIST_CALLS,
     DOTTED,
+    ENTRY_POINT_CALLS,
     FIRST_ARG_CALLS,
     MODULE_CALLS,
     MODULE_METHODS,
@@ -108,6 +109,12 @@ class StringRenamer(LeanTransformer):
         if isinstance(node.value, cst.SimpleString | cst.ConcatenatedString):
             self._mark(node.value, "skip")
 
+    def visit_Assign(self, node: cst.Assign) -> None:
+        # ``__doc__ = """..."""`` is a docstring too.
+        if any(isinstance(t.target, cst.Name) and t.target.value == "__doc__"
+               for t in node.targets):
+            self._mark(node.value, "skip")
+
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         head = literal_head(node)
         if head is not None:
@@ -136,6 +143,8 @@ class StringRenamer(LeanTransformer):
             role = "module"
         elif names & DIST_CALLS:
             role = "dist"
+        elif names & ENTRY_POINT_CALLS:
+            role = "group"
         elif (
             isinstance(func, cst.Attribute)
             and func.attr.value in SYS_MODULES_METHODS
@@ -219,18 +228,20 @@ class StringRenamer(LeanTransformer):
             return updated_node
         body = plain_text(updated_node)
         if body is None:
-            # Escapes later in the text (``"from jinja2 import x\n"``) do not matter to
-            # the imports in it, which are all a code string can have renamed.
-            start = len(updated_node.prefix) + len(updated_node.quote)
-            text = updated_node.value[start : -len(updated_node.quote)]
-            new_code = self._rules.embedded_code(text) if role == "any" else None
-            if new_code is None:
-                return updated_node
-            return updated_node.with_changes(
-                value=updated_node.value[:start] + new_code + updated_node.quote
-            )
+            return self._code_piece(updated_node) if role == "any" else updated_node
         new = self._rename(body, role, original_node)
         return updated_node if new is None else with_body(updated_node, new)
+
+    def _code_piece(self, node: cst.SimpleString) -> cst.SimpleString:
+        """The imports in a string with escapes: those later in the text (``"from jinja2
+        import x\\n"``) do not matter to the statements, all a code string can have renamed."""
+        start = len(node.prefix) + len(node.quote)
+        text = node.value[start : -len(node.quote)]
+        value = node.evaluated_value
+        new_code = self._rules.embedded_code(text, value) if isinstance(value, str) else None
+        if new_code is None:
+            return node
+        return node.with_changes(value=node.value[:start] + new_code + node.quote)
 
     def _rename(self, body: str, role: str, node: cst.CSTNode) -> str | None:
         """The new text of a string playing ``role``; None (and maybe a finding) if none."""
@@ -241,6 +252,8 @@ class StringRenamer(LeanTransformer):
             return rules.module_path(body, bare=True)
         if role == "dist":
             return rules.dist(body)
+        if role == "group":
+            return rules.module_path(body, bare=False, bound=False)
         if body in self._proven:
             new = rules.module_path(body, bare=True) or rules.module_head(body)
         elif role == "build":  # ``"pkg.sub." + name``: a name under a package of the set
@@ -276,12 +289,11 @@ class StringRenamer(LeanTransformer):
         if role == "skip" or self._annotations:
             return updated_node
         texts = [b for b in bodies if b is not None]
-        if len(texts) != len(bodies):
-            return updated_node
-        whole = "".join(texts)
-        new = self._rename(whole, role, original_node)
+        new = self._rename("".join(texts), role, original_node) if (
+            len(texts) == len(bodies)) else None
         if new is None:
-            return updated_node
+            return self._code_pieces(updated_node) if role == "any" else updated_node
+        whole = "".join(texts)
         # Where the change lies: it must fall inside one piece to be written back.
         same = 0
         while same < min(len(whole), len(new)) and whole[same] == new[same]:
@@ -298,7 +310,21 @@ class StringRenamer(LeanTransformer):
                 assert isinstance(new_node, cst.ConcatenatedString)
                 return new_node
             offset += len(text)
-        return updated_node
+        return self._code_pieces(updated_node)  # changes in several pieces
+
+    def _code_pieces(self, node: cst.ConcatenatedString) -> cst.ConcatenatedString:
+        """Whole statements of code in each piece, piece by piece (``("import a\\n"
+        "import b\\n")``): the only rename that may span pieces."""
+        parts: list[cst.BaseExpression] = []
+        for part in (node.left, node.right):
+            if isinstance(part, cst.ConcatenatedString):
+                part = self._code_pieces(part)
+            elif isinstance(part, cst.SimpleString) and "b" not in part.prefix.lower():
+                part = self._code_piece(part)
+            parts.append(part)
+        if parts[0] is node.left and parts[1] is node.right:
+            return node
+        return node.with_changes(left=parts[0], right=parts[1])
 
     def leave_FormattedString(
         self, original_node: cst.FormattedString, updated_node: cst.FormattedString
