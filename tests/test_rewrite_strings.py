@@ -551,6 +551,20 @@ def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
      '    return name.startswith("flask.")\n',
      'def f(frame):\n    name = frame.f_globals.get("__name__") or ""\n'
      f'    return name.startswith("{S}.")\n'),
+    # A submodule prefix names a module of the set; the top-level one alone proves nothing.
+    ('alias = alias.removeprefix("flask.json.")\n',
+     f'alias = alias.removeprefix("{S}.json.")\n'),
+    # The import protocol: a finder's first argument is a module's full name.
+    ('class Hook:\n    def find_module(self, fullname, path=None):\n'
+     '        if fullname.startswith("flask.") and fullname != "flask.ext.X":\n'
+     '            return self\n',
+     'class Hook:\n    def find_module(self, fullname, path=None):\n'
+     f'        if fullname.startswith("{S}.") and fullname != "{S}.ext.X":\n'
+     '            return self\n'),
+    ('import sys\nfor name, mod in list(sys.modules.items()):\n'
+     '    if name[:6] == "flask.":\n        pass\n',
+     'import sys\nfor name, mod in list(sys.modules.items()):\n'
+     f'    if name[:6] == "{S}.":\n        pass\n'),
 ])
 def test_more_evidence_and_code(before: str, after: str | None) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)

@@ -23,6 +23,8 @@ from wheelshade.rewrite.rules import MODULE_CALLS, MODULE_METHODS
 _NAME_ATTRS = frozenset({"__name__", "__module__", "__package__"})
 _PART_METHODS = frozenset({"split", "rsplit", "partition", "rpartition", "strip", "lower"})
 _CHECK_METHODS = frozenset({"startswith", "removeprefix", "replace", "find", "index"})
+#: The import protocol's finder and loader methods take a module's full name first.
+_IMPORTER_METHODS = frozenset({"find_spec", "find_module", "load_module"})
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
 
 
@@ -39,7 +41,12 @@ def proven_strings(
         return {}
     found: dict[int, set[str]] = {}
     for scope in _scopes(tree):
-        _Scope(list(_nodes(scope)), aliases, found).run()
+        checker = _Scope(list(_nodes(scope)), aliases, found)
+        if isinstance(scope, ast.FunctionDef) and scope.name in _IMPORTER_METHODS:
+            params = [a.arg for a in (*scope.args.posonlyargs, *scope.args.args)]
+            checker.valued.update(params[1:2] if params[:1] in (["self"], ["cls"])
+                                  else params[:1])
+        checker.run()
     return {line: frozenset(values) for line, values in found.items()}
 
 
@@ -212,7 +219,7 @@ def _iterates_modules(node: ast.AST, aliases: ImportAliases) -> bool:
     if isinstance(node, ast.Call):
         if isinstance(node.func, ast.Attribute) and node.func.attr in ("keys", "items"):
             return _is_sys_modules(node.func.value, aliases)
-        return bool(node.args) and _is_sys_modules(node.args[0], aliases)
+        return bool(node.args) and _iterates_modules(node.args[0], aliases)
     return _is_sys_modules(node, aliases)
 
 

@@ -130,12 +130,13 @@ class StringRules:
     ) -> str | None:
         """Rename a dotted path; ``bare`` allows a lone top-level name (call contexts).
 
-        With ``prefix``, a package prefix ending in a dot (``"pip._vendor." + name``)
-        counts when the package is a module of the set: it is how code builds submodule
-        names at run time. A prefix that is only checked against (``k.startswith("pkg.")``)
-        is a module name only when the checked value is one: the caller decides.
+        A package prefix ending in a dot (``"pip._vendor." + name``) counts when the
+        package is a module of the set: it is how code builds submodule names at run time.
+        A top-level one (``"pkg."``) may as well be checked against configuration keys
+        (``k.startswith("pkg.")``): it counts only with ``prefix`` (the caller has the
+        evidence), as a bare ``"pkg"`` does only with ``bare``.
         """
-        if prefix and self.is_package_prefix(value):
+        if self.is_package_prefix(value) and (prefix or "." in value[:-1]):
             package = rename_module(value[:-1], self.imports)
             if package is not None:
                 return package + "."
@@ -175,7 +176,7 @@ class StringRules:
         """A string shaped like a module path under a module of the set that no evidence
         shows to be one (``"pkg.png"``, a checked prefix ``"pkg."``)."""
         if self.is_package_prefix(value):
-            return True
+            return "." not in value[:-1]
         match = DOTTED.match(value)
         return bool(match and match.group(2) is None and "." in value
                     and value.rpartition(".")[0] in self.modules)
