@@ -19,7 +19,7 @@ def test_module_level_bindings_only() -> None:
         "n: int = 4\no, p = 1, 2\nq == r\n"
     )
     assert bound_names(source) == frozenset(
-        {"a", "c", "d", "e", "osp", "f", "g", "i", "K", "__all__", "m", "n", "o", "p"}
+        {"a", "c", "d", "e", "^json", "osp", "f", "g", "i", "K", "__all__", "m", "n", "o", "p"}
     )
 
 
@@ -29,8 +29,13 @@ def test_star_imports_are_followed_and_unknowable_modules_left_open(tmp_path: Pa
         "pkg/models/__init__.py": "from .fields import *\n",
         "pkg/models/fields.py": "class AutoField:\n    pass\n",
         "pkg/lazy.py": "def __getattr__(name):\n    return name\n",
+        "pkg/sub.py": "import json\nX = 1\n",
+        "solo/__init__.py": "import json\nX = 1\n",
     })
     names = set_attributes([(wheel, "sha")])
     assert names["pkg.models"] == frozenset({"AutoField"})
     assert "pkg" not in names  # star-imports os.path: its names cannot be known
     assert "pkg.lazy" not in names  # __getattr__: any name
+    # A plain import binds a name in a submodule, not in a top-level package ("solo.json").
+    assert names["pkg.sub"] == frozenset({"json", "X"})
+    assert names["solo"] == frozenset({"X"})

@@ -14,10 +14,13 @@ from helpers import Venv, make_wheel, wheelshade
 #: One package, two versions: each string below looks like a module path of it.
 SOURCES = {
     "strpkg/__init__.py": '''
+        import json
+
         from ._loader import load
 
         VERSION = "{v}"
         ICON = "strpkg.png"  # class 1: a resource file named after its package
+        CONFIG = "strpkg.json"  # the same, though the package binds a name json
         HELP = ("see the plugins in " "strpkg.plugins")  # class 6: one string, prose
         plugins = load("strpkg.plugins")  # class 3: the helper checks the bare name
 
@@ -25,6 +28,11 @@ SOURCES = {
         def icon():
             from importlib import resources
             return resources.files(__name__).joinpath(ICON).read_text()
+
+
+        def config():
+            from importlib import resources
+            return json.loads(resources.files(__name__).joinpath(CONFIG).read_text())
 
 
         def options(conf):  # class 2: a prefix check over keys that are no module names
@@ -35,6 +43,7 @@ SOURCES = {
             return out
     ''',
     "strpkg/strpkg.png": "icon {v}",
+    "strpkg/strpkg.json": '{{"version": "{v}"}}',
     "strpkg/_loader.py": '''
         import importlib
 
@@ -96,6 +105,7 @@ from strpkg import runtests as new_runtests, templates as new_templates
 ids, ok = runtests.run()
 print(json.dumps({{
     "icon": [old.icon(), strpkg.icon()],
+    "config": [old.config(), strpkg.config()],
     "options": old.options({{"strpkg.debug": 1, "other": 2}}),
     "plugins": [old.plugins.NAME, strpkg.plugins.NAME],
     "help": old.HELP,
@@ -130,6 +140,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, object]
 def test_every_role_runs_its_own_version(results: tuple[dict[str, object], str]) -> None:
     data, top = results
     assert data["icon"] == ["icon 1.0", "icon 2.0"]  # class 1: the file is found
+    assert data["config"] == [{"version": "1.0"}, {"version": "2.0"}]
     assert data["options"] == {"debug": 1}  # class 2: the option is not dropped
     assert data["plugins"] == ["plugins-1.0", "plugins-2.0"]  # class 3: both halves move
     assert data["help"] == "see the plugins in strpkg.plugins"  # class 6: prose stays

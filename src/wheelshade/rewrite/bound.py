@@ -4,10 +4,9 @@ string ``"pkg.mod.Name"`` refers to something ``pkg.mod`` defines.
 A line scan, not a parse: planning reads every source of the set once (sympy's 1,500
 modules), and the stdlib parser would cost seconds there. A statement at column 0 (or at
 the first indentation of a top-level ``if``/``try``/``with`` block) that binds a name
-(``def``, ``class``, an assignment, an import with or without ``as``) counts, and so do the
-strings of ``__all__``. A plain ``import json`` binds a module of another package: a string
-``"pkg.json"`` is far more often a file name than a reference to that binding, so it does
-not count.
+(``def``, ``class``, an assignment, an import) counts, and so do the strings of ``__all__``.
+A plain ``import json`` counts only in a submodule: in a top-level package a string
+``"pkg.json"`` is far more often a file named after the package than that binding.
 """
 
 from __future__ import annotations
@@ -30,11 +29,15 @@ _ASSIGN = re.compile(r"(\w+(?:\s*,\s*\w+)*)\s*(?::[^=\n]*)?=(?!=)")
 _STAR = re.compile(r"from\s+(\.*[\w.]*)\s+import\s+\*")
 _FROM = re.compile(r"from\s+[\w.]+\s+import\s+(\([^)]*\)|(?:[^\n#;\\]|\\\n)*)")
 _IMPORT_AS = re.compile(r"import\s+[\w.]+\s+as\s+(\w+)")
+_IMPORT = re.compile(r"import\s+(\w+)")
 _ALIAS = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
 _ALL = re.compile(r"^__all__\s*(?:\+?=|\.extend\(|:[^=\n]*=)\s*[\[(]([^\])]*)", re.M)
 _QUOTED = re.compile(r"['\"](\w+)['\"]")
 #: Marks ``from X import *`` in a module's names: X's names are its names too.
 _STAR_MARK = "*"
+#: Marks a plain ``import json``: a name of a submodule, but not of a top-level package,
+#: where ``"pkg.json"`` is far more often a file named after the package.
+_PLAIN_MARK = "^"
 _BLOCK = r"(?:if|elif|else|try|except|finally|with)\b"
 #: A column-0 statement that can bind a name, or opens a block whose body can.
 _TOP = re.compile(
@@ -76,6 +79,8 @@ def _bind(text: str, pos: int, found: set[str]) -> None:
             found.add(alias.group(2) or alias.group(1))
     elif match := _IMPORT_AS.match(text, pos):
         found.add(match.group(1))
+    elif match := _IMPORT.match(text, pos):
+        found.add(_PLAIN_MARK + match.group(1))
     elif match := _ASSIGN.match(text, pos):
         found.update(n.strip() for n in match.group(1).split(","))
 
@@ -146,8 +151,10 @@ def _resolve(
     if module in seen:
         return frozenset()
     seen.add(module)
-    out = {n for n in names if not n.startswith(_STAR_MARK)}
-    for star in names - out:
+    out = {n for n in names if not n.startswith((_STAR_MARK, _PLAIN_MARK))}
+    if "." in module:
+        out.update(n[1:] for n in names if n.startswith(_PLAIN_MARK))
+    for star in (n for n in names if n.startswith(_STAR_MARK)):
         inner = _resolve(star[1:], merged, seen)
         if inner is None:
             return None
