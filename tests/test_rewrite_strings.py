@@ -17,6 +17,11 @@ RULES = StringRules(
         {"flask", "flask.json", "flask.app", "flask.cli", "jinja2", "jinja2.ext", "jinja2.runtime"}
     ),
     {"flask": "flask-0-12-4-abcd1234", "jinja2": "jinja2-2-11-3-abcd1234"},
+    # What each module binds at module level (``bound.py``): ``"flask.png"`` is no name.
+    {"flask": frozenset({"request_ctx", "Flask"}), "flask.json": frozenset({"dumps"}),
+     "flask.app": frozenset({"Flask"}), "flask.cli": frozenset({"main"}),
+     "jinja2": frozenset({"Template"}), "jinja2.ext": frozenset({"autoescape", "with_", "do"}),
+     "jinja2.runtime": frozenset({"Context"})},
 )
 
 CASES: list[tuple[str, str, str]] = [
@@ -183,8 +188,8 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "package-prefix-for-run-time-names",
-        'name = "flask.json." + sub\nrest = mod[len("jinja2."):]\n',
-        f'name = "{S}.json." + sub\nrest = mod[len("{J}."):]\n',
+        'name = "flask.json." + sub\nrest = mod.__name__[len("jinja2."):]\n',
+        f'name = "{S}.json." + sub\nrest = mod.__name__[len("{J}."):]\n',
     ),
     (
         "fstring-package-prefix-anywhere",
@@ -196,6 +201,24 @@ CASES: list[tuple[str, str, str]] = [
     ("bare-name-elsewhere", 'KEY = {"flask": 1}\n', None),
     ("not-a-module-of-the-set", 'env = {"jinja2.x.y": 1, "flask.a.b.c": 2}\n', None),
     ("module-plus-one-attribute", 'KEY = "flask.request_ctx"\n', f'KEY = "{S}.request_ctx"\n'),
+    # Class 1: a resource file named after its package is no module path.
+    ("resource-file-named-after-package", 'ICON = "flask.png"\nDATA = "jinja2.ext.json"\n', None),
+    ("resource-file-in-a-call", 'open_resource("flask.json.gz")\n', None),
+    # Class 2: a prefix checked against keys that are not module names.
+    (
+        "prefix-check-on-config-keys",
+        'for k, v in conf.items():\n    if k.startswith("flask."):\n'
+        '        opts[k[len("flask."):]] = v\n',
+        None,
+    ),
+    # Class 6: an implicitly concatenated literal is one string.
+    ("concatenated-prose", 'msg = ("see the module " "flask.json")\n', None),
+    ("concatenated-path", 'name = ("flask." "json")\n', f'name = ("{S}." "json")\n'),
+    (
+        "concatenated-module-call",
+        'import importlib\nimportlib.import_module("jinja2" ".ext")\n',
+        f'import importlib\nimportlib.import_module("{J}" ".ext")\n',
+    ),
     ("other-package", 'x = "flaskext.cache"\ny = "flask_login.utils"\n', None),
     ("prefix-of-no-module", 'p = "flask.nosuch."\nq = "werkzeug."\n', None),
     ("prose", 'msg = "flask.json is deprecated, use json"\n', None),
@@ -412,3 +435,145 @@ def test_strings_compared_with_or_keyed_by_a_module_name_are_module_names(
 ) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
     assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # Class 3: the package's own helper checks the (renamed) module paths it imports.
+    ('import importlib\ndef load(path):\n    parts = path.split(".")\n'
+     '    if parts[0] != "flask":\n        raise ImportError(path)\n'
+     '    return importlib.import_module(path)\n',
+     'import importlib\ndef load(path):\n    parts = path.split(".")\n'
+     f'    if parts[0] != "{S}":\n        raise ImportError(path)\n'
+     '    return importlib.import_module(path)\n'),
+    ('def load(path):\n    if path.split(".")[0] == "flask":\n        return __import__(path)\n',
+     f'def load(path):\n    if path.split(".")[0] == "{S}":\n        return __import__(path)\n'),
+    ('from importlib import import_module\ndef load(path):\n'
+     '    if not path.startswith("flask."):\n        raise ValueError(path)\n'
+     '    return import_module(path)\n',
+     'from importlib import import_module\ndef load(path):\n'
+     f'    if not path.startswith("{S}."):\n        raise ValueError(path)\n'
+     '    return import_module(path)\n'),
+    # Names read from sys.modules and __name__ are module names.
+    ('import sys\nfor name in list(sys.modules):\n    if name.startswith("flask."):\n'
+     '        del sys.modules[name]\n',
+     f'import sys\nfor name in list(sys.modules):\n    if name.startswith("{S}."):\n'
+     '        del sys.modules[name]\n'),
+    ('def f():\n    head, _, _ = __name__.partition(".")\n    return head == "flask"\n',
+     f'def f():\n    head, _, _ = __name__.partition(".")\n    return head == "{S}"\n'),
+    # Class 2: the same shapes over values that are not module names stay.
+    ('def opts(conf):\n    out = {}\n    for k, v in conf.items():\n'
+     '        if k.startswith("flask."):\n            out[k[len("flask."):]] = v\n'
+     '    return out\n', None),
+    ('def check(key):\n    parts = key.split(".")\n    return parts[0] == "flask"\n', None),
+    # A module name in one function says nothing of a same-named variable in another.
+    ('import importlib\ndef a(path):\n    return importlib.import_module(path)\n'
+     'def b(path):\n    return path.startswith("flask.")\n', None),
+])
+def test_a_checked_name_is_a_module_name_when_the_checked_value_is_one(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="flask/m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+def test_unproven_module_paths_are_reported() -> None:
+    source = (b'ICON = "flask.png"\nfor k in conf:\n    if k.startswith("flask."):\n'
+              b'        pass\nOK = "flask.json"\n')
+    result = rewrite_file(source, MAPPING, path="m.py", strings=RULES)
+    assert result.new == source.replace(b'"flask.json"', f'"{S}.json"'.encode())
+    assert [(f.line, f.code.value) for f in result.findings] == [
+        (1, "unproven-module-path"), (3, "unproven-module-path")]
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # Class 5: Python imports embedded in template strings (Mako blocks, template lines).
+    ('T = """<%! from flask.json import dumps %>\n${dumps(x)}"""\n',
+     f'T = """<%! from {S}.json import dumps %>\n${{dumps(x)}}"""\n'),
+    ('T = "<%!\\n    import flask\\n%>${flask.x}"\n',
+     f'T = "<%!\\n    import {S} as flask\\n%>${{flask.x}}"\n'),
+    ('T = """\n<%!\n  from jinja2.ext import do\n  import flask.json\n%>\n"""\n',
+     f'T = """\n<%!\n  from {J}.ext import do\n  import {S}.json, {S} as flask\n%>\n"""\n'),
+    ('T = "<% from jinja2 import x %> and {% import flask %}"\n',
+     f'T = "<% from {J} import x %> and {{% import {S} as flask %}}"\n'),
+    # Prose that mentions an import is no statement.
+    ('msg = "to use it, import flask first"\n', None),
+    ('msg = """Usage: then from flask import x.\nimport flask is needed by"""\n', None),
+    ('T = "<%! from flaskext import y %>"\n', None),
+])
+def test_imports_embedded_in_template_strings(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # Class 6: test loaders and importorskip take module names, built ones too.
+    ('import unittest\ns = unittest.TestLoader().loadTestsFromNames(\n'
+     '    ["flask.tests.%s" % m for m in MODS])\n',
+     f'import unittest\ns = unittest.TestLoader().loadTestsFromNames(\n'
+     f'    ["{S}.tests.%s" % m for m in MODS])\n'),
+    ('loader.loadTestsFromName("flask.tests.{}".format(name))\n',
+     f'loader.loadTestsFromName("{S}.tests.{{}}".format(name))\n'),
+    ('loader.loadTestsFromNames(("flask.tests.test_a", "jinja2.tests"))\n',
+     f'loader.loadTestsFromNames(("{S}.tests.test_a", "{J}.tests"))\n'),
+    ('import pytest\nflask = pytest.importorskip("flask", reason="flask")\n',
+     f'import pytest\nflask = pytest.importorskip("{S}", reason="flask")\n'),
+    ('import unittest\ndef suite():\n    names = ["flask.tests.%s" % m for m in MODS]\n'
+     '    return unittest.TestLoader().loadTestsFromNames(names)\n',
+     f'import unittest\ndef suite():\n    names = ["{S}.tests.%s" % m for m in MODS]\n'
+     '    return unittest.TestLoader().loadTestsFromNames(names)\n'),
+])
+def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # An entry-point group is named after its package: renamed as always (the package's
+    # entry_points.txt sections move with it).
+    ('import pkg_resources\nfor ep in pkg_resources.iter_entry_points("flask.commands"):\n'
+     '    pass\n',
+     'import pkg_resources\nfor ep in pkg_resources.iter_entry_points('
+     f'"{S}.commands"):\n    pass\n'),
+    # ``__doc__ = ...`` is a docstring; a message showing an import to type is prose.
+    ('__doc__ = """Example:\n\nfrom flask import json\n"""\n', None),
+    ('warn("""The module moved. Use instead:\n    from flask import json\n""")\n', None),
+    # Code pieces of a concatenation are rewritten piece by piece.
+    ('setup = ("import flask\\n"\n         "import jinja2.ext\\n")\n',
+     f'setup = ("import {S} as flask\\n"\n         "import {J}.ext, {J} as jinja2\\n")\n'),
+    # A value that reaches an import through "%s.base" % v, and f_globals.get("__name__").
+    ('from importlib import import_module\ndef load(name):\n'
+     '    if name == "flask.old":\n        name = "flask.json"\n'
+     '    return import_module("%s.base" % name)\n',
+     'from importlib import import_module\ndef load(name):\n'
+     f'    if name == "{S}.old":\n        name = "{S}.json"\n'
+     '    return import_module("%s.base" % name)\n'),
+    ('def f(frame):\n    name = frame.f_globals.get("__name__") or ""\n'
+     '    return name.startswith("flask.")\n',
+     'def f(frame):\n    name = frame.f_globals.get("__name__") or ""\n'
+     f'    return name.startswith("{S}.")\n'),
+    # A submodule prefix names a module of the set; the top-level one alone proves nothing.
+    ('alias = alias.removeprefix("flask.json.")\n',
+     f'alias = alias.removeprefix("{S}.json.")\n'),
+    # The import protocol: a finder's first argument is a module's full name.
+    ('class Hook:\n    def find_module(self, fullname, path=None):\n'
+     '        if fullname.startswith("flask.") and fullname != "flask.ext.X":\n'
+     '            return self\n',
+     'class Hook:\n    def find_module(self, fullname, path=None):\n'
+     f'        if fullname.startswith("{S}.") and fullname != "{S}.ext.X":\n'
+     '            return self\n'),
+    ('import sys\nfor name, mod in list(sys.modules.items()):\n'
+     '    if name[:6] == "flask.":\n        pass\n',
+     'import sys\nfor name, mod in list(sys.modules.items()):\n'
+     f'    if name[:6] == "{S}.":\n        pass\n'),
+])
+def test_more_evidence_and_code(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+def test_many_unproven_paths_in_one_file_are_counted_in_one_finding() -> None:
+    source = "".join(f'X{i} = "flask.file{i}"\n' for i in range(10)).encode()
+    result = rewrite_file(source, MAPPING, path="m.py", strings=RULES)
+    assert result.new is None
+    assert [f.line for f in result.findings] == [1, 2, 3, 4]
+    assert result.findings[-1].message.startswith("7 more strings")

@@ -26,7 +26,8 @@ def tree(tmp_path: Path) -> Path:
     with (root / "pyproject.toml").open("a") as f:
         f.write('\n[project.entry-points."app.plugins"]\nloud = "greet.plugins:loud"\n')
     (root / "oldapp" / "strings.py").write_text(
-        "import importlib\nPLUGIN = 'greet.core:hello'\n"
+        "import importlib\nPLUGIN = 'greet.core:hello'\nICON = 'greet.png'\n"
+        "HELLO = 'greet.core.hello'\n"
         "def load():\n    return importlib.import_module('greet.sub')\n"
     )
     return root
@@ -57,6 +58,9 @@ def test_rewrite_from_shaded_wheels_and_check(
     assert f"import {greet} as greet\n" in (tree / "oldapp" / "__init__.py").read_text()
     strings = (tree / "oldapp" / "strings.py").read_text()
     assert f"'{greet}.core:hello'" in strings and f"'{greet}.sub'" in strings
+    # The module-level names of the shaded wheels decide: a file named after the package
+    # stays, a function of one of its modules moves.
+    assert "'greet.png'" in strings and f"'{greet}.core.hello'" in strings
     assert f"hello = {greet}.cli:main" in (tree / "setup.cfg").read_text()
     pyproject = (tree / "pyproject.toml").read_text()
     assert f'loud = "{greet}.plugins:loud"' in pyproject

@@ -17,6 +17,7 @@ from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
 from wheelshade.rewrite import StringRules, mentions, rewrite_file
+from wheelshade.rewrite.bound import set_attributes
 from wheelshade.rewrite.pool import Batch, SourceRewriter
 from wheelshade.timings import Timings
 from wheelshade.wheel.archive import WheelReader
@@ -28,6 +29,7 @@ from wheelshade.wheel.metadata import (
     edit_top_level_txt,
 )
 from wheelshade.wheel.records import RecordEntry, parse_record
+from wheelshade.wheel.summary import Role
 from wheelshade.wheel.writer import RawSource, WheelWriter, wheel_order, zip_timestamp
 
 
@@ -45,8 +47,11 @@ class JobOutcome:
 
 
 def string_rules(plan: ShadePlan) -> StringRules:
+    deps = sorted({(j.summary.path, j.summary.sha256) for j in plan.jobs
+                   if j.summary.role is Role.DEP})
     return StringRules(
-        plan.mapping, plan.modules, {d.original: d.name for d in plan.dists.values()}
+        plan.mapping, plan.modules, {d.original: d.name for d in plan.dists.values()},
+        set_attributes(deps),
     )
 
 

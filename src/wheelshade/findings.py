@@ -11,6 +11,9 @@ class Code(enum.Enum):
     DYNAMIC_NAME = "dynamic-name"
     #: A string that starts with an original name but names no module of the shading set.
     UNRESOLVED_STRING = "unresolved-string"
+    #: A string shaped like a module path of the set (``"pkg.png"``, a checked prefix
+    #: ``"pkg."``) with no evidence that it is one; left unchanged.
+    UNPROVEN_MODULE_PATH = "unproven-module-path"
     #: Compiled code that embeds an original module name as a C string.
     BINARY_NAME = "binary-name"
     #: A ``.pth`` file of a shaded dep, left out.

@@ -14,6 +14,7 @@ from pathlib import Path
 from wheelshade.errors import RewriteError, UsageError
 from wheelshade.findings import Finding
 from wheelshade.rewrite import StringRules, rewrite_file
+from wheelshade.rewrite.bound import set_attributes
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import module_names
 from wheelshade.wheel.metadata import PROVENANCE_FILE, rewrite_object_ref
@@ -45,9 +46,11 @@ class ShadeMap:
     imports: Mapping[str, str]
     modules: frozenset[str] = frozenset()
     dists: Mapping[str, str] = field(default_factory=dict)
+    #: Module -> names bound at its module level (under original names); None if unknown.
+    attributes: Mapping[str, frozenset[str]] | None = None
 
     def rules(self) -> StringRules:
-        return StringRules(self.imports, self.modules, self.dists)
+        return StringRules(self.imports, self.modules, self.dists, self.attributes)
 
 
 def parse_maps(items: Sequence[str]) -> dict[str, str]:
@@ -65,6 +68,7 @@ def map_from_wheels(wheels: Sequence[Path]) -> ShadeMap:
     imports: dict[str, str] = {}
     modules: set[str] = set()
     dists: dict[str, str] = {}
+    shaded: list[tuple[Path, str]] = []
     for path in wheels:
         with WheelReader(path) as reader:
             member = f"{reader.dist_info}/{PROVENANCE_FILE}"
@@ -83,7 +87,14 @@ def map_from_wheels(wheels: Sequence[Path]) -> ShadeMap:
         dists[doc["original"]["name"].lower().replace("_", "-").replace(".", "-")] = doc[
             "distribution"
         ]
-    return ShadeMap(imports, frozenset(modules), dists)
+        shaded.append((path, str(doc["original"]["sha256"])))
+    back = {s: o for o, s in imports.items()}
+    attributes: dict[str, frozenset[str]] = {}
+    for module, bound in set_attributes(shaded).items():
+        top, dot, rest = module.partition(".")
+        if top in back:
+            attributes[back[top] + dot + rest] = bound
+    return ShadeMap(imports, frozenset(modules), dists, attributes)
 
 
 @dataclass(frozen=True)

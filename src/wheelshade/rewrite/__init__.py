@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from wheelshade.findings import Code, Finding
+from wheelshade.rewrite.evidence import proven_strings
 from wheelshade.rewrite.flows import ImportLists, import_lists
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast, package_of
 from wheelshade.rewrite.passes import Passes
@@ -108,7 +109,8 @@ def rewrite_file(
     )
     lists = {line: v for line, v in flows.literals.items() if v & frozenset(mapping)}
     candidates |= set(lists)
-    passes = Passes(mapping, strings, patterns, aliases, lists, path)
+    proven = proven_strings(src.tree, aliases, src.text, mapping) if strings is not None else {}
+    passes = Passes(mapping, strings, patterns, aliases, lists, path, proven)
     lines = list(src.lines)
     findings: list[Finding] = []
     changed = False
@@ -119,9 +121,30 @@ def rewrite_file(
             lines[start:end] = [outcome.new]
             changed = True
     # A loop's import call fed by a literal list is no longer a name computed at run time.
-    findings = [
+    findings = _capped([
         f for f in findings if not (f.code is Code.DYNAMIC_NAME and f.line in flows.calls)
-    ]
+    ])
     if not changed:
         return Rewritten(None, tuple(findings))
     return Rewritten("".join(lines).encode(src.encoding), tuple(findings))
+
+
+#: Unproven module paths listed one by one per file; more are counted in one finding (a
+#: table of names of modules the wheel does not ship can hold hundreds).
+_UNPROVEN_SHOWN = 3
+
+
+def _capped(findings: list[Finding]) -> list[Finding]:
+    unproven = [f for f in findings if f.code is Code.UNPROVEN_MODULE_PATH]
+    if len(unproven) <= _UNPROVEN_SHOWN + 1:
+        return findings
+    rest = unproven[_UNPROVEN_SHOWN:]
+    hidden = {id(f) for f in rest}
+    kept = [f for f in findings if id(f) not in hidden]
+    first = rest[0]
+    kept.append(Finding(
+        first.path, first.line, first.code,
+        f"{len(rest)} more strings from here on look like module paths of the shading set "
+        "with no evidence that they are; left unchanged",
+    ))
+    return kept

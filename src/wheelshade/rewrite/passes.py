@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import functools
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import libcst as cst
 from libcst.metadata import PositionProvider
@@ -52,6 +52,8 @@ class Passes:
     #: First line of a literal list a loop feeds to an import call -> its module names.
     lists: Mapping[int, frozenset[str]]
     path: str
+    #: Line -> strings on it that the module's data flow shows to be module names.
+    proven: Mapping[int, frozenset[str]] = field(default_factory=dict)
 
     def rewrite(self, src: Source, ranges: list[Range]) -> list[tuple[Range, Outcome]]:
         """Rewrite each range; a range that does not parse on its own (it shares a line
@@ -117,7 +119,10 @@ class Passes:
             return None
         if not _exact(module, prefix + text):
             raise _inexact(self.path, start)
-        renamer = StringRenamer(self.strings, self.aliases, listed)
+        proven = frozenset[str]().union(
+            *(v for line, v in self.proven.items() if start <= line < end)
+        )
+        renamer = StringRenamer(self.strings, self.aliases, listed, proven)
         renamed = module.visit(renamer)
         found = _located(module, renamer.findings, self.path, start - prefix.count("\n"))
         changed = renamer.changed

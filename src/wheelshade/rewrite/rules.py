@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 import re
+import textwrap
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -16,6 +19,13 @@ IDENT = r"[A-Za-z_]\w*"
 DOTTED = re.compile(rf"^({IDENT}(?:\.{IDENT})*)(?::({IDENT}(?:\.{IDENT})*))?$")
 #: Code written into a string for a generated module: ``"from jinja2.runtime import "``.
 CODE = re.compile(rf"^(\s*(?:from|import)\s+)({IDENT})(?=[.\s\\'\"]|$)")
+#: An import statement inside a larger string: after a line start (a newline, or an escaped
+#: one in the literal's source) or a template block opener (``<%!``, ``<%``, ``{%``), as a
+#: whole statement (``from D import``, or ``import D`` ending there), never a word in prose.
+EMBEDDED = re.compile(
+    rf"(?:\n|\\n|<%!?|\{{%-?)(?P<stmt>[ \t]*(?:from[ \t]+{IDENT}(?:\.{IDENT})*[ \t]+import[ \t(\\]"
+    rf"|import[ \t]+{IDENT}(?:\.{IDENT})*(?=[ \t]*(?:$|\n|\\|;|,|%>|-?%\}}|as[ \t]))))"
+)
 PLAIN_DOTTED_TAIL = re.compile(rf"(?:\.{IDENT})*")
 PLAIN_DOTTED = re.compile(rf"{IDENT}(?:\.{IDENT})*")
 
@@ -36,6 +46,7 @@ MODULE_CALLS = frozenset(
         "mock.patch",
         "mock.patch.object",
         "unittest.mock.patch",
+        "pytest.importorskip",
         *(
             f"{mod}.{fn}"
             for mod in ("importlib.resources", "importlib_resources")
@@ -83,6 +94,19 @@ DIST_CALLS = frozenset(
         "pkg_resources.working_set.require",
     }
 )
+#: Calls whose string arguments are entry-point group names (``"pkg.plugins"``): named after
+#: a package, not its modules, and renamed as they always were so the package's own
+#: ``entry_points.txt`` sections can move with them.
+ENTRY_POINT_CALLS = frozenset({
+    "pkg_resources.iter_entry_points",
+    "importlib.metadata.entry_points",
+    "importlib_metadata.entry_points",
+})
+#: Module calls whose other arguments are no module names (a reason, a version).
+FIRST_ARG_CALLS = frozenset({"pytest.importorskip"})
+#: Methods whose first argument is a module path or a list of them, whatever the object:
+#: a test loader given ``"pkg.tests.%s" % m`` loads the tests of whichever ``pkg`` is found.
+MODULE_METHODS = frozenset({"loadTestsFromName", "loadTestsFromNames"})
 #: Names that look like modules but are not: a logger named after its package stays.
 SKIP_CALLS = frozenset({"logging.getLogger"})
 SYS_MODULES_METHODS = frozenset({"get", "pop", "setdefault", "__contains__", "__getitem__"})
@@ -97,18 +121,25 @@ class StringRules:
     modules: frozenset[str] = frozenset()
     #: Normalised original distribution name -> shaded distribution name.
     dists: Mapping[str, str] = field(default_factory=dict)
+    #: Module -> the names bound at its module level (``bound.py``); None when unknown,
+    #: and then any name under a module of the set is taken for an attribute of it.
+    attributes: Mapping[str, frozenset[str]] | None = None
 
-    def module_path(self, value: str, *, bare: bool) -> str | None:
+    def module_path(
+        self, value: str, *, bare: bool, prefix: bool = True, bound: bool = True
+    ) -> str | None:
         """Rename a dotted path; ``bare`` allows a lone top-level name (call contexts).
 
-        A package prefix ending in a dot (``"pip._vendor." + name``, ``mod[len("pkg."):]``)
-        counts when the package is a module of the set: it is how code builds submodule
-        names at run time.
+        A package prefix ending in a dot (``"pip._vendor." + name``) counts when the
+        package is a module of the set: it is how code builds submodule names at run time.
+        A top-level one (``"pkg."``) may as well be checked against configuration keys
+        (``k.startswith("pkg.")``): it counts only with ``prefix`` (the caller has the
+        evidence), as a bare ``"pkg"`` does only with ``bare``.
         """
-        if value.endswith(".") and not value.endswith("..") and value[:-1] in self.modules:
-            prefix = rename_module(value[:-1], self.imports)
-            if prefix is not None:
-                return prefix + "."
+        if self.is_package_prefix(value) and (prefix or "." in value[:-1]):
+            package = rename_module(value[:-1], self.imports)
+            if package is not None:
+                return package + "."
         match = DOTTED.match(value)
         if not match:
             return None
@@ -116,17 +147,39 @@ class StringRules:
         renamed = rename_module(path, self.imports)
         if renamed is None:
             return None
-        if not bare and not self._is_module_reference(path, attr is not None):
+        if not bare and not self._is_module_reference(path, attr is not None, bound):
             return None
         return renamed + (f":{attr}" if attr is not None else "")
 
-    def _is_module_reference(self, path: str, has_attr: bool) -> bool:
-        """True when the module part exists in the set (``mod``, ``mod.attr``, ``mod:x``)."""
+    def is_package_prefix(self, value: str) -> bool:
+        """``"pkg."``, ``"pkg.sub."``: a module of the set followed by a dot."""
+        return value.endswith(".") and not value.endswith("..") and value[:-1] in self.modules
+
+    def _is_module_reference(self, path: str, has_attr: bool, bound: bool = True) -> bool:
+        """True when the path is a module of the set (``mod``, ``mod:x``) or a name bound at
+        module level in one (``mod.Name``): ``"pkg.png"`` under a package that binds no
+        ``png`` is a file name."""
         if has_attr:
             return path in self.modules
         if "." not in path:
             return False  # a bare name may be a logger, a dict key, a word: too ambiguous
-        return path in self.modules or path.rpartition(".")[0] in self.modules
+        if path in self.modules:
+            return True
+        parent, _, name = path.rpartition(".")
+        if parent not in self.modules:
+            return False
+        # A module with no source to read (compiled, no stub) may bind anything.
+        names = None if self.attributes is None or not bound else self.attributes.get(parent)
+        return names is None or name in names
+
+    def unproven(self, value: str) -> bool:
+        """A string shaped like a module path under a module of the set that no evidence
+        shows to be one (``"pkg.png"``, a checked prefix ``"pkg."``)."""
+        if self.is_package_prefix(value):
+            return "." not in value[:-1]
+        match = DOTTED.match(value)
+        return bool(match and match.group(2) is None and "." in value
+                    and value.rpartition(".")[0] in self.modules)
 
     def module_head(self, value: str) -> str | None:
         """The leading package of a module name built at run time (``"dateutil.%s"``)."""
@@ -160,6 +213,30 @@ class StringRules:
         alias = f", {shaded} as {top}" if tail else f" as {top}"
         return match.group(1) + shaded + tail + alias + after
 
+    def embedded_code(self, text: str, value: str | None = None) -> str | None:
+        """``code`` for a string that starts with an import statement, and for every import
+        statement embedded further in it (``"<%! from pkg.x import y %>"``, a template's
+        lines): each is rewritten as the statement it is. A statement at a line start
+        counts inside a template block, or when the whole string (``value``, the literal's
+        value when ``text`` is its source) is Python code: a message that shows an import
+        to type is prose."""
+        new, changed = text, False
+        code: bool | None = None
+        for match in reversed(list(EMBEDDED.finditer(text))):
+            start = match.start("stmt")
+            if match.group(0)[:1] in ("\n", "\\") and not _in_block(text, match.start()):
+                if code is None:
+                    code = _parses(text if value is None else value)
+                if not code:
+                    continue
+            statement = self.code(new[start:])
+            if statement is not None:
+                new, changed = new[:start] + statement, True
+        head = self.code(new)
+        if head is not None:
+            new, changed = head, True
+        return new if changed else None
+
     def dist(self, value: str) -> str | None:
         shaded = self.dists.get(canonicalize_name(value))
         if shaded is not None:
@@ -172,3 +249,20 @@ class StringRules:
         if shaded is None:
             return None
         return shaded + value.strip()[len(req.name) :]
+
+
+def _in_block(text: str, pos: int) -> bool:
+    """Whether ``pos`` lies inside an open template block (``<%`` or ``{%`` not closed)."""
+    opener = max(text.rfind("<%", 0, pos), text.rfind("{%", 0, pos))
+    closer = max(text.rfind("%>", 0, pos), text.rfind("%}", 0, pos))
+    return opener > closer
+
+
+def _parses(value: str) -> bool:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ast.parse(textwrap.dedent(value))
+    except (SyntaxError, ValueError):
+        return False
+    return True

@@ -104,6 +104,9 @@ class Patterns:
     quoted: re.Pattern[str]  # a quote opening a string that names a shaded module or dist
     words_b: _WordStart[bytes]
     quoted_b: re.Pattern[bytes]
+    #: An import statement of a shaded name inside a larger string (a template's block, an
+    #: escaped line start); a real line start counts only in a statement with a long string.
+    embedded: re.Pattern[str] | None = None
 
     @staticmethod
     @functools.lru_cache(maxsize=64)
@@ -117,7 +120,12 @@ class Patterns:
             named += r"|(?i:(?:" + "|".join(spellings) + r")\b)"
         quoted = rf"['\"](?:{named})"
         words, words_b = _word_start(alternatives, [name[:1] for name in names])
-        return Patterns(words, re.compile(quoted), words_b, re.compile(quoted.encode()))
+        embedded = re.compile(
+            r"(<%!?|\{%-?|\\n|\n)[ \t]*(?:from|import)[ \t]+" + alternatives
+        )
+        return Patterns(
+            words, re.compile(quoted), words_b, re.compile(quoted.encode()), embedded
+        )
 
     def candidate(self, source: bytes, with_strings: bool) -> bool:
         """Whether a file can need a change: it names a shaded module somewhere."""
@@ -131,6 +139,15 @@ class Patterns:
             self.quoted.search(text) is not None
             or _CALL_SEARCH.search(text)
             or _SYS_MODULES.search(text)
+            or self._embedded_in(text)
+        )
+
+    def _embedded_in(self, text: str) -> bool:
+        if self.embedded is None:
+            return False
+        long_string = '"""' in text or "'''" in text
+        return any(
+            m.group(1) != "\n" or long_string for m in self.embedded.finditer(text)
         )
 
     def candidate_lines(self, lines: Sequence[str], with_strings: bool) -> set[int]:

@@ -2,84 +2,33 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable
-
 import libcst as cst
 
 from wheelshade.findings import Code
 from wheelshade.naming import rename_module
 from wheelshade.rewrite.lean import LeanTransformer
+from wheelshade.rewrite.literals import (
+    elements,
+    is_module_name,
+    literal_head,
+    literals,
+    pieces,
+    plain_text,
+    with_body,
+)
 from wheelshade.rewrite.names import ImportAliases
 from wheelshade.rewrite.rules import (
     DIST_CALLS,
     DOTTED,
-    IDENT,
+    ENTRY_POINT_CALLS,
+    FIRST_ARG_CALLS,
     MODULE_CALLS,
+    MODULE_METHODS,
     PLAIN_DOTTED,
     SKIP_CALLS,
     SYS_MODULES_METHODS,
     StringRules,
 )
-
-
-def _literal_head(node: cst.BaseExpression) -> cst.SimpleString | None:
-    """The literal a module name is built from: ``"pkg.%s" % m``, ``"pkg." + m``,
-    ``"pkg.{}".format(m)``; None unless its text starts with a dotted prefix."""
-    head: cst.BaseExpression | None = None
-    if isinstance(node, cst.BinaryOperation) and isinstance(node.operator, cst.Modulo | cst.Add):
-        head = node.left
-    elif (
-        isinstance(node, cst.Call)
-        and isinstance(node.func, cst.Attribute)
-        and node.func.attr.value == "format"
-    ):
-        head = node.func.value
-    if not isinstance(head, cst.SimpleString):
-        return None
-    body = _plain_text(head)
-    if body is None or not re.match(rf"{IDENT}(?:\.{IDENT})*\.", body):
-        return None
-    return head
-
-
-_NAME_ATTRS = frozenset({"__name__", "__module__"})
-
-
-def _is_module_name(node: cst.BaseExpression) -> bool:
-    """``x.__name__``, ``x.__module__``, ``x["__name__"]`` or ``x.get("__name__", ...)``."""
-    if isinstance(node, cst.Attribute):
-        return node.attr.value in _NAME_ATTRS
-    key: cst.BaseExpression | None = None
-    if isinstance(node, cst.Subscript) and len(node.slice) == 1:
-        index = node.slice[0].slice
-        key = index.value if isinstance(index, cst.Index) else None
-    elif (isinstance(node, cst.Call) and isinstance(node.func, cst.Attribute)
-          and node.func.attr.value == "get" and node.args):
-        key = node.args[0].value
-    return isinstance(key, cst.SimpleString) and _plain_text(key) in _NAME_ATTRS
-
-
-def _literals(node: cst.BaseExpression) -> list[cst.SimpleString]:
-    """A string literal, or the string elements of a literal tuple, list or set."""
-    if isinstance(node, cst.SimpleString):
-        return [node]
-    if isinstance(node, cst.Tuple | cst.List | cst.Set):
-        return [e.value for e in node.elements if isinstance(e.value, cst.SimpleString)]
-    return []
-
-
-def _plain_text(node: cst.SimpleString) -> str | None:
-    """The literal's body when it holds no escapes, so body and value are the same text."""
-    if "b" in node.prefix.lower() or "\\" in node.value:
-        return None
-    return node.value[len(node.prefix) + len(node.quote) : -len(node.quote)]
-
-
-def _with_body(node: cst.SimpleString, body: str) -> cst.SimpleString:
-    if node.quote in body:
-        return node
-    return node.with_changes(value=f"{node.prefix}{node.quote}{body}{node.quote}")
 
 
 class StringRenamer(LeanTransformer):
@@ -98,12 +47,15 @@ class StringRenamer(LeanTransformer):
         rules: StringRules,
         aliases: ImportAliases,
         import_list: frozenset[str] = frozenset(),
+        proven: frozenset[str] = frozenset(),
     ) -> None:
         super().__init__()
         self._rules = rules
         self._aliases = aliases
         #: Strings of a tuple/list literal that a loop feeds to an import call (see flows).
         self._import_list = import_list
+        #: Strings the module's data flow shows to be module names (see evidence).
+        self._proven = proven
         self._role: dict[cst.CSTNode, str] = {}
         self._annotations = 0
         #: Findings with the node they are about; the caller turns nodes into lines.
@@ -118,7 +70,7 @@ class StringRenamer(LeanTransformer):
             isinstance(node, cst.FormattedString)
             and bool(node.parts)
             and isinstance(node.parts[0], cst.FormattedStringText)
-        ) or _literal_head(node) is not None
+        ) or literal_head(node) is not None
         if not literal:
             self._report(
                 node,
@@ -131,10 +83,10 @@ class StringRenamer(LeanTransformer):
         return self._aliases.qualify(node)
 
     def _mark(self, node: cst.CSTNode, role: str) -> None:
-        if isinstance(node, cst.SimpleString | cst.FormattedString):
+        if isinstance(node, cst.SimpleString | cst.FormattedString | cst.ConcatenatedString):
             self._role.setdefault(node, role)
         elif role == "module" and isinstance(node, cst.BaseExpression):
-            head = _literal_head(node)
+            head = literal_head(node)
             if head is not None:
                 self._role.setdefault(head, "module-head")
 
@@ -154,18 +106,45 @@ class StringRenamer(LeanTransformer):
 
     def visit_Expr(self, node: cst.Expr) -> None:
         # A bare string statement is a docstring or a comment in disguise: prose, not code.
-        if isinstance(node.value, cst.SimpleString):
+        if isinstance(node.value, cst.SimpleString | cst.ConcatenatedString):
             self._mark(node.value, "skip")
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        # ``__doc__ = """..."""`` is a docstring too.
+        if any(isinstance(t.target, cst.Name) and t.target.value == "__doc__"
+               for t in node.targets):
+            self._mark(node.value, "skip")
+
+    def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
+        head = literal_head(node)
+        if head is not None:
+            self._role.setdefault(head, "build")
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> None:
+        # ``"text " "pkg.x.Y"`` is one string: judged whole in leave, never piece by piece.
+        for part in (node.left, node.right):
+            self._role[part] = "skip"
 
     def visit_Call(self, node: cst.Call) -> None:
         names = self._qualified(node.func)
         func = node.func
+        head = literal_head(node)
+        if head is not None:
+            self._role.setdefault(head, "build")
+        if isinstance(func, cst.Attribute) and func.attr.value in MODULE_METHODS and node.args:
+            # A test loader's names, one or a list of them, literal or built.
+            first = node.args[0].value
+            for value in elements(first):
+                self._mark(value, "module")
+            return
         if names & SKIP_CALLS:
             role = "skip"
         elif names & MODULE_CALLS:
             role = "module"
         elif names & DIST_CALLS:
             role = "dist"
+        elif names & ENTRY_POINT_CALLS:
+            role = "group"
         elif (
             isinstance(func, cst.Attribute)
             and func.attr.value in SYS_MODULES_METHODS
@@ -180,7 +159,7 @@ class StringRenamer(LeanTransformer):
         else:
             self._own_name_arguments(node, names)
             return
-        args = node.args[:1] if role == "dist" else node.args
+        args = node.args[:1] if role == "dist" or names & FIRST_ARG_CALLS else node.args
         for arg in args:
             self._mark(arg.value, role)
         if role != "skip" and node.args and node.args[0].keyword is None:
@@ -201,7 +180,7 @@ class StringRenamer(LeanTransformer):
         for arg in node.args:
             value = arg.value
             if arg.keyword is None and isinstance(value, cst.SimpleString) and (
-                _plain_text(value) in owners
+                plain_text(value) in owners
             ):
                 self._mark(value, "module")
 
@@ -209,14 +188,14 @@ class StringRenamer(LeanTransformer):
         if not self._import_list:
             return
         value = node.value
-        if isinstance(value, cst.SimpleString) and _plain_text(value) in self._import_list:
+        if isinstance(value, cst.SimpleString) and plain_text(value) in self._import_list:
             self._mark(value, "module")
 
     def visit_DictElement(self, node: cst.DictElement) -> None:
         # The keys of a table looked up by ``__module__`` (see flows).
         key = node.key
         if self._import_list and isinstance(key, cst.SimpleString) and (
-            _plain_text(key) in self._import_list
+            plain_text(key) in self._import_list
         ):
             self._mark(key, "module")
 
@@ -236,8 +215,8 @@ class StringRenamer(LeanTransformer):
             # A module's name compared with literals: ``__name__ in ("importlib", "dateutil")``
             # (python-dateutil's stack walk), ``cls.__module__ == "typing_extensions"``.
             for name, other in ((left, right), (right, left)):
-                if _is_module_name(name):
-                    for literal in _literals(other):
+                if is_module_name(name):
+                    for literal in literals(other):
                         self._mark(literal, "module")
             left = right
 
@@ -247,37 +226,105 @@ class StringRenamer(LeanTransformer):
         role = self._role.get(original_node, "any")
         if role == "skip" or "b" in updated_node.prefix.lower() or self._annotations:
             return updated_node
-        body = _plain_text(updated_node)
+        body = plain_text(updated_node)
         if body is None:
-            # Escapes later in the text (``"from jinja2 import x\n"``) do not matter to
-            # the leading import, which is all a code string can have renamed.
-            start = len(updated_node.prefix) + len(updated_node.quote)
-            new_code = self._rules.code(updated_node.value[start:]) if role == "any" else None
-            if new_code is None:
-                return updated_node
-            return updated_node.with_changes(value=updated_node.value[:start] + new_code)
-        rename: Callable[[str], str | None]
+            return self._code_piece(updated_node) if role == "any" else updated_node
+        new = self._rename(body, role, original_node)
+        return updated_node if new is None else with_body(updated_node, new)
+
+    def _code_piece(self, node: cst.SimpleString) -> cst.SimpleString:
+        """The imports in a string with escapes: those later in the text (``"from jinja2
+        import x\\n"``) do not matter to the statements, all a code string can have renamed."""
+        start = len(node.prefix) + len(node.quote)
+        text = node.value[start : -len(node.quote)]
+        value = node.evaluated_value
+        new_code = self._rules.embedded_code(text, value) if isinstance(value, str) else None
+        if new_code is None:
+            return node
+        return node.with_changes(value=node.value[:start] + new_code + node.quote)
+
+    def _rename(self, body: str, role: str, node: cst.CSTNode) -> str | None:
+        """The new text of a string playing ``role``; None (and maybe a finding) if none."""
+        rules = self._rules
         if role == "module-head":
-            rename = self._rules.module_head
-        elif role == "module":
-            rename = lambda text: self._rules.module_path(text, bare=True)  # noqa: E731
-        elif role == "dist":
-            rename = self._rules.dist
+            return rules.module_head(body)
+        if role == "module":
+            return rules.module_path(body, bare=True)
+        if role == "dist":
+            return rules.dist(body)
+        if role == "group":
+            return rules.module_path(body, bare=False, bound=False)
+        if body in self._proven:
+            new = rules.module_path(body, bare=True) or rules.module_head(body)
+        elif role == "build":  # ``"pkg.sub." + name``: a name under a package of the set
+            new = rules.module_path(body, bare=False)
         else:
-            rename = lambda text: (  # noqa: E731
-                self._rules.module_path(text, bare=False) or self._rules.code(text)
+            new = rules.module_path(body, bare=False, prefix=False)
+        new = new or rules.embedded_code(body)
+        if new is None and rules.unproven(body):
+            self._report(
+                node,
+                Code.UNPROVEN_MODULE_PATH,
+                f"string {body!r} looks like a module path of the shading set, but nothing "
+                "shows it is one (not a module, no module-level name, reaches no import "
+                "call or module name); left unchanged",
             )
-        new = rename(body)
-        if new is None and role == "any":
-            match = DOTTED.match(body)
-            if match and "." in body and body.partition(".")[0] in self._rules.imports:
-                self._report(
-                    original_node,
-                    Code.UNRESOLVED_STRING,
-                    f"string {body!r} starts with the original name but names no module "
-                    "of the shading set; left unchanged",
-                )
-        return updated_node if new is None else _with_body(updated_node, new)
+        elif new is None and DOTTED.match(body) and "." in body and (
+            body.partition(".")[0] in rules.imports
+        ):
+            self._report(
+                node,
+                Code.UNRESOLVED_STRING,
+                f"string {body!r} starts with the original name but names no module "
+                "of the shading set; left unchanged",
+            )
+        return new
+
+    def leave_ConcatenatedString(
+        self, original_node: cst.ConcatenatedString, updated_node: cst.ConcatenatedString
+    ) -> cst.ConcatenatedString:
+        role = self._role.get(original_node, "any")
+        parts = pieces(updated_node)
+        bodies = [plain_text(p) if isinstance(p, cst.SimpleString) else None for p in parts]
+        if role == "skip" or self._annotations:
+            return updated_node
+        texts = [b for b in bodies if b is not None]
+        new = self._rename("".join(texts), role, original_node) if (
+            len(texts) == len(bodies)) else None
+        if new is None:
+            return self._code_pieces(updated_node) if role == "any" else updated_node
+        whole = "".join(texts)
+        # Where the change lies: it must fall inside one piece to be written back.
+        same = 0
+        while same < min(len(whole), len(new)) and whole[same] == new[same]:
+            same += 1
+        tail = 0
+        while tail < min(len(whole), len(new)) - same and whole[-1 - tail] == new[-1 - tail]:
+            tail += 1
+        offset = 0
+        for piece, text in zip(parts, texts, strict=True):
+            if offset <= same and len(whole) - tail <= offset + len(text):
+                body = new[offset : len(new) - (len(whole) - offset - len(text))]
+                assert isinstance(piece, cst.SimpleString)
+                new_node = updated_node.deep_replace(piece, with_body(piece, body))
+                assert isinstance(new_node, cst.ConcatenatedString)
+                return new_node
+            offset += len(text)
+        return self._code_pieces(updated_node)  # changes in several pieces
+
+    def _code_pieces(self, node: cst.ConcatenatedString) -> cst.ConcatenatedString:
+        """Whole statements of code in each piece, piece by piece (``("import a\\n"
+        "import b\\n")``): the only rename that may span pieces."""
+        parts: list[cst.BaseExpression] = []
+        for part in (node.left, node.right):
+            if isinstance(part, cst.ConcatenatedString):
+                part = self._code_pieces(part)
+            elif isinstance(part, cst.SimpleString) and "b" not in part.prefix.lower():
+                part = self._code_piece(part)
+            parts.append(part)
+        if parts[0] is node.left and parts[1] is node.right:
+            return node
+        return node.with_changes(left=parts[0], right=parts[1])
 
     def leave_FormattedString(
         self, original_node: cst.FormattedString, updated_node: cst.FormattedString

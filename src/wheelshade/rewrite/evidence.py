@@ -1,0 +1,234 @@
+"""Evidence from a module's data flow that a bare name or a prefix in a string is a module
+name: it is compared with, or checked against, a value that is one.
+
+``parts = path.split("."); if parts[0] != "pkg": raise`` guards a helper that imports
+``path``: the ``"pkg"`` must move with the (renamed) module paths the package passes it.
+``if k.startswith("pkg."): opts[k[len("pkg."):]] = v`` over configuration keys must not:
+the literal looks the same, so the value it is checked against decides. A value is a
+module name when it reaches an import call or ``sys.modules``, or is read from
+``__name__``, ``__module__``, ``__package__`` or ``__spec__.name``, or iterates
+``sys.modules``; its parts (``split``, ``partition``, a slice) are parts of one. Each
+function is its own scope; the module's own statements (classes included) are another.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator, Mapping
+
+from wheelshade.rewrite.names import ImportAliases
+from wheelshade.rewrite.rules import MODULE_CALLS, MODULE_METHODS
+
+_NAME_ATTRS = frozenset({"__name__", "__module__", "__package__"})
+_PART_METHODS = frozenset({"split", "rsplit", "partition", "rpartition", "strip", "lower"})
+_CHECK_METHODS = frozenset({"startswith", "removeprefix", "replace", "find", "index"})
+#: The import protocol's finder and loader methods take a module's full name first.
+_IMPORTER_METHODS = frozenset({"find_spec", "find_module", "load_module"})
+_FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
+
+
+def proven_strings(
+    tree: ast.Module, aliases: ImportAliases, text: str, names: Mapping[str, str]
+) -> dict[int, frozenset[str]]:
+    """0-based line -> the strings on it that the data flow shows to be module names.
+
+    Only strings that are a bare shaded name or a package prefix (``"pkg"``, ``"pkg.x."``)
+    or a name pattern (``"pkg.tests.%s"``) need it; a file with none is not walked.
+    """
+    words = "|".join(re.escape(n) for n in names)
+    if not words or not re.search(rf"""['"](?:{words})(?:['"]|\.)""", text):
+        return {}
+    found: dict[int, set[str]] = {}
+    for scope in _scopes(tree):
+        checker = _Scope(list(_nodes(scope)), aliases, found)
+        if isinstance(scope, ast.FunctionDef) and scope.name in _IMPORTER_METHODS:
+            params = [a.arg for a in (*scope.args.posonlyargs, *scope.args.args)]
+            checker.valued.update(params[1:2] if params[:1] in (["self"], ["cls"])
+                                  else params[:1])
+        checker.run()
+    return {line: frozenset(values) for line, values in found.items()}
+
+
+def _scopes(tree: ast.Module) -> Iterator[ast.AST]:
+    yield tree
+    for node in ast.walk(tree):
+        if isinstance(node, _FUNCTIONS):
+            yield node
+
+
+def _nodes(scope: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of one scope, nested functions left out (each is a scope of its own)."""
+    todo = [*ast.iter_child_nodes(scope)]
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, _FUNCTIONS):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+class _Scope:
+    def __init__(
+        self, nodes: list[ast.AST], aliases: ImportAliases, found: dict[int, set[str]]
+    ) -> None:
+        self.nodes = nodes
+        self.aliases = aliases
+        self.found = found
+        self.valued: set[str] = set()  # local names holding a module name or a part of one
+
+    def run(self) -> None:
+        for _ in range(2):  # a name valued through another one found later in the walk
+            for node in self.nodes:
+                self._collect(node)
+        if not self.valued and not any(
+            isinstance(n, ast.Attribute | ast.Name) and self._is_valued(n) for n in self.nodes
+        ):
+            return
+        for node in self.nodes:
+            self._check(node)
+
+    def _takes_modules(self, call: ast.Call) -> bool:
+        func = call.func
+        if isinstance(func, ast.Attribute) and func.attr in MODULE_METHODS:
+            return True
+        return bool(_qualified(func, self.aliases) & MODULE_CALLS)
+
+    def _collect(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Call) and node.args and self._takes_modules(node):
+            self._value_name(node.args[0])
+        elif isinstance(node, ast.Subscript) and _is_sys_modules(node.value, self.aliases):
+            self._value_name(node.slice)
+        elif isinstance(node, ast.Compare) and any(
+            isinstance(op, ast.In | ast.NotIn) for op in node.ops
+        ) and any(_is_sys_modules(c, self.aliases) for c in node.comparators):
+            self._value_name(node.left)
+        elif isinstance(node, ast.For | ast.comprehension) and _iterates_modules(
+            node.iter, self.aliases
+        ):
+            target = node.target
+            if isinstance(target, ast.Tuple) and target.elts:
+                target = target.elts[0]
+            self._value_name(target)
+        elif isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if self._is_valued(node.value):
+                for target in targets:
+                    for name in _target_names(target):
+                        self.valued.add(name)
+            elif any(isinstance(t, ast.Name) and t.id in self.valued for t in targets):
+                self._prove_source(node.value)  # ``name = "pkg"`` later imported
+
+    def _value_name(self, node: ast.AST) -> None:
+        """The local name a module name is held in: ``v``, ``v + "..."``, ``f"{v}..."``,
+        ``"%s.base" % v``, ``"{}.base".format(v)``."""
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod) and isinstance(
+            node.left, ast.Constant
+        ) and isinstance(node.left.value, str) and node.left.value.startswith("%s"):
+            node = node.right.elts[0] if isinstance(node.right, ast.Tuple) else node.right
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "format" and isinstance(node.func.value, ast.Constant)
+              and str(node.func.value.value).startswith("{") and node.args):
+            node = node.args[0]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            node = node.left
+        elif isinstance(node, ast.JoinedStr) and node.values:
+            first = node.values[0]
+            node = first.value if isinstance(first, ast.FormattedValue) else first
+        if isinstance(node, ast.Name):
+            self.valued.add(node.id)
+
+    def _is_valued(self, node: ast.AST) -> bool:
+        if isinstance(node, ast.Name):
+            return node.id in self.valued or node.id in ("__name__", "__package__")
+        if isinstance(node, ast.Attribute):
+            if node.attr in _NAME_ATTRS:
+                return True
+            inner = node.value
+            spec = (isinstance(inner, ast.Name) and inner.id == "__spec__") or (
+                isinstance(inner, ast.Attribute) and inner.attr == "__spec__")
+            return node.attr == "name" and spec
+        if isinstance(node, ast.Subscript):  # ``parts[0]``, ``f_globals["__name__"]``
+            return self._is_valued(node.value) or _is_name_key(node.slice)
+        if isinstance(node, ast.BoolOp):  # ``g.get("__name__") or ""``
+            return any(self._is_valued(v) for v in node.values)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr == "get" and node.args and _is_name_key(node.args[0]):
+                return True
+            return node.func.attr in _PART_METHODS and self._is_valued(node.func.value)
+        if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+            return self._is_valued(node.left)
+        return False
+
+    def _check(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Compare):
+            operands = [node.left, *node.comparators]
+            if any(self._is_valued(o) for o in operands):
+                for operand in operands:
+                    self._prove(operand)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            if node.func.attr in _CHECK_METHODS and node.args and self._is_valued(
+                node.func.value
+            ):
+                self._prove(node.args[0])
+        elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
+            lower = node.slice.lower
+            if (isinstance(lower, ast.Call) and isinstance(lower.func, ast.Name)
+                    and lower.func.id == "len" and lower.args and self._is_valued(node.value)):
+                self._prove(lower.args[0])
+
+    def _prove(self, node: ast.AST) -> None:
+        """Record a literal (or the literals of a tuple, list or set) as a module name."""
+        items = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
+        for item in items:
+            if isinstance(item, ast.Constant) and isinstance(item.value, str):
+                self.found.setdefault(item.lineno - 1, set()).add(item.value)
+
+    def _prove_source(self, node: ast.AST) -> None:
+        """The literals a module-name variable is given: ``"pkg"``, ``["pkg.a", ...]``,
+        ``"pkg.tests.%s" % m`` (in a comprehension too)."""
+        if isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp):
+            node = node.elt
+        items = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
+        for item in items:
+            if isinstance(item, ast.BinOp):
+                item = item.left
+            elif (isinstance(item, ast.Call) and isinstance(item.func, ast.Attribute)
+                  and item.func.attr == "format"):
+                item = item.func.value
+            self._prove(item)
+
+
+def _is_name_key(node: ast.AST) -> bool:
+    return isinstance(node, ast.Constant) and node.value in ("__name__", "__module__")
+
+
+def _target_names(target: ast.AST) -> list[str]:
+    if isinstance(target, ast.Name):
+        return [target.id]
+    if isinstance(target, ast.Tuple | ast.List):
+        return [n.id for n in target.elts if isinstance(n, ast.Name)]
+    return []
+
+
+def _is_sys_modules(node: ast.AST, aliases: ImportAliases) -> bool:
+    return "sys.modules" in _qualified(node, aliases)
+
+
+def _iterates_modules(node: ast.AST, aliases: ImportAliases) -> bool:
+    """``sys.modules``, ``sys.modules.keys()``/``.items()``, ``list(sys.modules)``..."""
+    if isinstance(node, ast.Call):
+        if isinstance(node.func, ast.Attribute) and node.func.attr in ("keys", "items"):
+            return _is_sys_modules(node.func.value, aliases)
+        return bool(node.args) and _iterates_modules(node.args[0], aliases)
+    return _is_sys_modules(node, aliases)
+
+
+def _qualified(func: ast.AST, aliases: ImportAliases) -> set[str]:
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return set()
+    parts.append(func.id)
+    return aliases.qualify_dotted(".".join(reversed(parts)))
