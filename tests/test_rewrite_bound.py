@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from helpers import make_wheel
+from wheelshade.rewrite import StringRules, rewrite_source
 from wheelshade.rewrite.bound import bound_names, set_attributes
 
 
@@ -39,3 +40,23 @@ def test_star_imports_are_followed_and_unknowable_modules_left_open(tmp_path: Pa
     # A plain import binds a name in a submodule, not in a top-level package ("solo.json").
     assert names["pkg.sub"] == frozenset({"json", "X"})
     assert names["solo"] == frozenset({"X"})
+
+
+def test_a_name_registered_in_a_process_wide_registry_belongs_to_the_package(
+    tmp_path: Path,
+) -> None:
+    """Both copies would register ``pkg.url_quote`` and the last would win for both."""
+    wheel = make_wheel(tmp_path, "pkg", "1.0", {
+        "pkg/__init__.py": "X = 1\n",
+        "pkg/urls.py": (
+            "import codecs\n"
+            "def _handler(exc):\n    return ('%', exc.end)\n"
+            'codecs.register_error("pkg.url_quote", _handler)\n'
+        ),
+    })
+    names = set_attributes([(wheel, "sha-registry")])
+    assert "url_quote" in names["pkg"]
+    rules = StringRules({"pkg": "pkg_1_0_h"}, frozenset({"pkg", "pkg.urls"}), {}, names)
+    before = 'def uri(s, errors="pkg.url_quote"):\n    return s.decode("utf-8", errors)\n'
+    after = rewrite_source(before.encode(), rules.imports, path="pkg/urls.py", strings=rules)
+    assert after is not None and b'errors="pkg_1_0_h.url_quote"' in after

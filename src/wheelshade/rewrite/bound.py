@@ -33,6 +33,11 @@ _IMPORT = re.compile(r"import\s+(\w+)")
 _ALIAS = re.compile(r"(\w+)(?:\s+as\s+(\w+))?")
 _ALL = re.compile(r"^__all__\s*(?:\+?=|\.extend\(|:[^=\n]*=)\s*[\[(]([^\])]*)", re.M)
 _QUOTED = re.compile(r"['\"](\w+)['\"]")
+#: A name the code registers in a process-wide registry (``codecs.register_error(
+#: "pkg.url_quote", handler)``, then ``b.decode(c, "pkg.url_quote")``). Two copies of the
+#: package register the same name and the last one wins, so the name is the package's own:
+#: renamed with it everywhere, as if ``pkg`` bound ``url_quote``.
+_REGISTERED = re.compile(r"\bregister_error\(\s*(['\"])(\w+(?:\.\w+)+)\1")
 #: Marks ``from X import *`` in a module's names: X's names are its names too.
 _STAR_MARK = "*"
 #: Marks a plain ``import json``: a name of a submodule, but not of a top-level package,
@@ -107,6 +112,9 @@ def wheel_attributes(reader: WheelReader) -> dict[str, frozenset[str]]:
             _STAR_MARK + _absolute(n[1:], package) if n.startswith(_STAR_MARK) else n
             for n in bound_names(text)
         )
+        for match in _REGISTERED.finditer(text):
+            owner, _, registered = match.group(2).rpartition(".")
+            found.setdefault(owner, set()).add(registered)
     return {module: frozenset(names) for module, names in found.items()}
 
 
