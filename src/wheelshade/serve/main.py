@@ -40,6 +40,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="access log as JSON lines")
 
 
+class _Redact(logging.Filter):
+    """No URL credentials in any log line, whoever wrote it (uvicorn, requests, ours)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
 def _cache_dir(given: Path | None) -> Path:
     if given is not None:
         return given
@@ -74,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     repo = Repository(_sets(config), upstreams, cache, config, page_ttl=args.page_ttl)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(message)s" if args.json else "wheelshade serve: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_Redact())
     try:
         sock = socket.create_server((args.host, args.port), backlog=256)
     except OSError as exc:

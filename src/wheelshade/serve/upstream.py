@@ -12,7 +12,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
 from packaging.utils import (
@@ -49,14 +49,13 @@ class UpFile:
     upstream: int  # index into the server's upstream list
 
 
-def redact(url: str) -> str:
-    """The URL without any user or password, for logs, pages and errors."""
-    parts = urlsplit(url)
-    if parts.username is None and parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
+_USERINFO = re.compile(r"(?<=://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the user and password of every URL in it replaced by ``***``, for
+    logs, pages and errors."""
+    return _USERINFO.sub("***@", text)
 
 
 def has_credentials(url: str) -> bool:
