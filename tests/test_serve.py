@@ -218,3 +218,41 @@ def test_a_sigkilled_server_restarts_and_serves_correct_files(
 def server_files(srv: Server) -> Iterator[str]:
     for entry in srv.page("bizbaz")["files"]:  # type: ignore[attr-defined]
         yield entry["url"]
+
+
+def test_eager_pages_list_every_hash_and_size(tmp_path: Path, upstream: Path) -> None:
+    srv = Server(write_config(tmp_path / "wheelshade.toml"), [str(upstream)],
+                 tmp_path / "cache", tmp_path / "log", extra=["--eager"]).start()
+    try:
+        (entry,) = srv.page("bizbaz")["files"]  # type: ignore[misc]
+        assert set(entry) >= {"hashes", "size", "core-metadata", "upload-time"}
+        status, data, _ = srv.get(entry["url"])
+        assert status == 200 and entry["hashes"] == {"sha256": sha256(data)}
+        assert entry["size"] == len(data)
+    finally:
+        srv.stop()
+
+
+@pytest.mark.parametrize(
+    ("config", "flags", "message"),
+    [
+        ('[[set]]\ndeps = ["flask>=0.12"]\ndependents = ["bizbaz"]\n', [],
+         r"serve needs each dep pinned as NAME==VERSION, not 'flask>=0.12'"),
+        ('[[set]]\ndeps = ["flask==0.12.4"]\ndependents = ["../etc"]\n', [],
+         r"'\.\./etc' is not a project name"),
+        ('[[set]]\ndeps = ["flask==0.12.4"]\nbogus = 1\n', [], r"unknown key 'bogus'"),
+        ('[[set]]\ndeps = ["flask==0.12.4"]\n', ["--upstream", "/no/such/folder"],
+         r"neither an http\(s\) index URL nor a folder"),
+    ],
+)
+def test_bad_config_or_flags_are_one_line_errors(
+    tmp_path: Path, config: str, flags: list[str], message: str
+) -> None:
+    from helpers import wheelshade
+
+    (tmp_path / "wheelshade.toml").write_text(config)
+    proc = wheelshade("serve", "--config", tmp_path / "wheelshade.toml", "--port", "0",
+                      "--cache-dir", tmp_path / "c", *flags)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert re.match(r"wheelshade: error: .*" + message, proc.stderr), proc.stderr
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2

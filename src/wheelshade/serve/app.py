@@ -91,7 +91,8 @@ def create_app(repo: Repository) -> Starlette:
         if kind is None:
             return _bad("none of the accepted media types is served", 406)
         names = await run_in_threadpool(repo.project_names)
-        return Response(index_page(names, kind), media_type=kind, headers=_NO_STORE)
+        return Response(index_page(names, kind), media_type=kind,
+                        headers={**_NO_STORE, "Vary": "Accept"})
 
     async def project(request: Request) -> Response:
         raw = request.path_params["project"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import socket
@@ -37,7 +38,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="how long an upstream project page is reused (default 60)")
     parser.add_argument("--shade-jobs", type=int, default=1, metavar="N",
                         help="shades run at once (default 1)")
-    parser.add_argument("--json", action="store_true", help="access log as JSON lines")
+    parser.add_argument("--eager", action="store_true",
+                        help="shade every release of a dependent when its page is asked for, "
+                        "so pages list every hash and size (default: when a file is)")
+    parser.add_argument("--json", action="store_true",
+                        help="log as JSON lines (one per request, and one per message)")
 
 
 class _Redact(logging.Filter):
@@ -47,6 +52,17 @@ class _Redact(logging.Filter):
         record.msg = redact(record.getMessage())
         record.args = None
         return True
+
+
+class _JsonFormat(logging.Formatter):
+    """Access records are JSON already; every other message becomes one JSON object."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.name == "wheelshade.serve.access":
+            return message
+        return json.dumps({"time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+                           "level": record.levelname.lower(), "message": message})
 
 
 def _cache_dir(given: Path | None) -> Path:
@@ -80,11 +96,13 @@ def run(args: argparse.Namespace) -> int:
     cache = ShadeCache(_cache_dir(args.cache_dir).resolve(), args.cache_size << 20,
                        args.shade_jobs)
     cache.remove_stale()
-    repo = Repository(_sets(config), upstreams, cache, config, page_ttl=args.page_ttl)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(message)s" if args.json else "wheelshade serve: %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_Redact())
+    repo = Repository(_sets(config), upstreams, cache, config, page_ttl=args.page_ttl,
+                      eager=args.eager)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_JsonFormat() if args.json
+                         else logging.Formatter("wheelshade serve: %(message)s"))
+    handler.addFilter(_Redact())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
     try:
         sock = socket.create_server((args.host, args.port), backlog=256)
     except OSError as exc:

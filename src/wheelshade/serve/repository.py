@@ -55,13 +55,16 @@ class Repository:
 
     def __init__(self, sets: list[ServeSet], upstreams: list[Upstream], cache: ShadeCache,
                  config: Path | None, page_ttl: float = 60.0,
-                 shade_timeout: float = 1800.0) -> None:
+                 shade_timeout: float = 1800.0, eager: bool = False) -> None:
         self.sets = sets
         self.upstreams = upstreams
         self.pages = PageCache(upstreams, page_ttl)
         self.cache = cache
         self.config = config
         self.shade_timeout = shade_timeout
+        #: Shade every release of a dependent when its page is asked for, so the page
+        #: lists every hash and size (slow once per release, on a cold cache).
+        self.eager = eager
         self._tags: dict[Tag, int] = {t: i for i, t in enumerate(sys_tags())}
 
     # -- who is what -----------------------------------------------------------------
@@ -82,7 +85,7 @@ class Repository:
         names: set[str] = set()
         for up in self.upstreams:
             try:
-                names.update(up.projects())
+                names.update(self.pages.projects(up))
             except WheelshadeError as exc:
                 log.warning("%s", exc)
         for s in self.sets:
@@ -130,7 +133,8 @@ class Repository:
             art = None
             if inputs is None:
                 inputs = self.dep_inputs(serve_set)
-            entry = self.cache.get(self._dependent_key(serve_set, inputs, f))
+            entry = (self.dependent_entry(serve_set, f) if self.eager
+                     else self.cache.get(self._dependent_key(serve_set, inputs, f)))
             if entry is not None:
                 art = entry.artifacts.get(f.filename)
             links.append(Link(

@@ -271,7 +271,20 @@ class PageCache:
         self.upstreams = upstreams
         self.ttl = ttl
         self._pages: dict[NormalizedName, tuple[float, list[UpFile] | None]] = {}
+        self._names: dict[int, tuple[float, list[str]]] = {}
         self._lock = threading.Lock()
+
+    def projects(self, up: Upstream) -> list[str]:
+        """The upstream's project list, reused for ``ttl`` (PyPI's has 700,000 names)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._names.get(up.number)
+        if hit is not None and now - hit[0] < self.ttl:
+            return hit[1]
+        names = up.projects()
+        with self._lock:
+            self._names[up.number] = (now, names)
+        return names
 
     def files(self, project: NormalizedName) -> list[UpFile] | None:
         """The first upstream that has the project wins (no mixing: no dependency confusion)."""
