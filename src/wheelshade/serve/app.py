@@ -7,6 +7,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from packaging.utils import (
@@ -43,6 +44,7 @@ _NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 _FILE = re.compile(r"^[A-Za-z0-9_.+!-]+\.(?:whl|tar\.gz|zip)(?:\.metadata)?$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _NO_STORE = {"Cache-Control": "max-age=60"}
+_IN_MEMORY = 4 << 20
 
 
 def _bad(reason: str, status: int = 400) -> Response:
@@ -116,11 +118,13 @@ def create_app(repo: Repository) -> Starlette:
         filename = request.path_params["filename"]
         if not _filename_ok(filename) or not (part == "deps" or _SHA256.match(part)):
             return _bad("not a file name this server serves")
-        path = await run_in_threadpool(repo.shaded_file, number, part, filename)
-        if path is None:
+        found = await run_in_threadpool(_small_file, repo, number, part, filename)
+        if found is None:
             return _bad(f"no file {filename}", 404)
-        return FileResponse(path, media_type="application/octet-stream",
-                            headers={"Cache-Control": "max-age=31536000, immutable"})
+        headers = {"Cache-Control": "max-age=31536000, immutable"}
+        if isinstance(found, bytes):
+            return Response(found, media_type="application/octet-stream", headers=headers)
+        return FileResponse(found, media_type="application/octet-stream", headers=headers)
 
     async def passthrough(request: Request) -> Response:
         number, filename = request.path_params["number"], request.path_params["filename"]
@@ -152,6 +156,15 @@ def create_app(repo: Repository) -> Starlette:
     ])
     app.add_exception_handler(WheelshadeError, _error)  # type: ignore[arg-type]
     return app
+
+
+def _small_file(repo: Repository, number: int, part: str, filename: str
+                ) -> bytes | Path | None:
+    """The file's bytes when small (one thread hop per request), else its path (streamed)."""
+    path = repo.shaded_file(number, part, filename)
+    if path is None or path.stat().st_size > _IN_MEMORY:
+        return path
+    return path.read_bytes()
 
 
 def _chain(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
