@@ -116,6 +116,8 @@ def _shaded_projects(server: Server) -> list[str]:
 
 
 def test_html_and_json_by_content_negotiation(server: Server) -> None:
+    (entry,) = server.page("bizbaz")["files"]  # type: ignore[misc]
+    assert server.get(entry["url"])[0] == 200  # shaded: its page lists the hash
     status, body, headers = server.get("simple/bizbaz/", "text/html")
     assert status == 200 and headers["content-type"].startswith("text/html")
     text = body.decode()
@@ -256,3 +258,28 @@ def test_bad_config_or_flags_are_one_line_errors(
     assert proc.returncode == 1 and proc.stdout == ""
     assert re.match(r"wheelshade: error: .*" + message, proc.stderr), proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) <= 2
+
+
+@pytest.mark.parametrize(
+    ("accept", "forced", "expected"),
+    [
+        (None, None, "text/html"),
+        ("*/*", None, JSON_ACCEPT),
+        ("text/html", None, "text/html"),
+        ("text/*", None, "text/html"),
+        # pip's and uv's Accept headers
+        ("application/vnd.pypi.simple.v1+json, application/vnd.pypi.simple.v1+html; q=0.1, "
+         "text/html; q=0.01", None, JSON_ACCEPT),
+        ("application/vnd.pypi.simple.v1+html, text/html;q=0.9", None,
+         "application/vnd.pypi.simple.v1+html"),
+        (f"{JSON_ACCEPT};q=0, text/html", None, "text/html"),
+        ("application/x-tar", None, None),
+        ("text/html", JSON_ACCEPT, JSON_ACCEPT),
+        ("text/html", "application/x-tar", None),
+    ],
+)
+def test_content_negotiation(accept: str | None, forced: str | None,
+                             expected: str | None) -> None:
+    from wheelshade.serve.pages import negotiate
+
+    assert negotiate(accept, forced) == expected

@@ -18,6 +18,7 @@ from packaging.utils import (
     parse_sdist_filename,
     parse_wheel_filename,
 )
+from packaging.version import Version
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -109,7 +110,7 @@ def create_app(repo: Repository) -> Starlette:
         links: list[Link] | None = await run_in_threadpool(repo.page, name)
         if links is None:
             return _bad(f"no project {name}", 404)
-        versions = sorted({v for link in links if (v := _version(link.filename))})
+        versions = sorted({v for link in links if (v := _version(link.filename))}, key=Version)
         body = project_page(name, links, versions, kind, _base(request))
         return Response(body, media_type=kind, headers={**_NO_STORE, "Vary": "Accept"})
 
