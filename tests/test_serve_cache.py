@@ -307,3 +307,26 @@ def test_one_build_per_key_across_threads(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert len(calls) == 1 and len({r.folder for r in results}) == 1 and len(results) == 20
+
+
+def test_a_release_that_moved_on_is_served_unchanged(tmp_path: Path, upstream: Path) -> None:
+    """bizbaz 0.2 requires flask>=3: the set's flask 0.12.4 is of no use to it, so it is
+    listed as upstream has it, and pip picks it beside flask 3; 0.1 is still rewritten."""
+    import shutil
+
+    folder = tmp_path / "up"
+    shutil.copytree(upstream, folder)
+    newer = make_wheel(folder, "bizbaz", "0.2", {"bizbaz/__init__.py": "import flask\n"},
+                       requires=("flask>=3",))
+    with running(tmp_path, [str(folder)]) as srv:
+        files = {f["filename"]: f for f in srv.page("bizbaz")["files"]}  # type: ignore[attr-defined]
+        assert files[newer.name]["url"].startswith(srv.root + "files/up/0/bizbaz/")
+        assert files[newer.name]["hashes"] == {"sha256": sha256(newer.read_bytes())}
+        assert "/files/1/" in files["bizbaz-0.1-py3-none-any.whl"]["url"]
+        env = Venv.create(tmp_path / "env")
+        for spec, shaded in (("bizbaz", False), ("bizbaz<0.2", True)):
+            proc = pip_install(env.python, srv, "--dry-run", "--report", "-", "--quiet",
+                               spec, "flask>=3")
+            assert proc.returncode == 0, proc.stderr
+            names = {i["metadata"]["name"] for i in json.loads(proc.stdout)["install"]}
+            assert any(n.startswith("flask-0-12-4-") for n in names) is shaded, names

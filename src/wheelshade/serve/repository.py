@@ -9,6 +9,7 @@ import hashlib
 import logging
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from packaging.utils import NormalizedName, parse_wheel_filename
 from wheelshade import __version__
 from wheelshade.errors import WheelshadeError
 from wheelshade.serve.cache import Entry, ShadeCache, sha256_of
+from wheelshade.serve.fit import conflicts
 from wheelshade.serve.settings import ServeSet
 from wheelshade.serve.upstream import (
     PageCache,
@@ -27,6 +29,7 @@ from wheelshade.serve.upstream import (
     Upstream,
     has_credentials,
     project_of,
+    wheel_metadata,
 )
 
 log = logging.getLogger("wheelshade.serve")
@@ -66,6 +69,8 @@ class Repository:
         #: lists every hash and size (slow once per release, on a cold cache).
         self.eager = eager
         self._tags: dict[Tag, int] = {t: i for i, t in enumerate(sys_tags())}
+        self._fits: dict[tuple[int, str], bool] = {}
+        self._lock = threading.Lock()
 
     # -- who is what -----------------------------------------------------------------
     def shaded_owner(self, project: NormalizedName) -> tuple[ServeSet, NormalizedName] | None:
@@ -130,6 +135,9 @@ class Repository:
         for f in files:
             if not f.filename.endswith(".whl") or f.sha256 is None:
                 continue
+            if not self.fits(serve_set, f):
+                links.append(self._passthrough_link(_wheel_project(f), f))
+                continue
             art = None
             if inputs is None:
                 inputs = self.dep_inputs(serve_set)
@@ -148,6 +156,31 @@ class Repository:
                 upload_time=f.upload_time,
             ))
         return links
+
+    def fits(self, serve_set: ServeSet, f: UpFile) -> bool:
+        """Whether the release's requirements admit the set's pins; one that does not (it
+        moved on to a newer version, say) is served as it is upstream."""
+        key = (serve_set.number, f.sha256 or "")
+        with self._lock:
+            known = self._fits.get(key)
+        if known is None:
+            problems = conflicts(self._metadata(f), dict(serve_set.pins))
+            known = not problems
+            if problems:
+                log.info("set %d: %s is served unchanged: %s", serve_set.number, f.filename,
+                         "; ".join(problems))
+            with self._lock:
+                self._fits[key] = known
+        return known
+
+    def _metadata(self, f: UpFile) -> bytes:
+        """The release's METADATA: the upstream's PEP 658 file (checked against its hash
+        when one is listed), else read from the wheel (fetched into the cache)."""
+        if f.metadata:
+            data = b"".join(self.upstreams[f.upstream].chunks(f, metadata=True))
+            if not isinstance(f.metadata, str) or hashlib.sha256(data).hexdigest() == f.metadata:
+                return data
+        return wheel_metadata(self._fetch(f))
 
     def _passthrough_link(self, project: NormalizedName, f: UpFile) -> Link:
         direct = f.source.startswith(("http://", "https://")) and not has_credentials(f.source)
@@ -246,7 +279,7 @@ class Repository:
             if project is None or project not in serve_set.dependents:
                 return None
             f = self.pages.by_sha256(project, part)
-            if f is None or f.filename != wheel:
+            if f is None or f.filename != wheel or not self.fits(serve_set, f):
                 return None
             entry = self.dependent_entry(serve_set, f)
         if wheel not in entry.artifacts:
@@ -264,6 +297,10 @@ class Repository:
         if f is None or f.upstream != number or (metadata and not f.metadata):
             return None
         return f, self.upstreams[number].chunks(f, metadata=metadata)
+
+
+def _wheel_project(f: UpFile) -> NormalizedName:
+    return parse_wheel_filename(f.filename)[0]
 
 
 def _key(*parts: str) -> str:
