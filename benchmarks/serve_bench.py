@@ -96,6 +96,32 @@ class StaticServer:
         self.proc.stdout.close()
 
 
+def _burst(config: Path, upstream: Path, work: Path) -> tuple[list[float], int]:
+    """Twenty clients ask for the same shaded file at once, on a cold cache."""
+    srv = Server(config, [str(upstream)], work / "cache-burst", work / "log").start()
+    try:
+        (entry,) = srv.page("bizbaz")["files"]  # type: ignore[misc]
+        barrier = threading.Barrier(20)
+        times: list[float] = []
+
+        def one() -> None:
+            barrier.wait()
+            start = time.perf_counter()
+            status, _, _ = srv.get(entry["url"])
+            assert status == 200
+            times.append(time.perf_counter() - start)
+
+        threads = [threading.Thread(target=one) for _ in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        builds = srv.health()["cache"]["builds"]  # type: ignore[index]
+        return times, int(builds)
+    finally:
+        srv.stop()
+
+
 def _median(f: Callable[[], float], runs: int) -> float:
     return statistics.median(f() for _ in range(runs))
 
@@ -140,6 +166,7 @@ def _run(work: Path, runs: int, seconds: float) -> int:
         finally:
             srv.stop()
         cold_direct.append(direct())
+    burst, builds = _burst(config, upstream, work)
     srv = Server(config, [str(upstream)], work / "cache0", work / "log").start()
     static_dir = work / "static"
     static_dir.mkdir()
@@ -170,6 +197,9 @@ def _run(work: Path, runs: int, seconds: float) -> int:
         "cold_runs_s": cold,
         "direct_shade_s": statistics.median(cold_direct),
         "cold_ratio_to_direct_shade": statistics.median(cold) / statistics.median(cold_direct),
+        "burst_20_cold_slowest_s": max(burst),
+        "burst_20_cold_fastest_s": min(burst),
+        "burst_20_cold_shades": builds,
         "warm_ttfb_s": warm,
         "warm_static_ttfb_s": warm_static,
         "warm_ratio_to_static": warm / warm_static,
@@ -180,6 +210,8 @@ def _run(work: Path, runs: int, seconds: float) -> int:
     print(f"cold TTFB, shaded bizbaz wheel:  {result['cold_ttfb_s']:.2f} s "
           f"(direct `wheelshade shade`: {result['direct_shade_s']:.2f} s, "
           f"ratio {result['cold_ratio_to_direct_shade']:.2f})")
+    print(f"20 concurrent cold requests:     all served in {max(burst):.2f} s "
+          f"(fastest {min(burst):.2f} s), {builds} shade(s)")
     print(f"warm TTFB, same file:            {warm * 1000:.2f} ms "
           f"(static server: {warm_static * 1000:.2f} ms, ratio {warm / warm_static:.2f})")
     print(f"warm pass-through pages:         {pages:.0f}/s "
