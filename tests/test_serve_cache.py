@@ -330,3 +330,16 @@ def test_a_release_that_moved_on_is_served_unchanged(tmp_path: Path, upstream: P
             assert proc.returncode == 0, proc.stderr
             names = {i["metadata"]["name"] for i in json.loads(proc.stdout)["install"]}
             assert any(n.startswith("flask-0-12-4-") for n in names) is shaded, names
+
+
+def test_a_config_changed_under_the_server_is_not_shaded_with(
+    tmp_path: Path, upstream: Path
+) -> None:
+    """The cache keys name the options the server read: a shade with other options
+    (the file edited since) would poison the cache, so it is refused."""
+    config = write_config(tmp_path / "wheelshade.toml")
+    with running(tmp_path, [str(upstream)], config) as srv:
+        write_config(config, extra='suffix = "old"\n')
+        status, body, _ = srv.get(f"simple/{_shaded(srv)[0]}/")
+        assert status == 500 and b"changed since the server started; restart it" in body
+    assert list((tmp_path / "cache" / "entries").iterdir()) == []

@@ -248,7 +248,8 @@ class Repository:
         if self.config is None:
             raise ShadeFailed("no config file: nothing to shade")
         command = [sys.executable, "-m", "wheelshade.serve.worker", str(self.config),
-                   str(serve_set.number), str(out), "--cache-dir", str(self.cache.root / "pip")]
+                   str(serve_set.number), str(out), "--cache-dir", str(self.cache.root / "pip"),
+                   "--digest", serve_set.digest]
         command += [a for d in deps for a in ("--dep", str(d))]
         command += [a for d in dependents for a in ("--dependent", str(d))]
         what = dependents[0].name if dependents else f"set {serve_set.number} deps"

@@ -24,9 +24,16 @@ def main() -> int:
     parser.add_argument("--dep", action="append", default=[], type=Path)
     parser.add_argument("--dependent", action="append", default=[], type=Path)
     parser.add_argument("--cache-dir", type=Path)
+    parser.add_argument("--digest", required=True,
+                        help="the set's digest as the server read it (see ServeSet.digest)")
     args = parser.parse_args()
     try:
-        (chosen,) = [s for s in load_sets(args.config) if s.number == args.set]
+        chosen = next((s for s in load_sets(args.config) if s.number == args.set), None)
+        if chosen is None or chosen.digest != args.digest:
+            # Its cache keys would name the options the server read, not these.
+            print(f"{args.config} changed since the server started; restart it",
+                  file=sys.stderr)
+            return 2
         options = replace(chosen.options, out_dir=args.out, cache_dir=args.cache_dir,
                           dry_run=False, diff=False, with_deps=False)
         shade(args.dependent, args.dep, options)
