@@ -283,3 +283,15 @@ def test_content_negotiation(accept: str | None, forced: str | None,
     from wheelshade.serve.pages import negotiate
 
     assert negotiate(accept, forced) == expected
+
+
+def test_without_the_extra_serve_says_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['uvicorn'] = None\n"
+            "from wheelshade.cli import main; raise SystemExit(main(['serve']))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert proc.stderr == ("wheelshade: error: serve needs its extra (uvicorn is missing); "
+                           "pip install 'wheelshade[serve]'\n")

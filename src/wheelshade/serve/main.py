@@ -11,9 +11,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+import uvicorn
+
 from wheelshade.config import find_config
 from wheelshade.errors import UsageError, WheelshadeError
+from wheelshade.serve.app import AccessLog, create_app
 from wheelshade.serve.cache import ShadeCache
+from wheelshade.serve.repository import Repository
 from wheelshade.serve.settings import ServeSet, load_sets
 from wheelshade.serve.upstream import make_upstream, redact
 
@@ -78,11 +82,6 @@ def _sets(config: Path | None) -> list[ServeSet]:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until interrupted. Raises UsageError for bad flags or config (the CLI prints it)."""
-    import uvicorn
-
-    from wheelshade.serve.app import AccessLog, create_app
-    from wheelshade.serve.repository import Repository
-
     config = args.config or find_config(Path.cwd())
     if config is not None:
         config = config.resolve()
