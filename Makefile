@@ -32,6 +32,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[bench]'
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/serve_bench.py
 
 # Longer runs than `make test` does: fuzzing the archive and metadata readers, and the
 # rewriter's property tests with many more examples.

@@ -54,12 +54,16 @@ def serve_index(wheels: Mapping[Path, str | None]) -> Iterator[str]:
             else:
                 self.send_error(404)
 
+        def do_HEAD(self) -> None:  # uv asks before a range request
+            self.do_GET()
+
         def _send(self, body: bytes, kind: str) -> None:
             self.send_response(200)
             self.send_header("Content-Type", kind)
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
-            self.wfile.write(body)
+            if self.command != "HEAD":
+                self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)

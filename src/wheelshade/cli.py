@@ -166,6 +166,8 @@ def _parser() -> argparse.ArgumentParser:
         "inspect", help="show a wheel's names, imports and findings without writing anything"
     )
     ins.add_argument("wheel", type=Path, metavar="WHEEL")
+    sub.add_parser("serve", add_help=False, help="run a package index that shades on the fly "
+                   "(pip install wheelshade[serve]; see docs/serve.md)")
     return parser
 
 
@@ -361,6 +363,16 @@ def _inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _serve(argv: list[str]) -> int:
+    try:
+        from wheelshade.serve.main import main as serve_main
+    except ImportError as exc:
+        print(f"wheelshade: error: serve needs its extra ({exc.name} is missing); "
+              "pip install 'wheelshade[serve]'", file=sys.stderr)
+        return EXIT_USAGE
+    return serve_main(argv)
+
+
 class Terminated(BaseException):
     """SIGTERM, turned into an exception so staging folders and partial files are removed."""
 
@@ -370,6 +382,9 @@ def _terminate(signum: int, frame: object) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:
+        return _serve(argv[1:])
     args = _parser().parse_args(argv)
     previous = signal.signal(signal.SIGTERM, _terminate)
     commands = {"shade": _shade, "verify": _verify, "inspect": _inspect, "rewrite": _rewrite}

@@ -189,3 +189,33 @@ def override(sets: list[ShadeSet], **changes: Any) -> list[ShadeSet]:
     """Command-line flags win over the file: apply every given (non-None) flag to each set."""
     given = {k: v for k, v in changes.items() if v is not None}
     return [replace(s, options=replace(s.options, **given)) for s in sets]
+
+
+def load_serve_sets(path: Path) -> list[tuple[ShadeSet, tuple[str, ...]]]:
+    """For ``wheelshade serve``: each set with its pinned deps, and its ``dependents`` read
+    as upstream project names (not wheel globs, as ``shade`` reads them)."""
+    table = _table(path)
+    if table is None:
+        raise UsageError(f"{path}: has no [tool.wheelshade] table")
+    where = f"{path} [tool.wheelshade]" if path.name == "pyproject.toml" else str(path)
+    problems = _check(table, where, {**_SET_KEYS, **_TOP_ONLY})
+    defaults = {k: v for k, v in table.items() if k in _SET_KEYS}
+    raw_sets = table.get("set", [{}]) if isinstance(table.get("set", []), list) else []
+    out = []
+    for i, raw in enumerate(raw_sets):
+        if not isinstance(raw, dict):
+            problems.append(f"{where}: set {i + 1} must be a table")
+            continue
+        problems += _check(raw, f"{where} set {i + 1}", _SET_KEYS)
+        merged = {**defaults, **raw}
+        names = tuple(str(n) for n in merged.pop("dependents", []))
+        if not merged.get("deps"):
+            problems.append(f"{where}: set {i + 1} has no deps")
+        elif not problems:
+            try:
+                out.append((_set_from(merged, path.parent), names))
+            except UsageError as exc:
+                problems.append(f"{where} set {i + 1}: {exc.message}")
+    if problems:
+        raise UsageError("; ".join(problems), hint="see docs/serve.md")
+    return out
