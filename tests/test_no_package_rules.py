@@ -24,6 +24,8 @@ ALLOWED = {
     "wheel": "the file format and its `.whl` suffix, `Root-Is-Purelib`, WHEEL file, not a package",
     "importlib_metadata": "the importlib.metadata backport: its `version()`/`distribution()` "
     "take distribution names (a documented stdlib API, like importlib.metadata itself)",
+    "pytest": "`pytest.importorskip(name)` imports a module by its name: a documented API that "
+    "takes module names, as importlib.import_module does",
 }
 
 
