@@ -565,6 +565,24 @@ def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
      '    if name[:6] == "flask.":\n        pass\n',
      'import sys\nfor name, mod in list(sys.modules.items()):\n'
      f'    if name[:6] == "{S}.":\n        pass\n'),
+    # A prefix kept in an attribute and split off names that are imported (a registry of
+    # modules to preload): the literal the attribute is given is a module prefix.
+    ('class Registry:\n    def __init__(self, prefix="flask."):\n'
+     '        self.prefix = prefix\n        self.deps = set()\n'
+     '    def load(self):\n        for module in self.deps:\n'
+     '            key = module.split(self.prefix)[-1].replace(".", "_")\n'
+     '            __import__(module)\n',
+     'class Registry:\n    def __init__(self, prefix="' + S + '."):\n'
+     '        self.prefix = prefix\n        self.deps = set()\n'
+     '    def load(self):\n        for module in self.deps:\n'
+     '            key = module.split(self.prefix)[-1].replace(".", "_")\n'
+     '            __import__(module)\n'),
+    # The same attribute checked against configuration keys: not a module prefix.
+    ('class Options:\n    prefix = "flask."\n'
+     '    def read(self, cfg):\n'
+     '        return {k[len(self.prefix):]: v for k, v in cfg.items()\n'
+     '                if k.startswith(self.prefix)}\n',
+     None),
 ])
 def test_more_evidence_and_code(before: str, after: str | None) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)

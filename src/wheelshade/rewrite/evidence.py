@@ -23,6 +23,8 @@ from wheelshade.rewrite.rules import MODULE_CALLS, MODULE_METHODS
 _NAME_ATTRS = frozenset({"__name__", "__module__", "__package__"})
 _PART_METHODS = frozenset({"split", "rsplit", "partition", "rpartition", "strip", "lower"})
 _CHECK_METHODS = frozenset({"startswith", "removeprefix", "replace", "find", "index"})
+#: ``name.split("pkg.")``: the separator is checked against the module name too.
+_SPLIT_METHODS = frozenset({"split", "rsplit", "partition", "rpartition"})
 #: The import protocol's finder and loader methods take a module's full name first.
 _IMPORTER_METHODS = frozenset({"find_spec", "find_module", "load_module"})
 _FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)
@@ -40,14 +42,49 @@ def proven_strings(
     if not words or not re.search(rf"""['"](?:{words})(?:['"]|\.)""", text):
         return {}
     found: dict[int, set[str]] = {}
+    attributes: set[str] = set()  # ``self.X`` checked against a module name somewhere
     for scope in _scopes(tree):
-        checker = _Scope(list(_nodes(scope)), aliases, found)
+        checker = _Scope(list(_nodes(scope)), aliases, found, attributes)
         if isinstance(scope, ast.FunctionDef) and scope.name in _IMPORTER_METHODS:
             params = [a.arg for a in (*scope.args.posonlyargs, *scope.args.args)]
             checker.valued.update(params[1:2] if params[:1] in (["self"], ["cls"])
                                   else params[:1])
         checker.run()
+    if attributes:
+        _prove_attributes(tree, attributes, found)
     return {line: frozenset(values) for line, values in found.items()}
+
+
+def _prove_attributes(tree: ast.Module, names: set[str], found: dict[int, set[str]]) -> None:
+    """The literals an attribute checked against module names is given: ``self.prefix =
+    "pkg."``, a class attribute ``prefix = "pkg."``, or a parameter's default that
+    ``__init__`` stores (``def __init__(self, prefix="pkg."): self.prefix = prefix``)."""
+    def prove(node: ast.AST | None) -> None:
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            found.setdefault(node.lineno - 1, set()).add(node.value)
+
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ClassDef):
+            for statement in node.body:
+                if isinstance(statement, ast.Assign) and any(
+                    isinstance(t, ast.Name) and t.id in names for t in statement.targets
+                ):
+                    prove(statement.value)
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        args = node.args
+        positional = [*args.posonlyargs, *args.args]
+        defaults = dict(zip([a.arg for a in positional[len(positional) - len(args.defaults):]],
+                            args.defaults, strict=True))
+        defaults.update({a.arg: d for a, d in zip(args.kwonlyargs, args.kw_defaults,
+                                                   strict=True) if d is not None})
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Assign) and any(
+                isinstance(t, ast.Attribute) and isinstance(t.value, ast.Name)
+                and t.value.id == "self" and t.attr in names for t in inner.targets
+            ):
+                value = inner.value
+                prove(defaults.get(value.id) if isinstance(value, ast.Name) else value)
 
 
 def _scopes(tree: ast.Module) -> Iterator[ast.AST]:
@@ -69,11 +106,13 @@ def _nodes(scope: ast.AST) -> Iterator[ast.AST]:
 
 class _Scope:
     def __init__(
-        self, nodes: list[ast.AST], aliases: ImportAliases, found: dict[int, set[str]]
+        self, nodes: list[ast.AST], aliases: ImportAliases, found: dict[int, set[str]],
+        attributes: set[str],
     ) -> None:
         self.nodes = nodes
         self.aliases = aliases
         self.found = found
+        self.attributes = attributes
         self.valued: set[str] = set()  # local names holding a module name or a part of one
 
     def run(self) -> None:
@@ -166,8 +205,8 @@ class _Scope:
                 for operand in operands:
                     self._prove(operand)
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr in _CHECK_METHODS and node.args and self._is_valued(
-                node.func.value
+            if node.func.attr in _CHECK_METHODS | _SPLIT_METHODS and node.args and (
+                self._is_valued(node.func.value)
             ):
                 self._prove(node.args[0])
         elif isinstance(node, ast.Subscript) and isinstance(node.slice, ast.Slice):
@@ -177,7 +216,11 @@ class _Scope:
                 self._prove(lower.args[0])
 
     def _prove(self, node: ast.AST) -> None:
-        """Record a literal (or the literals of a tuple, list or set) as a module name."""
+        """Record a literal (or the literals of a tuple, list or set) as a module name; an
+        attribute of ``self`` for the literals it is given elsewhere in the module."""
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                and node.value.id == "self"):
+            self.attributes.add(node.attr)
         items = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
         for item in items:
             if isinstance(item, ast.Constant) and isinstance(item.value, str):
