@@ -174,13 +174,7 @@ def rewrite_object_ref(value: str, mapping: Mapping[str, str]) -> str:
     return indent + renamed + head[len(module) :]
 
 
-def edit_entry_points(
-    data: bytes, mapping: Mapping[str, str], *, drop_scripts: bool, where: str
-) -> tuple[bytes, tuple[str, ...]]:
-    """Point entry points at shaded modules; optionally leave out script groups.
-
-    Returns the new file and the names of the scripts left out.
-    """
+def _entry_points(data: bytes, where: str) -> configparser.ConfigParser:
     # A [DEFAULT] group is a group like any other here, not defaults for every group: give
     # the parser's defaults section a name no header line can spell.
     parser = configparser.ConfigParser(
@@ -192,13 +186,35 @@ def edit_entry_points(
     except (configparser.Error, UnicodeDecodeError) as exc:
         msg = f"entry_points.txt is not a valid INI file ({exc})".splitlines()[0]
         raise WheelFormatError(msg, path=where) from None
+    return parser
+
+
+def entry_point_groups(data: bytes, *, where: str) -> tuple[str, ...]:
+    """The groups (section names) of entry_points.txt, in file order."""
+    return tuple(_entry_points(data, where).sections())
+
+
+def edit_entry_points(
+    data: bytes,
+    mapping: Mapping[str, str],
+    *,
+    drop_scripts: bool,
+    where: str,
+    groups: Mapping[str, str] | None = None,
+) -> tuple[bytes, tuple[str, ...]]:
+    """Point entry points at shaded modules; optionally leave out script groups.
+
+    ``groups`` renames sections: a group the shaded code now loads under its shaded name.
+    Returns the new file and the names of the scripts left out.
+    """
+    parser = _entry_points(data, where)
     dropped: list[str] = []
     out = io.StringIO()
     for group in parser.sections():
         if drop_scripts and group in SCRIPT_GROUPS:
             dropped.extend(parser[group])
             continue
-        out.write(f"[{group}]\n")
+        out.write(f"[{(groups or {}).get(group, group)}]\n")
         for key, value in parser[group].items():
             # A value continued over several lines stays continued (indented) when written.
             value = rewrite_object_ref(value, mapping).replace("\n", "\n    ")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import hashlib
@@ -19,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 from wheelshade.errors import WheelFormatError
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import TopKind, TopLevel, module_names, parse_top_level_txt, top_levels
-from wheelshade.wheel.metadata import CoreMetadata, read_metadata
+from wheelshade.wheel.metadata import CoreMetadata, entry_point_groups, read_metadata
 
 
 class Role(enum.Enum):
@@ -42,6 +43,8 @@ class WheelSummary:
     sha256: str
     #: Names listed in ``top_level.txt``, when the wheel has one.
     declared_top_levels: tuple[str, ...] | None = None
+    #: The groups (sections) of its ``entry_points.txt``.
+    entry_point_groups: tuple[str, ...] = ()
 
     @property
     def name(self) -> NormalizedName:
@@ -119,6 +122,11 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
     data_dir = reader.dist_info[: -len(".dist-info")] + ".data"
     top_txt = f"{reader.dist_info}/top_level.txt"
     declared = parse_top_level_txt(reader.read(top_txt)) if top_txt in names else None
+    groups: tuple[str, ...] = ()
+    if (entry_points := f"{reader.dist_info}/entry_points.txt") in names:
+        # An unreadable file is reported, with its reason, when it is rewritten.
+        with contextlib.suppress(WheelFormatError):
+            groups = entry_point_groups(reader.read(entry_points), where=where)
     return WheelSummary(
         path=reader.path,
         role=role,
@@ -130,4 +138,5 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         top_levels=top_levels(names, reader.dist_info, data_dir),
         sha256=_sha256(reader.path),
         declared_top_levels=declared,
+        entry_point_groups=groups,
     )
