@@ -5,6 +5,9 @@ folds its License over whitespace-only lines, so its ``Requires-Dist: numpy`` si
 (class 10 of issue 14). The shaded set installs with plain pip beside scikit-learn 1.7.2 +
 scipy 1.16.3 + numpy 2.4.6, both run in one interpreter, and a subset of scikit-learn's and
 scipy's own tests gives the same outcome on the shaded copies as on the unshaded originals.
+joblib goes in the set too: it imports numpy when scikit-learn loads it, without requiring it,
+and kept unshaded it would hand the shaded scikit-learn the unshaded numpy 2 (`wheelshade
+verify` finds 85 such leaks in a set of three).
 Slow: the shading takes about 2.5 minutes and each venv about 1.5 on a busy machine.
 """
 
@@ -18,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Venv, read_member, validate_record
+from helpers import Venv, read_member, validate_record, verify_offline
 from pypi import wheels
 from wheelshade import shade
 
@@ -53,7 +56,8 @@ def _one(folder: Path, prefix: str) -> Path:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
     folder = wheels(*OLD, *NEW, *SUPPORT)
     out = tmp_path_factory.mktemp("sci")
-    deps = [_one(folder, p) for p in ("scikit_learn-1.3.2", "scipy-1.11.4", "numpy-1.26.4")]
+    names = ("scikit_learn-1.3.2", "scipy-1.11.4", "numpy-1.26.4", "joblib-1.5.2")
+    deps = [_one(folder, p) for p in names]
     start = time.monotonic()
     result = shade([], deps, out_dir=out)
     print(f"shading the stack took {time.monotonic() - start:.0f} s")
@@ -145,3 +149,13 @@ def test_the_stack_runs_beside_todays_releases_and_passes_its_own_tests(
     different = {k: (original.get(k), shaded.get(k)) for k in {*original, *shaded}
                  if original.get(k) != shaded.get(k)}
     assert different == {}
+
+
+@pytest.mark.network
+def test_verify_finds_no_leak_and_nothing_broken(stack: tuple[Path, Path, dict[str, str]]) -> None:
+    folder, out, _ = stack
+    start = time.monotonic()
+    proc = verify_offline(sorted(out.glob("*.whl")), "scikit-learn==1.7.2", folder)
+    print(f"verify took {time.monotonic() - start:.0f} s")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert proc.stdout.splitlines()[-1] == "OK: no leak in 4 wheels"
