@@ -118,14 +118,17 @@ def make_wheel(
     files: dict[str, str],
     requires: tuple[str, ...] = (),
     requires_python: str | None = None,
+    headers: str = "",
 ) -> Path:
-    """A small wheel from a dict of sources, written by pypa/wheel's WheelFile (own RECORD)."""
+    """A small wheel from a dict of sources, written by pypa/wheel's WheelFile (own RECORD).
+
+    ``headers`` are METADATA lines written before the ``Requires-Dist`` lines."""
     from wheel.wheelfile import WheelFile
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{name}-{version}-py3-none-any.whl"
     dist_info = f"{name}-{version}.dist-info"
-    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n" + "".join(
+    meta = f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n{headers}" + "".join(
         f"Requires-Dist: {r}\n" for r in requires
     )
     if requires_python:

@@ -95,6 +95,25 @@ PINS: dict[str, tuple[str, ...]] = {
         "bc210535442b39e1bf2805e0c7a17dfd6a4ace760c84c7f7d16245d23a6b1c39",
     ),
     "tzdata==2026.6": ("0a10eec6e13ef16b627fabed9a5f2ba61a62b1c67f327305f4e7e412a70b4aec",),
+    # The 2023 scientific stack (with numpy 1.26.4) shaded together beside today's releases
+    # (with numpy 2.4.6), cp311 manylinux x86_64; pytest and its deps run their own tests.
+    "scikit-learn==1.3.2": (
+        "fc4144a5004a676d5022b798d9e573b05139e77f271253a4703eed295bde0433",
+    ),
+    "scipy==1.11.4": ("530f9ad26440e85766509dbf78edcfe13ffd0ab7fec2560ee5c36ff74d6269ff",),
+    "scikit-learn==1.7.2": (
+        "89877e19a80c7b11a2891a27c21c4894fb18e2c2e077815bcade10d34287b20d",
+    ),
+    "scipy==1.16.3": ("0151a0749efeaaab78711c78422d413c583b8cdd2011a3c1d6c794938ee9fdb2",),
+    "joblib==1.5.2": ("4e1f0bdbb987e6d843c70cf43714cb276623def372df3c22fe5266b2670bc241",),
+    "threadpoolctl==3.6.0": (
+        "43a0b8fd5a2928500110039e43a5eed8480b918967083ea48dc3ab9f13c4a7fb",
+    ),
+    "pytest==9.2.0": ("07acdcf88ec174f907dc01af70bf52d49b014bbab03faeeade31c96b18c2e588",),
+    "pluggy==1.7.0": ("7dd7b0d8832ba3cb632c306926ded123429211b83641b35dc5c41ad2d34f9bec",),
+    "iniconfig==2.3.1": ("9121e2c1fdb355232495be3194c8dfe87ccc2d5dee45947b78e68f499790d7a7",),
+    "packaging==26.4": ("81383611a09c1bc0b08b76e0fd5829d7c6824c65b27a6aee339da133f4233ea2",),
+    "pygments==2.21.0": ("2363c69b61c4a97c838da3b130dcd6468f4848992b21a82f2a63ec34377137d9",),
 }
 
 _UNREACHABLE = re.compile(

@@ -207,3 +207,82 @@ def test_list_modules(members: list[str], modules: list[str], skipped: list[str]
     found, skips = list_modules(members, "d-1.dist-info")
     assert list(found) == modules
     assert [m for m, _ in skips] == skipped
+
+
+def _break_module(wheel: Path, member: str, line: str) -> None:
+    """Append ``line`` to ``member`` of ``wheel``, in place, with a fresh RECORD: the
+    shaded copy then fails where the original imports (a half-renamed pair, class 3)."""
+    import zipfile
+
+    from wheel.wheelfile import WheelFile
+
+    with zipfile.ZipFile(wheel) as zf:
+        files = {n: zf.read(n) for n in zf.namelist() if not n.endswith(".dist-info/RECORD")}
+    files[member] += line.encode()
+    wheel.unlink()
+    with WheelFile(wheel, "w") as wf:
+        for name, data in files.items():
+            wf.writestr(name, data)
+
+
+@pytest.fixture(scope="module")
+def broken_set(
+    fixture_wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
+) -> tuple[Path, list[Path]]:
+    out = tmp_path_factory.mktemp("broken")
+    result = shade([], [fixture_wheels["greet1"], fixture_wheels["colors1"]], out_dir=out)
+    (greet,) = [w for w in result.wheels if "greet" in w.mapping]
+    shaded = greet.mapping["greet"]
+    # What a half-renamed pair does: the package's own name check sees the shaded name.
+    _break_module(
+        greet.output,
+        f"{shaded}/cli.py",
+        '\nif __name__.split(".")[0] != "greet":\n    raise ImportError("not loaded as greet")\n',
+    )
+    return greet.output, [w.output for w in result.wheels]
+
+
+def test_a_module_broken_by_shading_is_broken_not_skipped(
+    broken_set: tuple[Path, list[Path]], fixture_wheels: dict[str, Path]
+) -> None:
+    greet, outputs = broken_set
+    shaded = greet.name.split("-")[0]
+    # The originals are found where pip finds them (here the fixture wheels' folders).
+    links = IndexOptions(
+        no_index=True,
+        find_links=tuple(str(fixture_wheels[n].parent) for n in ("greet1", "colors1")),
+    )
+    report = verify(
+        outputs,
+        with_requirements=[str(fixture_wheels["greet2"]), str(fixture_wheels["colors2"])],
+        index=links,
+    )
+    assert not report.ok and report.broken
+    verdict = next(w for w in report.wheels if w.wheel == greet.name)
+    assert verdict.broken == ((f"{shaded}.cli", "ImportError: not loaded as greet"),)
+    assert f"{shaded}.cli" not in dict(verdict.skipped)
+    text = format_report(report)
+    assert f"  broken {shaded}.cli: ImportError: not loaded as greet" in text
+    assert text.splitlines()[-1].startswith("BROKEN: 1 module in 1 wheel")
+    assert "not checked: code that runs after import" in text
+
+
+def test_cli_exit_status_for_broken_and_for_failures_no_original_can_clear(
+    broken_set: tuple[Path, list[Path]], fixture_wheels: dict[str, Path]
+) -> None:
+    from helpers import wheelshade
+
+    _, outputs = broken_set
+    beside = ["--with", str(fixture_wheels["greet2"]), "--with", str(fixture_wheels["colors2"])]
+    given = [f"--original={fixture_wheels[n]}" for n in ("greet1", "colors1")]
+    proc = wheelshade("verify", *outputs, *beside, *given, "--no-index")
+    assert proc.returncode == 4, proc.stdout + proc.stderr
+    assert "BROKEN: 1 module" in proc.stdout
+    # Offline with no original to compare with: the failure is not waved through as OK.
+    proc = wheelshade("verify", *outputs, *beside, "--no-index")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    assert "OK" not in proc.stdout
+    assert "import failures not compared with the original: original greet 1.0 not found" in (
+        proc.stdout
+    )
+    assert proc.stdout.splitlines()[-1].startswith("UNCHECKED: 1 module of shaded wheels")

@@ -12,6 +12,7 @@ from pathlib import Path
 from wheelshade import __version__
 from wheelshade.errors import RewriteError, WheelshadeError
 from wheelshade.findings import Code, Finding
+from wheelshade.groups import GroupTracker, own_groups
 from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
@@ -27,6 +28,7 @@ from wheelshade.wheel.metadata import (
     edit_entry_points,
     edit_metadata,
     edit_top_level_txt,
+    entry_point_groups,
 )
 from wheelshade.wheel.records import RecordEntry, parse_record
 from wheelshade.wheel.summary import Role
@@ -50,7 +52,9 @@ def string_rules(plan: ShadePlan) -> StringRules:
     deps = sorted({(j.summary.path, j.summary.sha256) for j in plan.jobs
                    if j.summary.role is Role.DEP})
     return StringRules(
-        plan.mapping, plan.modules, {d.original: d.name for d in plan.dists.values()},
+        plan.mapping,
+        plan.modules | own_groups(plan),
+        {d.original: d.name for d in plan.dists.values()},
         set_attributes(deps),
     )
 
@@ -103,6 +107,7 @@ class _JobWriter:
         self.errors: list[RewriteError] = []
         self.diffs: list[str] = []
         self.scripts_dropped: list[str] = []
+        self.groups = GroupTracker((), {})
 
     def submit(
         self, reader: WheelReader, rewriter: SourceRewriter, batch: list[MemberAction]
@@ -144,6 +149,7 @@ class _JobWriter:
                 self.findings.extend(
                     Finding(act.source, f.line, f.code, f.message) for f in result.findings
                 )
+                self.groups.see(data, result.new)
                 if result.new is None:
                     continue
                 self.rewritten += 1
@@ -175,7 +181,9 @@ class _JobWriter:
                 self.plan.mapping,
                 drop_scripts=is_dep and not self.plan.options.keep_scripts,
                 where=f"{self.job.summary.path}/{act.source}",
+                groups=self.groups.renames(),
             )
+            self.findings.extend(self.groups.findings(act.source))
             self.scripts_dropped.extend(dropped)
             return new
         if act.action is Action.TOP_LEVEL and is_dep:
@@ -289,6 +297,11 @@ def write_job(
     """
     state = _JobWriter(job, plan, want_diff)
     sizes = {m.name: m.size for m in reader.members}
+    entry_points = f"{job.summary.dist_info}/entry_points.txt"
+    if job.new_name is not None and entry_points in sizes:
+        where = f"{job.summary.path}/{entry_points}"
+        groups = entry_point_groups(reader.read(entry_points), where=where)
+        state.groups = GroupTracker(groups, plan.dists[job.summary.name].mapping)
     by_target = {a.target: a for a in job.actions}
     extra: dict[str, bytes] = dict(job.generated)
     if job.new_name is not None:

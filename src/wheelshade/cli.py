@@ -28,6 +28,7 @@ EXIT_OK = 0
 EXIT_USAGE = 1
 EXIT_ERROR = 2
 EXIT_FINDINGS = 3
+EXIT_BROKEN = 4  # verify: a module imports from the original wheel but not shaded
 
 
 def _index_options(parser: argparse.ArgumentParser) -> None:
@@ -147,6 +148,9 @@ def _parser() -> argparse.ArgumentParser:
     ve.add_argument("wheels", nargs="+", type=Path, metavar="WHEEL")
     ve.add_argument("--with", dest="with_", action="append", default=[], metavar="REQ",
                     help="also install this requirement or wheel (e.g. the other version)")
+    ve.add_argument("--original", action="append", default=[], type=Path, metavar="WHEEL",
+                    help="the wheel a shaded one was made from, to compare import failures "
+                    "with (default: fetched as its wheelshade.json records it)")
     _index_options(ve)
     rw = sub.add_parser(
         "rewrite",
@@ -332,8 +336,12 @@ def _batch(args: argparse.Namespace, sets: list[ShadeSet], settings: dict[str, A
 def _verify(args: argparse.Namespace) -> int:
     from wheelshade.verify.leaks import format_report, verify
 
-    report = verify(args.wheels, with_requirements=args.with_, index=_index(args))
+    report = verify(
+        args.wheels, with_requirements=args.with_, index=_index(args), originals=args.original
+    )
     print(format_report(report))
+    if report.broken:
+        return EXIT_BROKEN
     return EXIT_OK if report.ok else EXIT_FINDINGS
 
 

@@ -22,6 +22,9 @@ class Code(enum.Enum):
     UNPARSABLE = "unparsable"
     #: A compiled module left out because its ``.py`` twin does the same (``--prefer-python``).
     PYTHON_TWIN = "python-twin"
+    #: An entry-point group renamed with the shaded code that loads it: plugins registered
+    #: under the original group by other distributions are not seen by the shaded copy.
+    ENTRY_POINT_GROUP = "entry-point-group"
 
 
 @dataclass(frozen=True)

@@ -22,13 +22,15 @@ from wheelshade.naming import (
     shaded_import_name,
 )
 from wheelshade.native.patching import same_length_name
+from wheelshade.nesting import hosts, missing_portions, nested_notes
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
-    Location,
     TopKind,
+    has_python_twin,
     in_site_packages,
     is_compiled,
     is_mypyc_group,
+    is_pth,
     locate,
     module_name_of_file,
     top_level_mismatch,
@@ -142,12 +144,13 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
                 )
             owner[key] = dep
         namespaces = {t.name for t in dep.top_levels if t.kind is TopKind.NAMESPACE}
-        plain = {k for k in owner if "." not in k}
+        plain = {k for k in owner if "." not in k} - set(hosts(deps))
         for name in sorted(namespaces & plain):
             problems.append(
                 f"{dep.filename} installs a portion of the namespace package {name!r}, which "
                 f"{owner[name].filename} installs as a regular package"
             )
+    problems.extend(missing_portions(deps))
     for dependent in dependents:
         if dependent.name in seen:
             problems.append(
@@ -209,25 +212,12 @@ def wrapper_source(original: str, filename: str) -> bytes:
     ).encode()
 
 
-def _has_python_twin(name: str, members: set[str]) -> bool:
-    """``pkg/mod.cpython-311-x86_64-linux-gnu.so`` beside ``pkg/mod.py``."""
-    if not name.endswith(EXTENSION_SUFFIXES):
-        return False
-    folder, _, filename = name.rpartition("/")
-    module = filename.split(".", 1)[0]
-    return (f"{folder}/{module}.py" if folder else f"{module}.py") in members
-
-
 def _classify(path: str) -> Action:
     if path.endswith((".py", ".pyi")):
         return Action.REWRITE
     if is_compiled(path):
         return Action.BINARY
     return Action.COPY
-
-
-def _is_pth(loc: Location) -> bool:
-    return in_site_packages(loc) and "/" not in loc.path and loc.path.endswith(".pth")
 
 
 def _actions(
@@ -266,7 +256,7 @@ def _actions(
             }.get(base, Action.COPY)
             actions.append(MemberAction(name, target, action))
             continue
-        if own and options.prefer_python and _has_python_twin(name, members):
+        if own and options.prefer_python and has_python_twin(name, members):
             left_out.append(name)
             findings.append(
                 Finding(
@@ -282,7 +272,7 @@ def _actions(
             left_out.append(name)
             continue
         loc = locate(name, wheel.data_dir)
-        if own and _is_pth(loc):
+        if own and is_pth(loc):
             # A .pth runs at every interpreter start: kept, both versions would run it.
             if not options.keep_pth:
                 left_out.append(name)
@@ -352,22 +342,28 @@ def make_plan(
     mapping: dict[str, str] = {}
     dists: dict[NormalizedName, ShadedDist] = {}
     taken = {t.name for wheel in (*deps, *dependents) for t in wheel.top_levels}
+    tops: dict[NormalizedName, dict[str, str]] = {}
     for dep in deps:
         tail = options.suffix or default_suffix(dep.metadata.version, digest)
-        renames = {
+        tops[dep.name] = {
             t.name: same_length_name(t.name, digest, taken)
             if t.name in options.same_length
             else shaded_import_name(t.name, tail)
             for t in dep.top_levels
             if t.kind is not TopKind.NAMESPACE
         }
+        taken.update(tops[dep.name].values())
+        mapping.update(tops[dep.name])
+    for dep in deps:
+        tail = options.suffix or default_suffix(dep.metadata.version, digest)
+        renames = tops[dep.name]
         for top in dep.top_levels:
             if top.kind is TopKind.NAMESPACE:
-                # Each portion moves into a namespace package of the shaded name.
-                head = shaded_import_name(top.name, tail)
+                # Into a shaded namespace, or the shaded package it nests in (nesting.py).
+                head = mapping.get(top.name) or shaded_import_name(top.name, tail)
                 renames.update({f"{top.name}.{p}": f"{head}.{p}" for p in dep.portions(top.name)})
-        taken.update(renames.values())
-        mapping.update(renames)
+        # A portion nested in a shaded package is renamed with it: no key of its own.
+        mapping.update({k: v for k, v in renames.items() if k.split(".")[0] not in mapping})
         dists[dep.name] = ShadedDist(
             dep.name, dep.metadata.version, shaded_dist_name(dep.name, tail), renames
         )
@@ -397,7 +393,7 @@ def make_plan(
             )
         )
     modules = frozenset().union(*(dep.modules for dep in deps))
-    warnings = tuple(
+    warnings = nested_notes(deps, mapping) + tuple(
         f"{dep.filename}: {finding}"
         for dep in deps
         if dep.declared_top_levels is not None

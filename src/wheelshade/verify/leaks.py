@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from wheelshade.errors import FetchError, UsageError, WheelFormatError
-from wheelshade.resolve.fetch import IndexOptions, pip_error
-from wheelshade.verify.probe import MARKER as _MARKER
+from wheelshade.errors import UsageError, WheelFormatError
+from wheelshade.resolve.fetch import IndexOptions
+from wheelshade.verify.compare import Comparison, Source, compare
+from wheelshade.verify.venv import Leak, make_env, probe_modules
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
@@ -25,18 +24,15 @@ from wheelshade.wheel.metadata import PROVENANCE_FILE
 
 __all__ = ["Leak", "VerifyReport", "WheelVerdict", "format_report", "list_modules", "verify"]
 
-_PROBE = Path(__file__).with_name("probe.py")
 _TEST_NAMES = frozenset({"tests", "test", "testing", "conftest"})
 TEST_MODULE = "test module"
-
-
-@dataclass(frozen=True)
-class Leak:
-    """A module under an original (unshaded) name that was imported, or looked for."""
-
-    module: str  # "greet.core"; "<interpreter>" when the probe itself died
-    file: str | None  # where it was loaded from; None when it was not found
-    cause: str  # "importing leakyapp", "importing oldapp (via greet)"
+_MAIN = "__main__ module (runs a program when imported)"
+_NOT_A_NAME = "not an importable module name"
+#: What an import check cannot see, said with every report.
+NOT_CHECKED = (
+    "not checked: code that runs after import (call paths, templates, plugins, test "
+    "loaders), and modules never imported (tests, __main__)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +41,18 @@ class WheelVerdict:
     imported: tuple[str, ...]
     skipped: tuple[tuple[str, str], ...]  # (module, reason)
     leaks: tuple[Leak, ...]
+    #: (module, reason) of each module that fails to import here but imports unshaded.
+    broken: tuple[tuple[str, str], ...] = ()
+    #: Why this wheel's import failures could not be compared with its original, if so.
+    not_compared: str | None = None
+    #: A shaded wheel (with ``wheelshade.json``), not a dependent.
+    shaded: bool = False
+
+    @property
+    def unchecked(self) -> int:
+        """Import failures of a shaded wheel that no original could clear."""
+        failed = [s for s in self.skipped if s[1] != TEST_MODULE and not _never_tried(s[1])]
+        return len(failed) if self.shaded and self.not_compared else 0
 
 
 @dataclass(frozen=True)
@@ -54,7 +62,11 @@ class VerifyReport:
 
     @property
     def ok(self) -> bool:
-        return not any(w.leaks for w in self.wheels)
+        return not any(w.leaks or w.unchecked for w in self.wheels) and not self.broken
+
+    @property
+    def broken(self) -> bool:
+        return any(w.broken for w in self.wheels)
 
 
 @dataclass(frozen=True)
@@ -66,6 +78,11 @@ class _Contents:
     skipped: tuple[tuple[str, str], ...]
     own: tuple[str, ...]  # the wheel's own top-level names
     mapping: dict[str, str]  # from wheelshade.json; empty for a dependent
+    source: Source  # what it was made from
+
+
+def _never_tried(reason: str) -> bool:
+    return reason in (_MAIN, _NOT_A_NAME)
 
 
 def _module_key(name: str) -> list[str]:
@@ -83,9 +100,9 @@ def _skip_reason(parts: Sequence[str], *, package: bool) -> str | None:
         return TEST_MODULE
     if parts[-1] == "__main__":
         # Importing a __main__ module runs the program it belongs to.
-        return "__main__ module (runs a program when imported)"
+        return _MAIN
     if not all(part.isidentifier() for part in parts):
-        return "not an importable module name"
+        return _NOT_A_NAME
     return None
 
 
@@ -113,121 +130,37 @@ def list_modules(
     return modules, tuple((m, reason) for m in order if (reason := found[m]) is not None)
 
 
-def _read_mapping(reader: WheelReader) -> dict[str, str]:
+def _read_source(reader: WheelReader) -> Source:
+    """The original distribution, from ``wheelshade.json``; the wheel itself for a dependent."""
     member = f"{reader.dist_info}/{PROVENANCE_FILE}"
     if member not in {m.name for m in reader.members}:
-        return {}
+        name, _, version = reader.dist_info.removesuffix(".dist-info").partition("-")
+        return Source(reader.path.name, name, version, None, {})
+    mapping: object = None
+    fields: list[object] = []
     try:
-        mapping = json.loads(reader.read(member))["mapping"]
+        doc = json.loads(reader.read(member))
+        mapping, original = doc["mapping"], doc["original"]
+        fields = [original["name"], original["version"], original["sha256"]]
     except (ValueError, KeyError, TypeError):
-        mapping = None
+        pass
     if not isinstance(mapping, dict) or not all(
         isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()
-    ):
-        raise WheelFormatError(f'{member} has no valid "mapping"', path=str(reader.path))
-    return dict(mapping)
+    ) or len(fields) != 3 or not all(isinstance(x, str) for x in fields):
+        raise WheelFormatError(
+            f'{member} has no valid "mapping" and "original"', path=str(reader.path)
+        )
+    name, version, sha = map(str, fields)
+    return Source(reader.path.name, name, version, sha, dict(mapping))
 
 
 def _inspect(path: Path) -> _Contents:
     with WheelReader(path) as reader:
         names = [m.name for m in reader.members]
         modules, skipped = list_modules(names, reader.dist_info)
-        mapping = _read_mapping(reader)
+        source = _read_source(reader)
     own = sorted({m.split(".")[0] for m in modules} | {m.split(".")[0] for m, _ in skipped})
-    return _Contents(Path(path), modules, skipped, tuple(own), mapping)
-
-
-def _venv_python(root: Path) -> Path:
-    if os.name == "nt":
-        return root / "Scripts" / "python.exe"
-    return root / "bin" / "python"
-
-
-def _run(cmd: Sequence[str], what: str, *, where: Path, timeout: float) -> None:
-    try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FetchError(f"{what} did not finish within {timeout:.0f} s", path=str(where)) from None
-    except OSError as exc:
-        raise FetchError(f"{what} could not start ({exc})", path=str(where)) from None
-    if proc.returncode != 0:
-        raise FetchError(
-            f"{what} failed: {pip_error(proc.stderr)}",
-            path=str(where),
-            hint="every requirement must be given with --with or found through the index options",
-        )
-
-
-def _make_env(
-    root: Path,
-    wheels: Sequence[Path],
-    reqs: Sequence[str],
-    index: IndexOptions,
-    python: str,
-    timeout: float,
-) -> Path:
-    """A fresh venv holding the wheels and requirements; returns its root."""
-    venv = root / "venv"
-    cmd = [python, "-m", "venv", "--without-pip", str(venv)]
-    _run(cmd, "creating a venv", where=wheels[0], timeout=timeout)
-    # The running interpreter's pip drives the venv: no pip copy inside it, which is fast.
-    cmd = [python, "-m", "pip", "--python", str(_venv_python(venv)), "install"]
-    cmd += ["--disable-pip-version-check", *index.pip_args(), *map(str, wheels), *reqs]
-    _run(cmd, "pip install", where=wheels[0], timeout=timeout)
-    return venv
-
-
-def _crash(proc_stderr: str, detail: str) -> Leak:
-    lines = [ln.strip() for ln in proc_stderr.splitlines() if ln.strip()]
-    markers = [ln[len(_MARKER) :] for ln in lines if ln.startswith(_MARKER)]
-    cause = f"interpreter crashed ({detail})"
-    if markers:
-        cause += f" while importing {markers[-1]}"
-    if lines and not lines[-1].startswith(_MARKER):
-        cause += f": {lines[-1]}"
-    return Leak("<interpreter>", None, cause)
-
-
-def _shown(file: object, venv: Path) -> str | None:
-    """A loaded file's path, with the throwaway venv's (deleted) root shown as ``<venv>``."""
-    if not isinstance(file, str):
-        return None
-    prefix = str(venv) + os.sep
-    return "<venv>" + os.sep + file[len(prefix) :] if file.startswith(prefix) else file
-
-
-def _probe(
-    venv: Path, wheel: _Contents, originals: Sequence[str], request: Path, timeout: float
-) -> tuple[list[tuple[str, str | None]], list[Leak]]:
-    """Import the wheel's modules in a fresh interpreter: per module its skip reason or None."""
-    doc = {"modules": list(wheel.modules), "originals": list(originals), "own": list(wheel.own)}
-    request.write_text(json.dumps(doc), encoding="utf-8")
-    cwd = request.parent / "cwd"
-    cwd.mkdir(exist_ok=True)
-    # -I: site-packages stay, but the cwd, the script's folder, PYTHON* and user site do not.
-    cmd = [str(_venv_python(venv)), "-I", str(_PROBE), str(request)]
-    try:
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            errors="replace",
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            timeout=timeout,
-        )
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else ""
-        return [], [_crash(stderr, f"no answer within {timeout:.0f} s")]
-    try:
-        if proc.returncode != 0:
-            raise ValueError(f"exit status {proc.returncode}")
-        out = json.loads(proc.stdout)
-        results = [(str(r["module"]), r["skipped"]) for r in out["results"]]
-        leaks = [Leak(str(x["module"]), _shown(x["file"], venv), x["cause"]) for x in out["leaks"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        return [], [_crash(proc.stderr, str(exc))]
-    return results, leaks
+    return _Contents(Path(path), modules, skipped, tuple(own), dict(source.mapping), source)
 
 
 def verify(
@@ -237,39 +170,60 @@ def verify(
     index: IndexOptions = IndexOptions(),  # noqa: B008  (frozen, so sharing it is safe)
     python: str = sys.executable,
     timeout: float = 600,
+    originals: Sequence[Path] = (),
 ) -> VerifyReport:
     """Install the wheels (and ``with_requirements``) into one throwaway venv, import every
     module of each wheel in a fresh interpreter, and report every module imported under an
     original (unshaded) name of the shaded wheels given.
 
-    ``timeout`` bounds each step (venv creation, pip, each wheel's interpreter) separately.
+    Modules that fail to import are imported again from the original wheels (``originals``,
+    else fetched as ``wheelshade.json`` records them) in a second venv: each one that imports
+    there is broken. ``timeout`` bounds each step (venv, pip, each interpreter) separately.
     """
     contents = [_inspect(Path(w)) for w in wheels]
-    originals = tuple(sorted({name for c in contents for name in c.mapping}))
+    names = tuple(sorted({name for c in contents for name in c.mapping}))
     if not any(c.mapping for c in contents):
         given = ", ".join(Path(w).name for w in wheels) or "no wheels"
         raise UsageError(
             f"no shaded wheel given: none has a .dist-info/{PROVENANCE_FILE} ({given})",
             hint="pass the wheels `wheelshade shade` wrote",
         )
-    verdicts = []
+    probed = []
     with tempfile.TemporaryDirectory(prefix="wheelshade-verify-") as tmp:
         work = Path(tmp)
         paths = [c.path for c in contents]
-        venv = _make_env(work, paths, with_requirements, index, python, timeout)
+        venv = make_env(work, paths, with_requirements, index, python, timeout)
         for i, wheel in enumerate(contents):
             request = work / f"request-{i}.json"
-            results, leaks = _probe(venv, wheel, originals, request, timeout)
-            skipped = [*wheel.skipped, *((m, r) for m, r in results if r is not None)]
-            verdicts.append(
-                WheelVerdict(
-                    wheel=wheel.path.name,
-                    imported=tuple(m for m, r in results if r is None),
-                    skipped=tuple(sorted(skipped, key=lambda s: _module_key(s[0]))),
-                    leaks=tuple(leaks),
-                )
+            probed.append(probe_modules(venv, wheel.modules, wheel.own, names, request, timeout))
+        failures = {
+            c.path.name: [(m, r) for m, r in results if r is not None]
+            for c, (results, _) in zip(contents, probed, strict=True)
+        }
+        sources = {c.path.name: c.source for c in contents}
+        if any(failures.values()):
+            comparison = compare(
+                failures, sources, originals, work, index=index, python=python, timeout=timeout
             )
-    return VerifyReport(tuple(verdicts), originals)
+        else:
+            comparison = Comparison({}, {})
+    verdicts = []
+    for wheel, (results, leaks) in zip(contents, probed, strict=True):
+        broken = comparison.broken.get(wheel.path.name, ())
+        failed = [(m, r) for m, r in failures[wheel.path.name] if (m, r) not in broken]
+        skipped = [*wheel.skipped, *failed]
+        verdicts.append(
+            WheelVerdict(
+                wheel=wheel.path.name,
+                imported=tuple(m for m, r in results if r is None),
+                skipped=tuple(sorted(skipped, key=lambda s: _module_key(s[0]))),
+                leaks=tuple(leaks),
+                broken=broken,
+                not_compared=comparison.not_compared.get(wheel.path.name),
+                shaded=bool(wheel.mapping),
+            )
+        )
+    return VerifyReport(tuple(verdicts), names)
 
 
 def _plural(count: int, word: str) -> str:
@@ -277,20 +231,42 @@ def _plural(count: int, word: str) -> str:
 
 
 def format_report(report: VerifyReport) -> str:
-    """Readable text: a count line per wheel, then its skips and leaks, then the verdict."""
+    """Readable text: a count line per wheel, its skips, leaks and broken modules, then
+    what was not checked and the verdict."""
     out = [f"checked imports of: {', '.join(report.originals)}"]
     for w in report.wheels:
         out.append(
-            f"{w.wheel}: imported {len(w.imported)}, skipped {len(w.skipped)}, leaks {len(w.leaks)}"
+            f"{w.wheel}: imported {len(w.imported)}, skipped {len(w.skipped)}, "
+            f"leaks {len(w.leaks)}, broken {len(w.broken)}"
         )
         out.extend(f"  skipped {module}: {reason}" for module, reason in w.skipped)
         for leak in w.leaks:
             where = leak.file or "not found"
             out.append(f"  leak {leak.module} ({where}): {leak.cause}")
+        out.extend(
+            f"  broken {module}: {reason} (imports from the original wheel)"
+            for module, reason in w.broken
+        )
+        if w.not_compared:
+            out.append(f"  import failures not compared with the original: {w.not_compared}")
+    out.append(NOT_CHECKED)
     total = sum(len(w.leaks) for w in report.wheels)
+    unchecked = sum(w.unchecked for w in report.wheels)
     if report.ok:
         out.append(f"OK: no leak in {_plural(len(report.wheels), 'wheel')}")
-    else:
+    if total:
         bad = sum(1 for w in report.wheels if w.leaks)
         out.append(f"FAILED: {_plural(total, 'leak')} in {_plural(bad, 'wheel')}")
+    if unchecked:
+        out.append(
+            f"UNCHECKED: {_plural(unchecked, 'module')} of shaded wheels failed to import and "
+            "could not be compared with the original (give it with --original)"
+        )
+    if report.broken:
+        count = sum(len(w.broken) for w in report.wheels)
+        bad = sum(1 for w in report.wheels if w.broken)
+        out.append(
+            f"BROKEN: {_plural(count, 'module')} in {_plural(bad, 'wheel')} import from the "
+            "original wheel but not shaded"
+        )
     return "\n".join(out)

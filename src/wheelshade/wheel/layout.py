@@ -141,3 +141,16 @@ def module_names(names: Iterable[str], dist_info: str, data_dir: str) -> frozens
 def is_compiled(name: str) -> bool:
     """An extension module or a shared library (``.so``, ``.pyd``, ``.so.<version>``)."""
     return name.endswith(EXTENSION_SUFFIXES) or _VERSIONED_LIBRARY.search(name) is not None
+
+
+def has_python_twin(name: str, members: set[str]) -> bool:
+    """``pkg/mod.cpython-311-x86_64-linux-gnu.so`` beside ``pkg/mod.py``."""
+    if not name.endswith(EXTENSION_SUFFIXES):
+        return False
+    folder, _, filename = name.rpartition("/")
+    module = filename.split(".", 1)[0]
+    return (f"{folder}/{module}.py" if folder else f"{module}.py") in members
+
+
+def is_pth(loc: Location) -> bool:
+    return in_site_packages(loc) and "/" not in loc.path and loc.path.endswith(".pth")

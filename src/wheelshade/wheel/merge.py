@@ -8,7 +8,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 
 from wheelshade.errors import WheelFormatError
-from wheelshade.wheel.metadata import SCRIPT_GROUPS, _header_fields
+from wheelshade.wheel.metadata import SCRIPT_GROUPS, header_fields
 
 #: Files in a dist-info folder that carry license or notice text (older wheels put them at
 #: the folder's top, Metadata 2.4 under ``licenses/``).
@@ -19,7 +19,7 @@ def header_values(data: bytes, key: str) -> list[str]:
     """Every value of one METADATA header field (continuation lines joined)."""
     lines = data.splitlines(keepends=True)
     found = []
-    for start, end in _header_fields(lines):
+    for start, end in ((f.start, f.end) for f in header_fields(lines)):
         field = b"".join(lines[start:end]).decode("utf-8", "replace")
         name, _, value = field.partition(":")
         if name.strip().lower() == key.lower():
@@ -38,7 +38,7 @@ def edit_headers(
     (or added), and ``add`` appended to the header; the body and other fields keep their bytes.
     """
     lines = data.splitlines(keepends=True)
-    spans = _header_fields(lines)
+    spans = [(f.start, f.end) for f in header_fields(lines)]
     out: list[bytes] = []
     pending = {k.lower(): (k, v) for k, v in replace.items()}
     for start, end in spans:

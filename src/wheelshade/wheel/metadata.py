@@ -5,7 +5,8 @@ from __future__ import annotations
 import configparser
 import io
 import json
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from packaging.metadata import parse_email
@@ -32,45 +33,103 @@ class CoreMetadata:
         return canonicalize_name(self.name)
 
 
+#: A line that belongs to the header block, as the ``email`` parser (``compat32``, which
+#: ``packaging.metadata`` and so pip use) decides it: a field, a continuation, or an mbox
+#: ``From `` line. Any other line, the empty separator first of all, ends the block; a
+#: whitespace-only line is a continuation.
+_HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")
+
+
+@dataclass(frozen=True)
+class HeaderField:
+    """One header field: its name as written and the lines it spans, continuations included."""
+
+    key: str
+    start: int
+    end: int
+
+
+def header_fields(lines: Sequence[bytes]) -> list[HeaderField]:
+    """The header fields of METADATA split into lines (``splitlines(keepends=True)``).
+
+    The one reading of the header block, shared by the reader and the editor, following
+    ``email.feedparser`` line for line so that what pip reads is what wheelshade edits.
+    """
+    fields: list[HeaderField] = []
+    current: HeaderField | None = None
+    for i, line in enumerate(lines):
+        if not _HEADER_LINE.match(line):
+            break
+        if line[:1] in (b" ", b"\t"):
+            if current is not None:  # a continuation with no field before it is dropped
+                current = fields[-1] = HeaderField(current.key, current.start, i + 1)
+            continue
+        current = None
+        if line.startswith(b"From "):
+            continue  # an mbox envelope line, not a field
+        key = line[: line.index(b":")]
+        if key:
+            current = HeaderField(key.decode("ascii"), i, i + 1)
+            fields.append(current)
+    return fields
+
+
+def _value(lines: Sequence[bytes], field: HeaderField) -> str:
+    text = b"".join(lines[field.start : field.end]).partition(b":")[2]
+    return " ".join(text.decode("utf-8").split())
+
+
 def read_metadata(data: bytes, *, where: str) -> CoreMetadata:
-    """Parse METADATA, checking the fields wheelshade relies on; every problem is reported."""
+    """Parse METADATA, checking the fields wheelshade relies on; every problem is reported.
+
+    Name, Version and Requires-Dist come from :func:`header_fields`, the reading the editor
+    uses; ``packaging`` reads them too, and any disagreement is refused, never shaded.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise WheelFormatError(f"METADATA is not UTF-8 ({exc.reason})", path=where) from None
+    lines = data.splitlines(keepends=True)
+    values: dict[str, list[str]] = {}
+    for field in header_fields(lines):
+        values.setdefault(field.key.lower(), []).append(_value(lines, field))
     raw, _ = parse_email(text)
     problems: list[str] = []
-    name = raw.get("name")
+    names = values.get("name", [])
+    name = names[0] if len(names) == 1 else None
     if not name:
         problems.append("METADATA has no Name")
     version: Version | None = None
+    versions = values.get("version", [])
     try:
-        version = Version(raw.get("version", ""))
+        version = Version(versions[0] if len(versions) == 1 else "")
     except InvalidVersion:
-        problems.append(f"METADATA has an invalid Version {raw.get('version')!r}")
+        problems.append(f"METADATA has an invalid Version {', '.join(versions)!r}")
     requires: list[Requirement] = []
-    for line in raw.get("requires_dist", []):
+    for line in values.get("requires-dist", []):
         try:
             requires.append(Requirement(line))
         except InvalidRequirement as exc:
             reason = str(exc).splitlines()[0] if str(exc) else "unparsable"
             problems.append(f"invalid Requires-Dist {line!r} ({reason})")
+    seen = [" ".join(r.split()) for r in raw.get("requires_dist", [])]
+    if not problems and (
+        seen != values.get("requires-dist", []) or " ".join(raw.get("name", "").split()) != name
+    ):
+        problems.append(
+            "METADATA's header block reads differently to packaging and to wheelshade's "
+            "editor (Name or Requires-Dist); refusing to rewrite it"
+        )
     if problems or name is None or version is None:
         raise WheelFormatError("; ".join(problems), path=where)
     return CoreMetadata(name, version, tuple(requires))
 
 
-def _header_fields(lines: list[bytes]) -> list[tuple[int, int]]:
-    """(start, end) line spans of each header field, continuation lines included."""
-    spans: list[tuple[int, int]] = []
-    for i, line in enumerate(lines):
-        if line.strip() == b"":
-            break
-        if line[:1] in (b" ", b"\t") and spans:
-            spans[-1] = (spans[-1][0], i + 1)
-        else:
-            spans.append((i, i + 1))
-    return spans
+def _line_end(line: bytes) -> bytes:
+    for eol in (b"\r\n", b"\n", b"\r"):
+        if line.endswith(eol):
+            return eol
+    return b""
 
 
 def edit_metadata(
@@ -87,21 +146,19 @@ def edit_metadata(
     lines = data.splitlines(keepends=True)
     out: list[bytes] = []
     pos = 0
-    for start, end in _header_fields(lines):
-        out.extend(lines[pos:start])
-        pos = end
-        field = b"".join(lines[start:end])
-        key, _, value = field.partition(b":")
-        eol = b"\r\n" if field.endswith(b"\r\n") else b"\n"
-        lowered = key.strip().lower()
-        if lowered == b"name" and name is not None:
+    for field in header_fields(lines):
+        out.extend(lines[pos : field.start])
+        pos = field.end
+        text = b"".join(lines[field.start : field.end])
+        eol = _line_end(lines[field.end - 1])
+        lowered = field.key.lower()
+        if lowered == "name" and name is not None:
             out.append(b"Name: " + name.encode() + eol)
-        elif lowered == b"requires-dist":
-            text = " ".join(value.decode("utf-8").split())
-            new = requirement(Requirement(text))
-            out.append(b"Requires-Dist: " + str(new).encode() + eol if new else field)
+        elif lowered == "requires-dist":
+            new = requirement(Requirement(_value(lines, field)))
+            out.append(b"Requires-Dist: " + str(new).encode() + eol if new else text)
         else:
-            out.append(field)
+            out.append(text)
     out.extend(lines[pos:])
     return b"".join(out)
 
@@ -117,13 +174,7 @@ def rewrite_object_ref(value: str, mapping: Mapping[str, str]) -> str:
     return indent + renamed + head[len(module) :]
 
 
-def edit_entry_points(
-    data: bytes, mapping: Mapping[str, str], *, drop_scripts: bool, where: str
-) -> tuple[bytes, tuple[str, ...]]:
-    """Point entry points at shaded modules; optionally leave out script groups.
-
-    Returns the new file and the names of the scripts left out.
-    """
+def _entry_points(data: bytes, where: str) -> configparser.ConfigParser:
     # A [DEFAULT] group is a group like any other here, not defaults for every group: give
     # the parser's defaults section a name no header line can spell.
     parser = configparser.ConfigParser(
@@ -135,13 +186,35 @@ def edit_entry_points(
     except (configparser.Error, UnicodeDecodeError) as exc:
         msg = f"entry_points.txt is not a valid INI file ({exc})".splitlines()[0]
         raise WheelFormatError(msg, path=where) from None
+    return parser
+
+
+def entry_point_groups(data: bytes, *, where: str) -> tuple[str, ...]:
+    """The groups (section names) of entry_points.txt, in file order."""
+    return tuple(_entry_points(data, where).sections())
+
+
+def edit_entry_points(
+    data: bytes,
+    mapping: Mapping[str, str],
+    *,
+    drop_scripts: bool,
+    where: str,
+    groups: Mapping[str, str] | None = None,
+) -> tuple[bytes, tuple[str, ...]]:
+    """Point entry points at shaded modules; optionally leave out script groups.
+
+    ``groups`` renames sections: a group the shaded code now loads under its shaded name.
+    Returns the new file and the names of the scripts left out.
+    """
+    parser = _entry_points(data, where)
     dropped: list[str] = []
     out = io.StringIO()
     for group in parser.sections():
         if drop_scripts and group in SCRIPT_GROUPS:
             dropped.extend(parser[group])
             continue
-        out.write(f"[{group}]\n")
+        out.write(f"[{(groups or {}).get(group, group)}]\n")
         for key, value in parser[group].items():
             # A value continued over several lines stays continued (indented) when written.
             value = rewrite_object_ref(value, mapping).replace("\n", "\n    ")

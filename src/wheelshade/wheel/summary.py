@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import functools
 import hashlib
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from packaging.version import InvalidVersion, Version
 from wheelshade.errors import WheelFormatError
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import TopKind, TopLevel, module_names, parse_top_level_txt, top_levels
-from wheelshade.wheel.metadata import CoreMetadata, read_metadata
+from wheelshade.wheel.metadata import CoreMetadata, entry_point_groups, read_metadata
 
 
 class Role(enum.Enum):
@@ -42,6 +45,11 @@ class WheelSummary:
     sha256: str
     #: Names listed in ``top_level.txt``, when the wheel has one.
     declared_top_levels: tuple[str, ...] | None = None
+    #: The groups (sections) of its ``entry_points.txt``.
+    entry_point_groups: tuple[str, ...] = ()
+    #: Submodules of its own regular packages that its code imports at module level
+    #: (``host.ext``), read only when it requires other distributions.
+    own_imports: frozenset[str] = frozenset()
 
     @property
     def name(self) -> NormalizedName:
@@ -85,6 +93,30 @@ def _sha256(path: Path) -> str:
         return hashlib.file_digest(f, "sha256").hexdigest()
 
 
+#: A module-level import statement: ``from host.ext import x``, ``from .ext import x``,
+#: ``import host.ext``.
+_IMPORT = re.compile(rb"^(?:from[ \t]+(\.?[\w.]+)[ \t]+import\b|import[ \t]+([\w.]+))", re.M)
+
+
+def _own_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozenset[str]:
+    """Dotted submodules of the wheel's regular packages its code imports at module level."""
+    regular = {t.name for t in tops if t.kind is TopKind.PACKAGE}
+    found: set[str] = set()
+    for member in reader.members:
+        parts = member.name.split("/")
+        if parts[0] not in regular or not member.name.endswith(".py"):
+            continue
+        for match in _IMPORT.finditer(reader.read(member.name)):
+            target = (match.group(1) or match.group(2)).decode("ascii", "replace")
+            if target.startswith(".."):
+                continue
+            if target.startswith("."):
+                target = ".".join(parts[:-1]) + target
+            if target.split(".")[0] in regular and "." in target.strip("."):
+                found.add(target.strip("."))
+    return frozenset(found)
+
+
 def summarise(reader: WheelReader, role: Role) -> WheelSummary:
     """Read the facts planning needs, checking that the wheel's names agree with each other."""
     where = str(reader.path)
@@ -119,6 +151,13 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
     data_dir = reader.dist_info[: -len(".dist-info")] + ".data"
     top_txt = f"{reader.dist_info}/top_level.txt"
     declared = parse_top_level_txt(reader.read(top_txt)) if top_txt in names else None
+    groups: tuple[str, ...] = ()
+    if (entry_points := f"{reader.dist_info}/entry_points.txt") in names:
+        # An unreadable file is reported, with its reason, when it is rewritten.
+        with contextlib.suppress(WheelFormatError):
+            groups = entry_point_groups(reader.read(entry_points), where=where)
+    tops = top_levels(names, reader.dist_info, data_dir)
+    own = _own_imports(reader, tops) if role is Role.DEP and metadata.requires else frozenset()
     return WheelSummary(
         path=reader.path,
         role=role,
@@ -127,7 +166,9 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         dist_info=reader.dist_info,
         members=names,
         metadata=metadata,
-        top_levels=top_levels(names, reader.dist_info, data_dir),
+        top_levels=tops,
         sha256=_sha256(reader.path),
         declared_top_levels=declared,
+        entry_point_groups=groups,
+        own_imports=own,
     )

@@ -1,0 +1,123 @@
+"""Throwaway venvs for verification: make one with pip, run the import probe inside it."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from wheelshade.errors import FetchError
+from wheelshade.resolve.fetch import IndexOptions, pip_error
+from wheelshade.verify.probe import MARKER as _MARKER
+
+_PROBE = Path(__file__).with_name("probe.py")
+
+
+@dataclass(frozen=True)
+class Leak:
+    """A module under an original (unshaded) name that was imported, or looked for."""
+
+    module: str  # "greet.core"; "<interpreter>" when the probe itself died
+    file: str | None  # where it was loaded from; None when it was not found
+    cause: str  # "importing leakyapp", "importing oldapp (via greet)"
+
+
+def venv_python(root: Path) -> Path:
+    if os.name == "nt":
+        return root / "Scripts" / "python.exe"
+    return root / "bin" / "python"
+
+
+def run_step(cmd: Sequence[str], what: str, *, where: Path, timeout: float) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FetchError(f"{what} did not finish within {timeout:.0f} s", path=str(where)) from None
+    except OSError as exc:
+        raise FetchError(f"{what} could not start ({exc})", path=str(where)) from None
+    if proc.returncode != 0:
+        raise FetchError(
+            f"{what} failed: {pip_error(proc.stderr)}",
+            path=str(where),
+            hint="every requirement must be given with --with or found through the index options",
+        )
+
+
+def make_env(
+    root: Path,
+    wheels: Sequence[Path],
+    reqs: Sequence[str],
+    index: IndexOptions,
+    python: str,
+    timeout: float,
+) -> Path:
+    """A fresh venv under ``root`` holding the wheels and requirements; returns its root."""
+    venv = root / "venv"
+    cmd = [python, "-m", "venv", "--without-pip", str(venv)]
+    run_step(cmd, "creating a venv", where=wheels[0], timeout=timeout)
+    # The running interpreter's pip drives the venv: no pip copy inside it, which is fast.
+    cmd = [python, "-m", "pip", "--python", str(venv_python(venv)), "install"]
+    cmd += ["--disable-pip-version-check", *index.pip_args(), *map(str, wheels), *reqs]
+    run_step(cmd, "pip install", where=wheels[0], timeout=timeout)
+    return venv
+
+
+def _crash(proc_stderr: str, detail: str) -> Leak:
+    lines = [ln.strip() for ln in proc_stderr.splitlines() if ln.strip()]
+    markers = [ln[len(_MARKER) :] for ln in lines if ln.startswith(_MARKER)]
+    cause = f"interpreter crashed ({detail})"
+    if markers:
+        cause += f" while importing {markers[-1]}"
+    if lines and not lines[-1].startswith(_MARKER):
+        cause += f": {lines[-1]}"
+    return Leak("<interpreter>", None, cause)
+
+
+def _shown(file: object, venv: Path) -> str | None:
+    """A loaded file's path, with the throwaway venv's (deleted) root shown as ``<venv>``."""
+    if not isinstance(file, str):
+        return None
+    prefix = str(venv) + os.sep
+    return "<venv>" + os.sep + file[len(prefix) :] if file.startswith(prefix) else file
+
+
+def probe_modules(
+    venv: Path,
+    modules: Sequence[str],
+    own: Sequence[str],
+    originals: Sequence[str],
+    request: Path,
+    timeout: float,
+) -> tuple[list[tuple[str, str | None]], list[Leak]]:
+    """Import ``modules`` in a fresh interpreter: per module its failure reason or None."""
+    doc = {"modules": list(modules), "originals": list(originals), "own": list(own)}
+    request.write_text(json.dumps(doc), encoding="utf-8")
+    cwd = request.parent / "cwd"
+    cwd.mkdir(exist_ok=True)
+    # -I: site-packages stay, but the cwd, the script's folder, PYTHON* and user site do not.
+    cmd = [str(venv_python(venv)), "-I", str(_PROBE), str(request)]
+    try:
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            errors="replace",
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        stderr = exc.stderr.decode("utf-8", "replace") if isinstance(exc.stderr, bytes) else ""
+        return [], [_crash(stderr, f"no answer within {timeout:.0f} s")]
+    try:
+        if proc.returncode != 0:
+            raise ValueError(f"exit status {proc.returncode}")
+        out = json.loads(proc.stdout)
+        results = [(str(r["module"]), r["skipped"]) for r in out["results"]]
+        leaks = [Leak(str(x["module"]), _shown(x["file"], venv), x["cause"]) for x in out["leaks"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [], [_crash(proc.stderr, str(exc))]
+    return results, leaks

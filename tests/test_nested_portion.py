@@ -1,0 +1,59 @@
+"""A required distribution that installs inside the shaded package's tree (``host-ext`` ships
+``host/ext`` and imports ``host``): shaded with it and said so, or asked for by name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import Venv, make_wheel, validate_record
+from wheelshade import PlanError, shade
+
+
+def host(out: Path, version: str) -> Path:
+    init = (
+        f"VERSION = {version!r}\n\n"
+        "from host.ext import impl  # the portion another distribution installs\n\n\n"
+        "def call():\n    return impl.answer()\n"
+    )
+    return make_wheel(out, "host", version, {"host/__init__.py": init}, requires=("host-ext",))
+
+
+def host_ext(out: Path, version: str) -> Path:
+    impl = "import host\n\n\ndef answer():\n    return 'ext sees host ' + host.VERSION\n"
+    files = {"host/ext/__init__.py": "", "host/ext/impl.py": impl}
+    return make_wheel(out, "host_ext", version, files)
+
+
+def test_a_nested_portion_in_the_set_is_shaded_into_the_host(tmp_path: Path) -> None:
+    old = [host(tmp_path / "old", "1.0"), host_ext(tmp_path / "old", "1.0")]
+    new = [host(tmp_path / "new", "2.0"), host_ext(tmp_path / "new", "2.0")]
+    result = shade([], old, out_dir=tmp_path / "out")
+    shaded = {w.original.split()[0]: w for w in result.wheels}
+    name = shaded["host"].mapping["host"]
+    assert shaded["host-ext"].mapping == {"host.ext": f"{name}.ext"}
+    (note,) = [w for w in result.warnings if "inside" in w]
+    said = f"installs host/ext inside host 1.0's package 'host': shaded with it, into {name}/ext"
+    assert said in note
+    for wheel in result.wheels:
+        validate_record(wheel.output)
+    venv = Venv.create(tmp_path / "venv")
+    # Plain pip: the shaded host's Requires-Dist names the shaded host-ext, found beside it.
+    venv.install("--find-links", tmp_path / "out", shaded["host"].output, *new)
+    assert venv.pip("check", check=False).returncode == 0
+    data = venv.json(
+        f"import json, sys, {name} as old\nfirst = old.call()\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] == 'host')\n"
+        "import host\nprint(json.dumps([first, loaded, host.call()]))"
+    )
+    assert data == ["ext sees host 1.0", [], "ext sees host 2.0"]
+
+
+def test_a_nested_portion_missing_from_the_set_is_asked_for(tmp_path: Path) -> None:
+    with pytest.raises(PlanError) as info:
+        shade([], [host(tmp_path / "old", "1.0")], out_dir=tmp_path / "out")
+    (issue,) = info.value.issues
+    assert "host 1.0 imports host.ext, which no wheel of the set installs" in issue
+    assert issue.endswith("shade it in the same set: --dep host-ext")
+    assert not (tmp_path / "out").exists()
