@@ -15,6 +15,7 @@ from wheelshade.errors import PlanError
 from wheelshade.findings import Code, Finding
 from wheelshade.naming import (
     Suffix,
+    collapsed,
     default_suffix,
     filename_component,
     set_hash,
@@ -171,9 +172,14 @@ def _move(path: str, mapping: Mapping[str, str], extensions: frozenset[str] = fr
     if sep:
         if head in mapping:
             return mapping[head] + sep + rest
-        portion = module_name_of_file(rest.split("/")[0]) or rest.split("/")[0]
+        first, sep2, inner = rest.partition("/")
+        portion = module_name_of_file(first) or first
         key = f"{head}.{portion}"
-        return mapping[key].split(".")[0] + sep + rest if key in mapping else path
+        if key not in mapping:
+            return path
+        if collapsed(key, mapping[key]):  # nsx/fastpart/x.py -> <top>/x.py
+            return mapping[key] + (sep2 + inner if sep2 else first[len(portion):])
+        return mapping[key].split(".")[0] + sep + rest
     module = module_name_of_file(head)
     if module is None or module not in mapping:
         return path
@@ -361,9 +367,15 @@ def make_plan(
         }
         for top in dep.top_levels:
             if top.kind is TopKind.NAMESPACE:
-                # Each portion moves into a namespace package of the shaded name.
+                # Each portion moves into a namespace package of the shaded name, or, where
+                # compiled code spells ``ns.portion``, becomes a top-level package of that
+                # prefix's length (the binary's strings are patched whole; ``ns`` stays).
                 head = shaded_import_name(top.name, tail)
-                renames.update({f"{top.name}.{p}": f"{head}.{p}" for p in dep.portions(top.name)})
+                for portion in dep.portions(top.name):
+                    key = f"{top.name}.{portion}"
+                    renames[key] = (
+                        same_length_name(key, digest, taken | set(renames.values()))
+                        if key in options.same_length else f"{head}.{portion}")
         taken.update(renames.values())
         mapping.update(renames)
         dists[dep.name] = ShadedDist(
@@ -381,19 +393,10 @@ def make_plan(
         else:
             out_name, dist_info_out, own = wheel.filename, wheel.dist_info, {}
         actions, left_out, findings, generated, libs = _actions(wheel, dist_info_out, own, options)
-        jobs.append(
-            WheelJob(
-                wheel,
-                out_name,
-                dist_info_out,
-                shaded.name if shaded else None,
-                tuple(actions),
-                tuple(left_out),
-                tuple(findings),
-                generated,
-                libs,
-            )
-        )
+        jobs.append(WheelJob(
+            wheel, out_name, dist_info_out, shaded.name if shaded else None, tuple(actions),
+            tuple(left_out), tuple(findings), generated, libs,
+        ))
     modules = frozenset().union(*(dep.modules for dep in deps))
     warnings = tuple(
         f"{dep.filename}: {finding}"
