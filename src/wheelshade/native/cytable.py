@@ -200,7 +200,7 @@ def _lzss_tables(data: bytes, elf: Elf) -> list[Table]:
     decoder loop is found by its first instruction (``or reg, 0xff00``), and a stream is
     what a RIP-relative ``lea`` shortly before it points at that decodes, to the size one
     ``cmp`` after it allows, consuming exactly the size another compares with."""
-    if not refs.supported(elf):
+    if not refs.is_x86_64(elf):
         return []
     starts = function_starts(data, elf)
     found: dict[int, Table] = {}
@@ -272,7 +272,7 @@ def _with_bounds(data: bytes, elf: Elf, table: Table) -> Table:
 
 def _readers(data: bytes, elf: Elf, table: Table) -> list[tuple[int, refs.Site]]:
     """(function start, code site) for each instruction that takes the table's address."""
-    if not refs.supported(elf):
+    if not refs.is_x86_64(elf):
         return []
     address = refs.address_of(elf, table.offset)
     if address is None:
