@@ -26,7 +26,10 @@ PINS: dict[str, tuple[str, ...]] = {
     "markupsafe==3.0.3": (
         "0bf2a864d67e76e5c9a34dc26ec616a66b9888e25e7b9460e1c76d3293bd9dbf",  # cp311 manylinux
         "722695808f4b6457b320fdc131280796bdceb04ab50fe1795cd540799ebe1698",  # sdist elsewhere
+        "133a43e73a802c5562be9bbcd03d090aa5a1fe899db609c29e8c8d815c5f6de6",  # cp313 aarch64
     ),
+    # A small C extension for Linux aarch64 (run under qemu, see tests/aarch64.py).
+    "markupsafe==3.0.2": ("569511d3b58c8791ab4c2e1285575265991e6d8f8700c7be0e88f86cb0672094",),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
     "blinker==1.9.0": ("ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc",),
@@ -142,6 +145,30 @@ def wheels(*reqs: str) -> Path:
                     f"{proc.stderr.strip().splitlines()[-1]}"
                 )
             raise AssertionError(f"fetching {req} failed:\n{proc.stderr}")
+    return folder
+
+
+def platform_wheels(platform: str, python: str, *reqs: str) -> Path:
+    """Like wheels, for another platform: ``pip download`` of the pinned binary wheels for
+    ``platform`` (``manylinux2014_aarch64``) and CPython ``python`` (``3.13``)."""
+    folder = CACHE / f"wheels-{platform}-cp{python.replace('.', '')}"
+    folder.mkdir(parents=True, exist_ok=True)
+    have = {_pin_of(p) for p in folder.glob("*.whl")}
+    for req in (r for r in reqs if r not in have):
+        req_file = folder / "requirements.txt"
+        req_file.write_text(f"{req} " + " ".join(f"--hash=sha256:{h}" for h in PINS[req]) + "\n")
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--no-deps", "--only-binary=:all:", "--platform", platform, "--python-version",
+             python, "--implementation", "cp", "--require-hashes", "-r", str(req_file),
+             "-d", str(folder)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            if _UNREACHABLE.search(proc.stderr):
+                pytest.skip(f"package index unreachable, cannot fetch {req} for {platform}: "
+                            f"{proc.stderr.strip().splitlines()[-1]}")
+            raise AssertionError(f"fetching {req} for {platform} failed:\n{proc.stderr}")
     return folder
 
 

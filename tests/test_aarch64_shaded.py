@@ -1,0 +1,68 @@
+"""A Linux aarch64 compiled wheel shaded here and run under qemu beside its next release."""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from pathlib import Path
+
+import pytest
+
+import aarch64
+from pypi import platform_wheels
+from wheelshade import shade
+from wheelshade.native.classify import classify
+
+pytestmark = pytest.mark.network
+
+PLATFORM = ("manylinux2014_aarch64", "3.13")
+BLOCK = (
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.partition('.')[0] == 'markupsafe':\n"
+    "            raise ImportError('original imported: ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
+
+
+def _one(folder: Path, prefix: str) -> Path:
+    (path,) = [p for p in folder.glob("*.whl") if p.name.lower().startswith(prefix)]
+    return path
+
+
+def _run(code: str, site: Path) -> object:
+    proc = aarch64.python("import json, sys\n" + code, site)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_markupsafe_aarch64_beside_its_next_release(tmp_path: Path) -> None:
+    folder = platform_wheels(*PLATFORM, "markupsafe==3.0.2", "markupsafe==3.0.3")
+    result = shade([], [_one(folder, "markupsafe-3.0.2-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["markupsafe"]
+    assert len(new) == len("markupsafe")
+    with zipfile.ZipFile(report.output) as zf:
+        (so,) = [n for n in zf.namelist() if n.endswith(".so")]
+        info = classify(zf.read(so), so, ["markupsafe", new])
+    assert info.machine == "aarch64" and info.suspects == ()
+    assert {r.name for r in info.references} == {new}
+    aarch64.sysroot()  # skips here, saying why, when the sysroot cannot be built
+    site = aarch64.unpack(tmp_path / "site", report.output, _one(folder, "markupsafe-3.0.3-"))
+    work = ("out = [m.__name__, m._speedups.__name__, m.escape('<a>'), "
+            "type(m.escape('x')).__module__, m._escape_inner is m._speedups._escape_inner]\n")
+    alone = _run(f"{BLOCK}import {new} as m\nfrom {new} import _speedups\n{work}"
+                 "out.append(sorted(k for k in sys.modules if k.startswith('markupsafe')))\n"
+                 "print(json.dumps(out))", site)
+    assert alone == [new, f"{new}._speedups", "&lt;a&gt;", new, True, []]
+    both = _run(f"import markupsafe, {new}\nfrom markupsafe import _speedups\n"
+                f"from {new} import _speedups\nrows = []\n"
+                f"for m in ({new}, markupsafe):\n    {work}    rows.append(out)\n"
+                "from importlib.metadata import version\n"
+                f"rows.append([markupsafe.Markup is {new}.Markup, version('markupsafe')])\n"
+                "print(json.dumps(rows))", site)
+    assert both == [
+        [new, f"{new}._speedups", "&lt;a&gt;", new, True],
+        ["markupsafe", "markupsafe._speedups", "&lt;a&gt;", "markupsafe", True],
+        [False, "3.0.3"],
+    ]
