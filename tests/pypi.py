@@ -73,8 +73,14 @@ PINS: dict[str, tuple[str, ...]] = {
     "typing-extensions==4.16.0": (
         "481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8",
     ),
-    "greenlet==3.5.6": ("1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",),
-    "greenlet==3.4.0": ("c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",),
+    "greenlet==3.5.6": (
+        "1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",
+        "c75116c9de79949de23006e2d9b35ee82874c594fcf5c0311b439acaa14b8441",  # cp313 aarch64
+    ),
+    "greenlet==3.4.0": (
+        "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
+        "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
+    ),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
     "cryptography==49.0.0": ("2afe9051da7ae7bd5905da5a949280c7d2bb75682e188f650a9d0f2756b834c6",),
     "cryptography==50.0.2": ("4061c0079120205fb760c58acab6443e217307dcf05e3702cf970e0689972856",),
@@ -148,10 +154,11 @@ def wheels(*reqs: str) -> Path:
     return folder
 
 
-def platform_wheels(platform: str, python: str, *reqs: str) -> Path:
+def platform_wheels(platforms: tuple[str, ...], python: str, *reqs: str) -> Path:
     """Like wheels, for another platform: ``pip download`` of the pinned binary wheels for
-    ``platform`` (``manylinux2014_aarch64``) and CPython ``python`` (``3.13``)."""
-    folder = CACHE / f"wheels-{platform}-cp{python.replace('.', '')}"
+    any of ``platforms`` (``manylinux2014_aarch64``, ...) and CPython ``python`` (``3.13``)."""
+    folder = CACHE / f"wheels-{platforms[-1]}-cp{python.replace('.', '')}"
+    platform = " or ".join(platforms)
     folder.mkdir(parents=True, exist_ok=True)
     have = {_pin_of(p) for p in folder.glob("*.whl")}
     for req in (r for r in reqs if r not in have):
@@ -159,9 +166,9 @@ def platform_wheels(platform: str, python: str, *reqs: str) -> Path:
         req_file.write_text(f"{req} " + " ".join(f"--hash=sha256:{h}" for h in PINS[req]) + "\n")
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
-             "--no-deps", "--only-binary=:all:", "--platform", platform, "--python-version",
-             python, "--implementation", "cp", "--require-hashes", "-r", str(req_file),
-             "-d", str(folder)],
+             "--no-deps", "--only-binary=:all:",
+             *(arg for p in platforms for arg in ("--platform", p)), "--python-version", python,
+             "--implementation", "cp", "--require-hashes", "-r", str(req_file), "-d", str(folder)],
             capture_output=True, text=True,
         )
         if proc.returncode != 0:

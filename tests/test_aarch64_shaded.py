@@ -15,7 +15,7 @@ from wheelshade.native.classify import classify
 
 pytestmark = pytest.mark.network
 
-PLATFORM = ("manylinux2014_aarch64", "3.13")
+PLATFORM = (("manylinux2014_aarch64", "manylinux_2_28_aarch64"), "3.13")
 BLOCK = (
     "class Block:\n"
     "    def find_spec(self, name, path=None, target=None):\n"
@@ -66,3 +66,28 @@ def test_markupsafe_aarch64_beside_its_next_release(tmp_path: Path) -> None:
         ["markupsafe", "markupsafe._speedups", "&lt;a&gt;", "markupsafe", True],
         [False, "3.0.3"],
     ]
+
+
+def test_greenlet_aarch64_beside_its_next_release(tmp_path: Path) -> None:
+    """A C++ extension whose module registers its type under the package's bare name
+    (``PyModule_AddObject(m, "greenlet", type)``): on arm64 that name is the tail of a
+    longer message, and only the call it is passed to (found through the PLT) says it is an
+    attribute name, so it keeps its bytes, as on x86-64."""
+    folder = platform_wheels(*PLATFORM, "greenlet==3.4.0", "greenlet==3.5.6")
+    result = shade([], [_one(folder, "greenlet-3.4.0-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["greenlet"]
+    aarch64.sysroot()
+    site = aarch64.unpack(tmp_path / "site", report.output, _one(folder, "greenlet-3.5.6-"))
+    work = ("g = m.greenlet(lambda x: m.getcurrent().parent.switch(x + 1))\n"
+            "out = [m.__version__, g.switch(41), type(g).__module__, m._greenlet.__name__,\n"
+            "       m._greenlet.greenlet is m.greenlet]\n")
+    alone = _run(BLOCK.replace("markupsafe", "greenlet") + f"import {new} as m\n{work}"
+                 "out.append(sorted(k for k in sys.modules if k.startswith('greenlet')))\n"
+                 "print(json.dumps(out))", site)
+    assert alone == ["3.4.0", 42, new, f"{new}._greenlet", True, []]
+    both = _run(f"import greenlet, {new}\nrows = []\n"
+                f"for m in ({new}, greenlet):\n    " + work.replace("\n", "\n    ")
+                + "rows.append(out)\nprint(json.dumps(rows))", site)
+    assert both == [["3.4.0", 42, new, f"{new}._greenlet", True],
+                    ["3.5.6", 42, "greenlet", "greenlet._greenlet", True]]

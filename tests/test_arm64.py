@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import struct
+import zipfile
 from collections.abc import Callable
 
 import pytest
 
+from pypi import platform_wheels, wheels
 from test_binaries import make_elf
 from wheelshade.native import refs
 from wheelshade.native.classify import classify
@@ -171,3 +173,29 @@ def test_decisions_are_the_x86_64_ones() -> None:
     rodata = b"\0to_pkg\0other\0" + bytes(8)
     info = classify(arm64_module(rodata, both), "a.so", ["pkg"])
     assert [(r.string, r.verdict) for r in info.suspects] == [("to_pkg", "conflict")]
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(("pin", "name"), [("greenlet==3.4.0", "greenlet"),
+                                           ("markupsafe==3.0.3", "markupsafe")])
+def test_same_decisions_for_the_x86_64_and_aarch64_builds(pin: str, name: str) -> None:
+    """One release built for two architectures: the same strings are patched in each
+    compiled module, nothing is refused (greenlet's bare name, an attribute name on both,
+    sits in a different merged string on each)."""
+    builds = [wheels(pin), platform_wheels(
+        ("manylinux2014_aarch64", "manylinux_2_28_aarch64"), "3.13", pin)]
+    seen = []
+    for folder in builds:
+        (whl,) = [p for p in folder.glob("*.whl") if p.name.lower().startswith(
+            pin.replace("==", "-"))]
+        decided: dict[str, list[str]] = {}
+        with zipfile.ZipFile(whl) as zf:
+            for member in (n for n in zf.namelist() if n.endswith(".so")):
+                data = zf.read(member)
+                info = classify(data, member, [name])
+                assert info.suspects == ()
+                decided[member.split(".")[0]] = sorted(  # the path from the name on
+                    data[r.offset:data.index(b"\0", r.offset)].decode()
+                    for r in info.references if r.kind != "symbol")
+        seen.append(decided)
+    assert seen[0] == seen[1]

@@ -249,17 +249,17 @@ def _step(insn: CsInsn, state: State, found: list[tuple[int, int]] | None) -> No
     elif insn.id in (arm64.ARM64_INS_ADD, arm64.ARM64_INS_SUB) and len(ops) == 3 and (
         ops[1].type == arm64.ARM64_OP_REG and ops[2].type == arm64.ARM64_OP_IMM
     ):
-        base = state.get(_family(insn.reg_name(ops[1].reg)))
+        base = state.get(register_family(insn.reg_name(ops[1].reg)))
         if base is not None:
             amount = int(ops[2].imm) << (ops[2].shift.value if ops[2].shift.type else 0)
             written = base + amount if insn.id == arm64.ARM64_INS_ADD else base - amount
             formed = written if not ops[2].shift.type else None
     elif insn.id == arm64.ARM64_INS_MOV and len(ops) == 2 and ops[1].type == arm64.ARM64_OP_REG:
-        written = state.get(_family(insn.reg_name(ops[1].reg)))
+        written = state.get(register_family(insn.reg_name(ops[1].reg)))
     else:
         for op in ops:
             if op.type == arm64.ARM64_OP_MEM and op.mem.index == 0 and op.mem.base:
-                base = state.get(_family(insn.reg_name(op.mem.base)))
+                base = state.get(register_family(insn.reg_name(op.mem.base)))
                 if base is not None:
                     formed = base + int(op.mem.disp)
             elif op.type == arm64.ARM64_OP_IMM and _loads_literal(insn):
@@ -271,12 +271,12 @@ def _step(insn: CsInsn, state: State, found: list[tuple[int, int]] | None) -> No
     except Exception:  # capstone raises its own error type (CsError)
         regs = []
     for reg in regs:
-        state.pop(_family(insn.reg_name(reg)), None)
+        state.pop(register_family(insn.reg_name(reg)), None)
     if insn.group(CS_GRP_CALL):
         for reg in _CLOBBERED:
             state.pop(reg, None)
     if written is not None and ops and ops[0].type == arm64.ARM64_OP_REG:
-        state[_family(insn.reg_name(ops[0].reg))] = written
+        state[register_family(insn.reg_name(ops[0].reg))] = written
 
 
 def _loads_literal(insn: CsInsn) -> bool:
@@ -286,7 +286,7 @@ def _loads_literal(insn: CsInsn) -> bool:
 
 
 @functools.cache
-def _family(name: str) -> str:
+def register_family(name: str) -> str:
     """``w8`` and ``x8`` are one register (a 32-bit write clears the top half)."""
     if name[:1] == "w" and name[1:].isdigit():
         return "x" + name[1:]

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from wheelshade.native import refs
 from wheelshade.native import x86_64_frame as frame
+from wheelshade.native.arm64_calls import Arm64Calls
 from wheelshade.native.elf import Elf, function_starts
 
 if TYPE_CHECKING:
@@ -48,10 +49,19 @@ class Calls:
         self._slots: dict[int, str] | None = None
         self._stubs: dict[int, str] | None = None
         self._starts: list[int] | None = None
+        self._arm64: Arm64Calls | None = None
+
+    def arm64(self) -> Arm64Calls:
+        if self._arm64 is None:
+            self._arm64 = Arm64Calls(self.data, self.elf)
+        return self._arm64
 
     def name_argument_of(self, site: refs.Site) -> str | None:
         """The imported function in NAME_ARGUMENT that the code reference ``site`` passes
         its address to as the second argument, or None (another use, or not known)."""
+        if site.kind == "arm64":
+            callee = self.arm64().callee_with_second_argument(site)
+            return callee if callee in NAME_ARGUMENT else None
         if site.kind != "code":
             return None
         holding: set[str] = set()
@@ -82,6 +92,8 @@ class Calls:
         if site.kind in ("relocation", "pointer"):
             stored = self._stored_length(site)
             return frozenset() if stored is None else frozenset({stored})
+        if site.kind == "arm64":
+            return self.arm64().lengths(site)
         if site.kind != "code":
             return frozenset()
         from capstone import x86
