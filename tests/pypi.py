@@ -46,7 +46,10 @@ PINS: dict[str, tuple[str, ...]] = {
     "setuptools==80.9.0": ("062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),
     # numpy beside numpy: cp311 manylinux x86_64 wheels (2.3.5's is manylinux_2_27).
     "numpy==1.26.4": ("666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",),
-    "numpy==2.3.5": ("8cba086a43d54ca804ce711b2a940b16e452807acebe7852ff327f1ecd49b0d4",),
+    "numpy==2.3.5": (
+        "8cba086a43d54ca804ce711b2a940b16e452807acebe7852ff327f1ecd49b0d4",
+        "9c75442b2209b8470d6d5d8b1c25714270686f14c749028d2199c54e29f20b4d",  # cp313 aarch64
+    ),
     # Cython-compiled (PyYAML 6.0.1: Cython 0.29; 6.0.3: 3.1) cp311 manylinux x86_64 wheels.
     "pyyaml==6.0.1": ("d2b04aac4d386b172d5b9692e2d2da8de7bfb6c387fa4f801fbf6fb2e6ba4673",),
     "pyyaml==6.0.3": ("b8bb0864c5a28024fac8a632c443c87c5aa6f215c0b126c449ae1a150412f31d",),
@@ -62,7 +65,10 @@ PINS: dict[str, tuple[str, ...]] = {
     "pytz==2026.6": ("7fed3fee8fd6bd4a2b7b75a8d56021d0624127bf69bd5691f115db929ac570b3",),
     # Packed Cython string tables (cp311 manylinux x86_64): zlib (numpy 2.3, yarl), LZSS
     # (SQLAlchemy 2.0.58, Cython 3.3), each beside a newer release, and their dependencies.
-    "numpy==2.4.6": ("89cd468399cfd2504718f0ba50e410dca55a170b61a02ad92bb18c8a65186e93",),
+    "numpy==2.4.6": (
+        "89cd468399cfd2504718f0ba50e410dca55a170b61a02ad92bb18c8a65186e93",
+        "72fbe16c6fac95aedf5937fa873445cec2110be35d8a4e9433d7501fd98dae6b",  # cp313 aarch64
+    ),
     "yarl==1.24.5": ("570fec8fbd22b032733625f03f10b7ff023bc399213db15e72a7acaef28c2f4e",),
     "yarl==1.25.1": ("d5add7b4ca7afeea91d52e4d4e4db3b1fe9885b71f07054560d8c4296b7441a2",),
     "multidict==7.2.1": ("3b7542fad2706595c1b1853b46f2c3c4ae5cc5a6252b7225f294d607a29e1bdf",),

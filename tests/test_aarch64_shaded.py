@@ -91,3 +91,36 @@ def test_greenlet_aarch64_beside_its_next_release(tmp_path: Path) -> None:
                 + "rows.append(out)\nprint(json.dumps(rows))", site)
     assert both == [["3.4.0", 42, new, f"{new}._greenlet", True],
                     ["3.5.6", 42, "greenlet", "greenlet._greenlet", True]]
+
+
+def test_numpy_aarch64_beside_the_next_numpy(tmp_path: Path) -> None:
+    """numpy 2.3 for aarch64: C modules named through ADRP pairs, Cython modules with packed
+    string tables (numpy.random), and OpenBLAS grafted into ``numpy.libs`` (numpy.linalg),
+    run under qemu beside numpy 2.4."""
+    folder = platform_wheels(*PLATFORM, "numpy==2.3.5", "numpy==2.4.6")
+    result = shade([], [_one(folder, "numpy-2.3.5-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["numpy"]
+    with zipfile.ZipFile(report.output) as zf:
+        generator = next(n for n in zf.namelist() if "random/_generator." in n)
+        info = classify(zf.read(generator), generator, ["numpy", new])
+    assert info.packed and info.tables and not info.unsplit_names
+    assert "numpy" not in info.names
+    aarch64.sysroot()
+    site = aarch64.unpack(tmp_path / "site", report.output, _one(folder, "numpy-2.4.6-"))
+    work = ("a = m.arange(12).reshape(3, 4)\n"
+            "rng = m.random.default_rng(1)\n"
+            "out = [m.__version__, int(a.sum()), type(a).__module__, round(float(m.linalg.det(\n"
+            "    m.eye(3) * 2)), 6), rng.integers(0, 10, 3).tolist(), type(rng).__module__,\n"
+            "    m.linalg._umath_linalg.__name__]\n")
+    alone = _run(BLOCK.replace("markupsafe", "numpy") + f"import {new} as m\n{work}"
+                 "out.append(sorted(k for k in sys.modules if k.startswith('numpy')))\n"
+                 "print(json.dumps(out))", site)
+    assert alone == ["2.3.5", 66, new, 8.0, [4, 5, 7], f"{new}.random._generator",
+                     f"{new}.linalg._umath_linalg", []]
+    both = _run(f"import numpy, {new}\nrows = []\n"
+                f"for m in ({new}, numpy):\n    " + work.replace("\n", "\n    ")
+                + "rows.append(out)\nprint(json.dumps(rows))", site)
+    assert both[0] == alone[:-1]
+    assert both[1] == ["2.4.6", 66, "numpy", 8.0, [4, 5, 7], "numpy.random._generator",
+                       "numpy.linalg._umath_linalg"]
