@@ -96,10 +96,12 @@ PINS: dict[str, tuple[str, ...]] = {
     "pydantic==2.13.5": ("346a034f080da3755d8e9cb5e00e8b07de1d39e4f6e2c87d8ab7cafa0b269a73",),
     "pydantic-core==2.46.5": (
         "49776eab08766a08dfff7012f8b422dcd7e25e43b316eedf0477c24fcfa84b7c",
+        "193375f3548919d3f0b60936ca113ada3e38f264f91b9b8e0508efaad57be931",  # cp313 aarch64
     ),
     "pydantic==2.14.4": ("653a2ad9f6d8858529c77c72717d0ea991d6c6837fe683246b2f4b2bbfc3fadc",),
     "pydantic-core==2.50.5": (
         "488319076ec92908b91fc6265ce761f1d78748f69f85518564fd16bf333e1b70",
+        "8bbe282e79dc71b24ba7be284eacf27c8ddff8f26911e2030a0dd123c6aed326",  # cp313 aarch64
     ),
     "annotated-types==0.7.0": (
         "1f02e8b43a8fbbc3f3e0d4f0f4bfc8131bcb4eebe8849b8e5c773f3a1c582a53",

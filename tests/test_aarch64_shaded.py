@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import aarch64
-from pypi import platform_wheels
+from pypi import platform_wheels, wheels
 from wheelshade import shade
 from wheelshade.native.classify import classify
 
@@ -124,3 +124,40 @@ def test_numpy_aarch64_beside_the_next_numpy(tmp_path: Path) -> None:
     assert both[0] == alone[:-1]
     assert both[1] == ["2.4.6", 66, "numpy", 8.0, [4, 5, 7], "numpy.random._generator",
                        "numpy.linalg._umath_linalg"]
+
+
+def test_pydantic_with_its_rust_core_aarch64_beside_the_next_pydantic(tmp_path: Path) -> None:
+    """pydantic-core's Rust code imports ``pydantic_core`` from a literal run into the next
+    one (``...pydantic_coreauto_collapse...``); on arm64 its length comes from a ``mov``
+    near the ADRP pair, as on x86-64 from one near the ``lea``."""
+    folder = platform_wheels(*PLATFORM, "pydantic-core==2.46.5", "pydantic-core==2.50.5")
+    pure = wheels("pydantic==2.13.5", "pydantic==2.14.4", "annotated-types==0.7.0",
+                  "typing-inspection==0.4.5", "typing-extensions==4.16.0")
+    result = shade([], [_one(pure, "pydantic-2.13.5-"), _one(folder, "pydantic_core-2.46.5-")],
+                   out_dir=tmp_path / "out")
+    mapping = {k: v for r in result.wheels for k, v in r.mapping.items()}
+    new, core = mapping["pydantic"], mapping["pydantic_core"]
+    aarch64.sysroot()
+    site = aarch64.unpack(tmp_path / "site", *(r.output for r in result.wheels),
+                          _one(folder, "pydantic_core-2.50.5-"), *(_one(pure, p) for p in (
+                              "pydantic-2.14.4-", "annotated_types-", "typing_inspection-",
+                              "typing_extensions-")))
+    data = _run(
+        BLOCK.replace("name.partition('.')[0] == 'markupsafe'",
+                      "name.partition('.')[0] in ('pydantic', 'pydantic_core')")
+        + f"import {new} as p\n"
+        "class M(p.BaseModel):\n"
+        "    x: int\n"
+        "try:\n"
+        "    M(x='no')\n"
+        "except p.ValidationError as exc:\n"
+        "    raised = [type(exc).__module__, exc.errors()[0]['type']]\n"
+        "out = [p.VERSION, M(x='3').model_dump_json(), raised]\n"
+        "sys.meta_path.pop(0)\n"
+        "import pydantic\n"
+        "class N(pydantic.BaseModel):\n"
+        "    x: int\n"
+        "out += [pydantic.VERSION, N(x='4').model_dump_json()]\n"
+        "print(json.dumps(out))", site)
+    assert data == ["2.13.5", '{"x":3}', [f"{core}._pydantic_core", "int_parsing"],
+                    "2.14.4", '{"x":4}']
