@@ -16,7 +16,8 @@ into a block only when every known predecessor agrees on it; any other write for
 call forgets the caller-saved registers (x0-x18, x30); a block reached only through an indirect
 branch (a jump table) starts knowing nothing. An address formed from a known value
 (``add``/``sub`` with an immediate, a load or store with an immediate offset, ``adr``, a
-literal load) is a reference. What cannot be seen: an address passed through memory or
+literal load) is a reference. Instructions are decoded from their bits (see _op): a
+disassembler object per instruction costs ten times more. What cannot be seen: an address passed through memory or
 across an indirect branch, as on x86-64 one computed at run time.
 
 A reference's Site has kind ``arm64`` and the file offset of the instruction that completes
@@ -47,8 +48,7 @@ R_AARCH64_JUMP_SLOT = 1026
 R_AARCH64_RELATIVE = 1027
 
 #: Top bytes of the little-endian words that may start an address: ADRP, ADR, LDR literal.
-_CANDIDATE = re.compile(rb"[\x90\xb0\xd0\xf0\x10\x30\x50\x70\x18\x58\x98\x1c\x5c\x9c\xdc]")
-#: Registers a call may change (AAPCS64: x0-x18 and the link register).
+_CANDIDATE = re.compile(rb"[\x90\xb0\xd0\xf0\x10\x30\x50\x70\x18\x58\x98\x1c\x5c\x9c]")
 #: How far past its page an address built from an ADRP may be looked for (a page plus a
 #: 12-bit offset, and further offsets from that address into a table of strings).
 _REACH = 0x10000
@@ -125,6 +125,7 @@ def _direct_target(word: int, pc: int) -> int | None:
 ADRP, ADR, ADD, MOV, MEM, LITERAL, CALL, JUMP, END, OTHER = range(10)
 #: (address, kind, destination, source, value, registers written, branch target, conditional)
 Op = tuple[int, int, int, int, int | None, tuple[int, ...], int | None, bool]
+#: Registers a call may change (AAPCS64: x0-x18 and the link register).
 _CALLER_SAVED = (*range(19), 30)
 
 
