@@ -199,3 +199,19 @@ def test_same_decisions_for_the_x86_64_and_aarch64_builds(pin: str, name: str) -
                     for r in info.references if r.kind != "symbol")
         seen.append(decided)
     assert seen[0] == seen[1]
+
+
+def test_an_unread_packed_table_on_arm64_says_why() -> None:
+    """Cython 3.3's LZSS streams are located through the x86-64 code that inflates them:
+    on arm64 the table stays unread, and the refusal says so."""
+    from test_binaries import _packed_module
+    from wheelshade.native.patching import problems
+
+    data = bytearray(_packed_module(b"nothing here"))
+    struct.pack_into("<H", data, 18, EM_AARCH64)
+    info = classify(bytes(data), "m.so", ["pkg"])
+    assert info.opaque_strings
+    assert problems(info, {"pkg": "p12"}) == (
+        "m.so: Cython (3.2.8) keeps module names in a packed string table that cannot be read "
+        "(compressed in a format not supported, or an LZSS stream, which is found through "
+        "x86-64 code only, not aarch64)",)

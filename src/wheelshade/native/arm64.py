@@ -17,8 +17,8 @@ call forgets the caller-saved registers (x0-x18, x30); a block reached only thro
 branch (a jump table) starts knowing nothing. An address formed from a known value
 (``add``/``sub`` with an immediate, a load or store with an immediate offset, ``adr``, a
 literal load) is a reference. Instructions are decoded from their bits (see _op): a
-disassembler object per instruction costs ten times more. What cannot be seen: an address passed through memory or
-across an indirect branch, as on x86-64 one computed at run time.
+disassembler object per instruction costs ten times more. What cannot be seen: an address
+passed through memory or across an indirect branch, as on x86-64 one computed at run time.
 
 A reference's Site has kind ``arm64`` and the file offset of the instruction that completes
 the address; it is never moved (two instructions encode it), so a merged string that would
