@@ -88,7 +88,10 @@ PINS: dict[str, tuple[str, ...]] = {
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
     ),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
-    "cryptography==49.0.0": ("2afe9051da7ae7bd5905da5a949280c7d2bb75682e188f650a9d0f2756b834c6",),
+    "cryptography==49.0.0": (
+        "2afe9051da7ae7bd5905da5a949280c7d2bb75682e188f650a9d0f2756b834c6",
+        "53ecee2e23f7169b6117e99fc8a944e5e50f79e69758a83b52a00cb98ab2b2d2",  # abi3 aarch64
+    ),
     "cryptography==50.0.2": ("4061c0079120205fb760c58acab6443e217307dcf05e3702cf970e0689972856",),
     "cffi==2.0.0": ("8941aaadaf67246224cee8c3803777eed332a19d909b47e29c9842ef1e79ac26",),
     "pycparser==3.11": ("51d5a8ba2be0bbe440b99d2112604c95bbbc3c2748a64260186c541e1729cd80",),
