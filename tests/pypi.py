@@ -74,8 +74,14 @@ PINS: dict[str, tuple[str, ...]] = {
     "multidict==7.2.1": ("3b7542fad2706595c1b1853b46f2c3c4ae5cc5a6252b7225f294d607a29e1bdf",),
     "idna==3.20": ("ab7ae7122974553370f0bdb919e1a960b2cd1bc1ef0276416d896db81c14582c",),
     "propcache==0.5.4": ("6e9368e87a3efc285e559131092c5db643eb8e56de4ee42064d5baec22ef2bb5",),
-    "sqlalchemy==2.0.58": ("3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",),
-    "sqlalchemy==2.1.9": ("3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",),
+    "sqlalchemy==2.0.58": (
+        "3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",
+        "950220a3e9ff4645e27b98a329c2513a2232803e16c11d751efe152925c62511",  # cp313 aarch64
+    ),
+    "sqlalchemy==2.1.9": (
+        "3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",
+        "3c0b5ae779051e98a1d1b614fa8f73c973f7ce65ad6ea2411b916e304da02652",  # cp313 aarch64
+    ),
     "typing-extensions==4.16.0": (
         "481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8",
     ),

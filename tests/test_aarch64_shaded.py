@@ -161,3 +161,34 @@ def test_pydantic_with_its_rust_core_aarch64_beside_the_next_pydantic(tmp_path: 
         "print(json.dumps(out))", site)
     assert data == ["2.13.5", '{"x":3}', [f"{core}._pydantic_core", "int_parsing"],
                     "2.14.4", '{"x":4}']
+
+
+def test_sqlalchemy_lzss_tables_aarch64_beside_the_next_sqlalchemy(tmp_path: Path) -> None:
+    """SQLAlchemy 2.0's Cython 3.3 extensions keep their strings in LZSS streams; on arm64
+    the stream is found where ``orr wN, wM, #0xff00`` starts the decoder loop, its sizes
+    from the compares and the ``mov``/``movk`` around it (arm64_lzss.py)."""
+    folder = platform_wheels(*PLATFORM, "sqlalchemy==2.0.58", "sqlalchemy==2.1.9")
+    pure = wheels("typing-extensions==4.16.0")
+    result = shade([], [_one(folder, "sqlalchemy-2.0.58-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["sqlalchemy"]
+    with zipfile.ZipFile(report.output) as zf:
+        member = next(n for n in zf.namelist() if "cyextension/resultproxy." in n)
+        info = classify(zf.read(member), member, ["sqlalchemy", new])
+    assert [t.codec for t in info.tables] == ["lzss"] and "sqlalchemy" not in info.names
+    aarch64.sysroot()
+    site = aarch64.unpack(tmp_path / "site", report.output, _one(folder, "sqlalchemy-2.1.9-"),
+                          _one(pure, "typing_extensions-"))
+    work = ("engine = sa.create_engine('sqlite://')\n"
+            "with engine.connect() as conn:\n"
+            "    row = conn.execute(sa.text('select 1 as a, 2 as b')).all()[0]\n"
+            "out = [sa.__version__, list(row), row._mapping['b'],\n"
+            "       type(row).__mro__[1].__module__]\n")
+    alone = _run(BLOCK.replace("markupsafe", "sqlalchemy") + f"import {new} as sa\n{work}"
+                 "out.append(sorted(k for k in sys.modules if k.startswith('sqlalchemy')))\n"
+                 "print(json.dumps(out))", site)
+    assert alone == ["2.0.58", [1, 2], 2, f"{new}.cyextension.resultproxy", []]
+    both = _run(f"import sqlalchemy, {new}\nrows = []\n"
+                f"for sa in ({new}, sqlalchemy):\n    " + work.replace("\n", "\n    ")
+                + "rows.append(out)\nprint(json.dumps(rows))", site)
+    assert both[0] == alone[:-1] and both[1][:3] == ["2.1.9", [1, 2], 2]

@@ -207,8 +207,8 @@ def test_same_decisions_for_the_x86_64_and_aarch64_builds(pin: str, name: str) -
 
 
 def test_an_unread_packed_table_on_arm64_says_why() -> None:
-    """Cython 3.3's LZSS streams are located through the x86-64 code that inflates them:
-    on arm64 the table stays unread, and the refusal says so."""
+    """Cython 3.3's LZSS streams are located through the code that inflates them (see
+    arm64_lzss): where that is not found, the refusal says so."""
     from test_binaries import _packed_module
     from wheelshade.native.patching import problems
 
@@ -218,5 +218,17 @@ def test_an_unread_packed_table_on_arm64_says_why() -> None:
     assert info.opaque_strings
     assert problems(info, {"pkg": "p12"}) == (
         "m.so: Cython (3.2.8) keeps module names in a packed string table that cannot be read "
-        "(compressed in a format not supported, or an LZSS stream, which is found through "
-        "x86-64 code only, not aarch64)",)
+        "(compressed in a format not supported, or an LZSS stream whose decoder loop was not "
+        "found in aarch64 code)",)
+
+
+def test_lzss_sizes_come_from_compares_and_wide_moves() -> None:
+    """A decoder loop's bounds: ``cmp x3, #0x394``, and ``mov x27, #0x52ed; movk x27, #1,
+    lsl #16`` (0x152ed, too wide for a compare's immediate)."""
+    from wheelshade.native.arm64_lzss import _sizes
+
+    cmp = 0xF100001F | (0x394 << 10) | (3 << 5)
+    movz = 0xD2800000 | (0x52ED << 5) | 27
+    movk = 0xF2800000 | (1 << 21) | (1 << 5) | 27
+    unrelated_movk = 0xF2800000 | (1 << 21) | (1 << 5) | 9  # no MOVZ into x9 before it
+    assert _sizes((cmp, movz, NOP(0), movk, unrelated_movk)) == {0x394, 0x52ED, 0x152ED}

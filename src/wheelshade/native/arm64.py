@@ -178,6 +178,11 @@ class _Function:
         return [Site("arm64", at - self.shift, target, 0) for at, target in found]
 
 
+def function_sites(data: bytes, start: int, end: int, shift: int) -> list[Site]:
+    """The addresses formed in one function (file offsets ``start`` to ``end``)."""
+    return _Function(data, start, end, shift).sites()
+
+
 def _meet(states: list[State]) -> State:
     first, *rest = states
     return {r: v for r, v in first.items() if all(s.get(r) == v for s in rest)}

@@ -108,7 +108,7 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
     if info.opaque_strings and mapping:
         why = "compressed in a format not supported" + (
             "" if info.machine == "x86_64" else
-            f", or an LZSS stream, which is found through x86-64 code only, not {info.machine}")
+            f", or an LZSS stream whose decoder loop was not found in {info.machine} code")
         found.append(
             f"{info.path}: Cython ({version}) keeps module names in a packed string table "
             f"that cannot be read ({why})"
