@@ -236,13 +236,8 @@ def _is_pth(loc: Location) -> bool:
 
 def _actions(
     wheel: WheelSummary, dist_info_out: str, own: Mapping[str, str], options: PlanOptions
-) -> tuple[
-    list[MemberAction],
-    list[str],
-    list[Finding],
-    tuple[tuple[str, bytes], ...],
-    tuple[tuple[str, str], ...],
-]:
+) -> tuple[list[MemberAction], list[str], list[Finding], tuple[tuple[str, bytes], ...],
+           tuple[tuple[str, str], ...]]:
     """Member-by-member moves; ``own`` is this wheel's own renames (empty for dependents)."""
     actions: list[MemberAction] = []
     left_out: list[str] = []
@@ -334,13 +329,8 @@ def _actions(
         ):
             wrapper = target.rsplit("/", 1)[0] + "/__init__.py"
             generated.setdefault(wrapper, wrapper_source(module, loc.path))
-    return (
-        actions,
-        left_out,
-        findings,
-        tuple(sorted(generated.items())),
-        tuple(sorted(libs.items())),
-    )
+    return (actions, left_out, findings, tuple(sorted(generated.items())),
+            tuple(sorted(libs.items())))
 
 
 def make_plan(
