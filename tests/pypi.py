@@ -26,7 +26,10 @@ PINS: dict[str, tuple[str, ...]] = {
     "markupsafe==3.0.3": (
         "0bf2a864d67e76e5c9a34dc26ec616a66b9888e25e7b9460e1c76d3293bd9dbf",  # cp311 manylinux
         "722695808f4b6457b320fdc131280796bdceb04ab50fe1795cd540799ebe1698",  # sdist elsewhere
+        "133a43e73a802c5562be9bbcd03d090aa5a1fe899db609c29e8c8d815c5f6de6",  # cp313 aarch64
     ),
+    # A small C extension for Linux aarch64 (run under qemu, see tests/aarch64.py).
+    "markupsafe==3.0.2": ("569511d3b58c8791ab4c2e1285575265991e6d8f8700c7be0e88f86cb0672094",),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
     "blinker==1.9.0": ("ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc",),
@@ -45,7 +48,10 @@ PINS: dict[str, tuple[str, ...]] = {
     "setuptools==80.9.0": ("062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),
     # numpy beside numpy: cp311 manylinux x86_64 wheels (2.3.5's is manylinux_2_27).
     "numpy==1.26.4": ("666dbfb6ec68962c033a450943ded891bed2d54e6755e35e5835d63f4f6931d5",),
-    "numpy==2.3.5": ("8cba086a43d54ca804ce711b2a940b16e452807acebe7852ff327f1ecd49b0d4",),
+    "numpy==2.3.5": (
+        "8cba086a43d54ca804ce711b2a940b16e452807acebe7852ff327f1ecd49b0d4",
+        "9c75442b2209b8470d6d5d8b1c25714270686f14c749028d2199c54e29f20b4d",  # cp313 aarch64
+    ),
     # Cython-compiled (PyYAML 6.0.1: Cython 0.29; 6.0.3: 3.1) cp311 manylinux x86_64 wheels.
     "pyyaml==6.0.1": ("d2b04aac4d386b172d5b9692e2d2da8de7bfb6c387fa4f801fbf6fb2e6ba4673",),
     "pyyaml==6.0.3": ("b8bb0864c5a28024fac8a632c443c87c5aa6f215c0b126c449ae1a150412f31d",),
@@ -61,21 +67,39 @@ PINS: dict[str, tuple[str, ...]] = {
     "pytz==2026.6": ("7fed3fee8fd6bd4a2b7b75a8d56021d0624127bf69bd5691f115db929ac570b3",),
     # Packed Cython string tables (cp311 manylinux x86_64): zlib (numpy 2.3, yarl), LZSS
     # (SQLAlchemy 2.0.58, Cython 3.3), each beside a newer release, and their dependencies.
-    "numpy==2.4.6": ("89cd468399cfd2504718f0ba50e410dca55a170b61a02ad92bb18c8a65186e93",),
+    "numpy==2.4.6": (
+        "89cd468399cfd2504718f0ba50e410dca55a170b61a02ad92bb18c8a65186e93",
+        "72fbe16c6fac95aedf5937fa873445cec2110be35d8a4e9433d7501fd98dae6b",  # cp313 aarch64
+    ),
     "yarl==1.24.5": ("570fec8fbd22b032733625f03f10b7ff023bc399213db15e72a7acaef28c2f4e",),
     "yarl==1.25.1": ("d5add7b4ca7afeea91d52e4d4e4db3b1fe9885b71f07054560d8c4296b7441a2",),
     "multidict==7.2.1": ("3b7542fad2706595c1b1853b46f2c3c4ae5cc5a6252b7225f294d607a29e1bdf",),
     "idna==3.20": ("ab7ae7122974553370f0bdb919e1a960b2cd1bc1ef0276416d896db81c14582c",),
     "propcache==0.5.4": ("6e9368e87a3efc285e559131092c5db643eb8e56de4ee42064d5baec22ef2bb5",),
-    "sqlalchemy==2.0.58": ("3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",),
-    "sqlalchemy==2.1.9": ("3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",),
+    "sqlalchemy==2.0.58": (
+        "3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",
+        "950220a3e9ff4645e27b98a329c2513a2232803e16c11d751efe152925c62511",  # cp313 aarch64
+    ),
+    "sqlalchemy==2.1.9": (
+        "3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",
+        "3c0b5ae779051e98a1d1b614fa8f73c973f7ce65ad6ea2411b916e304da02652",  # cp313 aarch64
+    ),
     "typing-extensions==4.16.0": (
         "481caa481374e813c1b176ada14e97f1f67a4539ce9cfeb3f350d78d6370c2e8",
     ),
-    "greenlet==3.5.6": ("1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",),
-    "greenlet==3.4.0": ("c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",),
+    "greenlet==3.5.6": (
+        "1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",
+        "c75116c9de79949de23006e2d9b35ee82874c594fcf5c0311b439acaa14b8441",  # cp313 aarch64
+    ),
+    "greenlet==3.4.0": (
+        "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
+        "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
+    ),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
-    "cryptography==49.0.0": ("2afe9051da7ae7bd5905da5a949280c7d2bb75682e188f650a9d0f2756b834c6",),
+    "cryptography==49.0.0": (
+        "2afe9051da7ae7bd5905da5a949280c7d2bb75682e188f650a9d0f2756b834c6",
+        "53ecee2e23f7169b6117e99fc8a944e5e50f79e69758a83b52a00cb98ab2b2d2",  # abi3 aarch64
+    ),
     "cryptography==50.0.2": ("4061c0079120205fb760c58acab6443e217307dcf05e3702cf970e0689972856",),
     "cffi==2.0.0": ("8941aaadaf67246224cee8c3803777eed332a19d909b47e29c9842ef1e79ac26",),
     "pycparser==3.11": ("51d5a8ba2be0bbe440b99d2112604c95bbbc3c2748a64260186c541e1729cd80",),
@@ -83,10 +107,12 @@ PINS: dict[str, tuple[str, ...]] = {
     "pydantic==2.13.5": ("346a034f080da3755d8e9cb5e00e8b07de1d39e4f6e2c87d8ab7cafa0b269a73",),
     "pydantic-core==2.46.5": (
         "49776eab08766a08dfff7012f8b422dcd7e25e43b316eedf0477c24fcfa84b7c",
+        "193375f3548919d3f0b60936ca113ada3e38f264f91b9b8e0508efaad57be931",  # cp313 aarch64
     ),
     "pydantic==2.14.4": ("653a2ad9f6d8858529c77c72717d0ea991d6c6837fe683246b2f4b2bbfc3fadc",),
     "pydantic-core==2.50.5": (
         "488319076ec92908b91fc6265ce761f1d78748f69f85518564fd16bf333e1b70",
+        "8bbe282e79dc71b24ba7be284eacf27c8ddff8f26911e2030a0dd123c6aed326",  # cp313 aarch64
     ),
     "annotated-types==0.7.0": (
         "1f02e8b43a8fbbc3f3e0d4f0f4bfc8131bcb4eebe8849b8e5c773f3a1c582a53",
@@ -163,6 +189,31 @@ def wheels(*reqs: str) -> Path:
                     f"{proc.stderr.strip().splitlines()[-1]}"
                 )
             raise AssertionError(f"fetching {req} failed:\n{proc.stderr}")
+    return folder
+
+
+def platform_wheels(platforms: tuple[str, ...], python: str, *reqs: str) -> Path:
+    """Like wheels, for another platform: ``pip download`` of the pinned binary wheels for
+    any of ``platforms`` (``manylinux2014_aarch64``, ...) and CPython ``python`` (``3.13``)."""
+    folder = CACHE / f"wheels-{platforms[-1]}-cp{python.replace('.', '')}"
+    platform = " or ".join(platforms)
+    folder.mkdir(parents=True, exist_ok=True)
+    have = {_pin_of(p) for p in folder.glob("*.whl")}
+    for req in (r for r in reqs if r not in have):
+        req_file = folder / "requirements.txt"
+        req_file.write_text(f"{req} " + " ".join(f"--hash=sha256:{h}" for h in PINS[req]) + "\n")
+        proc = subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--disable-pip-version-check",
+             "--no-deps", "--only-binary=:all:",
+             *(arg for p in platforms for arg in ("--platform", p)), "--python-version", python,
+             "--implementation", "cp", "--require-hashes", "-r", str(req_file), "-d", str(folder)],
+            capture_output=True, text=True,
+        )
+        if proc.returncode != 0:
+            if _UNREACHABLE.search(proc.stderr):
+                pytest.skip(f"package index unreachable, cannot fetch {req} for {platform}: "
+                            f"{proc.stderr.strip().splitlines()[-1]}")
+            raise AssertionError(f"fetching {req} for {platform} failed:\n{proc.stderr}")
     return folder
 
 

@@ -192,7 +192,8 @@ def _shade(
             options = replace(options, salt=((host, Version("0")),))
         with clock.phase("plan"):
             every = [*summaries[Role.DEP], *summaries[Role.DEPENDENT]]
-            tops = sorted({t.name for s in summaries[Role.DEP] for t in s.top_levels})
+            # Import keys: a namespace's portions (``ns.portion``), never the shared ``ns``.
+            tops = sorted({k for s in summaries[Role.DEP] for k in s.import_keys()})
             binaries = compiled.scan(every, readers, tops, options.drop)
             options = replace(
                 options, same_length=compiled.same_length_names(binaries, tops, opts.naming)

@@ -69,7 +69,9 @@ def rename_module(path: str, mapping: Mapping[str, str]) -> str | None:
 
     Keys are top-level names (``flask``) or, for a namespace package portion, the namespace
     and the portion (``google.auth``): ``google.auth.transport`` -> ``<shaded>.transport``,
-    while ``google.protobuf``, another distribution's portion, is left alone.
+    while ``google.protobuf``, another distribution's portion, is left alone. A portion's
+    shaded name is ``<shaded namespace>.<portion>``, or a top-level name of the same byte
+    length as ``ns.portion`` where compiled code spells that prefix (see collapsed).
     """
     top, dot, rest = path.partition(".")
     if top in mapping:
@@ -84,5 +86,14 @@ def rename_module(path: str, mapping: Mapping[str, str]) -> str | None:
 
 
 def namespace_heads(mapping: Mapping[str, str]) -> dict[str, str]:
-    """Namespace portion keys' namespaces -> their shaded heads (``google`` -> ``google_...``)."""
-    return {k.split(".")[0]: v.split(".")[0] for k, v in mapping.items() if "." in k}
+    """Namespace portion keys' namespaces -> their shaded heads (``google`` -> ``google_...``);
+    a namespace whose portions all became top-level names -> one of those."""
+    ordered = sorted(mapping.items(), key=lambda kv: "." in kv[1])  # shaded heads win
+    return {k.split(".")[0]: v.split(".")[0] for k, v in ordered if "." in k}
+
+
+def collapsed(key: str, shaded: str) -> bool:
+    """True for a namespace portion ``ns.portion`` shaded to a top-level name: compiled code
+    spells the whole prefix, so it gets a name of the prefix's length, and ``ns`` (shared
+    with other distributions) is left alone."""
+    return "." in key and "." not in shaded

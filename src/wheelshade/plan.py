@@ -15,6 +15,7 @@ from wheelshade.errors import PlanError
 from wheelshade.findings import Code, Finding
 from wheelshade.naming import (
     Suffix,
+    collapsed,
     default_suffix,
     filename_component,
     set_hash,
@@ -176,9 +177,14 @@ def _move(path: str, mapping: Mapping[str, str], extensions: frozenset[str] = fr
     if sep:
         if head in mapping:
             return mapping[head] + sep + rest
-        portion = module_name_of_file(rest.split("/")[0]) or rest.split("/")[0]
+        first, sep2, inner = rest.partition("/")
+        portion = module_name_of_file(first) or first
         key = f"{head}.{portion}"
-        return mapping[key].split(".")[0] + sep + rest if key in mapping else path
+        if key not in mapping:
+            return path
+        if collapsed(key, mapping[key]):  # nsx/fastpart/x.py -> <top>/x.py
+            return mapping[key] + (sep2 + inner if sep2 else first[len(portion):])
+        return mapping[key].split(".")[0] + sep + rest
     module = module_name_of_file(head)
     if module is None or module not in mapping:
         return path
@@ -222,13 +228,8 @@ def _classify(path: str) -> Action:
 
 def _actions(
     wheel: WheelSummary, dist_info_out: str, own: Mapping[str, str], options: PlanOptions
-) -> tuple[
-    list[MemberAction],
-    list[str],
-    list[Finding],
-    tuple[tuple[str, bytes], ...],
-    tuple[tuple[str, str], ...],
-]:
+) -> tuple[list[MemberAction], list[str], list[Finding], tuple[tuple[str, bytes], ...],
+           tuple[tuple[str, str], ...]]:
     """Member-by-member moves; ``own`` is this wheel's own renames (empty for dependents)."""
     actions: list[MemberAction] = []
     left_out: list[str] = []
@@ -320,13 +321,8 @@ def _actions(
         ):
             wrapper = target.rsplit("/", 1)[0] + "/__init__.py"
             generated.setdefault(wrapper, wrapper_source(module, loc.path))
-    return (
-        actions,
-        left_out,
-        findings,
-        tuple(sorted(generated.items())),
-        tuple(sorted(libs.items())),
-    )
+    return (actions, left_out, findings, tuple(sorted(generated.items())),
+            tuple(sorted(libs.items())))
 
 
 def make_plan(
@@ -359,9 +355,16 @@ def make_plan(
         renames = tops[dep.name]
         for top in dep.top_levels:
             if top.kind is TopKind.NAMESPACE:
-                # Into a shaded namespace, or the shaded package it nests in (nesting.py).
+                # Into a shaded namespace or the shaded package it nests in (nesting.py);
+                # where compiled code spells ``ns.portion``, a top-level package of that
+                # prefix's length (the binary's strings are patched whole; ``ns`` stays).
                 head = mapping.get(top.name) or shaded_import_name(top.name, tail)
-                renames.update({f"{top.name}.{p}": f"{head}.{p}" for p in dep.portions(top.name)})
+                for portion in dep.portions(top.name):
+                    key = f"{top.name}.{portion}"
+                    renames[key] = (
+                        same_length_name(key, digest, taken | set(renames.values()))
+                        if key in options.same_length else f"{head}.{portion}")
+        taken.update(renames.values())
         # A portion nested in a shaded package is renamed with it: no key of its own.
         mapping.update({k: v for k, v in renames.items() if k.split(".")[0] not in mapping})
         dists[dep.name] = ShadedDist(
@@ -379,19 +382,10 @@ def make_plan(
         else:
             out_name, dist_info_out, own = wheel.filename, wheel.dist_info, {}
         actions, left_out, findings, generated, libs = _actions(wheel, dist_info_out, own, options)
-        jobs.append(
-            WheelJob(
-                wheel,
-                out_name,
-                dist_info_out,
-                shaded.name if shaded else None,
-                tuple(actions),
-                tuple(left_out),
-                tuple(findings),
-                generated,
-                libs,
-            )
-        )
+        jobs.append(WheelJob(
+            wheel, out_name, dist_info_out, shaded.name if shaded else None, tuple(actions),
+            tuple(left_out), tuple(findings), generated, libs,
+        ))
     modules = frozenset().union(*(dep.modules for dep in deps))
     warnings = nested_notes(deps, mapping) + tuple(
         f"{dep.filename}: {finding}"

@@ -31,19 +31,16 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from wheelshade.native import lzss, refs
+from wheelshade.native import arm64_lzss, lzss, refs
 from wheelshade.native import x86_64_frame as frame
 from wheelshade.native.elf import (
     PF_W,
     PF_X,
     PT_LOAD,
-    SHF_EXECINSTR,
     SHT_NOBITS,
-    SHT_PROGBITS,
     Elf,
     function_starts,
 )
-from wheelshade.native.x86_64 import immediates, rip_target
 
 Codec = Literal["plain", "zlib", "bz2", "lzss"]
 
@@ -53,10 +50,8 @@ MARKERS = (b"cline_in_traceback", b"__test__", b"__name__", b"__main__", b"__mod
 #: Stream headers: zlib (deflate, any level) and bzip2; zstd is recognised but not read.
 _COMPRESSED = re.compile(rb"\x78[\x01\x5e\x9c\xda]|BZh[1-9]1AY&SY|\x28\xb5\x2f\xfd")
 _ZSTD = b"\x28\xb5\x2f\xfd"
-#: Cython 3.3's LZSS decoder: its message, and the loop's first instruction
-#: (``or r32, 0xff00``, the flags byte with a stop bit above it).
+#: Cython 3.3's LZSS decoder's message (its loop: see x86_64_frame.lzss_loops).
 _LZSS_ERROR = b"LZSS string data decompression failed"
-_LZSS_LOOP = re.compile(rb"\x41?\x81[\xc8-\xcf]\x00\xff\x00\x00")
 #: How far before the loop the stream's address is taken, and after it the sizes tested.
 _LZSS_BEFORE, _LZSS_AFTER = 256, 512
 #: Longest decompressed string table read (a large module's is well under 1 MB).
@@ -199,30 +194,16 @@ def _lzss_tables(data: bytes, elf: Elf) -> list[Table]:
     the code that inflates it, which Cython inlines into module init. So each copy of the
     decoder loop is found by its first instruction (``or reg, 0xff00``), and a stream is
     what a RIP-relative ``lea`` shortly before it points at that decodes, to the size one
-    ``cmp`` after it allows, consuming exactly the size another compares with."""
-    if not refs.supported(elf):
-        return []
-    starts = function_starts(data, elf)
+    ``cmp`` after it allows, consuming exactly the size another compares with (arm64:
+    see arm64_lzss)."""
     found: dict[int, Table] = {}
-    for section in elf.sections:
-        if section.type != SHT_PROGBITS or not section.flags & SHF_EXECINSTR:
-            continue
-        for match in _LZSS_LOOP.finditer(data, section.offset, section.end):
-            loop = section.addr + match.start() - section.offset
-            start = frame.function_containing(starts, loop)
-            if start is None:
-                continue
-            streams, sizes = set(), set()
-            for insn in frame.instructions(data, elf, start, loop + _LZSS_AFTER):
-                target = rip_target(insn)
-                if target is not None and loop - _LZSS_BEFORE <= insn.address < loop:
-                    streams.add(target)
-                elif insn.mnemonic == "cmp" and loop < insn.address:
-                    sizes |= immediates(insn)
-            for address in sorted(streams):
-                table = _lzss_at(data, elf, address, sizes)
-                if table is not None:
-                    found[table.offset] = table
+    finder = frame.lzss_loops if refs.is_x86_64(elf) else arm64_lzss.candidates
+    loops = finder(data, elf, _LZSS_BEFORE, _LZSS_AFTER) if refs.supported(elf) else []
+    for streams, sizes in loops:
+        for address in sorted(streams):
+            table = _lzss_at(data, elf, address, sizes)
+            if table is not None:
+                found[table.offset] = table
     return [found[k] for k in sorted(found)]
 
 
@@ -272,7 +253,7 @@ def _with_bounds(data: bytes, elf: Elf, table: Table) -> Table:
 
 def _readers(data: bytes, elf: Elf, table: Table) -> list[tuple[int, refs.Site]]:
     """(function start, code site) for each instruction that takes the table's address."""
-    if not refs.supported(elf):
+    if not refs.is_x86_64(elf):
         return []
     address = refs.address_of(elf, table.offset)
     if address is None:

@@ -106,9 +106,12 @@ def problems(info: BinaryInfo, mapping: Mapping[str, str]) -> tuple[str, ...]:
             found.append(f"{info.path}: {ref.string[:60]!r} at {ref.offset:#x}: {ref.detail}")
     version = info.cython_version or "unknown version"
     if info.opaque_strings and mapping:
+        why = "compressed in a format not supported" + (
+            "" if info.machine == "x86_64" else
+            f", or an LZSS stream whose decoder loop was not found in {info.machine} code")
         found.append(
             f"{info.path}: Cython ({version}) keeps module names in a packed string table "
-            "that cannot be read (compressed in a format not supported)"
+            f"that cannot be read ({why})"
         )
     hidden = [n for n in info.unsplit_names if n in mapping]
     if hidden and not info.opaque_strings:

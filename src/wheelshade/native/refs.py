@@ -1,4 +1,8 @@
-"""Who points at an address inside an x86-64 ELF file: code operands, relocations, pointers.
+"""Who points at an address inside an x86-64 or arm64 ELF file: code, relocations, pointers.
+
+The architecture only decides how code forms an address (x86_64.py, arm64.py) and which
+relocation types hold one; everything else, and every decision built on it (verdicts, rust,
+cytable), is the same for both.
 
 A linker merges string tails: ``"numpy"`` may be stored as the last five bytes of
 ``"to_numpy"``. Whether patching those bytes is right depends on who reads them, so the
@@ -33,24 +37,36 @@ from __future__ import annotations
 import struct
 from collections.abc import Collection, Iterator
 
+from wheelshade.native import arm64, x86_64
 from wheelshade.native.elf import PT_LOAD, SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, Elf
 from wheelshade.native.site import Site, SiteKind
-from wheelshade.native.x86_64 import (
-    R_X86_64_64,
-    R_X86_64_GLOB_DAT,
-    R_X86_64_RELATIVE,
-    code_sites,
-    disassembler,
-)
+from wheelshade.native.x86_64 import disassembler
 
-__all__ = ["Site", "SiteKind", "address_of", "disassembler", "find", "offset_of", "supported"]
+__all__ = [
+    "Site", "SiteKind", "address_of", "disassembler", "find", "is_x86_64", "offset_of",
+    "supported",
+]
 
 SHT_RELA = 4
+#: Per architecture: (relocation types whose addend is the address, types that add a
+#: symbol's value), and how code forms addresses.
+_ARCHITECTURES = {
+    "x86_64": ((x86_64.R_X86_64_RELATIVE,), (x86_64.R_X86_64_64, x86_64.R_X86_64_GLOB_DAT),
+               x86_64.code_sites),
+    "aarch64": ((arm64.R_AARCH64_RELATIVE,), (arm64.R_AARCH64_ABS64, arm64.R_AARCH64_GLOB_DAT),
+                arm64.code_sites),
+}
 
 
 def supported(elf: Elf) -> bool:
-    """True when references in ``elf`` can be found exactly (x86-64, little-endian)."""
-    return elf.machine == "x86_64" and elf.bits == 64 and elf.byte_order == "little"
+    """True when references in ``elf`` can be found (64-bit little-endian x86-64 or arm64)."""
+    return elf.machine in _ARCHITECTURES and elf.bits == 64 and elf.byte_order == "little"
+
+
+def is_x86_64(elf: Elf) -> bool:
+    """True for x86-64 code, which the instruction-level helpers (calls, stack frames,
+    Cython table lengths) read; other architectures get none of those answers."""
+    return supported(elf) and elf.machine == "x86_64"
 
 
 def address_of(elf: Elf, offset: int) -> int | None:
@@ -90,6 +106,7 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
     wanted = frozenset(targets)
     if not wanted:
         return []
+    code_sites = _ARCHITECTURES[elf.machine][2]
     found = [*code_sites(data, elf, wanted), *_relocations(data, elf, wanted)]
     if not any(s.type == SHT_RELA for s in elf.sections):
         # Without dynamic relocations a pointer can only be a stored absolute value. With
@@ -105,6 +122,7 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
 
 def _relocations(data: bytes, elf: Elf, wanted: frozenset[int]) -> Iterator[Site]:
     values = {s.index: s.value for s in elf.symbols}
+    relative, absolute, _ = _ARCHITECTURES[elf.machine]
     for section in elf.sections:
         if section.type != SHT_RELA or not section.size:
             continue
@@ -112,9 +130,9 @@ def _relocations(data: bytes, elf: Elf, wanted: frozenset[int]) -> Iterator[Site
         for at in range(section.offset, section.end - step + 1, step):
             _, info, addend = struct.unpack_from("<QQq", data, at)
             kind, symbol = info & 0xFFFFFFFF, info >> 32
-            if kind == R_X86_64_RELATIVE:
+            if kind in relative:
                 target = addend
-            elif kind in (R_X86_64_64, R_X86_64_GLOB_DAT):
+            elif kind in absolute:
                 target = values.get(symbol, 0) + addend
             else:
                 continue

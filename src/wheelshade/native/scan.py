@@ -9,13 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wheelshade.errors import PlanError, WheelFormatError
-from wheelshade.naming import namespace_heads
+from wheelshade.naming import collapsed
 from wheelshade.native.classify import classify
 from wheelshade.native.elf import UnsupportedBinary
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import problems
 from wheelshade.wheel.archive import WheelReader
-from wheelshade.wheel.layout import in_site_packages, is_compiled, locate
+from wheelshade.wheel.layout import in_site_packages, is_compiled, locate, module_name_of_file
 from wheelshade.wheel.summary import WheelSummary
 
 
@@ -75,9 +75,14 @@ def scan(
 def same_length_names(
     scan_result: BinaryScan, tops: Sequence[str], naming: Naming
 ) -> frozenset[str]:
-    """The original names that get same-length shaded names under ``naming``."""
+    """The original names that get same-length shaded names under ``naming``.
+
+    ``tops`` holds the import keys: top-level names, and ``ns.portion`` for a namespace
+    package's portions, which get a same-length (top-level) name only where compiled code
+    spells them: the namespace itself is never renamed.
+    """
     if naming is Naming.SAME_LENGTH:
-        return frozenset(tops)
+        return frozenset(t for t in tops if "." not in t) | scan_result.referenced() & set(tops)
     if naming is Naming.AUTO:
         return scan_result.referenced() & frozenset(tops)
     return frozenset()
@@ -94,13 +99,12 @@ def check(
     for (path, member), info in sorted(scan_result.infos.items()):
         summary = summaries[path]
         where = f"{summary.filename}: {member}"
-        namespaces = sorted(set(info.names) & set(namespace_heads(mapping)))
-        if namespaces:
+        head, _, file = member.partition("/")
+        key = f"{head}.{module_name_of_file(file)}"
+        if "/" not in file and collapsed(key, mapping.get(key, key)):
             issues.append(
-                f"{where} is compiled code that names the namespace package "
-                f"{', '.join(map(repr, namespaces))}, whose portions are shaded; a namespace's "
-                "name cannot be patched in a binary (other distributions share it; leave the "
-                "module out with --drop)"
+                f"{where} is compiled code that is a namespace portion itself ({key!r}); its "
+                "init function cannot take a top-level name (leave it out with --drop)"
             )
             continue
         names = [n for n in info.names if n in mapping]

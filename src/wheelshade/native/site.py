@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-SiteKind = Literal["code", "relocation", "pointer", "symbol"]
+SiteKind = Literal["code", "arm64", "relocation", "pointer", "symbol"]
 
 
 @dataclass(frozen=True)
@@ -13,8 +13,10 @@ class Site:
     """One place that refers to ``target`` (a virtual address).
 
     ``offset`` is the file offset of the field that encodes the reference: the 32-bit
-    displacement (``code``), the relocation's addend (``relocation``), the stored 64-bit
-    value (``pointer``) or the symbol's value (``symbol``). ``base`` is what the field is
+    displacement (``code``, x86-64), the instruction that completes the address (``arm64``:
+    never moved, two instructions may encode it), the relocation's addend
+    (``relocation``), the stored 64-bit value (``pointer``) or the symbol's value
+    (``symbol``). ``base`` is what the field is
     relative to: the address of the next instruction for ``code``, else 0.
     """
 

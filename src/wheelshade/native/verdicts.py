@@ -33,7 +33,7 @@ def resolve(
         return plain, [
             replace(r, verdict="unknown", detail=(
                 f"references cannot be analysed in a {elf.bits}-bit {elf.byte_order}-endian "
-                f"{elf.machine} file (x86-64 only so far)"
+                f"{elf.machine} file (x86-64 and arm64 only so far)"
             ))
             for r in found if r.kind != "string"
         ], [], [], []
@@ -98,6 +98,14 @@ def resolve(
                 "the longer string is Cython's module-init traceback label; renaming a "
                 "module in it changes only how a traceback names that function"
             )))
+        elif paths := _module_literals(data, ref, at, alone, head, calls):
+            # Literals with lengths (Rust's ``&str``): ``pkg`` and ``pkg.Type`` start at
+            # one byte and both are module paths; the literals before end before them.
+            patch.append(replace(ref, verdict="used-alone", detail=(
+                f"the literals that start at {ref.name!r} are module paths "
+                f"({', '.join(map(repr, paths))}; {_where(alone)}), and those before it "
+                f"end before it ({_where(head)})"
+            )))
         else:
             conflicts.append((ref, at, alone, head))
     redirects: list[Redirect] = []
@@ -144,6 +152,39 @@ def _name_arguments(
         return []
     apis = [calls.name_argument_of(site) for site in alone]
     return sorted({a for a in apis if a}) if all(apis) else []
+
+
+def _module_literals(
+    data: bytes, ref: Reference, at: int, alone: list[refs.Site], head: list[refs.Site],
+    calls: Calls,
+) -> list[str]:
+    """The module paths read by every reference to the name's first byte, when each reads
+    the name or the name followed by ``.identifier``s, and every reference before it comes
+    with a length that ends before it; else empty (not known to be so).
+
+    A reference without a length reads the C string there; one with lengths (a pointer
+    and length, see Calls.lengths) reads exactly that many bytes, each of which must end
+    a module path.
+    """
+    text = c_string(data, ref.offset)
+    path = re.compile(re.escape(ref.name.encode("utf-8")) + _DOTTED)
+    read: set[bytes] = set()
+    for site in alone:
+        lengths = {n for n in calls.lengths(site) if 0 < n <= len(text)} or {len(text)}
+        if not all(path.fullmatch(text, 0, n) for n in lengths):
+            return []
+        read |= {text[:n] for n in lengths}
+    for site in head:
+        before = at - site.target
+        known = calls.lengths(site)
+        if not any(0 < n <= before for n in known) or any(
+            before < n <= before + len(text) for n in known
+        ):
+            return []
+    return sorted(r.decode("utf-8") for r in read)
+
+
+_DOTTED = rb"(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 
 
 def _short(raw: bytes) -> str:

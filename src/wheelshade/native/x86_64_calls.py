@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from wheelshade.native import refs
 from wheelshade.native import x86_64_frame as frame
+from wheelshade.native.arm64_calls import Arm64Calls
 from wheelshade.native.elf import Elf, function_starts
 
 if TYPE_CHECKING:
@@ -48,10 +49,19 @@ class Calls:
         self._slots: dict[int, str] | None = None
         self._stubs: dict[int, str] | None = None
         self._starts: list[int] | None = None
+        self._arm64: Arm64Calls | None = None
+
+    def arm64(self) -> Arm64Calls:
+        if self._arm64 is None:
+            self._arm64 = Arm64Calls(self.data, self.elf)
+        return self._arm64
 
     def name_argument_of(self, site: refs.Site) -> str | None:
         """The imported function in NAME_ARGUMENT that the code reference ``site`` passes
         its address to as the second argument, or None (another use, or not known)."""
+        if site.kind == "arm64":
+            callee = self.arm64().callee_with_second_argument(site)
+            return callee if callee in NAME_ARGUMENT else None
         if site.kind != "code":
             return None
         holding: set[str] = set()
@@ -71,24 +81,32 @@ class Calls:
         return None
 
     def passes_length(self, site: refs.Site, length: int) -> bool:
-        """True if the reference ``site`` comes with ``length``: an instruction near a code
-        reference that loads it into a register, or the word after a stored pointer. That
-        is how a Rust ``&str`` (pointer and length) is passed and stored, so the literal
-        that starts at the referenced byte is ``length`` bytes long."""
+        """True if the reference ``site`` comes with ``length`` (see lengths)."""
+        return length in self.lengths(site)
+
+    def lengths(self, site: refs.Site) -> frozenset[int]:
+        """The lengths the reference ``site`` may come with: an immediate loaded into a
+        register near a code reference, or the word after a stored pointer. That is how a
+        Rust ``&str`` (pointer and length) is passed and stored, so the literal that starts
+        at the referenced byte is one of these lengths long (empty: not known)."""
         if site.kind in ("relocation", "pointer"):
-            return self._stored_length(site) == length
+            stored = self._stored_length(site)
+            return frozenset() if stored is None else frozenset({stored})
+        if site.kind == "arm64":
+            return self.arm64().lengths(site)
         if site.kind != "code":
-            return False
+            return frozenset()
         from capstone import x86
 
+        found: set[int] = set()
         for insn in self._code_to(site, site.base + _NEAR):
             if insn.address + _NEAR < site.base:
                 continue
             ops = insn.operands
             if (insn.mnemonic == "mov" and len(ops) == 2 and ops[0].type == x86.X86_OP_REG
-                    and ops[1].type == x86.X86_OP_IMM and ops[1].imm == length):
-                return True
-        return False
+                    and ops[1].type == x86.X86_OP_IMM):
+                found.add(int(ops[1].imm))
+        return frozenset(found)
 
     def _code_to(self, site: refs.Site, until: int) -> Iterator[CsInsn]:
         """The instructions of the function holding ``site``, from its start to ``until``."""

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import bisect
 import functools
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from wheelshade.native import refs
-from wheelshade.native.elf import Elf
+from wheelshade.native.elf import SHF_EXECINSTR, SHT_PROGBITS, Elf, function_starts
+from wheelshade.native.x86_64 import immediates, rip_target
 
 if TYPE_CHECKING:
     from capstone import CsInsn
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
 #: Longest straight line followed (instructions); Cython's module init can be long.
 MAX_INSNS = 200_000
 
+_LZSS_LOOP = re.compile(rb"\x41?\x81[\xc8-\xcf]\x00\xff\x00\x00")
 _GPR = ("ax", "bx", "cx", "dx", "si", "di", "bp", "sp")
 _CALLER_SAVED = ("rax", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11")
 _MOVES = frozenset({
@@ -291,3 +294,29 @@ def function_containing(starts: list[int], address: int) -> int | None:
     """The start of the function that holds ``address``, from sorted function starts."""
     index = bisect.bisect_right(starts, address) - 1
     return starts[index] if index >= 0 else None
+
+
+def lzss_loops(
+    data: bytes, elf: Elf, before: int, after: int
+) -> Iterator[tuple[set[int], set[int]]]:
+    """Cython 3.3's LZSS decoder loops, found by their first instruction (``or r32,
+    0xff00``: the flags byte with a stop bit above it): for each, the addresses a
+    RIP-relative ``lea`` takes within ``before`` bytes before it, and the immediates
+    ``cmp`` takes within ``after`` bytes after it."""
+    starts = function_starts(data, elf)
+    for section in elf.sections:
+        if section.type != SHT_PROGBITS or not section.flags & SHF_EXECINSTR:
+            continue
+        for match in _LZSS_LOOP.finditer(data, section.offset, section.end):
+            loop = section.addr + match.start() - section.offset
+            start = function_containing(starts, loop)
+            if start is None:
+                continue
+            streams, sizes = set(), set()
+            for insn in instructions(data, elf, start, loop + after):
+                target = rip_target(insn)
+                if target is not None and loop - before <= insn.address < loop:
+                    streams.add(target)
+                elif insn.mnemonic == "cmp" and loop < insn.address:
+                    sizes |= immediates(insn)
+            yield streams, sizes

@@ -86,10 +86,11 @@ def rewrite_file(
     """``rewrite_source`` plus the findings: references seen but not safely rewritable."""
     for original, shaded in mapping.items():
         # A mypyc group library may start with a digit; no import statement names it. A
-        # namespace portion is ``ns.portion`` -> ``shaded_ns.portion``.
+        # namespace portion is ``ns.portion`` -> ``shaded_ns.portion`` or a top-level name.
         named = all(p.isidentifier() for p in original.split(".")) or is_mypyc_group(original)
         dots = original.count(".")
-        valid = dots <= 1 and shaded.count(".") == dots and shaded.replace(".", "").isidentifier()
+        valid = dots <= 1 and shaded.count(".") in (0, dots) and (
+            shaded.replace(".", "").isidentifier())
         if not (named and valid) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
     patterns = Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())

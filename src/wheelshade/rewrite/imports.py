@@ -43,16 +43,19 @@ class ImportRenamer(LeanTransformer):
         self._mapping = {k: v for k, v in mapping.items() if "." not in k}
         #: Namespace packages with shaded portions: ``google`` -> {``auth``: shaded head}.
         self._portions: dict[str, dict[str, str]] = {}
+        #: Portions shaded to a top-level name: ``nsx`` -> {``fastpart``: the new name}.
+        self._tops: dict[str, dict[str, str]] = {}
         for key, value in mapping.items():
             if "." in key:
                 namespace, portion = key.split(".", 1)
-                self._portions.setdefault(namespace, {})[portion] = value.split(".")[0]
+                into = self._portions if "." in value else self._tops
+                into.setdefault(namespace, {})[portion] = value.split(".")[0]
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         # Imports are statements, never inside an expression or another small statement,
         # and they change as a whole: below those only the chains of a namespace portion
         # can change (``leave_Attribute``). Not walking them is most of a statement's nodes.
-        if not self._portions and _below_imports(type(node)):
+        if not self._portions and not self._tops and _below_imports(type(node)):
             return False
         return super().on_visit(node)
 
@@ -68,11 +71,17 @@ class ImportRenamer(LeanTransformer):
 
     def leave_Attribute(
         self, original_node: cst.Attribute, updated_node: cst.Attribute
-    ) -> cst.Attribute:
+    ) -> cst.Attribute | cst.Name:
         # ``google.auth.default()`` after ``import google.auth`` (rewritten to import the
         # shaded namespace): the chain must name the shaded namespace too. Only the chains
-        # of a shaded portion change; ``google.protobuf`` stays.
+        # of a shaded portion change; ``google.protobuf`` stays. A portion with a top-level
+        # name replaces the pair (``nsx.fastpart.x`` -> ``<top>.x``), in import statements
+        # too, which then need nothing else.
         value = updated_node.value
+        if isinstance(value, cst.Name) and value.value in self._tops:
+            top = self._tops[value.value].get(updated_node.attr.value)
+            if top is not None:
+                return cst.Name(top, lpar=updated_node.lpar, rpar=updated_node.rpar)
         if isinstance(value, cst.Name) and value.value in self._portions:
             head = self._portions[value.value].get(updated_node.attr.value)
             if head is not None:
@@ -147,12 +156,46 @@ class ImportRenamer(LeanTransformer):
         module = updated_node.module
         if updated_node.relative or module is None:
             return updated_node
+        if isinstance(module, cst.Name) and module.value in self._tops:
+            split = self._from_tops(updated_node, module)
+            if split is not None:
+                return split
         if isinstance(module, cst.Name) and module.value in self._portions:
             return self._from_namespace(updated_node, module)
         shaded = self._shaded(module)
         if shaded is None:
             return updated_node
         return updated_node.with_changes(module=replace_top(module, shaded))
+
+    def _from_tops(
+        self, node: cst.ImportFrom, module: cst.Name
+    ) -> cst.FlattenSentinel[cst.BaseSmallStatement] | None:
+        """``from nsx import fastpart [as f]`` where the portion has a top-level name:
+        ``import <top> as fastpart`` (the rest of the names stay a ``from`` import)."""
+        tops = self._tops[module.value]
+        if isinstance(node.names, cst.ImportStar):
+            return None
+        moved = [a for a in node.names if isinstance(a.name, cst.Name) and a.name.value in tops]
+        if not moved:
+            return None
+        parts: list[cst.BaseSmallStatement] = [
+            cst.Import(names=[cst.ImportAlias(
+                name=cst.Name(tops[cst.ensure_type(a.name, cst.Name).value]),
+                asname=a.asname or _as(cst.ensure_type(a.name, cst.Name).value))])
+            for a in moved
+        ]
+        rest = [a for a in node.names if a not in moved]
+        if rest:
+            last = rest[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+            remaining = node.with_changes(names=[*rest[:-1], last], lpar=None, rpar=None)
+            if module.value in self._portions:
+                done = self._from_namespace(remaining, module)
+                parts += done.nodes if isinstance(done, cst.FlattenSentinel) else [done]
+            else:
+                parts.append(remaining)
+        parts = [p.with_changes(semicolon=cst.MaybeSentinel.DEFAULT) for p in parts[:-1]] + [
+            parts[-1].with_changes(semicolon=node.semicolon)]
+        return cst.FlattenSentinel(parts)
 
     def _from_namespace(
         self, node: cst.ImportFrom, module: cst.Name
