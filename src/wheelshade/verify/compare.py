@@ -37,6 +37,8 @@ class Source:
     version: str
     sha256: str | None  # of the original wheel; None for a dependent (not shaded)
     mapping: Mapping[str, str]  # original import name -> shaded; empty for a dependent
+    #: A bundle's bundled parts, each with its own original (``--bundle``).
+    parts: tuple[Source, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -113,7 +115,47 @@ def compare(
     python: str,
     timeout: float,
 ) -> Comparison:
-    """Import each failed module (per verified wheel) from its original wheel."""
+    """Import each failed module (per verified wheel) from its original wheel; a bundle's
+    modules from the original of the part each belongs to."""
+    units, sources, owner = _units(failures, sources)
+    found = _compare_units(units, sources, originals, work, index, python, timeout)
+    broken: dict[str, tuple[tuple[str, str], ...]] = {}
+    not_compared: dict[str, str] = {}
+    for unit, regressions in found.broken.items():
+        broken[owner[unit]] = (*broken.get(owner[unit], ()), *regressions)
+    for unit, reason in found.not_compared.items():
+        held = not_compared.get(owner[unit])
+        not_compared[owner[unit]] = reason if held in (None, reason) else f"{held}; {reason}"
+    return Comparison(broken, not_compared)
+
+
+def _units(
+    failures: Mapping[str, Sequence[tuple[str, str]]], sources: Mapping[str, Source]
+) -> tuple[dict[str, list[tuple[str, str]]], dict[str, Source], dict[str, str]]:
+    """Failures split by the original they come from: a wheel, or a bundle's part."""
+    units: dict[str, list[tuple[str, str]]] = {}
+    unit_sources: dict[str, Source] = {}
+    owner: dict[str, str] = {}
+    for wheel, failed in failures.items():
+        source = sources[wheel]
+        for module, reason in failed:
+            part = next((p for p in source.parts if original_module(module, p.mapping)
+                         != module), source)
+            unit = wheel if part is source else f"{wheel}#{part.name}"
+            units.setdefault(unit, []).append((module, reason))
+            unit_sources[unit], owner[unit] = part, wheel
+    return units, unit_sources, owner
+
+
+def _compare_units(
+    failures: Mapping[str, Sequence[tuple[str, str]]],
+    sources: Mapping[str, Source],
+    originals: Sequence[Path],
+    work: Path,
+    index: IndexOptions,
+    python: str,
+    timeout: float,
+) -> Comparison:
     given = _given(originals)
     wheels: dict[str, Path] = {}
     not_compared: dict[str, str] = {}

@@ -151,7 +151,14 @@ def _read_source(reader: WheelReader) -> Source:
             f'{member} has no valid "mapping" and "original"', path=str(reader.path)
         )
     name, version, sha = map(str, fields)
-    return Source(reader.path.name, name, version, sha, dict(mapping))
+    bundled = doc.get("bundled") if isinstance(doc, dict) else None
+    parts = tuple(
+        Source(reader.path.name, str(p.get("name")), str(p.get("version")),
+               str(p.get("sha256")), dict(p["mapping"]))
+        for p in (bundled if isinstance(bundled, list) else ())
+        if isinstance(p, dict) and isinstance(p.get("mapping"), dict)
+    )
+    return Source(reader.path.name, name, version, sha, dict(mapping), parts)
 
 
 def _inspect(path: Path) -> _Contents:
