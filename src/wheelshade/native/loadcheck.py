@@ -188,12 +188,13 @@ def _check_group(
         )
     loaded = len(targets) - len(unchecked)
     by = f" by {interpreter.label}" if interpreter.emulated else ""
+    where = f"in {interpreter.label}" if interpreter.emulated else "here"
     notes = [f"{loaded} patched compiled module(s) loaded{by}, reaching no original name"]
     if unchecked:
         more = f" and {len(unchecked) - 1} more" if len(unchecked) > 1 else ""
         notes.append(
             f"{len(unchecked)} compiled module(s) not load-checked: they do not load unshaded "
-            f"either{by or ' here'} (missing dependencies?): {unchecked[0]}{more}"
+            f"either {where} (missing dependencies?): {unchecked[0]}{more}"
         )
     return notes[0 if loaded else 1:]
 
