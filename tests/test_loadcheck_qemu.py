@@ -11,7 +11,7 @@ import pytest
 
 import aarch64
 from helpers import wheelshade
-from pypi import platform_wheels
+from pypi import platform_wheels, wheels
 from wheelshade import apply, shade
 from wheelshade.native import emulation
 from wheelshade.native.loadcheck import LoadCheckError, probe
@@ -132,3 +132,15 @@ def test_a_sysroot_without_python_is_a_clear_error(markupsafe: Path, tmp_path: P
         "there (point it at a sysroot with the foreign CPython unpacked into it; see "
         "docs/cli.md, 'Load check under emulation')")
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the pinned host wheel is x86-64")
+def test_the_sysroot_is_consulted_only_for_modules_that_need_it(tmp_path: Path) -> None:
+    """A module this interpreter loads is loaded here, even beside a broken sysroot setting."""
+    folder = wheels("markupsafe==3.0.3")
+    (wheel,) = [p for p in folder.glob("markupsafe-3.0.3-*x86_64*.whl")]
+    proc = wheelshade("shade", "--dep", wheel, "-o", tmp_path,
+                      env={emulation.VARIABLES["aarch64"]: str(tmp_path / "missing")})
+    assert proc.returncode == 0, proc.stderr
+    notes = [line for line in proc.stdout.splitlines() if "load" in line]
+    assert notes == ["note: 1 patched compiled module(s) loaded, reaching no original name"]
