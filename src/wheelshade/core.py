@@ -297,7 +297,8 @@ def _load_check(
             shaded = loadcheck.module_of(act.target, data_out)
             if original is not None and shaded is not None:
                 where = f"{job.summary.filename}: {act.source}"
-                targets.append(loadcheck.Target(original, shaded, where))
+                targets.append(loadcheck.Target(
+                    original, shaded, where, job.output_filename, info.machine))
     return loadcheck.check(
         [stage / job.output_filename for job in plan.jobs],
         [job.summary.path for job in plan.jobs],

@@ -12,6 +12,7 @@ note, failing only after shading is an error.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from packaging.tags import sys_tags
 from packaging.utils import parse_wheel_filename
 
 from wheelshade.errors import WheelshadeError
+from wheelshade.native import emulation
 from wheelshade.wheel.layout import locate, module_name_of_file
 
 #: Seconds one probe interpreter may take (importing numpy's 19 modules takes about 1 s).
@@ -42,6 +44,9 @@ class Target:
     original: str
     shaded: str
     member: str  # the archive member, for messages
+    #: The output wheel's file name and the binary's machine: who can load it.
+    wheel: str = ""
+    machine: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,29 +95,84 @@ def check(
     targets: Sequence[Target],
     originals: Iterable[str],
     python: str = sys.executable,
+    environ: Mapping[str, str] = os.environ,
 ) -> list[str]:
-    """Load ``targets`` from ``outputs``; return notes, raise LoadCheckError on a real failure."""
+    """Load ``targets`` from ``outputs``; return notes, raise LoadCheckError on a real failure.
+
+    Each module is loaded by an interpreter that can: this one (or ``python``) when its
+    wheel's tags fit here, else by its binary's machine an emulated one (see emulation),
+    when configured; a module no interpreter can load is noted, with how to enable one.
+    """
     if not targets:
         return []
-    reason = unloadable_reason(outputs)
-    if reason is not None:
-        return [f"compiled modules not load-checked: {reason}"]
+    here = emulation.host(python)
+    groups: dict[emulation.Interpreter, list[Target]] = {}
+    skipped: dict[str, int] = {}
+    for target in targets:
+        chosen = _interpreter_for(target, outputs, here, environ)
+        if isinstance(chosen, str):
+            skipped[chosen] = skipped.get(chosen, 0) + 1
+        else:
+            groups.setdefault(chosen, []).append(target)
+    notes = [f"compiled modules not load-checked: {reason}" for reason in skipped]
     blocked = sorted(set(originals))
     with tempfile.TemporaryDirectory(prefix="wheelshade-load-") as tmp:
-        shaded_root = _install(outputs, Path(tmp) / "shaded")
-        shaded = probe(shaded_root, [t.shaded for t in targets], blocked, python)
-        if shaded.reached:
-            first = next((t for t in targets if t.shaded in shaded.failed), targets[0])
-            raise LoadCheckError(
-                f"loading the patched compiled modules reached the original "
-                f"{', '.join(shaded.reached)} (first checked: {first.member})",
-                hint="please report this wheel; --drop the module to leave it out",
-            )
-        # Only what failed shaded is tried unshaded: failing both ways is not shading's doing.
-        unshaded = Probe({}, ())
-        if shaded.failed:
-            original_root = _install(inputs, Path(tmp) / "original")
-            unshaded = probe(original_root, [t.original for t in targets], [], python)
+        roots = _Roots(outputs, inputs, Path(tmp))
+        for interpreter, group in groups.items():
+            notes += _check_group(interpreter, group, blocked, roots)
+    return notes
+
+
+def _interpreter_for(
+    target: Target, outputs: Sequence[Path], here: emulation.Interpreter,
+    environ: Mapping[str, str],
+) -> emulation.Interpreter | str:
+    """Who loads ``target``, or why nobody can."""
+    mine = [p for p in outputs if p.name == target.wheel]
+    reason = unloadable_reason(mine or outputs)
+    if reason is None:
+        return here
+    emulated = emulation.configured(target.machine, environ) if mine else None
+    if emulated is None:
+        return reason + emulation.how_to_enable(target.machine)
+    if emulated.loads(mine[0]):
+        return emulated
+    shown = sorted(str(t) for t in parse_wheel_filename(mine[0].name)[3])[0]
+    return f"{mine[0].name} is built for {shown}, which {emulated.label} cannot load"
+
+
+class _Roots:
+    """The staged outputs and the inputs unpacked once each, when first needed."""
+
+    def __init__(self, outputs: Sequence[Path], inputs: Sequence[Path], tmp: Path) -> None:
+        self._wheels = {"shaded": outputs, "original": inputs}
+        self._tmp = tmp
+        self._made: dict[str, Path] = {}
+
+    def __getitem__(self, kind: str) -> Path:
+        if kind not in self._made:
+            self._made[kind] = _install(self._wheels[kind], self._tmp / kind)
+        return self._made[kind]
+
+
+def _check_group(
+    interpreter: emulation.Interpreter, targets: Sequence[Target], blocked: Sequence[str],
+    roots: _Roots,
+) -> list[str]:
+    command = interpreter.command
+    shaded = probe(roots["shaded"], [t.shaded for t in targets], blocked, command)
+    if shaded.reached:
+        first = next((t for t in targets if t.shaded in shaded.failed), targets[0])
+        raise LoadCheckError(
+            f"loading the patched compiled modules reached the original "
+            f"{', '.join(shaded.reached)} (first checked: {first.member})"
+            + (f" (loaded by {interpreter.label})" if interpreter.emulated else ""),
+            hint="please report this wheel; --drop the module to leave it out",
+        )
+    # Only what failed shaded is tried unshaded: failing both ways is not shading's doing.
+    unshaded = Probe({}, ())
+    if shaded.failed:
+        unshaded = probe(roots["original"], [t.original for t in targets], [], command)
     unchecked: list[str] = []
     for target in targets:
         error = shaded.failed.get(target.shaded)
@@ -122,16 +182,19 @@ def check(
             unchecked.append(f"{target.member} ({unshaded.failed[target.original]})")
             continue
         raise LoadCheckError(
-            f"{target.member} loads unshaded but not after shading: {error}",
+            f"{target.member} loads unshaded but not after shading: {error}"
+            + (f" (loaded by {interpreter.label})" if interpreter.emulated else ""),
             hint="please report this wheel; --drop the module to leave it out",
         )
     loaded = len(targets) - len(unchecked)
-    notes = [f"{loaded} patched compiled module(s) loaded, reaching no original name"]
+    by = f" by {interpreter.label}" if interpreter.emulated else ""
+    where = f"in {interpreter.label}" if interpreter.emulated else "here"
+    notes = [f"{loaded} patched compiled module(s) loaded{by}, reaching no original name"]
     if unchecked:
         more = f" and {len(unchecked) - 1} more" if len(unchecked) > 1 else ""
         notes.append(
             f"{len(unchecked)} compiled module(s) not load-checked: they do not load unshaded "
-            f"either here (missing dependencies?): {unchecked[0]}{more}"
+            f"either {where} (missing dependencies?): {unchecked[0]}{more}"
         )
     return notes[0 if loaded else 1:]
 
@@ -162,16 +225,21 @@ def _data_dir(names: Iterable[str]) -> str:
     return next((t for t in sorted(tops) if t.endswith(".data")), "\0")
 
 
-def probe(root: Path, modules: Sequence[str], blocked: Sequence[str], python: str) -> Probe:
+def probe(
+    root: Path, modules: Sequence[str], blocked: Sequence[str], python: str | Sequence[str]
+) -> Probe:
     """Import each of ``modules`` (``root`` first on the path) with ``blocked`` names refused.
 
     Only imports caused by loading ``modules`` count: originals the interpreter imported at
     start-up are taken out of ``sys.modules`` first, and are reached only if imported again.
+
+    ``python`` is an interpreter, or a command that runs one (``qemu-aarch64 -L ROOT ...``).
     """
+    command = [python] if isinstance(python, str) else list(python)
     script = _PROBE.format(root=str(root), modules=list(modules), blocked=list(blocked))
     try:
         proc = subprocess.run(
-            [python, "-I", "-c", script], capture_output=True, text=True, timeout=TIMEOUT
+            [*command, "-I", "-c", script], capture_output=True, text=True, timeout=TIMEOUT
         )
     except subprocess.TimeoutExpired:
         raise LoadCheckError(f"loading compiled modules took over {TIMEOUT} s") from None
