@@ -13,9 +13,11 @@ from wheelshade import __version__
 from wheelshade.errors import RewriteError, WheelshadeError
 from wheelshade.findings import Code, Finding
 from wheelshade.groups import GroupTracker, own_groups
+from wheelshade.native import pe_patch
 from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
+from wheelshade.native.pe import is_pe
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
 from wheelshade.rewrite import StringRules, mentions, rewrite_file
 from wheelshade.rewrite.bound import set_attributes
@@ -207,12 +209,20 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
     module = info.module_name
     filename = posixpath.basename(act.target)
     loaded_as = "" if filename.startswith("__init__.") else filename.split(".", 1)[0]
+    init = None
     if module is not None and module in plan.mapping and loaded_as in ("", plan.mapping[module]):
         # PyInit_<name> must match the last part of the name the module is imported as:
         # a compiled package __init__ (PyInit_<package>) and a module renamed for real (a
         # mypyc group library) get the shaded name. A top-level extension module moved
         # into a wrapper package keeps its file name, and so its symbol.
-        data = _with_init_symbol(data, module, plan.mapping[module], info.path)
+        init = (module, plan.mapping[module])
+    if is_pe(data):  # exports, CheckSum and signature are edited in place (see pe_patch)
+        try:
+            data = pe_patch.finish(data, info.path, init)[0]
+        except ValueError as exc:
+            raise RewriteError(f"cannot patch it: {exc}", path=info.path) from None
+    elif init is not None:
+        data = _with_init_symbol(data, *init, info.path)
     after = classify(data, info.path, plan.mapping)
     left = sorted({r.name for r in (*after.references, *after.suspects) if r.kind != "symbol"}
                   | set(after.packed_names))

@@ -1,0 +1,171 @@
+"""Windows amd64 wheels (PE ``.pyd`` modules) shaded, checked with an independent parser."""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import pytest
+
+from pypi import platform_wheels, wheels
+from wheelshade import shade
+from wheelshade.native.classify import classify
+from wheelshade.native.model import Reference
+from wheelshade.native.pe import is_pe, read_layout, read_pe
+from wheelshade.native.pe_patch import checksum, finish, rename_export
+
+pefile = pytest.importorskip("pefile")
+
+pytestmark = pytest.mark.network
+
+WINDOWS = (("win_amd64",), "3.11")
+
+
+def _one(folder: Path, prefix: str) -> Path:
+    (path,) = [p for p in folder.glob("*.whl") if p.name.lower().startswith(prefix)]
+    return path
+
+
+def _member(wheel: Path, suffix: str) -> tuple[str, bytes]:
+    with zipfile.ZipFile(wheel) as zf:
+        (name,) = [n for n in zf.namelist() if n.endswith(suffix)]
+        return name, zf.read(name)
+
+
+def _exports(data: bytes) -> list[bytes]:
+    pe = pefile.PE(data=data)
+    return [e.name for e in pe.DIRECTORY_ENTRY_EXPORT.symbols]
+
+
+def _patched(data: bytes, refs: Iterable[Reference]) -> set[bytes]:
+    """The C strings patching starts at (the string a reference is displayed with may begin
+    earlier, after binary data)."""
+    return {data[r.offset:data.index(b"\0", r.offset)] for r in refs if r.kind != "symbol"}
+
+
+def _speedups(version: str) -> bytes:
+    folder = platform_wheels(*WINDOWS, f"markupsafe=={version}")
+    return _member(_one(folder, f"markupsafe-{version}-"), ".pyd")[1]
+
+
+def test_reads_a_pyd_like_pefile() -> None:
+    """Sections, machine, exports and CheckSum field as pefile reads them; the export
+    directory's names are symbols, not string data."""
+    data = _speedups("3.0.2")
+    pe = pefile.PE(data=data)
+    elf = read_pe(data, "_speedups.pyd")
+    assert (elf.format, elf.machine, elf.bits, elf.kind) == ("PE", "x86_64", 64, "x86_64 PE")
+    raw = {(s.Name.rstrip(b"\0").decode(), s.PointerToRawData) for s in pe.sections}
+    assert {(s.name, s.offset) for s in elf.sections if s.name != ".edata"} >= {
+        r for r in raw if r[0] in (".text", ".rdata", ".data")}
+    assert [s.name for s in elf.data_sections] == [".rdata", ".rdata", ".data"]
+    assert [s.name for s in elf.symbols if s.defined] == [e.decode() for e in _exports(data)]
+    assert "PyModule_Create2" in {s.name for s in elf.symbols if not s.defined}
+    layout = read_layout(data, "_speedups.pyd")
+    assert layout.checksum == pe.OPTIONAL_HEADER.CheckSum
+    assert layout.security == (0, 0)
+
+
+@pytest.mark.parametrize("edit", ["as-is", "one-byte", "odd-length"])
+def test_checksum_is_pefiles(edit: str) -> None:
+    data = bytearray(_speedups("3.0.2"))
+    if edit == "one-byte":
+        data[0x1234] ^= 0x5A
+    elif edit == "odd-length":
+        data += b"\x07"
+    field = read_layout(bytes(data), "x").checksum_offset
+    assert checksum(bytes(data), field) == pefile.PE(data=bytes(data)).generate_checksum()
+
+
+def test_signature_removed_and_checksum_kept_valid() -> None:
+    """A signed image (certificate table at the end) loses its table, the directory entry
+    is cleared, and a non-zero CheckSum is made right again."""
+    plain = _speedups("3.0.2")
+    layout = read_layout(plain, "x")
+    signed = bytearray(plain) + b"\x30\x82" + bytes(510)
+    struct.pack_into("<II", signed, layout.security_entry, len(plain), 512)
+    struct.pack_into("<I", signed, layout.checksum_offset, 0x1234)
+    out, removed = finish(bytes(signed), "x")
+    assert removed and out[:layout.checksum_offset] == plain[:layout.checksum_offset]
+    assert len(out) == len(plain) and read_layout(out, "x").security == (0, 0)
+    assert pefile.PE(data=out).verify_checksum()
+    assert finish(plain, "x") == (plain, False)  # a zero CheckSum stays zero
+
+
+def test_export_rename_keeps_the_table_sorted() -> None:
+    folder = platform_wheels(*WINDOWS, "ujson==5.9.0")
+    _, data = _member(_one(folder, "ujson-5.9.0-"), ".pyd")
+    assert _exports(data) == [b"JSON_DecodeObject", b"JSON_EncodeObject", b"PyInit_ujson"]
+    # A new name that sorts first moves its pointer and ordinal to the front.
+    out = rename_export(data, "PyInit_ujson", "AAInit_ujson", "ujson.pyd")
+    pe = pefile.PE(data=out)
+    rows = [(e.name, e.address) for e in pe.DIRECTORY_ENTRY_EXPORT.symbols]
+    before = dict((e.name, e.address) for e in pefile.PE(data=data).DIRECTORY_ENTRY_EXPORT.symbols)
+    assert [n for n, _ in rows] == sorted(n for n, _ in rows)
+    assert rows[0] == (b"AAInit_ujson", before[b"PyInit_ujson"])
+    assert dict(rows[1:]) == {k: v for k, v in before.items() if k != b"PyInit_ujson"}
+    with pytest.raises(ValueError, match="exports no 'PyInit_nope'"):
+        rename_export(data, "PyInit_nope", "PyInit_nop2", "ujson.pyd")
+
+
+def test_markupsafe_windows_patches_what_linux_patches(tmp_path: Path) -> None:
+    """The same strings are patched in the Windows build as in the Linux x86-64 build of
+    the same release, and none is left; the output parses and its checksum is valid."""
+    linux = _member(_one(wheels("markupsafe==3.0.2"), "markupsafe-3.0.2-"), ".so")[1]
+    windows = _speedups("3.0.2")
+    on_linux = classify(linux, "so", ["markupsafe"])
+    on_windows = classify(windows, "pyd", ["markupsafe"])
+    assert on_windows.machine == "x86_64" and on_windows.suspects == ()
+    assert (_patched(windows, on_windows.references) == _patched(linux, on_linux.references)
+            == {b"markupsafe._speedups"})
+    folder = platform_wheels(*WINDOWS, "markupsafe==3.0.2", "markupsafe==3.0.3")
+    result = shade([], [_one(folder, "markupsafe-3.0.2-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["markupsafe"]
+    assert len(new) == len("markupsafe")
+    assert any("not load-checked" in n for n in result.notes)
+    name, out = _member(report.output, ".pyd")
+    assert name == f"{new}/_speedups.cp311-win_amd64.pyd" and is_pe(out)
+    after = classify(out, name, ["markupsafe", new])
+    assert [r.string for r in after.references if r.kind == "string"] == [f"{new}._speedups"]
+    assert after.suspects == () and b"markupsafe" not in out
+    assert _exports(out) == [b"PyInit__speedups"]
+    assert pefile.PE(data=out).OPTIONAL_HEADER.CheckSum in (0, checksum(out, 0x160))
+
+
+def test_ujson_windows_patches_what_linux_patches(tmp_path: Path) -> None:
+    """A top-level extension module: moved into its shaded wrapper package, it keeps its
+    file name and ``PyInit_ujson`` (as on Linux); its strings are patched as on Linux."""
+    linux = _member(_one(wheels("ujson==5.9.0"), "ujson-5.9.0-"), ".so")[1]
+    folder = platform_wheels(*WINDOWS, "ujson==5.9.0", "ujson==5.10.0")
+    windows = _member(_one(folder, "ujson-5.9.0-"), ".pyd")[1]
+    assert (_patched(windows, classify(windows, "pyd", ["ujson"]).references)
+            == _patched(linux, classify(linux, "so", ["ujson"]).references)
+            == {b"ujson", b"ujson.JSONDecodeError"})
+    result = shade([], [_one(folder, "ujson-5.9.0-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["ujson"]
+    name, out = _member(report.output, ".pyd")
+    assert name == f"{new}/ujson.cp311-win_amd64.pyd"
+    assert _exports(out) == [b"JSON_DecodeObject", b"JSON_EncodeObject", b"PyInit_ujson"]
+    after = classify(out, name, ["ujson", new])
+    assert _patched(out, after.references) == {new.encode(), f"{new}.JSONDecodeError".encode()}
+    assert after.suspects == ()
+    pe = pefile.PE(data=out)
+    assert not pe.OPTIONAL_HEADER.CheckSum or pe.verify_checksum()
+
+
+def test_init_export_renamed_with_the_dll_name() -> None:
+    """A module imported under its shaded name (a compiled package ``__init__``) gets
+    ``PyInit_<new>`` in the export name table, still sorted; the DLL name follows."""
+    folder = platform_wheels(*WINDOWS, "ujson==5.9.0")
+    _, data = _member(_one(folder, "ujson-5.9.0-"), ".pyd")
+    out, signed = finish(data, "ujson.pyd", ("ujson", "u2x7q"))
+    pe = pefile.PE(data=out)
+    assert not signed and _exports(out) == [
+        b"JSON_DecodeObject", b"JSON_EncodeObject", b"PyInit_u2x7q"]
+    assert pe.DIRECTORY_ENTRY_EXPORT.name == b"u2x7q.cp311-win_amd64.pyd"
+    with pytest.raises(ValueError, match="changes the byte length"):
+        finish(data, "ujson.pyd", ("ujson", "ujson2"))
