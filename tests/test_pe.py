@@ -169,3 +169,47 @@ def test_init_export_renamed_with_the_dll_name() -> None:
     assert pe.DIRECTORY_ENTRY_EXPORT.name == b"u2x7q.cp311-win_amd64.pyd"
     with pytest.raises(ValueError, match="changes the byte length"):
         finish(data, "ujson.pyd", ("ujson", "ujson2"))
+
+
+def _signed(plain: bytes) -> bytes:
+    """``plain`` with a (dummy) certificate table appended and a valid non-zero CheckSum."""
+    layout = read_layout(plain, "x")
+    signed = bytearray(plain) + b"\x30\x82" + bytes(510)
+    struct.pack_into("<II", signed, layout.security_entry, len(plain), 512)
+    struct.pack_into("<I", signed, layout.checksum_offset,
+                     checksum(bytes(signed), layout.checksum_offset))
+    return bytes(signed)
+
+
+def test_signed_wheel_shaded_with_a_note(tmp_path: Path) -> None:
+    """A signed ``.pyd`` loses its signature when patched, and the run says so; the
+    CheckSum it had is recomputed for the patched bytes."""
+    from wheel.wheelfile import WheelFile
+
+    source = _one(platform_wheels(*WINDOWS, "markupsafe==3.0.2"), "markupsafe-3.0.2-")
+    (tmp_path / "in").mkdir()
+    copy = tmp_path / "in" / source.name
+    with zipfile.ZipFile(source) as old, WheelFile(copy, "w") as new:
+        for item in old.infolist():
+            if not item.filename.endswith("/RECORD"):
+                data = old.read(item)
+                new.writestr(item, _signed(data) if is_pe(data) else data)
+    assert classify(_member(copy, ".pyd")[1], "pyd", ["markupsafe"]).signed
+    result = shade([], [copy], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    name, out = _member(report.output, ".pyd")
+    assert f"{source.name}: {name.replace(report.mapping['markupsafe'], 'markupsafe')}: its " \
+        "Authenticode signature is removed (patching invalidates it)" in result.notes
+    pe = pefile.PE(data=out)
+    assert pe.OPTIONAL_HEADER.DATA_DIRECTORY[4].Size == 0 and b"\x30\x82\0\0\0\0" not in out
+    assert pe.OPTIONAL_HEADER.CheckSum and pe.verify_checksum()
+
+
+def test_what_needs_references_is_refused_in_pe() -> None:
+    """A name that ends a longer string needs reference analysis, which PE does not have
+    yet: it is a suspect, with the reason, as in an ELF file of another architecture."""
+    info = classify(_speedups("3.0.2"), "pyd", ["_speedups"])
+    assert [(r.kind, r.verdict) for r in info.suspects] == [("tail", "unknown")]
+    assert info.suspects[0].detail == (
+        "references cannot be analysed in a 64-bit little-endian x86_64 PE file "
+        "(x86-64 and arm64 ELF only so far)")

@@ -15,7 +15,7 @@ from wheelshade.native.model import (
     Reference,
     RefKind,
 )
-from wheelshade.native.pe import is_pe, read_pe
+from wheelshade.native.pe import is_pe, read_layout, read_pe
 from wheelshade.native.rust import is_rust, rust_words
 from wheelshade.native.verdicts import resolve
 
@@ -100,6 +100,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
         redirects=tuple(redirects),
         appended=tuple(appended),
+        signed=elf.format == "PE" and read_layout(data, path).security[1] > 0,
     )
 
 
