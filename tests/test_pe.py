@@ -11,6 +11,7 @@ import pytest
 
 from pypi import platform_wheels, wheels
 from wheelshade import shade
+from wheelshade.errors import RewriteError
 from wheelshade.native.classify import classify
 from wheelshade.native.model import Reference
 from wheelshade.native.pe import is_pe, read_layout, read_pe
@@ -167,7 +168,7 @@ def test_init_export_renamed_with_the_dll_name() -> None:
     assert not signed and _exports(out) == [
         b"JSON_DecodeObject", b"JSON_EncodeObject", b"PyInit_u2x7q"]
     assert pe.DIRECTORY_ENTRY_EXPORT.name == b"u2x7q.cp311-win_amd64.pyd"
-    with pytest.raises(ValueError, match="changes the byte length"):
+    with pytest.raises(RewriteError, match="changes the byte length"):
         finish(data, "ujson.pyd", ("ujson", "ujson2"))
 
 

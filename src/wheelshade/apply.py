@@ -21,6 +21,7 @@ from wheelshade.native.pe import is_pe
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
 from wheelshade.rewrite import StringRules, mentions, rewrite_file
 from wheelshade.rewrite.bound import set_attributes
+from wheelshade.rewrite.delvewheel import rename_libs
 from wheelshade.rewrite.pool import Batch, SourceRewriter
 from wheelshade.timings import Timings
 from wheelshade.wheel.archive import WheelReader
@@ -116,8 +117,9 @@ class _JobWriter:
     ) -> _Sources:
         """Start rewriting one batch of Python sources (``collect`` takes the results)."""
         datas = [reader.read(a.source) for a in batch]
-        items = [
-            (d, f"{self.job.summary.path}/{a.source}") for a, d in zip(batch, datas, strict=True)
+        items = [  # delvewheel's block is edited first, so the string pass sees the new name
+            (rename_libs(d, self.job.libs_renames) or d, f"{self.job.summary.path}/{a.source}")
+            for a, d in zip(batch, datas, strict=True)
         ]
         return _Sources(batch, datas, rewriter.submit(items))
 
@@ -152,13 +154,14 @@ class _JobWriter:
                     Finding(act.source, f.line, f.code, f.message) for f in result.findings
                 )
                 self.groups.see(data, result.new)
-                if result.new is None:
+                new = result.new or rename_libs(data, self.job.libs_renames)
+                if new is None:
                     continue
                 self.rewritten += 1
                 self.used.update(k for k in self.plan.mapping if mentions(data, [k]))
-                changed[act.source] = result.new
+                changed[act.source] = new
                 if self.want_diff:
-                    self.diffs.append(_diff(self.job, act, data, result.new))
+                    self.diffs.append(_diff(self.job, act, data, new))
         return changed
 
     def pth(self, act: MemberAction, data: bytes) -> bytes:
@@ -217,10 +220,7 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
         # into a wrapper package keeps its file name, and so its symbol.
         init = (module, plan.mapping[module])
     if is_pe(data):  # exports, CheckSum and signature are edited in place (see pe_patch)
-        try:
-            data = pe_patch.finish(data, info.path, init)[0]
-        except ValueError as exc:
-            raise RewriteError(f"cannot patch it: {exc}", path=info.path) from None
+        data = pe_patch.finish(data, info.path, init)[0]
     elif init is not None:
         data = _with_init_symbol(data, *init, info.path)
     after = classify(data, info.path, plan.mapping)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import struct
 
+from wheelshade.errors import RewriteError
 from wheelshade.native.pe import read_layout
 
 
@@ -66,8 +67,16 @@ def finish(
 ) -> tuple[bytes, bool]:
     """``data`` with ``PyInit_<old>`` renamed to ``PyInit_<new>`` (``init``), without its
     certificate table and with its CheckSum recomputed when it was set; True when a
-    signature was removed. Raises ValueError for a certificate table that is not at the end
-    of the file (nothing else can follow it in a well-formed image), or see rename_export."""
+    signature was removed. Raises RewriteError for a certificate table that is not at the
+    end of the file (nothing else can follow it in a well-formed image), or where
+    rename_export cannot rename."""
+    try:
+        return _finish(data, path, init)
+    except ValueError as exc:
+        raise RewriteError(f"cannot patch it: {exc}", path=path) from None
+
+
+def _finish(data: bytes, path: str, init: tuple[str, str] | None) -> tuple[bytes, bool]:
     if init is not None:
         data = rename_export(data, f"PyInit_{init[0]}", f"PyInit_{init[1]}", path)
     layout = read_layout(data, path)
