@@ -28,12 +28,14 @@ PINS: dict[str, tuple[str, ...]] = {
         "722695808f4b6457b320fdc131280796bdceb04ab50fe1795cd540799ebe1698",  # sdist elsewhere
         "133a43e73a802c5562be9bbcd03d090aa5a1fe899db609c29e8c8d815c5f6de6",  # cp313 aarch64
         "de8a88e63464af587c950061a5e6a67d3632e36df62b986892331d4620a35c01",  # cp311 win_amd64
+        "9a1abfdc021a164803f4d485104931fb8f8c1efd55bc6b748d2f5774e78b62c5",  # cp313 win_amd64
     ),
     # A small C extension for Linux aarch64 (run under qemu, see tests/aarch64.py).
     "markupsafe==3.0.2": (
         "569511d3b58c8791ab4c2e1285575265991e6d8f8700c7be0e88f86cb0672094",
         "a123e330ef0853c6e822384873bef7507557d8e4a082961e1defa947aa59ba84",  # cp311 manylinux
         "70a87b411535ccad5ef2f1df5136506a10775d267e197e4cf531ced10537bd6b",  # cp311 win_amd64
+        "e6a2a455bd412959b57a172ce6328d2dd1f01cb2135efda2e4576e8a23fa3b0f",  # cp313 win_amd64
     ),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import struct
 import zipfile
 from collections.abc import Iterable
@@ -214,3 +215,43 @@ def test_what_needs_references_is_refused_in_pe() -> None:
     assert info.suspects[0].detail == (
         "references cannot be analysed in a 64-bit little-endian x86_64 PE file "
         "(x86-64 and arm64 ELF only so far)")
+
+
+BLOCK = (
+    "class Block:\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        if name.partition('.')[0] == 'markupsafe':\n"
+    "            raise ImportError('original imported: ' + name)\n"
+    "sys.meta_path.insert(0, Block())\n"
+)
+
+
+def test_markupsafe_windows_runs_under_wine_beside_its_next_release(tmp_path: Path) -> None:
+    """The shaded 3.0.2 build loads its patched ``_speedups.pyd`` with every original name
+    blocked, then the unshaded 3.0.3 loads its own beside it (Windows CPython 3.13, wine)."""
+    import windows
+
+    folder = platform_wheels(("win_amd64",), "3.13", "markupsafe==3.0.2", "markupsafe==3.0.3")
+    result = shade([], [_one(folder, "markupsafe-3.0.2-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["markupsafe"]
+    site = tmp_path / "site"
+    for wheel in (report.output, _one(folder, "markupsafe-3.0.3-")):
+        with zipfile.ZipFile(wheel) as zf:
+            zf.extractall(site)
+    proc = windows.python(
+        f"import json, sys\n{BLOCK}import {new} as m\nfrom {new} import _speedups as s\n"
+        "out = [s.__name__, s.__file__.endswith('.pyd'), str(m.escape('<a>')),\n"
+        "       type(m.escape('x')).__module__, m._escape_inner is s._escape_inner,\n"
+        "       sorted(k for k in sys.modules if k.startswith('markupsafe'))]\n"
+        "sys.meta_path.pop(0)\n"
+        "import markupsafe\nfrom markupsafe import _speedups as t\n"
+        "from importlib.metadata import version\n"
+        "out += [t.__name__, markupsafe._escape_inner is t._escape_inner,\n"
+        "        markupsafe.Markup is m.Markup, version('markupsafe')]\n"
+        "print(json.dumps(out))\n", site)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == [
+        f"{new}._speedups", True, "&lt;a&gt;", new, True, [],
+        "markupsafe._speedups", True, False, "3.0.3",
+    ]
