@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import struct
 import zipfile
 from collections.abc import Iterable
@@ -12,8 +13,9 @@ import pytest
 
 from pypi import platform_wheels, wheels
 from wheelshade import shade
-from wheelshade.errors import RewriteError
+from wheelshade.errors import RewriteError, WheelshadeError
 from wheelshade.native.classify import classify
+from wheelshade.native.elf import BinaryFormatError
 from wheelshade.native.model import Reference
 from wheelshade.native.pe import is_pe, read_layout, read_pe
 from wheelshade.native.pe_patch import checksum, finish, rename_export
@@ -255,3 +257,25 @@ def test_markupsafe_windows_runs_under_wine_beside_its_next_release(tmp_path: Pa
         f"{new}._speedups", True, "&lt;a&gt;", new, True, [],
         "markupsafe._speedups", True, False, "3.0.3",
     ]
+
+
+def test_broken_pe_is_a_clear_error(tmp_path: Path) -> None:
+    """Truncated or scrambled PE headers give one typed error naming the file, never a
+    traceback; a shading run refuses the wheel with it."""
+    data = _speedups("3.0.2")
+    rng = random.Random(15)
+    for case in range(300):
+        broken = bytearray(data[:rng.randrange(0x40, len(data))] if case % 2 else data)
+        for _ in range(case % 5):
+            broken[rng.randrange(0x40, min(0x400, len(broken)))] = rng.randrange(256)
+        raw = bytes(broken)
+        try:
+            classify(raw, "pyd", ["markupsafe"])
+        except WheelshadeError as exc:
+            assert exc.path == "pyd"
+        try:
+            finish(raw, "pyd", ("_speedups", "_speedupz"))
+        except WheelshadeError as exc:
+            assert exc.path == "pyd"
+    with pytest.raises(BinaryFormatError, match=r"^pyd: malformed PE file: truncated or inconsistent"):
+        classify(data[:0x200], "pyd", ["markupsafe"])

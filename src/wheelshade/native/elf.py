@@ -45,10 +45,10 @@ _MACHINES = {
 
 
 class BinaryFormatError(WheelFormatError):
-    """A file that claims to be ELF is truncated or malformed."""
+    """A file that claims to be ELF (or PE) is truncated or malformed."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"malformed ELF file: {reason}", path=path)
+    def __init__(self, path: str, reason: str, kind: str = "ELF") -> None:
+        super().__init__(f"malformed {kind} file: {reason}", path=path)
         self.reason = reason
 
 

@@ -81,7 +81,7 @@ def read_pe(data: bytes, path: str) -> Elf:
     try:
         return _parse(data, path)
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
-        raise BinaryFormatError(path, f"truncated or inconsistent PE headers ({exc})") from None
+        raise BinaryFormatError(path, f"truncated or inconsistent headers ({exc})", "PE") from None
 
 
 def read_layout(data: bytes, path: str) -> Layout:
@@ -89,7 +89,7 @@ def read_layout(data: bytes, path: str) -> Layout:
     try:
         return _layout(data)
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
-        raise BinaryFormatError(path, f"truncated or inconsistent PE headers ({exc})") from None
+        raise BinaryFormatError(path, f"truncated or inconsistent headers ({exc})", "PE") from None
 
 
 @dataclass(frozen=True)
