@@ -27,9 +27,16 @@ PINS: dict[str, tuple[str, ...]] = {
         "0bf2a864d67e76e5c9a34dc26ec616a66b9888e25e7b9460e1c76d3293bd9dbf",  # cp311 manylinux
         "722695808f4b6457b320fdc131280796bdceb04ab50fe1795cd540799ebe1698",  # sdist elsewhere
         "133a43e73a802c5562be9bbcd03d090aa5a1fe899db609c29e8c8d815c5f6de6",  # cp313 aarch64
+        "de8a88e63464af587c950061a5e6a67d3632e36df62b986892331d4620a35c01",  # cp311 win_amd64
+        "9a1abfdc021a164803f4d485104931fb8f8c1efd55bc6b748d2f5774e78b62c5",  # cp313 win_amd64
     ),
     # A small C extension for Linux aarch64 (run under qemu, see tests/aarch64.py).
-    "markupsafe==3.0.2": ("569511d3b58c8791ab4c2e1285575265991e6d8f8700c7be0e88f86cb0672094",),
+    "markupsafe==3.0.2": (
+        "569511d3b58c8791ab4c2e1285575265991e6d8f8700c7be0e88f86cb0672094",
+        "a123e330ef0853c6e822384873bef7507557d8e4a082961e1defa947aa59ba84",  # cp311 manylinux
+        "70a87b411535ccad5ef2f1df5136506a10775d267e197e4cf531ced10537bd6b",  # cp311 win_amd64
+        "e6a2a455bd412959b57a172ce6328d2dd1f01cb2135efda2e4576e8a23fa3b0f",  # cp313 win_amd64
+    ),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
     "blinker==1.9.0": ("ba0efaa9080b619ff2f3459d1d500c57bddea4a6b424b60a91141db6fd2f08bc",),
@@ -41,8 +48,14 @@ PINS: dict[str, tuple[str, ...]] = {
     ),
     "six==1.17.0": ("4721f391ed90541fddacab5acf947aa0d3dc7d27b2e1e8eda2be8970586c3274",),
     # cp311 manylinux x86_64 wheels (the machine this project targets).
-    "ujson==5.9.0": ("8ba7cac47dd65ff88571eceeff48bf30ed5eb9c67b34b88cb22869b7aa19600d",),
-    "ujson==5.10.0": ("129e39af3a6d85b9c26d5577169c21d53821d8cf68e079060602e861c6e5da1b",),
+    "ujson==5.9.0": (
+        "8ba7cac47dd65ff88571eceeff48bf30ed5eb9c67b34b88cb22869b7aa19600d",
+        "7309d063cd392811acc49b5016728a5e1b46ab9907d321ebbe1c2156bc3c0b99",  # cp311 win_amd64
+    ),
+    "ujson==5.10.0": (
+        "129e39af3a6d85b9c26d5577169c21d53821d8cf68e079060602e861c6e5da1b",
+        "f00ea7e00447918ee0eff2422c4add4c5752b1b60e88fcb3c067d4a21049a720",  # cp311 win_amd64
+    ),
     # What `python3.11 -m venv` brings; older than the pip wheelshade needs.
     "pip==23.2.1": ("7ccf472345f20d35bdc9d1841ff5f313260c2c33fe417f48c30ac46cccabf5be",),
     "setuptools==80.9.0": ("062d34222ad13e0cc312a4c02d73f059e86a4acbfbdea8f8f76b28c99f306922",),

@@ -178,7 +178,7 @@ def test_reader_and_classify_on_every_class_and_byte_order(bits: int, order: str
             (*m, "unknown") for m in merged]
         assert info.suspects[0].detail == (
             f"references cannot be analysed in a {bits}-bit {order}-endian x86_64 file "
-            "(x86-64 and arm64 only so far)")
+            "(x86-64 and arm64 ELF only so far)")
     assert (info.module_name, info.init_phase) == ("cextpkg", "multi")
     assert (info.cython, info.cython_version, info.opaque_strings) == (True, "0.29.36", False)
     assert info.names == ("cextpkg",)

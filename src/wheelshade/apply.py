@@ -13,12 +13,15 @@ from wheelshade import __version__
 from wheelshade.errors import RewriteError, WheelshadeError
 from wheelshade.findings import Code, Finding
 from wheelshade.groups import GroupTracker, own_groups
+from wheelshade.native import pe_patch
 from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
+from wheelshade.native.pe import is_pe
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
 from wheelshade.rewrite import StringRules, mentions, rewrite_file
 from wheelshade.rewrite.bound import set_attributes
+from wheelshade.rewrite.delvewheel import rename_libs
 from wheelshade.rewrite.pool import Batch, SourceRewriter
 from wheelshade.timings import Timings
 from wheelshade.wheel.archive import WheelReader
@@ -114,8 +117,9 @@ class _JobWriter:
     ) -> _Sources:
         """Start rewriting one batch of Python sources (``collect`` takes the results)."""
         datas = [reader.read(a.source) for a in batch]
-        items = [
-            (d, f"{self.job.summary.path}/{a.source}") for a, d in zip(batch, datas, strict=True)
+        items = [  # delvewheel's block is edited first, so the string pass sees the new name
+            (rename_libs(d, self.job.libs_renames) or d, f"{self.job.summary.path}/{a.source}")
+            for a, d in zip(batch, datas, strict=True)
         ]
         return _Sources(batch, datas, rewriter.submit(items))
 
@@ -150,13 +154,14 @@ class _JobWriter:
                     Finding(act.source, f.line, f.code, f.message) for f in result.findings
                 )
                 self.groups.see(data, result.new)
-                if result.new is None:
+                new = result.new or rename_libs(data, self.job.libs_renames)
+                if new is None:
                     continue
                 self.rewritten += 1
                 self.used.update(k for k in self.plan.mapping if mentions(data, [k]))
-                changed[act.source] = result.new
+                changed[act.source] = new
                 if self.want_diff:
-                    self.diffs.append(_diff(self.job, act, data, result.new))
+                    self.diffs.append(_diff(self.job, act, data, new))
         return changed
 
     def pth(self, act: MemberAction, data: bytes) -> bytes:
@@ -207,12 +212,17 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
     module = info.module_name
     filename = posixpath.basename(act.target)
     loaded_as = "" if filename.startswith("__init__.") else filename.split(".", 1)[0]
+    init = None
     if module is not None and module in plan.mapping and loaded_as in ("", plan.mapping[module]):
         # PyInit_<name> must match the last part of the name the module is imported as:
         # a compiled package __init__ (PyInit_<package>) and a module renamed for real (a
         # mypyc group library) get the shaded name. A top-level extension module moved
         # into a wrapper package keeps its file name, and so its symbol.
-        data = _with_init_symbol(data, module, plan.mapping[module], info.path)
+        init = (module, plan.mapping[module])
+    if is_pe(data):  # exports, CheckSum and signature are edited in place (see pe_patch)
+        data = pe_patch.finish(data, info.path, init)[0]
+    elif init is not None:
+        data = _with_init_symbol(data, *init, info.path)
     after = classify(data, info.path, plan.mapping)
     left = sorted({r.name for r in (*after.references, *after.suspects) if r.kind != "symbol"}
                   | set(after.packed_names))

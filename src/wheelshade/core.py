@@ -231,6 +231,9 @@ def _naming_notes(plan: ShadePlan, binaries: compiled.BinaryScan) -> tuple[str, 
             else "--naming same-length"
         )
         notes.append(f"{name} -> {plan.mapping[name]}: same-length name, {why}")
+    notes += [f"{info.path}: its Authenticode signature is removed (patching invalidates it)"
+              for info in binaries.infos.values()
+              if info.signed and set(info.names) & set(plan.mapping)]
     return tuple(notes)
 
 

@@ -15,6 +15,7 @@ from wheelshade.native.model import (
     Reference,
     RefKind,
 )
+from wheelshade.native.pe import is_pe, read_layout, read_pe
 from wheelshade.native.rust import is_rust, rust_words
 from wheelshade.native.verdicts import resolve
 
@@ -28,13 +29,15 @@ _MAX_STRING = 512
 
 
 def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
-    """Read the ELF file ``data`` (its archive path ``path``) and find references to ``names``.
+    """Read the ELF or PE file ``data`` (its archive path ``path``) and find references to
+    ``names``.
 
-    Only allocated non-executable data sections (``.rodata``, ``.data.rel.ro``, ``.data``)
-    and the dynamic symbol names are searched, never code or debug info. Raises
-    UnsupportedBinary for Mach-O, PE and unknown files, BinaryFormatError for broken ELF.
+    Only allocated non-executable data sections (``.rodata``, ``.data.rel.ro``, ``.data``;
+    ``.rdata``, ``.data`` in PE) and the dynamic symbol (export) names are searched, never
+    code or debug info. Raises UnsupportedBinary for Mach-O and unknown files,
+    BinaryFormatError for broken ones.
     """
-    elf = read_elf(data, path)
+    elf = read_pe(data, path) if is_pe(data) else read_elf(data, path)
     wanted = sorted({n for n in names if n})
     blob = b"".join(data[s.offset:s.end] for s in elf.data_sections)
     mypyc = any(s.name.startswith("CPyInit_") for s in elf.symbols) or _MYPYC.search(blob)
@@ -69,7 +72,8 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
             target = symbol.name.removeprefix(INIT_PREFIX)
             if target in wanted:
                 references.append(Reference(
-                    target, symbol.name_offset + len(INIT_PREFIX), symbol.name, ".dynstr", "symbol"
+                    target, symbol.name_offset + len(INIT_PREFIX), symbol.name,
+                    ".dynstr" if elf.format == "ELF" else ".edata", "symbol"
                 ))
     return BinaryInfo(
         path=path,
@@ -96,6 +100,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
         redirects=tuple(redirects),
         appended=tuple(appended),
+        signed=elf.format == "PE" and read_layout(data, path).security[1] > 0,
     )
 
 

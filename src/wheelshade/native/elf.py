@@ -45,20 +45,20 @@ _MACHINES = {
 
 
 class BinaryFormatError(WheelFormatError):
-    """A file that claims to be ELF is truncated or malformed."""
+    """A file that claims to be ELF (or PE) is truncated or malformed."""
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"malformed ELF file: {reason}", path=path)
+    def __init__(self, path: str, reason: str, kind: str = "ELF") -> None:
+        super().__init__(f"malformed {kind} file: {reason}", path=path)
         self.reason = reason
 
 
 class UnsupportedBinary(WheelFormatError):
-    """A compiled file in a format wheelshade cannot read or patch yet (Mach-O, PE, unknown)."""
+    """A compiled file in a format wheelshade cannot read or patch yet (Mach-O, unknown)."""
 
     def __init__(self, path: str, kind: str) -> None:
         super().__init__(
-            f"{kind} binaries are not supported yet (only ELF, as on Linux, can be "
-            "inspected and patched)",
+            f"{kind} binaries are not supported yet (only ELF, as on Linux, and PE, as "
+            "on Windows, can be inspected and patched)",
             path=path,
             hint="leave the file out with --drop 'PATTERN', or shade the Linux wheel",
         )
@@ -130,6 +130,13 @@ class Elf:
     #: (tag, value) of each ``.dynamic`` entry before DT_NULL; string values already resolved.
     dynamic: tuple[tuple[int, int | str], ...]
     segments: tuple[Segment, ...] = ()
+    #: The file format read into this shape: ``"ELF"``, or ``"PE"`` (see pe.py).
+    format: str = "ELF"
+
+    @property
+    def kind(self) -> str:
+        """The machine, with the format when it is not ELF (``"x86_64 PE"``)."""
+        return self.machine if self.format == "ELF" else f"{self.machine} {self.format}"
 
     def section(self, name: str) -> Section | None:
         return next((s for s in self.sections if s.name == name), None)

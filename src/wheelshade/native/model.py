@@ -119,6 +119,8 @@ class BinaryInfo:
     tables: tuple[cytable.Table, ...] = ()
     #: The names looked for.
     watched: tuple[str, ...] = ()
+    #: A PE image with a certificate table (Authenticode signature): patching removes it.
+    signed: bool = False
 
     @property
     def module_name(self) -> str | None:

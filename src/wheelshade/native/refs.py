@@ -60,7 +60,8 @@ _ARCHITECTURES = {
 
 def supported(elf: Elf) -> bool:
     """True when references in ``elf`` can be found (64-bit little-endian x86-64 or arm64)."""
-    return elf.machine in _ARCHITECTURES and elf.bits == 64 and elf.byte_order == "little"
+    return (elf.format == "ELF" and elf.machine in _ARCHITECTURES and elf.bits == 64
+            and elf.byte_order == "little")
 
 
 def is_x86_64(elf: Elf) -> bool:

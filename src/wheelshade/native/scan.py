@@ -68,7 +68,9 @@ def scan(
             except WheelFormatError as exc:
                 issues.append(f"{where}: {exc.message}")
     if issues:
-        raise PlanError(issues, hint="only ELF (Linux) compiled modules can be shaded so far")
+        raise PlanError(
+            issues, hint="only ELF (Linux) and PE (Windows) modules can be shaded so far"
+        )
     return BinaryScan(infos)
 
 

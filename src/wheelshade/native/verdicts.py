@@ -33,7 +33,7 @@ def resolve(
         return plain, [
             replace(r, verdict="unknown", detail=(
                 f"references cannot be analysed in a {elf.bits}-bit {elf.byte_order}-endian "
-                f"{elf.machine} file (x86-64 and arm64 only so far)"
+                f"{elf.kind} file (x86-64 and arm64 ELF only so far)"
             ))
             for r in found if r.kind != "string"
         ], [], [], []
