@@ -17,7 +17,7 @@ import ast
 import re
 from collections.abc import Iterator, Mapping
 
-from wheelshade.rewrite.names import ImportAliases
+from wheelshade.rewrite.names import ImportAliases, qualified
 from wheelshade.rewrite.rules import MODULE_CALLS, MODULE_METHODS
 
 _NAME_ATTRS = frozenset({"__name__", "__module__", "__package__"})
@@ -130,7 +130,7 @@ class _Scope:
         func = call.func
         if isinstance(func, ast.Attribute) and func.attr in MODULE_METHODS:
             return True
-        return bool(_qualified(func, self.aliases) & MODULE_CALLS)
+        return bool(qualified(func, self.aliases) & MODULE_CALLS)
 
     def _collect(self, node: ast.AST) -> None:
         if isinstance(node, ast.Call) and node.args and self._takes_modules(node):
@@ -254,7 +254,7 @@ def _target_names(target: ast.AST) -> list[str]:
 
 
 def _is_sys_modules(node: ast.AST, aliases: ImportAliases) -> bool:
-    return "sys.modules" in _qualified(node, aliases)
+    return "sys.modules" in qualified(node, aliases)
 
 
 def _iterates_modules(node: ast.AST, aliases: ImportAliases) -> bool:
@@ -264,14 +264,3 @@ def _iterates_modules(node: ast.AST, aliases: ImportAliases) -> bool:
             return _is_sys_modules(node.func.value, aliases)
         return bool(node.args) and _iterates_modules(node.args[0], aliases)
     return _is_sys_modules(node, aliases)
-
-
-def _qualified(func: ast.AST, aliases: ImportAliases) -> set[str]:
-    parts: list[str] = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if not isinstance(func, ast.Name):
-        return set()
-    parts.append(func.id)
-    return aliases.qualify_dotted(".".join(reversed(parts)))

@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from wheelshade.rewrite.names import ImportAliases
+from wheelshade.rewrite.names import ImportAliases, qualified
 from wheelshade.rewrite.scan import Calls
 from wheelshade.rewrite.segments import iter_statements
 
@@ -88,7 +88,7 @@ def _lookup_tables(tree: ast.Module, aliases: ImportAliases) -> dict[int, frozen
     """
     dynamic = any(
         isinstance(node, ast.Call)
-        and _qualified(node.func, aliases) & _IMPORT_CALLS
+        and qualified(node.func, aliases) & _IMPORT_CALLS
         and any(not isinstance(value, ast.Constant) for value in (
             *node.args[:1], *(k.value for k in node.keywords if k.arg in ("name", "package"))
         ))
@@ -174,16 +174,5 @@ def _imports(loop: ast.For, variable: str, aliases: ImportAliases) -> set[int]:
         and node.args
         and isinstance(node.args[0], ast.Name)
         and node.args[0].id == variable
-        and _qualified(node.func, aliases) & _IMPORT_CALLS
+        and qualified(node.func, aliases) & _IMPORT_CALLS
     }
-
-
-def _qualified(func: ast.expr, aliases: ImportAliases) -> set[str]:
-    parts: list[str] = []
-    while isinstance(func, ast.Attribute):
-        parts.append(func.attr)
-        func = func.value
-    if not isinstance(func, ast.Name):
-        return set()
-    parts.append(func.id)
-    return aliases.qualify_dotted(".".join(reversed(parts)))

@@ -107,3 +107,16 @@ def package_of(path: str) -> str | None:
             break
         run.insert(0, parts[index])
     return ".".join(run) or None
+
+
+def qualified(func: ast.AST, aliases: ImportAliases) -> set[str]:
+    """The qualified names a dotted expression (``mod.f``, ``f``) can refer to; empty when
+    it is not a plain dotted name."""
+    parts: list[str] = []
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if not isinstance(func, ast.Name):
+        return set()
+    parts.append(func.id)
+    return aliases.qualify_dotted(".".join(reversed(parts)))
