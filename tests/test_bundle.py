@@ -377,3 +377,19 @@ def test_satisfiable(spec: str, ok: bool) -> None:
     from wheelshade.bundle_meta import satisfiable
 
     assert satisfiable(SpecifierSet(spec)) is ok
+
+
+@pytest.mark.parametrize(("bundles", "why"), [
+    ((), "they would replace the unshaded package's; --keep-scripts keeps them"),
+    ((Path("app-1.0-py3-none-any.whl"),), "a bundle carries no scripts of its bundled deps"),
+])
+def test_the_scripts_note_says_why_they_are_left_out(bundles: tuple[Path, ...], why: str) -> None:
+    """--keep-scripts does nothing for a bundle, so its note must not offer it."""
+    from wheelshade.cli import format_result
+    from wheelshade.core import ShadeResult, WheelReport
+    from wheelshade.wheel.summary import Role
+
+    report = WheelReport(Role.DEP, "dep 1.0", Path("dep.whl"), Path("out.whl"), "dep-1-0-x",
+                         {"dep": "dep_1_0_x"}, 1, 1, (), scripts_dropped=("dep-cli",))
+    text = format_result(ShadeResult((report,), (), "x", bundles=bundles))
+    assert f"note: dep 1.0: scripts left out ({why}): dep-cli" in text

@@ -63,10 +63,9 @@ def format_result(result: ShadeResult) -> str:
     for w in result.wheels:
         scripts = [*w.scripts_dropped, *(n for n in w.left_out if ".data/scripts/" in n)]
         if scripts:
-            out.append(
-                f"note: {w.original}: scripts left out (they would replace the unshaded "
-                f"package's; --keep-scripts keeps them): {', '.join(scripts)}"
-            )
+            why = ("a bundle carries no scripts of its bundled deps" if result.bundles
+                   else "they would replace the unshaded package's; --keep-scripts keeps them")
+            out.append(f"note: {w.original}: scripts left out ({why}): {', '.join(scripts)}")
     out.extend(f"note: {note}" for note in result.notes)
     out.append(summary(result))
     verb = "wrote" if result.written else "would write"
