@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import configparser
 import posixpath
 import re
 from collections.abc import Callable, Iterable, Sequence
 
-from wheelshade.errors import WheelFormatError
-from wheelshade.wheel.metadata import SCRIPT_GROUPS, header_fields
+from wheelshade.wheel.metadata import SCRIPT_GROUPS, header_fields, read_entry_points
 
 #: Files in a dist-info folder that carry license or notice text (older wheels put them at
 #: the folder's top, Metadata 2.4 under ``licenses/``).
@@ -53,19 +51,6 @@ def edit_headers(
     out.extend(f"{k}: {v}\n".encode() for k, v in [*pending.values(), *add])
     rest = lines[spans[-1][1] :] if spans else lines
     return b"".join(out) + b"".join(rest)
-
-
-def read_entry_points(data: bytes, *, where: str) -> configparser.ConfigParser:
-    parser = configparser.ConfigParser(
-        delimiters=("=",), interpolation=None, strict=False, default_section="\n"
-    )
-    parser.optionxform = str  # type: ignore[assignment,method-assign]
-    try:
-        parser.read_string(data.decode("utf-8"))
-    except (configparser.Error, UnicodeDecodeError) as exc:
-        msg = f"entry_points.txt is not a valid INI file ({exc})".splitlines()[0]
-        raise WheelFormatError(msg, path=where) from None
-    return parser
 
 
 def merge_entry_points(

@@ -174,7 +174,7 @@ def rewrite_object_ref(value: str, mapping: Mapping[str, str]) -> str:
     return indent + renamed + head[len(module) :]
 
 
-def _entry_points(data: bytes, where: str) -> configparser.ConfigParser:
+def read_entry_points(data: bytes, *, where: str) -> configparser.ConfigParser:
     # A [DEFAULT] group is a group like any other here, not defaults for every group: give
     # the parser's defaults section a name no header line can spell.
     parser = configparser.ConfigParser(
@@ -191,7 +191,7 @@ def _entry_points(data: bytes, where: str) -> configparser.ConfigParser:
 
 def entry_point_groups(data: bytes, *, where: str) -> tuple[str, ...]:
     """The groups (section names) of entry_points.txt, in file order."""
-    return tuple(_entry_points(data, where).sections())
+    return tuple(read_entry_points(data, where=where).sections())
 
 
 def edit_entry_points(
@@ -207,7 +207,7 @@ def edit_entry_points(
     ``groups`` renames sections: a group the shaded code now loads under its shaded name.
     Returns the new file and the names of the scripts left out.
     """
-    parser = _entry_points(data, where)
+    parser = read_entry_points(data, where=where)
     dropped: list[str] = []
     out = io.StringIO()
     for group in parser.sections():
