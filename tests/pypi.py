@@ -36,6 +36,8 @@ PINS: dict[str, tuple[str, ...]] = {
         "a123e330ef0853c6e822384873bef7507557d8e4a082961e1defa947aa59ba84",  # cp311 manylinux
         "70a87b411535ccad5ef2f1df5136506a10775d267e197e4cf531ced10537bd6b",  # cp311 win_amd64
         "e6a2a455bd412959b57a172ce6328d2dd1f01cb2135efda2e4576e8a23fa3b0f",  # cp313 win_amd64
+        "93335ca3812df2f366e80509ae119189886b0f3c2b81325d39efdb84a1e2ae93",  # cp311 macOS arm64
+        "9025b4018f3a1314059769c7bf15441064b2207cb3f065e6ea1e7359cb46db9d",  # cp311 universal2
     ),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
