@@ -172,10 +172,12 @@ def test_resign_of_an_unpatched_slice_changes_nothing(signed: bytes) -> None:
     assert codesign.resign(signed, "_speedups.so") == (signed, None)
 
 
-def test_lief_parses_the_resigned_slice(arm64: bytes, tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["linker-signed", "certificate-signed"])
+def test_lief_parses_the_resigned_slice(arm64: bytes, kind: str, tmp_path: Path) -> None:
     lief = pytest.importorskip("lief")
-    patched = bytearray(arm64)
-    start, _ = _section(arm64, b"__cstring")
+    original = arm64 if kind == "linker-signed" else _certificate_signed(arm64)
+    patched = bytearray(original)
+    start, _ = _section(original, b"__cstring")
     patched[start] ^= 0x20
     resigned, _ = codesign.resign(bytes(patched), "_speedups.so")
     path = tmp_path / "_speedups.so"
@@ -260,10 +262,10 @@ def test_certificate_signed_slice_is_resigned_ad_hoc_with_a_note(arm64: bytes) -
     resigned, note = codesign.resign(bytes(patched), "pkg/_speedups.so")
     assert note == "certificate signature removed; re-signed ad hoc"
     assert len(resigned) == len(signed)
-    assert resigned[:start] == signed[:start]  # nothing before the signature moved
+    dataoff, datasize = _signature(resigned)
+    assert resigned[:dataoff] == patched[:dataoff]  # nothing before the signature changed
     assert codesign.check(resigned) == []
     assert not codesign.is_certificate_signed(resigned)
-    dataoff, datasize = _signature(resigned)
     length = struct.unpack_from(">I", resigned, dataoff + 4)[0]
     assert length < datasize and not any(resigned[dataoff + length : dataoff + datasize])
     directories = _directories(resigned)
@@ -329,3 +331,34 @@ def test_malformed_signature_is_refused_in_one_line(
         text = str(info.value)
         assert text.startswith("pkg/_x.so: code signature: ") and "\n" not in text
         assert "codesign" in text  # what to do
+
+
+def test_overlapping_blobs_are_refused(arm64: bytes) -> None:
+    signed = bytearray(_certificate_signed(arm64))
+    dataoff, _ = _signature(bytes(signed))
+    alternate = struct.unpack_from(">I", signed, dataoff + 32)[0]
+    struct.pack_into(">I", signed, dataoff + 24, alternate)  # requirements on the alternate CD
+    with pytest.raises(CodeSignError, match=r"blobs 0x2 and 0x1000 overlap"):
+        codesign.resign(bytes(signed), "x.so")
+
+
+@pytest.mark.parametrize("kind", ["linker-signed", "certificate-signed"])
+def test_random_damage_is_refused_or_resigned_never_a_traceback(arm64: bytes, kind: str) -> None:
+    import random
+
+    original = arm64 if kind == "linker-signed" else _certificate_signed(arm64)
+    dataoff, _ = _signature(original)
+    rnd = random.Random(15)
+    for _ in range(300):
+        data = bytearray(original)
+        for _ in range(rnd.randint(1, 4)):
+            start, end = rnd.choice([(0, 0x600), (dataoff, dataoff + 200)])
+            data[rnd.randrange(start, end)] = rnd.randrange(256)
+        if rnd.random() < 0.1:
+            del data[rnd.randrange(len(data)) :]
+        try:
+            resigned, _ = codesign.resign(bytes(data), "x.so")
+        except CodeSignError as err:
+            assert "\n" not in str(err)
+            continue
+        assert codesign.check(resigned) == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import struct
 from dataclasses import dataclass
 
@@ -216,6 +217,11 @@ def _parse(data: bytes, path: str) -> _Signature | None:
         if blength < 8 or offset + blength > length:
             raise CodeSignError(path, f"blob {slot:#x} has length {blength}, past the SuperBlob")
         blobs.append(_Blob(slot, dataoff + offset, blength))
+    # Overlapping blobs would let writing one's hashes change another that a slot covers.
+    ordered = sorted(blobs, key=lambda b: b.start)
+    for a, b in itertools.pairwise(ordered):
+        if b.start < a.start + a.length:
+            raise CodeSignError(path, f"blobs {a.slot:#x} and {b.slot:#x} overlap")
     directories = []
     for b in blobs:
         if b.slot == CSSLOT_CODEDIRECTORY or 0x1000 <= b.slot < 0x1005:
