@@ -13,7 +13,7 @@ from wheelshade import __version__
 from wheelshade.errors import RewriteError, WheelshadeError
 from wheelshade.findings import Code, Finding
 from wheelshade.groups import GroupTracker, own_groups
-from wheelshade.native import pe_patch
+from wheelshade.native import macho, macho_patch, pe_patch
 from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
@@ -221,6 +221,8 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
         init = (module, plan.mapping[module])
     if is_pe(data):  # exports, CheckSum and signature are edited in place (see pe_patch)
         data = pe_patch.finish(data, info.path, init)[0]
+    elif macho.is_macho(data):  # each slice: symbol table, export trie, code signature
+        data = macho_patch.finish(data, info.path, init)[0]
     elif init is not None:
         data = _with_init_symbol(data, *init, info.path)
     after = classify(data, info.path, plan.mapping)

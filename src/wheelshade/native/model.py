@@ -119,8 +119,11 @@ class BinaryInfo:
     tables: tuple[cytable.Table, ...] = ()
     #: The names looked for.
     watched: tuple[str, ...] = ()
-    #: A PE image with a certificate table (Authenticode signature): patching removes it.
+    #: A PE image with a certificate table (Authenticode signature): patching removes it;
+    #: a Mach-O slice signed with a certificate: patching re-signs it ad hoc.
     signed: bool = False
+    #: The file format: ``"ELF"``, ``"PE"`` or ``"Mach-O"`` (thin or fat).
+    format: str = "ELF"
 
     @property
     def module_name(self) -> str | None:

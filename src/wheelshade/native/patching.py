@@ -162,6 +162,9 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
             out[table.offset:table.offset + table.size] = stream.ljust(table.size, b"\0")
             continue
         if slack is None:
+            if info.format != "ELF":
+                raise ValueError(f"{info.path}: a grown string table cannot be moved in a "
+                                 f"{info.format} file")
             used = sum(len(a.text) for a in info.appended)
             slack = Slack(data, read_elf(data, info.path), used)
         header, size = _move_table(out, table, stream, slack, info.path)
