@@ -36,6 +36,26 @@ PINS: dict[str, tuple[str, ...]] = {
         "a123e330ef0853c6e822384873bef7507557d8e4a082961e1defa947aa59ba84",  # cp311 manylinux
         "70a87b411535ccad5ef2f1df5136506a10775d267e197e4cf531ced10537bd6b",  # cp311 win_amd64
         "e6a2a455bd412959b57a172ce6328d2dd1f01cb2135efda2e4576e8a23fa3b0f",  # cp313 win_amd64
+        "f8b3d067f2e40fe93e1ccdd6b2e1d16c43140e76f02fb1319a05cf2b79d99430",  # cp313 macOS arm64
+        "ba9527cdd4c926ed0760bc301f6728ef34d841f405abf9d4f959c478421e4efd",  # cp313 universal2
+        "15ab75ef81add55874e7ab7055e9c397312385bd9ced94920f2802310c930396",  # cp313 manylinux
+    ),
+    # macOS builds beside Linux ones of the same release (tests/test_macho.py): a C
+    # extension (thin x86_64, rebase opcodes), a Cython 3.0 one, a Rust one.
+    "markupsafe==2.1.5": (
+        "3c6b973f22eb18a789b1460b4b91bf04ae3f0c4234a0a6aa6b0a92f6f7b951d4",  # cp312 macOS x86_64
+        "f5dfb42c4604dddc8e4305050aa6deb084540643ed5804d7455b5df8fe16f5e5",  # cp312 manylinux
+    ),
+    "msgpack==1.1.0": (
+        "4a1964df7b81285d00a84da4e70cb1383f2e665e0f1f2a7027e683956d04b734",  # cp313 macOS arm64
+        "0f92a83b84e7c0749e3f12821949d79485971f087604178026085f60ce109330",  # cp313 macOS x86_64
+        "071603e2f0771c45ad9bc65719291c568d4edf120b44eb36324dcb02a13bfddf",  # cp313 universal2
+        "0907e1a7119b337971a689153665764adc34e89175f9a34793307d9def08e6ca",  # cp313 manylinux
+        "59caf6a4ed0d164055ccff8fe31eddc0ebc07cf7326a2aaa0dbf7a4001cd823e",  # cp313 aarch64
+    ),
+    "rpds-py==0.22.3": (
+        "6dd9412824c4ce1aca56c47b0991e65bebb7ac3f4edccfd3f156150c96a7bf25",  # cp313 macOS arm64
+        "009de23c9c9ee54bf11303a966edf4d9087cd43a6003672e6aa7def643d06518",  # cp313 manylinux
     ),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),

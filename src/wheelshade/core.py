@@ -308,7 +308,7 @@ def _load_check(
             if original is not None and shaded is not None:
                 where = f"{job.summary.filename}: {act.source}"
                 targets.append(loadcheck.Target(
-                    original, shaded, where, job.output_filename, info.machine))
+                    original, shaded, where, job.output_filename, info.loader))
     return loadcheck.check(
         [stage / job.output_filename for job in plan.jobs],
         [job.summary.path for job in plan.jobs],

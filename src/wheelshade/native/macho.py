@@ -99,8 +99,8 @@ class Slice:
     ncmds: int
 
     @property
-    def data(self) -> tuple[int, int]:
-        return self.offset, self.offset + self.size
+    def end(self) -> int:
+        return self.offset + self.size
 
 
 def is_macho(data: bytes) -> bool:

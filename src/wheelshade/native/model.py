@@ -126,6 +126,12 @@ class BinaryInfo:
     format: str = "ELF"
 
     @property
+    def loader(self) -> str:
+        """Whose interpreter can load the file: its machine, and the format for Mach-O
+        (``"aarch64 Mach-O"``), which no emulator here runs."""
+        return f"{self.machine} Mach-O" if self.format == "Mach-O" else self.machine
+
+    @property
     def module_name(self) -> str | None:
         """The extension-module name its init symbol gives, or None (a plain library).
 
