@@ -123,3 +123,190 @@ def elf_address(part: object, offset: int) -> int:
             return int(section.addr + offset - section.offset)
     raise AssertionError(f"no section holds {offset:#x}")
 
+
+
+# -- the same decisions on every platform ---------------------------------------------------
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("key", list(BUILDS))
+def test_same_strings_patched_on_linux_and_macos(key: str) -> None:
+    """One release built for Linux x86-64, Linux aarch64 and macOS (thin and universal2):
+    the same module paths are patched, nothing is refused, and what is left alone is left
+    because nothing refers to the name on its own (the linkers merge strings differently:
+    where a Linux build refers to a tail, that tail is patched as a Cython label)."""
+    req, name, builds = BUILDS[key]
+    patched: dict[str, set[str]] = {}
+    for where in builds:
+        (member, data), = _modules(_wheel(req, where)).items()
+        info = classify(data, member, [name])
+        label = where[0][0] + ("" if info.format == "ELF" else " " + info.machine)
+        assert info.suspects == (), label
+        assert {r.verdict for r in info.embedded} <= {"never-alone"}, label
+        assert {r.verdict for r in info.references} <= {"", "used-alone", "label"}, label
+        patched[label] = _paths(data, info, name)
+    first = next(iter(patched.values()))
+    assert first and all(p == first for p in patched.values()), patched
+
+
+# -- shading macOS wheels ----------------------------------------------------------------------
+
+
+def _page_hashes_valid(thin: bytes) -> bool:
+    """Every code page hash of every CodeDirectory, recomputed with hashlib (an independent
+    reading of the signature: cs_blobs.h)."""
+    ncmds, = struct.unpack_from("<I", thin, 16)
+    at, signature = 32, None
+    for _ in range(ncmds):
+        cmd, size = struct.unpack_from("<II", thin, at)
+        if cmd == 0x1D:
+            signature = struct.unpack_from("<II", thin, at + 8)
+        at += size
+    assert signature is not None
+    start = signature[0]
+    magic, _, count = struct.unpack_from(">III", thin, start)
+    assert magic == 0xFADE0CC0
+    checked = 0
+    for index in range(count):
+        slot, offset = struct.unpack_from(">II", thin, start + 12 + 8 * index)
+        if slot != 0 and not 0x1000 <= slot < 0x1005:
+            continue
+        cd = start + offset
+        (_, _, version, _, hash_at, _, _, slots, limit, size, kind, _, page) = struct.unpack_from(
+            ">IIIIIIIIIBBBB", thin, cd)
+        if version >= 0x20300:
+            limit = struct.unpack_from(">Q", thin, cd + 56)[0] or limit
+        algorithm = {1: "sha1", 2: "sha256", 3: "sha256", 4: "sha384"}[kind]
+        step = 1 << page
+        for n in range(slots):
+            digest = hashlib.new(algorithm, thin[n * step:min((n + 1) * step, limit)]).digest()
+            stored = thin[cd + hash_at + n * size:cd + hash_at + (n + 1) * size]
+            if digest[:size] != stored:
+                return False
+            checked += 1
+    return checked > 0
+
+
+@pytest.mark.network
+@pytest.mark.parametrize(("key", "where"), MAC_WHEELS, ids=lambda v: v if isinstance(v, str)
+                         else v[0][0])
+def test_shaded_macos_wheel_is_consistent(
+    key: str, where: tuple[tuple[str, ...], str], tmp_path: Path
+) -> None:
+    """Shaded: LIEF reads every slice, no original module path is left as a string, the
+    ``PyInit_`` name still resolves through the export trie, every page hash is valid,
+    the fat header and slice sizes are unchanged, and the note says nothing was
+    load-checked."""
+    req, name, _ = BUILDS[key]
+    wheel = _wheel(req, where)
+    result = shade([], [wheel], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping[name]
+    assert len(new) == len(name)
+    assert any("not load-checked" in n and "macosx" in n for n in result.notes)
+    before, after = _modules(wheel), _modules(report.output)
+    assert len(before) == len(after)
+    for member, data in after.items():
+        original = before[member.replace(new, name, 1)]
+        assert is_macho(data) and len(data) == len(original)
+        assert fat_slices(data) == fat_slices(original)
+        assert data[:4096 if len(fat_slices(data)) > 1 else 0] == original[
+            :4096 if len(fat_slices(data)) > 1 else 0]
+        info = classify(data, member, [name, new])
+        assert {r.name for r in info.references if r.kind != "symbol"} <= {new}
+        # No C string starts with the original name any more (what is left of it is
+        # inside longer strings nothing reads it from, as on Linux).
+        assert info.suspects == ()
+        assert re.search(rb"\0" + name.encode() + rb"[\0.]", data) is None
+        fat = lief.MachO.parse(list(data))
+        assert fat is not None and fat.size == len(fat_slices(data))
+        module = member.rsplit("/", 1)[1].split(".")[0]
+        for index, thin in enumerate(_slices(data)):
+            assert f"_PyInit_{module}" in {f.name for f in fat.at(index).exported_functions}
+            assert codesign.check(thin) == []
+            if codesign.has_signature(thin):
+                assert _page_hashes_valid(thin)
+            else:  # only x86_64 slices are left unsigned by the linker
+                assert fat.at(index).header.cpu_type.name == "X86_64"
+
+
+@pytest.mark.network
+def test_init_rename_in_symbols_and_trie_every_slice() -> None:
+    """``PyInit_<old>`` renamed in every slice's symbol table and export trie (with another
+    export sharing the trie's ``_`` edge), read back by LIEF; signatures valid again."""
+    req, _, _ = BUILDS["msgpack-1.1.0"]
+    (member, data), = _modules(_wheel(req, UNIVERSAL)).items()
+    out, notes = finish(data, member, ("_cmsgpack", "_cxq2ab3k"))
+    assert notes == [] and len(out) == len(data) and out[:4096] == data[:4096]
+    fat = lief.MachO.parse(list(out))
+    for index, thin in enumerate(_slices(out)):
+        binary = fat.at(index)
+        names = {f.name for f in binary.exported_functions}
+        assert names == {"_PyInit__cxq2ab3k", "___pyx_module_is_main_msgpack___cmsgpack"}
+        symbols = {s.name for s in binary.symbols}
+        assert "_PyInit__cxq2ab3k" in symbols and "_PyInit__cmsgpack" not in symbols
+        assert codesign.check(thin) == []
+        assert not codesign.has_signature(thin) or _page_hashes_valid(thin)
+    with pytest.raises(Exception, match="defines no PyInit_nothere"):
+        finish(data, member, ("nothere", "nothe2e"))
+
+
+# -- hand-built structures -----------------------------------------------------------------------
+
+
+def test_trie_round_trip_and_rename_that_splits_an_edge() -> None:
+    entries = {b"_PyInit_foo": b"\x00\x80\x20", b"_PyInit_fob": b"\x00\x90\x20",
+               b"_other": b"\x00\x10"}
+    trie = build_trie(entries)
+    assert read_trie(trie, 0, len(trie)) == entries
+    # "foo" shares the edge "fo" with "fob": renaming it "fxq" gives it an edge of its own.
+    out = bytearray(trie + bytes(8))
+    rename_export(out, 0, len(out), b"_PyInit_foo", b"_PyInit_fxq")
+    assert read_trie(out, 0, len(out)) == {b"_PyInit_fxq": b"\x00\x80\x20",
+                                           b"_PyInit_fob": b"\x00\x90\x20",
+                                           b"_other": b"\x00\x10"}
+    with pytest.raises(TrieError, match="has no _PyInit_bar"):
+        rename_export(out, 0, len(out), b"_PyInit_bar", b"_PyInit_baz")
+    with pytest.raises(TrieError, match="needs"):
+        rename_export(bytearray(trie), 0, len(trie) - 1, b"_PyInit_fob", b"_PyInit_qqq")
+
+
+def test_trie_with_a_loop_is_refused() -> None:
+    looped = b"\x00\x01a\x00\x00"  # the root's only child is the root
+    with pytest.raises(TrieError, match="out of place"):
+        read_trie(looped, 0, len(looped))
+
+
+def test_fat_header_slices() -> None:
+    header = struct.pack(">II", 0xCAFEBABE, 2) + struct.pack(">iiIII", 0x01000007, 3, 64, 16, 4)
+    header += struct.pack(">iiIII", 0x0100000C, 0, 80, 16, 4)
+    data = header.ljust(96, b"\0")
+    assert fat_slices(data) == [(64, 16), (80, 16)]
+    # A Java class file starts with 0xcafebabe too; its second word is a version >= 45.
+    assert not is_macho(struct.pack(">II", 0xCAFEBABE, 52) + bytes(32))
+    with pytest.raises(BinaryFormatError, match=r"^x\.so: malformed Mach-O file: truncated"):
+        read_macho(data[:90], "x.so")
+
+
+@pytest.mark.network
+def test_truncated_macho_is_one_line_error(tmp_path: Path) -> None:
+    from wheel.wheelfile import WheelFile
+
+    from helpers import wheelshade
+
+    req, _, _ = BUILDS["markupsafe-3.0.2"]
+    (member, data), = _modules(_wheel(req, MAC_ARM)).items()
+    with pytest.raises(BinaryFormatError, match=r"^m\.so: malformed Mach-O file: truncated"):
+        classify(data[:0x300], "m.so", ["markupsafe"])
+    path = tmp_path / "broken-1.0-cp313-cp313-macosx_11_0_arm64.whl"
+    with WheelFile(path, "w") as wf:
+        wf.writestr("broken/__init__.py", "")
+        wf.writestr("broken/_speedups.cpython-313-darwin.so", data[:0x300])
+        wf.writestr("broken-1.0.dist-info/METADATA",
+                    "Metadata-Version: 2.1\nName: broken\nVersion: 1.0\n")
+        wf.writestr("broken-1.0.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: tests\n"
+                    "Root-Is-Purelib: false\nTag: cp313-cp313-macosx_11_0_arm64\n")
+    proc = wheelshade("shade", "--dep", path, "-o", tmp_path / "out")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "malformed Mach-O file: truncated" in proc.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
