@@ -295,7 +295,7 @@ def test_truncated_macho_is_one_line_error(tmp_path: Path) -> None:
     from helpers import wheelshade
 
     req, _, _ = BUILDS["markupsafe-3.0.2"]
-    (member, data), = _modules(_wheel(req, MAC_ARM)).items()
+    (_, data), = _modules(_wheel(req, MAC_ARM)).items()
     with pytest.raises(BinaryFormatError, match=r"^m\.so: malformed Mach-O file: truncated"):
         classify(data[:0x300], "m.so", ["markupsafe"])
     path = tmp_path / "broken-1.0-cp313-cp313-macosx_11_0_arm64.whl"
