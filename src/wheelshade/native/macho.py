@@ -204,6 +204,8 @@ def _slice(data: bytes, path: str, at: int, size: int) -> Slice:
     for offset, length in ((symtab[0], 16 * symtab[1]), symtab[2:], exports):
         if offset + length > at + size or (length and offset < at):
             raise IndexError("a __LINKEDIT table extends past the slice")
+    if not segments:
+        raise IndexError("no LC_SEGMENT_64 load command")
     base = next((vm for off, vm, filesz in segments if off == 0 and filesz), 0)
     fixups: list[tuple[int, int]] = []
     if chained is not None and chained[1]:
