@@ -127,6 +127,8 @@ PINS: dict[str, tuple[str, ...]] = {
     "greenlet==3.4.0": (
         "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
+        "43748988b097f9c6f09364f260741aa73c80747f63389824435c7a50bfdfd5c1",  # cp313 universal2
+        "f82cb6cddc27dd81c96b1506f4aa7def15070c3b2a67d4e46fd19016aacce6cf",  # cp313 manylinux
     ),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
     "cryptography==49.0.0": (

@@ -138,6 +138,9 @@ class Elf:
     #: (file offset, target address) of each pointer the loader fixes up, when the format
     #: says so outside ELF relocations (Mach-O chained fixups and rebase opcodes).
     fixups: tuple[tuple[int, int], ...] = ()
+    #: (address, imported name) of each call stub and symbol pointer, when the format says
+    #: so outside ELF relocations (Mach-O's indirect symbols); the callers' PLT otherwise.
+    imports: tuple[tuple[int, str], ...] = ()
 
     @property
     def kind(self) -> str:

@@ -45,6 +45,7 @@ FAT_MAGIC, FAT_MAGIC_64 = 0xCAFEBABE, 0xCAFEBABF
 SHT_MACHO_OTHER = 0x60000001  # a section that holds tables, not C strings
 SHF_WRITE = 0x1
 
+LC_DYSYMTAB = 0xB
 LC_SEGMENT_64, LC_SYMTAB, LC_CODE_SIGNATURE, LC_FUNCTION_STARTS = 0x19, 0x2, 0x1D, 0x26
 LC_DYLD_INFO, LC_DYLD_INFO_ONLY = 0x22, 0x80000022
 LC_DYLD_EXPORTS_TRIE, LC_DYLD_CHAINED_FIXUPS = 0x80000033, 0x80000034
@@ -55,6 +56,10 @@ DYLIB_COMMANDS = (LC_ID_DYLIB, LC_LOAD_DYLIB, LC_LOAD_WEAK_DYLIB, LC_REEXPORT_DY
 _MACHINES = {0x01000007: "x86_64", 0x0100000C: "aarch64", 7: "x86", 12: "arm"}
 _CODE = 0x80000000 | 0x400  # S_ATTR_PURE_INSTRUCTIONS | S_ATTR_SOME_INSTRUCTIONS
 _ZEROFILL = (0x1, 0xC, 0x12)  # S_ZEROFILL, S_GB_ZEROFILL, S_THREAD_LOCAL_ZEROFILL
+S_SYMBOL_STUBS = 0x8
+#: Sections whose entries stand for imported symbols (``reserved1``: the first one's index
+#: in the indirect symbol table): non-lazy and lazy pointers, stubs.
+_INDIRECT = (0x6, 0x7, S_SYMBOL_STUBS)
 #: Section types that hold pointers or code addresses, never C strings (symbol pointers,
 #: stubs, initialiser lists, thread-local descriptors).
 _TABLE_TYPES = frozenset({5, 6, 7, 8, 9, 0xA, 0x10, 0x11, 0x13, 0x14, 0x15, 0x16})
@@ -170,6 +175,8 @@ def _slice(data: bytes, path: str, at: int, size: int) -> Slice:
     exports = (0, 0)
     signed = False
     starts_cmd = chained = rebase = None
+    indirect = (0, 0)
+    stubs: list[tuple[Section, int, int]] = []
     dylibs: list[DylibPath] = []
     cursor = at + 32
     for _ in range(ncmds):
@@ -177,10 +184,12 @@ def _slice(data: bytes, path: str, at: int, size: int) -> Slice:
         if cmdsize < 8 or cursor + cmdsize > at + 32 + sizeofcmds:
             raise IndexError(f"load command {cmd:#x} has size {cmdsize}")
         if cmd == LC_SEGMENT_64:
-            segments.append(_segment(data, cursor, at, size, sections))
+            segments.append(_segment(data, cursor, at, size, sections, stubs))
         elif cmd == LC_SYMTAB:
             symoff, nsyms, stroff, strsize = struct.unpack_from("<IIII", data, cursor + 8)
             symtab = (at + symoff, nsyms, at + stroff, strsize)
+        elif cmd == LC_DYSYMTAB:
+            indirect = struct.unpack_from("<II", data, cursor + 56)
         elif cmd in (LC_DYLD_INFO, LC_DYLD_INFO_ONLY):
             fields = struct.unpack_from("<10I", data, cursor + 8)
             rebase = (fields[0], fields[1])
@@ -223,6 +232,7 @@ def _slice(data: bytes, path: str, at: int, size: int) -> Slice:
             dynamic=tuple((DT_SONAME if d.command == LC_ID_DYLIB else DT_NEEDED, d.path)
                           for d in dylibs if d.command != LC_RPATH),
             format="Mach-O", starts=starts, fixups=tuple(fixups),
+            imports=_imports(data, stubs, symtab, (at + indirect[0], indirect[1])),
         ),
         symtab=symtab, exports=exports, signed=signed, commands_end=at + 32 + sizeofcmds,
         first_section=first, dylibs=tuple(dylibs), sizeofcmds_at=at + 20, ncmds=ncmds,
@@ -230,15 +240,18 @@ def _slice(data: bytes, path: str, at: int, size: int) -> Slice:
 
 
 def _segment(
-    data: bytes, cursor: int, at: int, size: int, sections: list[Section]
+    data: bytes, cursor: int, at: int, size: int, sections: list[Section],
+    stubs: list[tuple[Section, int, int]],
 ) -> tuple[int, int, int]:
+    """Read one LC_SEGMENT_64 into ``sections`` (and its stubs and symbol pointers, with
+    their first indirect symbol and entry size, into ``stubs``): (fileoff, vmaddr, filesize)."""
     segname, vmaddr, _, fileoff, filesize, _, _, nsects, _ = struct.unpack_from(
         "<16sQQQQiiII", data, cursor + 8)
     if fileoff + filesize > size:
         raise IndexError(f"segment {segname.rstrip(bytes(1))!r} extends past the slice")
     for index in range(nsects):
-        (sectname, seg, addr, length, offset, _, _, _, flags, _, _, _) = struct.unpack_from(
-            "<16s16sQQIIIIIIII", data, cursor + 72 + 80 * index)
+        (sectname, seg, addr, length, offset, _, _, _, flags, first, stride,
+         _) = struct.unpack_from("<16s16sQQIIIIIIII", data, cursor + 72 + 80 * index)
         name = (seg.rstrip(b"\0") + b"," + sectname.rstrip(b"\0")).decode("utf-8", "replace")
         kind = flags & 0xFF
         if kind in _ZEROFILL or not offset:
@@ -252,8 +265,30 @@ def _segment(
         mode = SHF_ALLOC | (SHF_EXECINSTR if flags & _CODE else 0)
         sections.append(Section(
             index=len(sections), name=name, type=sort, flags=mode, addr=addr,
-            offset=at + offset if sort != SHT_NOBITS else 0, size=length, link=0, entsize=0))
+            offset=at + offset if sort != SHT_NOBITS else 0, size=length,
+            link=0, entsize=0))
+        if kind in _INDIRECT:
+            stubs.append((sections[-1], first, stride if kind == S_SYMBOL_STUBS else 8))
     return int(fileoff), int(vmaddr), int(filesize)
+
+
+def _imports(
+    data: bytes, stubs: list[tuple[Section, int, int]], symtab: tuple[int, int, int, int],
+    indirect: tuple[int, int],
+) -> tuple[tuple[int, str], ...]:
+    """(address, name) of each stub and symbol pointer: what a call through it reaches."""
+    symoff, nsyms, stroff, _ = symtab
+    table, count = indirect
+    out: list[tuple[int, str]] = []
+    for section, first, step in stubs:
+        for index in range(min(section.size // max(step, 1), max(0, count - first))):
+            (symbol,) = struct.unpack_from("<I", data, table + 4 * (first + index))
+            if symbol & 0xC0000000 or symbol >= nsyms:  # local or absolute: no import
+                continue
+            (strx,) = struct.unpack_from("<I", data, symoff + 16 * symbol)
+            name = c_string(data, stroff + strx).decode("utf-8", "surrogateescape")
+            out.append((section.addr + index * step, name.removeprefix("_")))
+    return tuple(out)
 
 
 def _symbols(data: bytes, symtab: tuple[int, int, int, int]) -> tuple[Symbol, ...]:
