@@ -10,6 +10,7 @@ macOS gets the same strings patched, a shaded wheel keeps no original module pat
 from __future__ import annotations
 
 import hashlib
+import posixpath
 import re
 import struct
 import zipfile
@@ -325,3 +326,72 @@ def test_truncated_macho_is_one_line_error(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "malformed Mach-O file: truncated" in proc.stderr
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
+
+
+# -- load commands that name the package (delocate's .dylibs) ---------------------------------
+
+
+@pytest.mark.network
+def test_relink_in_place_with_padding_and_refused_without_room() -> None:
+    """A load-command path set to a same-length, a longer (the header's free space) and a
+    far too long path: LIEF reads the first two in every slice, signatures stay valid,
+    the slice sizes do not change; the last is refused, saying why."""
+    from wheelshade.errors import RewriteError
+    from wheelshade.native.macho_patch import relink
+
+    req, _, _ = BUILDS["markupsafe-3.0.2"]
+    (member, data), = _modules(_wheel(req, UNIVERSAL)).items()
+    old = "/usr/lib/libSystem.B.dylib"
+    for new in ("/usr/lib/libSystem.B.dylix", "@loader_path/../markupsafe/.dylibs/libSystem.dylib"):
+        out = relink(data, member, [old], [new])
+        assert len(out) == len(data) and fat_slices(out) == fat_slices(data)
+        fat = lief.MachO.parse(list(out))
+        for index, thin in enumerate(_slices(out)):
+            assert [lib.name for lib in fat.at(index).libraries] == [new]
+            assert codesign.check(thin) == []
+    with pytest.raises(RewriteError, match=r"needs \d+ more bytes and the header has \d+ free"):
+        relink(data, member, [old], ["/" + "x" * 0x10000])
+
+
+def test_relocate_reads_loader_path_like_origin() -> None:
+    from wheelshade.native.patching import relocate_rpath
+
+    moved = relocate_rpath("@loader_path/../pkg/.dylibs/libz.dylib:@loader_path/.dylibs/a.dylib",
+                           "pkg/m.so", "q7z/m.so", {"pkg": "q7z"})
+    assert moved == "@loader_path/.dylibs/libz.dylib:@loader_path/.dylibs/a.dylib"
+
+
+@pytest.mark.network
+def test_load_command_naming_the_package_follows_it(tmp_path: Path) -> None:
+    """A module that loads ``@loader_path/../markupsafe/.dylibs/...`` (a path through its
+    own package's name) loads from the shaded folder after shading, and the library is
+    there."""
+    from wheel.wheelfile import WheelFile
+
+    from wheelshade.native.macho_patch import relink
+
+    req, _, _ = BUILDS["markupsafe-3.0.2"]
+    source = _wheel(req, MAC_ARM)
+    link = "@loader_path/../markupsafe/.dylibs/libSystem.B.dylib"
+    built = tmp_path / "in" / source.name
+    built.parent.mkdir()
+    with zipfile.ZipFile(source) as zf, WheelFile(built, "w") as out:
+        for name in zf.namelist():
+            data = zf.read(name)
+            if name.endswith(".so"):
+                data = relink(data, name, ["/usr/lib/libSystem.B.dylib"], [link])
+                out.writestr("markupsafe/.dylibs/libSystem.B.dylib", b"stand-in")
+            if not name.endswith(("/RECORD", "/")):
+                out.writestr(name, data)
+    result = shade([], [built], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["markupsafe"]
+    (member, data), = _modules(report.output).items()
+    (part,) = read_macho(data, member)
+    (path,) = [d.path for d in part.dylibs]
+    target = posixpath.normpath(posixpath.join(posixpath.dirname(member),
+                                               path.removeprefix("@loader_path/")))
+    assert target == f"{new}/.dylibs/libSystem.B.dylib"
+    with zipfile.ZipFile(report.output) as zf:
+        assert target in zf.namelist()
+    assert codesign.check(data) == [] and _page_hashes_valid(data)

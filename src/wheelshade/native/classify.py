@@ -26,6 +26,8 @@ _DOTTED_RUN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _CYTHON_ABI = re.compile(rb"\x00_cython_(\d+)_(\d+)_?([0-9a-z_]*?)(?=[\x00.])")
 _MYPYC = re.compile(rb"CPyInit_|__mypyc\b|CPyStatics|CPyModule_")
 _SEPARATE_MARKERS = (b"\0cline_in_traceback\0", b"\0__test__\0")
+#: Mach-O's ``$ORIGIN``: load-command paths that start so move with the module.
+_LOADER = "@loader_path/"
 #: Where each format keeps the ``PyInit_`` name (a "symbol" Reference's section).
 _SYMBOL_TABLES = {"ELF": ".dynstr", "PE": ".edata", "Mach-O": "LC_SYMTAB"}
 #: Longest embedded string kept in a Reference (for display).
@@ -46,7 +48,8 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     if looks_macho(data):
         infos = [
             replace(_classify(data, s.elf, path, wanted), format="Mach-O",
-                    signed=codesign.is_certificate_signed(data[s.offset:s.offset + s.size]))
+                    signed=codesign.is_certificate_signed(data[s.offset:s.end]),
+                    runpath=tuple(d.path for d in s.dylibs if d.path.startswith(_LOADER)))
             for s in read_macho(data, path)
         ]
         return infos[0] if len(infos) == 1 else _joined(infos)
@@ -140,6 +143,7 @@ def _joined(infos: list[BinaryInfo]) -> BinaryInfo:
         packed_readable=all(i.packed_readable for i in infos),
         mypyc=any(i.mypyc for i in infos),
         needed=tuple(dict.fromkeys(every("needed"))),  # type: ignore[arg-type]
+        runpath=tuple(dict.fromkeys(every("runpath"))),  # type: ignore[arg-type]
         references=every("references"), suspects=every("suspects"),  # type: ignore[arg-type]
         embedded=every("embedded"), redirects=every("redirects"),  # type: ignore[arg-type]
         appended=every("appended"), tables=every("tables"),  # type: ignore[arg-type]

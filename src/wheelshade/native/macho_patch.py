@@ -6,15 +6,19 @@ function's name is renamed in the ``LC_SYMTAB`` string table (same length: no of
 and in the export trie, which dyld searches (see macho_trie); and every CodeDirectory page
 hash is recomputed (codesign.py), since arm64 macOS kills a process that maps a page whose
 hash does not match, and the linker signs every arm64 image ad hoc. Each slice keeps its
-size, so the fat header stays as it is.
+size, so the fat header stays as it is. A module that moves, or whose libraries' folder is
+renamed, gets its ``@loader_path`` load commands pointed at the new place (relink).
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Sequence
+
 from wheelshade.errors import RewriteError
 from wheelshade.native import codesign
 from wheelshade.native.elf import BinaryFormatError
-from wheelshade.native.macho import Slice, read_macho
+from wheelshade.native.macho import DylibPath, Slice, read_macho
 from wheelshade.native.macho_trie import TrieError, read_trie, rename_export
 from wheelshade.native.model import INIT_PREFIX
 
@@ -84,3 +88,49 @@ def exported(thin: bytes, path: str) -> frozenset[bytes]:
     (image,) = read_macho(thin, path)
     start, size = image.exports
     return frozenset(read_trie(thin, start, size)) if size else frozenset()
+
+
+def relink(data: bytes, path: str, old: Sequence[str], new: Sequence[str]) -> bytes:
+    """``data`` with each load-command path (``LC_LOAD_DYLIB``, ``LC_ID_DYLIB``,
+    ``LC_RPATH``) that is in ``old`` set to the path at the same place in ``new``, in every
+    slice, and the slices re-signed. A longer path takes the command's padding, else grows
+    the command into the free space between the load commands and the first section;
+    raises RewriteError when there is none (as ``install_name_tool`` would refuse)."""
+    paths = dict(zip(old, new, strict=True))
+    out = bytearray(data)
+    for part in read_macho(data, path):
+        thin = bytearray(out[part.offset:part.end])
+        for index, link in enumerate(part.dylibs):
+            if paths.get(link.path, link.path) != link.path:
+                # An edit may move the commands after it: read them again each time.
+                (image,) = read_macho(bytes(thin), path)
+                _set_path(thin, image, image.dylibs[index], paths[link.path], path)
+        (after,) = read_macho(bytes(thin), path)
+        wanted = [paths.get(d.path, d.path) for d in part.dylibs]
+        if [d.path for d in after.dylibs] != wanted:  # pragma: no cover - checked per edit
+            raise RewriteError("its load commands do not read back as written", path=path)
+        out[part.offset:part.end] = codesign.resign(bytes(thin), path)[0]
+    return bytes(out)
+
+
+def _set_path(thin: bytearray, image: Slice, link: DylibPath, new: str, path: str) -> None:
+    raw = new.encode("utf-8") + b"\0"
+    if len(raw) <= link.room:
+        thin[link.offset:link.offset + link.room] = raw.ljust(link.room, b"\0")
+        return
+    start = link.header
+    (cmdsize,) = struct.unpack_from("<I", thin, start + 4)
+    head = link.offset - start
+    grow = -(-(head + len(raw)) // 8) * 8 - cmdsize
+    free = image.first_section - image.commands_end
+    if grow > free or any(thin[image.commands_end:image.commands_end + grow]):
+        raise RewriteError(
+            f"cannot set a load command path to {new!r}: it needs {grow} more bytes and the "
+            f"header has {max(free, 0)} free",
+            path=path, hint="relink the wheel with -headerpad_max_install_names, or --drop it")
+    command = bytearray(thin[start:start + head]) + raw.ljust(cmdsize + grow - head, b"\0")
+    struct.pack_into("<I", command, 4, cmdsize + grow)
+    rest = thin[start + cmdsize:image.commands_end]
+    thin[start:image.commands_end + grow] = command + rest
+    (sizeofcmds,) = struct.unpack_from("<I", thin, image.sizeofcmds_at - image.offset)
+    struct.pack_into("<I", thin, image.sizeofcmds_at - image.offset, sizeofcmds + grow)

@@ -96,6 +96,7 @@ class BinaryInfo:
     #: C strings in a module that packs its constants too.)
     cython_strings_separate: bool
     rpath: tuple[str, ...]
+    #: DT_RUNPATH; for Mach-O, every ``@loader_path/`` path of its load commands.
     runpath: tuple[str, ...]
     needed: tuple[str, ...]
     soname: str | None

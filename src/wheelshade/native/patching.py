@@ -295,13 +295,14 @@ def relocate_rpath(rpath: str, old_path: str, new_path: str, renames: Mapping[st
     Each ``$ORIGIN`` entry is resolved to a wheel-relative target, its top-level directory is
     renamed by ``renames`` (``{"pillow.libs": "p2q7rz.libs"}``), and the target is expressed
     again relative to the new location (a top-level ``ujson.so`` moved into a package needs
-    ``$ORIGIN/..`` where it had ``$ORIGIN``). Other entries are kept.
+    ``$ORIGIN/..`` where it had ``$ORIGIN``). Mach-O's ``@loader_path`` is read the same
+    way. Other entries are kept.
     """
     old_dir = posixpath.join(_ROOT, posixpath.dirname(old_path))
     new_dir = posixpath.join(_ROOT, posixpath.dirname(new_path))
     entries = []
     for entry in rpath.split(":"):
-        match = re.match(r"(\$ORIGIN|\$\{ORIGIN\})(?=/|$)", entry)
+        match = re.match(r"(\$ORIGIN|\$\{ORIGIN\}|@loader_path)(?=/|$)", entry)
         if match is None:
             entries.append(entry)
             continue
