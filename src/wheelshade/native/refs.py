@@ -110,7 +110,10 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
         return []
     code_sites = _ARCHITECTURES[elf.machine][2]
     found = [*code_sites(data, elf, wanted), *_relocations(data, elf, wanted)]
-    found += [Site("pointer", at, target, 0) for at, target in elf.fixups if target in wanted]
+    # A fixup slot can be moved (see Redirect) only where it holds the plain address
+    # (rebase opcodes); a chained fixup packs the target with the chain's next link.
+    found += [Site("pointer", at, target, 0, exact=data[at:at + 8] == target.to_bytes(8, "little"))
+              for at, target in elf.fixups if target in wanted]
     if elf.format == "ELF" and not any(s.type == SHT_RELA for s in elf.sections):
         # Without dynamic relocations a pointer can only be a stored absolute value. With
         # them, every pointer the loader fixes up has a relocation (found above); a stored
