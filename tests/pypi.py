@@ -53,6 +53,10 @@ PINS: dict[str, tuple[str, ...]] = {
         "0907e1a7119b337971a689153665764adc34e89175f9a34793307d9def08e6ca",  # cp313 manylinux
         "59caf6a4ed0d164055ccff8fe31eddc0ebc07cf7326a2aaa0dbf7a4001cd823e",  # cp313 aarch64
     ),
+    # delocated: its module loads libpq & co. from psycopg2/.dylibs by @loader_path
+    "psycopg2-binary==2.9.13": (
+        "f818161d2302b3b3e9c75d5a1d0a5c5679e92e45cfec6432b9d5432dde5ff1f1",  # cp313 macOS arm64
+    ),
     "rpds-py==0.22.3": (
         "6dd9412824c4ce1aca56c47b0991e65bebb7ac3f4edccfd3f156150c96a7bf25",  # cp313 macOS arm64
         "009de23c9c9ee54bf11303a966edf4d9087cd43a6003672e6aa7def643d06518",  # cp313 manylinux

@@ -395,3 +395,32 @@ def test_load_command_naming_the_package_follows_it(tmp_path: Path) -> None:
     with zipfile.ZipFile(report.output) as zf:
         assert target in zf.namelist()
     assert codesign.check(data) == [] and _page_hashes_valid(data)
+
+
+@pytest.mark.network
+def test_delocated_wheel_still_finds_its_dylibs(tmp_path: Path) -> None:
+    """A delocated wheel (libraries in ``<pkg>/.dylibs``): after shading, every
+    ``@loader_path`` load command of every Mach-O file, module or library, names a member
+    of the shaded wheel, and every patched slice's page hashes are valid."""
+    wheel = _wheel("psycopg2-binary==2.9.13", MAC_ARM)
+    result = shade([], [wheel], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["psycopg2"]
+    with zipfile.ZipFile(report.output) as zf:
+        names = set(zf.namelist())
+        machos = {n: zf.read(n) for n in names if n.endswith((".so", ".dylib"))}
+    assert f"{new}/.dylibs/libpq.5.dylib" in names
+    resolved = 0
+    for member, data in machos.items():
+        for part in read_macho(data, member):
+            for link in part.dylibs:
+                if link.path.startswith("@loader_path/"):
+                    target = posixpath.normpath(posixpath.join(
+                        posixpath.dirname(member), link.path.removeprefix("@loader_path/")))
+                    assert target in names, (member, link.path)
+                    resolved += 1
+            assert codesign.check(data[part.offset:part.end]) == []
+    assert resolved >= 3
+    (module,) = [m for m in machos if m.endswith(".so")]
+    info = classify(machos[module], module, ["psycopg2"])
+    assert info.references == () and info.suspects == ()
