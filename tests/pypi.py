@@ -116,6 +116,7 @@ PINS: dict[str, tuple[str, ...]] = {
     "sqlalchemy==2.0.58": (
         "3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",
         "950220a3e9ff4645e27b98a329c2513a2232803e16c11d751efe152925c62511",  # cp313 aarch64
+        "4a57e2c3251c9888957138dadda6d51e54b150d549e97410b0b4df49accefe07",  # cp313 macOS arm64
     ),
     "sqlalchemy==2.1.9": (
         "3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",
