@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
+from typing import TypeVar
 
 from wheelshade.native import codesign, cytable
 from wheelshade.native.elf import Elf, Section, read_elf
@@ -26,6 +27,7 @@ _DOTTED_RUN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _CYTHON_ABI = re.compile(rb"\x00_cython_(\d+)_(\d+)_?([0-9a-z_]*?)(?=[\x00.])")
 _MYPYC = re.compile(rb"CPyInit_|__mypyc\b|CPyStatics|CPyModule_")
 _SEPARATE_MARKERS = (b"\0cline_in_traceback\0", b"\0__test__\0")
+_T = TypeVar("_T")
 #: Mach-O's ``$ORIGIN``: load-command paths that start so move with the module.
 _LOADER = "@loader_path/"
 #: Where each format keeps the ``PyInit_`` name (a "symbol" Reference's section).
@@ -129,27 +131,26 @@ def _joined(infos: list[BinaryInfo]) -> BinaryInfo:
     offsets are in the whole file already), the slices' machines joined with ``+``."""
     first = infos[0]
 
-    def every(field: str) -> tuple[object, ...]:
-        return tuple(x for info in infos for x in getattr(info, field))
+    def every(pick: Callable[[BinaryInfo], tuple[_T, ...]]) -> tuple[_T, ...]:
+        return tuple(x for info in infos for x in pick(info))
 
     phases = {i.init_phase for i in infos}
     return replace(
         first,
         machine="+".join(i.machine for i in infos),
-        init_symbols=tuple(sorted({s for i in infos for s in i.init_symbols})),
+        init_symbols=tuple(sorted(set(every(lambda i: i.init_symbols)))),
         init_phase=first.init_phase if len(phases) == 1 else "unknown",
         cython=any(i.cython for i in infos),
         cython_strings_separate=all(i.cython_strings_separate for i in infos),
         packed_readable=all(i.packed_readable for i in infos),
         mypyc=any(i.mypyc for i in infos),
-        needed=tuple(dict.fromkeys(every("needed"))),  # type: ignore[arg-type]
-        runpath=tuple(dict.fromkeys(every("runpath"))),  # type: ignore[arg-type]
-        references=every("references"), suspects=every("suspects"),  # type: ignore[arg-type]
-        embedded=every("embedded"), redirects=every("redirects"),  # type: ignore[arg-type]
-        appended=every("appended"), tables=every("tables"),  # type: ignore[arg-type]
+        needed=tuple(dict.fromkeys(every(lambda i: i.needed))),
+        runpath=tuple(dict.fromkeys(every(lambda i: i.runpath))),
+        references=every(lambda i: i.references), suspects=every(lambda i: i.suspects),
+        embedded=every(lambda i: i.embedded), redirects=every(lambda i: i.redirects),
+        appended=every(lambda i: i.appended), tables=every(lambda i: i.tables),
         signed=any(i.signed for i in infos),
     )
-
 
 
 def _scan(
