@@ -427,3 +427,30 @@ def test_delocated_wheel_still_finds_its_dylibs(tmp_path: Path) -> None:
     (module,) = [m for m in machos if m.endswith(".so")]
     info = classify(machos[module], module, ["psycopg2"])
     assert info.references == () and info.suspects == ()
+
+
+@pytest.mark.network
+def test_damaged_macho_is_always_a_wheelshade_error() -> None:
+    """Truncated anywhere in its headers, or with bytes of its load commands or
+    ``__LINKEDIT`` tables changed, a module is read, refused or patched; nothing else."""
+    import random
+
+    from wheelshade.errors import WheelshadeError
+
+    req, _, _ = BUILDS["markupsafe-3.0.2"]
+    (member, data), = _modules(_wheel(req, UNIVERSAL)).items()
+    tables = read_macho(data, member)[0].elf.sections[-1].end
+    rng = random.Random(15)
+    damaged = [data[:cut] for cut in range(0, 0x1000, 24)]
+    for low, high in ((0, 0x1000), (tables, len(data))):
+        for _ in range(60):
+            copy = bytearray(data)
+            for _ in range(3):
+                copy[rng.randrange(low, high)] = rng.randrange(256)
+            damaged.append(bytes(copy))
+    for sample in damaged:
+        try:
+            classify(sample, member, ["markupsafe"])
+            finish(sample, member, ("_speedups", "_sxeedups"))
+        except WheelshadeError:
+            pass
