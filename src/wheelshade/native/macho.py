@@ -100,8 +100,7 @@ class Slice:
     commands_end: int
     first_section: int
     dylibs: tuple[DylibPath, ...]
-    sizeofcmds_at: int
-    ncmds: int
+    sizeofcmds_at: int  # the header's sizeofcmds field
 
     @property
     def end(self) -> int:
@@ -235,7 +234,7 @@ def _slice(data: bytes, path: str, at: int, size: int) -> Slice:
             imports=_imports(data, stubs, symtab, (at + indirect[0], indirect[1])),
         ),
         symtab=symtab, exports=exports, signed=signed, commands_end=at + 32 + sizeofcmds,
-        first_section=first, dylibs=tuple(dylibs), sizeofcmds_at=at + 20, ncmds=ncmds,
+        first_section=first, dylibs=tuple(dylibs), sizeofcmds_at=at + 20,
     )
 
 
