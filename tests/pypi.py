@@ -38,6 +38,30 @@ PINS: dict[str, tuple[str, ...]] = {
         "e6a2a455bd412959b57a172ce6328d2dd1f01cb2135efda2e4576e8a23fa3b0f",  # cp313 win_amd64
         "93335ca3812df2f366e80509ae119189886b0f3c2b81325d39efdb84a1e2ae93",  # cp311 macOS arm64
         "9025b4018f3a1314059769c7bf15441064b2207cb3f065e6ea1e7359cb46db9d",  # cp311 universal2
+        "f8b3d067f2e40fe93e1ccdd6b2e1d16c43140e76f02fb1319a05cf2b79d99430",  # cp313 macOS arm64
+        "ba9527cdd4c926ed0760bc301f6728ef34d841f405abf9d4f959c478421e4efd",  # cp313 universal2
+        "15ab75ef81add55874e7ab7055e9c397312385bd9ced94920f2802310c930396",  # cp313 manylinux
+    ),
+    # macOS builds beside Linux ones of the same release (tests/test_macho.py): a C
+    # extension (thin x86_64, rebase opcodes), a Cython 3.0 one, a Rust one.
+    "markupsafe==2.1.5": (
+        "3c6b973f22eb18a789b1460b4b91bf04ae3f0c4234a0a6aa6b0a92f6f7b951d4",  # cp312 macOS x86_64
+        "f5dfb42c4604dddc8e4305050aa6deb084540643ed5804d7455b5df8fe16f5e5",  # cp312 manylinux
+    ),
+    "msgpack==1.1.0": (
+        "4a1964df7b81285d00a84da4e70cb1383f2e665e0f1f2a7027e683956d04b734",  # cp313 macOS arm64
+        "0f92a83b84e7c0749e3f12821949d79485971f087604178026085f60ce109330",  # cp313 macOS x86_64
+        "071603e2f0771c45ad9bc65719291c568d4edf120b44eb36324dcb02a13bfddf",  # cp313 universal2
+        "0907e1a7119b337971a689153665764adc34e89175f9a34793307d9def08e6ca",  # cp313 manylinux
+        "59caf6a4ed0d164055ccff8fe31eddc0ebc07cf7326a2aaa0dbf7a4001cd823e",  # cp313 aarch64
+    ),
+    # delocated: its module loads libpq & co. from psycopg2/.dylibs by @loader_path
+    "psycopg2-binary==2.9.13": (
+        "f818161d2302b3b3e9c75d5a1d0a5c5679e92e45cfec6432b9d5432dde5ff1f1",  # cp313 macOS arm64
+    ),
+    "rpds-py==0.22.3": (
+        "6dd9412824c4ce1aca56c47b0991e65bebb7ac3f4edccfd3f156150c96a7bf25",  # cp313 macOS arm64
+        "009de23c9c9ee54bf11303a966edf4d9087cd43a6003672e6aa7def643d06518",  # cp313 manylinux
     ),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
@@ -94,6 +118,7 @@ PINS: dict[str, tuple[str, ...]] = {
     "sqlalchemy==2.0.58": (
         "3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",
         "950220a3e9ff4645e27b98a329c2513a2232803e16c11d751efe152925c62511",  # cp313 aarch64
+        "4a57e2c3251c9888957138dadda6d51e54b150d549e97410b0b4df49accefe07",  # cp313 macOS arm64
     ),
     "sqlalchemy==2.1.9": (
         "3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",
@@ -109,6 +134,8 @@ PINS: dict[str, tuple[str, ...]] = {
     "greenlet==3.4.0": (
         "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
+        "43748988b097f9c6f09364f260741aa73c80747f63389824435c7a50bfdfd5c1",  # cp313 universal2
+        "f82cb6cddc27dd81c96b1506f4aa7def15070c3b2a67d4e46fd19016aacce6cf",  # cp313 manylinux
     ),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
     "cryptography==49.0.0": (

@@ -210,9 +210,9 @@ def test_compiler_markers(rodata: bytes, symbols: dict[str, bool], cython: bool,
 
 
 @pytest.mark.parametrize(("head", "kind"), [
-    (b"\xfe\xed\xfa\xce", "Mach-O"), (b"\xce\xfa\xed\xfe", "Mach-O"),
-    (b"\xfe\xed\xfa\xcf", "Mach-O"), (b"\xcf\xfa\xed\xfe", "Mach-O"),
-    (b"\xca\xfe\xba\xbe\x00\x00\x00\x02", "Mach-O universal"),
+    (b"\xfe\xed\xfa\xce", "32-bit or big-endian Mach-O"),
+    (b"\xce\xfa\xed\xfe", "32-bit or big-endian Mach-O"),
+    (b"\xfe\xed\xfa\xcf", "32-bit or big-endian Mach-O"),
     (b"\xbe\xba\xfe\xca\x02\x00\x00\x00", "Mach-O universal"),
     (b"MZ\x90\x00", "PE (Windows)"),
     (b"\xca\xfe\xba\xbe\x00\x00\x00\x34", "unrecognised (not ELF, Mach-O or PE)"),
@@ -227,6 +227,13 @@ def test_non_elf_binaries_are_refused(head: bytes, kind: str) -> None:
         rf"pkg/_speedups\.so: {re.escape(kind)} binaries are not supported yet .*\(leave .*\)",
         str(caught.value),
     )
+
+
+@pytest.mark.parametrize("head", [b"\xcf\xfa\xed\xfe", b"\xca\xfe\xba\xbe\x00\x00\x00\x02"])
+def test_empty_macho_is_a_format_error(head: bytes) -> None:
+    """A 64-bit Mach-O header (or a fat one) with nothing behind it is read, and malformed."""
+    with pytest.raises(BinaryFormatError, match=r"^m\.so: malformed Mach-O file: "):
+        classify(head + bytes(64), "m.so", ["pkg"])
 
 
 @pytest.mark.parametrize("cut", [20, 70, -30])

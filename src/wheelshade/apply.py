@@ -13,11 +13,10 @@ from wheelshade import __version__
 from wheelshade.errors import RewriteError, WheelshadeError
 from wheelshade.findings import Code, Finding
 from wheelshade.groups import GroupTracker, own_groups
-from wheelshade.native import pe_patch
+from wheelshade.native import macho, macho_patch, pe, pe_patch
 from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
-from wheelshade.native.pe import is_pe
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
 from wheelshade.rewrite import StringRules, mentions, rewrite_file
 from wheelshade.rewrite.bound import set_attributes
@@ -219,8 +218,10 @@ def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: Sha
         # mypyc group library) get the shaded name. A top-level extension module moved
         # into a wrapper package keeps its file name, and so its symbol.
         init = (module, plan.mapping[module])
-    if is_pe(data):  # exports, CheckSum and signature are edited in place (see pe_patch)
+    if pe.is_pe(data):  # exports, CheckSum and signature are edited in place (see pe_patch)
         data = pe_patch.finish(data, info.path, init)[0]
+    elif macho.is_macho(data):  # each slice: symbol table, export trie, code signature
+        data = macho_patch.finish(data, info.path, init)[0]
     elif init is not None:
         data = _with_init_symbol(data, *init, info.path)
     after = classify(data, info.path, plan.mapping)
@@ -244,16 +245,17 @@ def _new_rpath(info: BinaryInfo, act: MemberAction, renames: Mapping[str, str]) 
     return new if new != old else None
 
 
-def _with_rpath(data: bytes, rpath: str, where: str) -> bytes:
-    """``data`` with its RPATH set by patchelf, which works on files only."""
-    return _through_file(data, lambda path: set_rpath(path, rpath), "set its RPATH", where)
+def _with_rpath(data: bytes, rpath: str, info: BinaryInfo) -> bytes:
+    """``data`` with its RPATH set by patchelf (files only), or Mach-O load commands."""
+    if macho.is_macho(data):  # each @loader_path entry (see classify) by its new value
+        return macho_patch.relink(data, info.path, info.runpath, rpath.split(":"))
+    return _through_file(data, lambda path: set_rpath(path, rpath), "set its RPATH", info.path)
 
 
 def _with_init_symbol(data: bytes, old: str, new: str, where: str) -> bytes:
     """``data`` with ``PyInit_<old>`` renamed to ``PyInit_<new>`` (patchelf)."""
-    return _through_file(
-        data, lambda path: rename_init_symbol(path, old, new), f"rename PyInit_{old}", where
-    )
+    return _through_file(data, lambda path: rename_init_symbol(path, old, new),
+                         f"rename PyInit_{old}", where)
 
 
 def _through_file(data: bytes, edit: Callable[[Path], None], what: str, where: str) -> bytes:
@@ -389,7 +391,7 @@ class _Putter:
         elif info and (patch or rpath is not None):
             data = _patched(self.reader, act, info, plan) if patch else self.reader.read(act.source)
             if rpath is not None:
-                data = _with_rpath(data, rpath, info.path)
+                data = _with_rpath(data, rpath, info)
             self.writer.add(name, data, executable=exe)
         elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
             zinfo, entry = self.raw.info(act.source), self.record.get(act.source)

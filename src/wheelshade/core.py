@@ -231,10 +231,17 @@ def _naming_notes(plan: ShadePlan, binaries: compiled.BinaryScan) -> tuple[str, 
             else "--naming same-length"
         )
         notes.append(f"{name} -> {plan.mapping[name]}: same-length name, {why}")
-    notes += [f"{info.path}: its Authenticode signature is removed (patching invalidates it)"
+    notes += [f"{info.path}: its {_SIGNATURES.get(info.format, _SIGNATURES['PE'])}"
               for info in binaries.infos.values()
               if info.signed and set(info.names) & set(plan.mapping)]
     return tuple(notes)
+
+
+#: What patching does to a signed binary, by format.
+_SIGNATURES = {
+    "PE": "Authenticode signature is removed (patching invalidates it)",
+    "Mach-O": "certificate signature is replaced by an ad hoc one (patching invalidates it)",
+}
 
 
 def _report(job: WheelJob, plan: ShadePlan, outcome: JobOutcome, out: Path) -> WheelReport:
@@ -301,7 +308,7 @@ def _load_check(
             if original is not None and shaded is not None:
                 where = f"{job.summary.filename}: {act.source}"
                 targets.append(loadcheck.Target(
-                    original, shaded, where, job.output_filename, info.machine))
+                    original, shaded, where, job.output_filename, info.loader))
     return loadcheck.check(
         [stage / job.output_filename for job in plan.jobs],
         [job.summary.path for job in plan.jobs],

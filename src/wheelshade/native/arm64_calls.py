@@ -79,7 +79,7 @@ class Arm64Calls:
     def stubs(self) -> dict[int, str]:
         """PLT stub address -> the symbol whose GOT slot it jumps through."""
         if self._stubs is None:
-            self._stubs = {}
+            self._stubs = dict(self.elf.imports)  # Mach-O: stubs, from indirect symbols
             section = self.elf.section(".plt")
             if section is not None and section.size:
                 self._stubs = self._plt(section.offset, section.end, section.addr)

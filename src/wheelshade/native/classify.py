@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from typing import TypeVar
 
-from wheelshade.native import cytable
+from wheelshade.native import codesign, cytable
 from wheelshade.native.elf import Elf, Section, read_elf
+from wheelshade.native.macho import looks_macho, read_macho
 from wheelshade.native.model import (
     IDENT_BYTES,
     INIT_PREFIX,
@@ -24,21 +27,39 @@ _DOTTED_RUN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
 _CYTHON_ABI = re.compile(rb"\x00_cython_(\d+)_(\d+)_?([0-9a-z_]*?)(?=[\x00.])")
 _MYPYC = re.compile(rb"CPyInit_|__mypyc\b|CPyStatics|CPyModule_")
 _SEPARATE_MARKERS = (b"\0cline_in_traceback\0", b"\0__test__\0")
+_T = TypeVar("_T")
+#: Mach-O's ``$ORIGIN``: load-command paths that start so move with the module.
+_LOADER = "@loader_path/"
+#: Where each format keeps the ``PyInit_`` name (a "symbol" Reference's section).
+_SYMBOL_TABLES = {"ELF": ".dynstr", "PE": ".edata", "Mach-O": "LC_SYMTAB"}
 #: Longest embedded string kept in a Reference (for display).
 _MAX_STRING = 512
 
 
 def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
-    """Read the ELF or PE file ``data`` (its archive path ``path``) and find references to
-    ``names``.
+    """Read the ELF, PE or Mach-O file ``data`` (its archive path ``path``) and find
+    references to ``names``.
 
     Only allocated non-executable data sections (``.rodata``, ``.data.rel.ro``, ``.data``;
-    ``.rdata``, ``.data`` in PE) and the dynamic symbol (export) names are searched, never
-    code or debug info. Raises UnsupportedBinary for Mach-O and unknown files,
-    BinaryFormatError for broken ones.
+    ``.rdata``, ``.data`` in PE; ``__cstring``, ``__const``, ``__data`` in Mach-O) and the
+    dynamic symbol (export) names are searched, never code or debug info. Each slice of a
+    fat Mach-O file is classified on its own, with the same code, and the findings joined.
+    Raises UnsupportedBinary for unknown files, BinaryFormatError for broken ones.
     """
-    elf = read_pe(data, path) if is_pe(data) else read_elf(data, path)
     wanted = sorted({n for n in names if n})
+    if looks_macho(data):
+        infos = [
+            replace(_classify(data, s.elf, path, wanted), format="Mach-O",
+                    signed=codesign.is_certificate_signed(data[s.offset:s.end]),
+                    runpath=tuple(d.path for d in s.dylibs if d.path.startswith(_LOADER)))
+            for s in read_macho(data, path)
+        ]
+        return infos[0] if len(infos) == 1 else _joined(infos)
+    elf = read_pe(data, path) if is_pe(data) else read_elf(data, path)
+    return _classify(data, elf, path, wanted)
+
+
+def _classify(data: bytes, elf: Elf, path: str, wanted: list[str]) -> BinaryInfo:
     blob = b"".join(data[s.offset:s.end] for s in elf.data_sections)
     mypyc = any(s.name.startswith("CPyInit_") for s in elf.symbols) or _MYPYC.search(blob)
     found = [
@@ -73,7 +94,7 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
             if target in wanted:
                 references.append(Reference(
                     target, symbol.name_offset + len(INIT_PREFIX), symbol.name,
-                    ".dynstr" if elf.format == "ELF" else ".edata", "symbol"
+                    _SYMBOL_TABLES[elf.format], "symbol"
                 ))
     return BinaryInfo(
         path=path,
@@ -101,8 +122,35 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
         redirects=tuple(redirects),
         appended=tuple(appended),
         signed=elf.format == "PE" and read_layout(data, path).security[1] > 0,
+        format=elf.format,
     )
 
+
+def _joined(infos: list[BinaryInfo]) -> BinaryInfo:
+    """One BinaryInfo for the slices of a fat file: every occurrence of each slice (their
+    offsets are in the whole file already), the slices' machines joined with ``+``."""
+    first = infos[0]
+
+    def every(pick: Callable[[BinaryInfo], tuple[_T, ...]]) -> tuple[_T, ...]:
+        return tuple(x for info in infos for x in pick(info))
+
+    phases = {i.init_phase for i in infos}
+    return replace(
+        first,
+        machine="+".join(i.machine for i in infos),
+        init_symbols=tuple(sorted(set(every(lambda i: i.init_symbols)))),
+        init_phase=first.init_phase if len(phases) == 1 else "unknown",
+        cython=any(i.cython for i in infos),
+        cython_strings_separate=all(i.cython_strings_separate for i in infos),
+        packed_readable=all(i.packed_readable for i in infos),
+        mypyc=any(i.mypyc for i in infos),
+        needed=tuple(dict.fromkeys(every(lambda i: i.needed))),
+        runpath=tuple(dict.fromkeys(every(lambda i: i.runpath))),
+        references=every(lambda i: i.references), suspects=every(lambda i: i.suspects),
+        embedded=every(lambda i: i.embedded), redirects=every(lambda i: i.redirects),
+        appended=every(lambda i: i.appended), tables=every(lambda i: i.tables),
+        signed=any(i.signed for i in infos),
+    )
 
 
 def _scan(

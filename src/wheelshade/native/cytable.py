@@ -212,13 +212,15 @@ def _lzss_at(data: bytes, elf: Elf, address: int, sizes: set[int]) -> Table | No
     if offset is None or not sizes:
         return None
     for size in sorted(s for s in sizes if s < _MAX_TABLE):
-        # The loop runs while the output is at most ``size - 1`` bytes long.
-        decoded = lzss.decode(data, offset, size + 1, max(sizes))
-        if decoded is None:
-            continue
-        consumed, text = decoded
-        if consumed in sizes and sum(m in text for m in MARKERS) >= 2:
-            return Table("lzss", offset, consumed, text)
+        # The loop runs while the output is at most ``size - 1`` bytes long (GCC compares
+        # with ``size - 1``), or shorter than ``size`` (clang, as on macOS, with ``size``).
+        for bound in (size + 1, size):
+            decoded = lzss.decode(data, offset, bound, max(sizes))
+            if decoded is None:
+                continue
+            consumed, text = decoded
+            if consumed in sizes and sum(m in text for m in MARKERS) >= 2:
+                return Table("lzss", offset, consumed, text)
     return None
 
 

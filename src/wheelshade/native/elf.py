@@ -45,7 +45,7 @@ _MACHINES = {
 
 
 class BinaryFormatError(WheelFormatError):
-    """A file that claims to be ELF (or PE) is truncated or malformed."""
+    """A file that claims to be ELF (or PE, or Mach-O) is truncated or malformed."""
 
     def __init__(self, path: str, reason: str, kind: str = "ELF") -> None:
         super().__init__(f"malformed {kind} file: {reason}", path=path)
@@ -53,12 +53,12 @@ class BinaryFormatError(WheelFormatError):
 
 
 class UnsupportedBinary(WheelFormatError):
-    """A compiled file in a format wheelshade cannot read or patch yet (Mach-O, unknown)."""
+    """A compiled file in a format wheelshade cannot read or patch yet (32-bit Mach-O, unknown)."""
 
     def __init__(self, path: str, kind: str) -> None:
         super().__init__(
-            f"{kind} binaries are not supported yet (only ELF, as on Linux, and PE, as "
-            "on Windows, can be inspected and patched)",
+            f"{kind} binaries are not supported yet (only ELF, as on Linux, PE, as on "
+            "Windows, and 64-bit Mach-O, as on macOS, can be inspected and patched)",
             path=path,
             hint="leave the file out with --drop 'PATTERN', or shade the Linux wheel",
         )
@@ -130,8 +130,17 @@ class Elf:
     #: (tag, value) of each ``.dynamic`` entry before DT_NULL; string values already resolved.
     dynamic: tuple[tuple[int, int | str], ...]
     segments: tuple[Segment, ...] = ()
-    #: The file format read into this shape: ``"ELF"``, or ``"PE"`` (see pe.py).
+    #: The file format read into this shape: ``"ELF"``, ``"PE"`` (see pe.py) or ``"Mach-O"``.
     format: str = "ELF"
+    #: Function start addresses when the format lists them itself (Mach-O's
+    #: ``LC_FUNCTION_STARTS``); None: read ``.eh_frame_hdr`` (see function_starts).
+    starts: tuple[int, ...] | None = None
+    #: (file offset, target address) of each pointer the loader fixes up, when the format
+    #: says so outside ELF relocations (Mach-O chained fixups and rebase opcodes).
+    fixups: tuple[tuple[int, int], ...] = ()
+    #: (address, imported name) of each call stub and symbol pointer, when the format says
+    #: so outside ELF relocations (Mach-O's indirect symbols); the callers' PLT otherwise.
+    imports: tuple[tuple[int, str], ...] = ()
 
     @property
     def kind(self) -> str:
@@ -336,7 +345,10 @@ def function_starts(data: bytes, elf: Elf) -> list[int]:
 
     The header's binary-search table lists each FDE's initial location; only the usual
     encoding (``DW_EH_PE_datarel | DW_EH_PE_sdata4``, 0x3b) is read, else none are known.
+    A format that lists its function starts (Mach-O) gives them instead.
     """
+    if elf.starts is not None:
+        return list(elf.starts)
     header = elf.section(".eh_frame_hdr")
     if header is None or header.size < 12:
         return []

@@ -96,6 +96,7 @@ class BinaryInfo:
     #: C strings in a module that packs its constants too.)
     cython_strings_separate: bool
     rpath: tuple[str, ...]
+    #: DT_RUNPATH; for Mach-O, every ``@loader_path/`` path of its load commands.
     runpath: tuple[str, ...]
     needed: tuple[str, ...]
     soname: str | None
@@ -119,8 +120,17 @@ class BinaryInfo:
     tables: tuple[cytable.Table, ...] = ()
     #: The names looked for.
     watched: tuple[str, ...] = ()
-    #: A PE image with a certificate table (Authenticode signature): patching removes it.
+    #: A PE image with a certificate table (Authenticode signature): patching removes it;
+    #: a Mach-O slice signed with a certificate: patching re-signs it ad hoc.
     signed: bool = False
+    #: The file format: ``"ELF"``, ``"PE"`` or ``"Mach-O"`` (thin or fat).
+    format: str = "ELF"
+
+    @property
+    def loader(self) -> str:
+        """Whose interpreter can load the file: its machine, and the format for Mach-O
+        (``"aarch64 Mach-O"``), which no emulator here runs."""
+        return f"{self.machine} Mach-O" if self.format == "Mach-O" else self.machine
 
     @property
     def module_name(self) -> str | None:

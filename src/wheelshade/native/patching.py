@@ -162,6 +162,9 @@ def patch_strings(data: bytes, info: BinaryInfo, mapping: Mapping[str, str]) -> 
             out[table.offset:table.offset + table.size] = stream.ljust(table.size, b"\0")
             continue
         if slack is None:
+            if info.format != "ELF":
+                raise ValueError(f"{info.path}: a grown string table cannot be moved in a "
+                                 f"{info.format} file")
             used = sum(len(a.text) for a in info.appended)
             slack = Slack(data, read_elf(data, info.path), used)
         header, size = _move_table(out, table, stream, slack, info.path)
@@ -292,13 +295,14 @@ def relocate_rpath(rpath: str, old_path: str, new_path: str, renames: Mapping[st
     Each ``$ORIGIN`` entry is resolved to a wheel-relative target, its top-level directory is
     renamed by ``renames`` (``{"pillow.libs": "p2q7rz.libs"}``), and the target is expressed
     again relative to the new location (a top-level ``ujson.so`` moved into a package needs
-    ``$ORIGIN/..`` where it had ``$ORIGIN``). Other entries are kept.
+    ``$ORIGIN/..`` where it had ``$ORIGIN``). Mach-O's ``@loader_path`` is read the same
+    way. Other entries are kept.
     """
     old_dir = posixpath.join(_ROOT, posixpath.dirname(old_path))
     new_dir = posixpath.join(_ROOT, posixpath.dirname(new_path))
     entries = []
     for entry in rpath.split(":"):
-        match = re.match(r"(\$ORIGIN|\$\{ORIGIN\})(?=/|$)", entry)
+        match = re.match(r"(\$ORIGIN|\$\{ORIGIN\}|@loader_path)(?=/|$)", entry)
         if match is None:
             entries.append(entry)
             continue

@@ -1,4 +1,5 @@
-"""Who points at an address inside an x86-64 or arm64 ELF file: code, relocations, pointers.
+"""Who points at an address inside an x86-64 or arm64 ELF or Mach-O file: code, relocations,
+pointers.
 
 The architecture only decides how code forms an address (x86_64.py, arm64.py) and which
 relocation types hold one; everything else, and every decision built on it (verdicts, rust,
@@ -60,7 +61,7 @@ _ARCHITECTURES = {
 
 def supported(elf: Elf) -> bool:
     """True when references in ``elf`` can be found (64-bit little-endian x86-64 or arm64)."""
-    return (elf.format == "ELF" and elf.machine in _ARCHITECTURES and elf.bits == 64
+    return (elf.format in ("ELF", "Mach-O") and elf.machine in _ARCHITECTURES and elf.bits == 64
             and elf.byte_order == "little")
 
 
@@ -109,7 +110,11 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
         return []
     code_sites = _ARCHITECTURES[elf.machine][2]
     found = [*code_sites(data, elf, wanted), *_relocations(data, elf, wanted)]
-    if not any(s.type == SHT_RELA for s in elf.sections):
+    # A fixup slot can be moved (see Redirect) only where it holds the plain address
+    # (rebase opcodes); a chained fixup packs the target with the chain's next link.
+    found += [Site("pointer", at, target, 0, exact=data[at:at + 8] == target.to_bytes(8, "little"))
+              for at, target in elf.fixups if target in wanted]
+    if elf.format == "ELF" and not any(s.type == SHT_RELA for s in elf.sections):
         # Without dynamic relocations a pointer can only be a stored absolute value. With
         # them, every pointer the loader fixes up has a relocation (found above); a stored
         # value without one is data that happens to equal an address.

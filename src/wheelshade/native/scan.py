@@ -69,7 +69,8 @@ def scan(
                 issues.append(f"{where}: {exc.message}")
     if issues:
         raise PlanError(
-            issues, hint="only ELF (Linux) and PE (Windows) modules can be shaded so far"
+            issues,
+            hint="only ELF (Linux), PE (Windows) and 64-bit Mach-O (macOS) modules can be shaded",
         )
     return BinaryScan(infos)
 

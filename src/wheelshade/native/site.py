@@ -24,5 +24,6 @@ class Site:
     offset: int
     target: int
     base: int
-    #: False for a code site confirmed only by a local decode (no function starts known).
+    #: False for a code site confirmed only by a local decode (no function starts known),
+    #: or a pointer whose slot does not hold the plain address (a Mach-O chained fixup).
     exact: bool = True

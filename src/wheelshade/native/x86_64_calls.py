@@ -143,7 +143,7 @@ class Calls:
         """GOT entry address -> the dynamic symbol the loader writes there."""
         if self._slots is None:
             names = {s.index: s.name for s in self.elf.symbols}
-            self._slots = {}
+            self._slots = dict(self.elf.imports)  # Mach-O: symbol pointers
             for section in self.elf.sections:
                 if section.type != SHT_RELA or not section.size:
                     continue
@@ -158,7 +158,7 @@ class Calls:
     def stubs(self) -> dict[int, str]:
         """PLT entry address -> the symbol it jumps to (``[endbr64;] jmp [rip + GOT]``)."""
         if self._stubs is None:
-            self._stubs = {}
+            self._stubs = dict(self.elf.imports)  # Mach-O: stubs
             for name in _PLT_SECTIONS:
                 section = self.elf.section(name)
                 if section is not None and section.size:
