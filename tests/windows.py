@@ -54,6 +54,10 @@ def wine() -> Path:
                                    f"wine ({WINE_SUITE}) to run Windows wheels")
             for deb in debs:
                 debian.extract(deb, work / "root")
+            # ntdll starts ``wineserver`` beside its loader before it reads WINESERVER, and
+            # Debian's is a script naming the system's /usr/lib/wine/wineserver64.
+            script = work / "root" / "usr" / "lib" / "wine" / "wineserver"
+            script.write_text('#!/bin/sh\nexec "$(dirname "$0")/wineserver64" -p0 "$@"\n')
             if not root.exists():  # another session may have finished first
                 (work / "root").rename(root)
         finally:
