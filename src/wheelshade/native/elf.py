@@ -337,6 +337,10 @@ def function_starts(data: bytes, elf: Elf) -> list[int]:
     The header's binary-search table lists each FDE's initial location; only the usual
     encoding (``DW_EH_PE_datarel | DW_EH_PE_sdata4``, 0x3b) is read, else none are known.
     """
+    if elf.format == "PE":  # its unwind table is ``.pdata``
+        from wheelshade.native.pe import read_tables
+
+        return list(read_tables(data, elf.path).starts)
     header = elf.section(".eh_frame_hdr")
     if header is None or header.size < 12:
         return []

@@ -1,5 +1,7 @@
 """Who points at an address inside an x86-64 or arm64 ELF file: code, relocations, pointers.
 
+(x86-64 PE images are answered by pe_refs.py, with PE's own tables.)
+
 The architecture only decides how code forms an address (x86_64.py, arm64.py) and which
 relocation types hold one; everything else, and every decision built on it (verdicts, rust,
 cytable), is the same for both.
@@ -37,14 +39,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Collection, Iterator
 
-from wheelshade.native import arm64, x86_64
+from wheelshade.native import arm64, pe_refs, x86_64
 from wheelshade.native.elf import PT_LOAD, SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, Elf
 from wheelshade.native.site import Site, SiteKind
 from wheelshade.native.x86_64 import disassembler
 
 __all__ = [
     "Site", "SiteKind", "address_of", "disassembler", "find", "is_x86_64", "offset_of",
-    "supported",
+    "second_argument", "supported",
 ]
 
 SHT_RELA = 4
@@ -59,9 +61,16 @@ _ARCHITECTURES = {
 
 
 def supported(elf: Elf) -> bool:
-    """True when references in ``elf`` can be found (64-bit little-endian x86-64 or arm64)."""
-    return (elf.format == "ELF" and elf.machine in _ARCHITECTURES and elf.bits == 64
-            and elf.byte_order == "little")
+    """True when references in ``elf`` can be found (64-bit little-endian x86-64 or arm64
+    ELF, x86-64 PE)."""
+    return pe_refs.supported(elf) or (
+        elf.format == "ELF" and elf.machine in _ARCHITECTURES and elf.bits == 64
+        and elf.byte_order == "little")
+
+
+def second_argument(elf: Elf) -> str:
+    """The register a call's second argument is passed in (x86-64: System V or Windows)."""
+    return pe_refs.SECOND_ARGUMENT if elf.format == "PE" else "rsi"
 
 
 def is_x86_64(elf: Elf) -> bool:
@@ -107,6 +116,8 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
     wanted = frozenset(targets)
     if not wanted:
         return []
+    if elf.format == "PE":
+        return sorted(pe_refs.find(data, elf, wanted), key=lambda s: (s.offset, s.target))
     code_sites = _ARCHITECTURES[elf.machine][2]
     found = [*code_sites(data, elf, wanted), *_relocations(data, elf, wanted)]
     if not any(s.type == SHT_RELA for s in elf.sections):
