@@ -15,11 +15,13 @@ import pytest
 from pypi import platform_wheels, wheels
 from wheelshade import shade
 from wheelshade.errors import RewriteError, WheelshadeError
+from wheelshade.native import refs
 from wheelshade.native.classify import classify
 from wheelshade.native.elf import BinaryFormatError, read_elf
 from wheelshade.native.model import Reference
-from wheelshade.native.pe import is_pe, read_layout, read_pe
+from wheelshade.native.pe import is_pe, read_layout, read_pe, read_tables
 from wheelshade.native.pe_patch import checksum, finish, rename_export
+from wheelshade.native.x86_64_calls import Calls
 
 pefile = pytest.importorskip("pefile")
 
@@ -220,6 +222,46 @@ def test_tail_used_only_in_a_longer_string_is_left_as_in_linux() -> None:
     assert info.suspects == on_linux.suspects == ()
     assert [(r.kind, r.verdict) for r in info.embedded] == [
         (r.kind, r.verdict) for r in on_linux.embedded] == [("tail", "never-alone")]
+
+
+def test_reference_tables_are_pefiles() -> None:
+    """What PE reference analysis reads is what pefile reads: ``.pdata`` function starts,
+    ``IMAGE_REL_BASED_DIR64`` fields, and import address table slots with their names."""
+    for data in (_speedups("3.0.2"), _member(_one(platform_wheels(*WINDOWS, "ujson==5.9.0"),
+                                                  "ujson-5.9.0-"), ".pyd")[1]):
+        pe = pefile.PE(data=data)
+        base = pe.OPTIONAL_HEADER.ImageBase
+        tables = read_tables(data, "x")
+        assert tables.image_base == base
+        assert list(tables.starts) == sorted(
+            {f.struct.BeginAddress for f in pe.DIRECTORY_ENTRY_EXCEPTION})
+        assert tables.relocations is not None and sorted(tables.relocations) == sorted(
+            e.rva for block in pe.DIRECTORY_ENTRY_BASERELOC for e in block.entries
+            if e.type == pefile.RELOCATION_TYPE["IMAGE_REL_BASED_DIR64"])
+        assert tables.slots == {
+            i.address - base: i.name.decode() for d in pe.DIRECTORY_ENTRY_IMPORT
+            for i in d.imports if i.name}
+
+
+def test_who_refers_to_a_string_in_a_pyd() -> None:
+    """The module definition's name is reached through a rebased pointer in ``.data``; a
+    name passed to ``PyModule_AddObject`` in rdx (the Windows x64 second argument) is
+    found through the import address table, as through the PLT on Linux."""
+    data = _speedups("3.0.2")
+    pe, elf = pefile.PE(data=data), read_pe(data, "x")
+    at = refs.address_of(elf, data.index(b"\0markupsafe._speedups\0") + 1)
+    assert at is not None
+    sites = refs.find(data, elf, {at})
+    (pointer,) = [s for s in sites if s.kind == "pointer"]
+    assert pe.get_qword_at_rva(pe.get_rva_from_offset(pointer.offset)) == (
+        pe.OPTIONAL_HEADER.ImageBase + at)
+    data = _member(_one(platform_wheels(*WINDOWS, "ujson==5.9.0"), "ujson-5.9.0-"), ".pyd")[1]
+    elf = read_pe(data, "x")
+    at = refs.address_of(elf, data.index(b"\0JSONDecodeError\0") + 1)
+    assert at is not None
+    calls = Calls(data, elf)
+    assert {calls.name_argument_of(s) for s in refs.find(data, elf, {at})} == {
+        "PyModule_AddObject"}
 
 
 LINUX_313 = (("manylinux2014_x86_64", "manylinux_2_17_x86_64"), "3.13")
