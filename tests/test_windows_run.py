@@ -8,6 +8,7 @@ blocked, and the next release, unshaded, load its own in the same interpreter.
 from __future__ import annotations
 
 import json
+import re
 import zipfile
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 import windows
 from pypi import platform_wheels
 from wheelshade import shade
+from wheelshade.native import emulation, loadcheck
 from wheelshade.native.classify import classify
 
 pytestmark = pytest.mark.network
@@ -102,3 +104,54 @@ def test_pyyaml_windows_runs_beside_its_next_release(tmp_path: Path) -> None:
         "6.0.2", f"{new}.cyaml", True, {"a": [1, "x"]}, "k: 1\n", [],
         "6.0.3", "yaml.cyaml", True, {"a": [1, "x"]}, "k: 1\n",
     ]
+
+
+def _configure_wine(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = windows.wine_env(windows.wine())
+    for name in ("WINEPREFIX", "WINEDEBUG", "WINEDLLOVERRIDES", "WINESERVER", "WINEDLLPATH",
+                 "LD_LIBRARY_PATH"):
+        monkeypatch.setenv(name, env[name])
+    monkeypatch.setenv(emulation.WINE_VARIABLE, str(windows.embedded().parent))
+    monkeypatch.setenv(emulation.WINE_LOADER_VARIABLE, env["WINELOADER"])
+
+
+def test_load_check_under_wine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With WHEELSHADE_WINE set, a shading run loads its patched ``.pyd`` modules in the
+    Windows CPython under wine, with the original names blocked, and says so; a folder
+    without python.exe there is an error, not a silent skip."""
+    folder = platform_wheels(*PLATFORM, "msgpack==1.1.0", "markupsafe==3.0.2")
+    _configure_wine(monkeypatch)
+    wheels = [_one(folder, "msgpack-1.1.0-"), _one(folder, "markupsafe-3.0.2-")]
+    result = shade([], wheels, out_dir=tmp_path / "out")
+    loaded = re.compile(r"2 patched compiled module\(s\) loaded by cpython 3\.13\.\d+ for "
+                        r"win_amd64 under wine \(WHEELSHADE_WINE\), reaching no original name")
+    assert [n for n in result.notes if loaded.fullmatch(n)]
+    assert not any("not load-checked" in n for n in result.notes)
+    monkeypatch.setenv(emulation.WINE_VARIABLE, str(tmp_path))
+    with pytest.raises(emulation.EmulationError, match=r"^WHEELSHADE_WINE=.*: no python\.exe"):
+        shade([], wheels[:1], out_dir=tmp_path / "again")
+
+
+def test_load_check_under_wine_catches_a_broken_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A patched module that no longer loads fails the run (its init export renamed to
+    a name the loader does not look for stands in for a bad patch)."""
+    folder = platform_wheels(*PLATFORM, "msgpack==1.1.0")
+    source = _one(folder, "msgpack-1.1.0-")
+    result = shade([], [source], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    _configure_wine(monkeypatch)
+    broken = tmp_path / "broken" / report.output.name
+    broken.parent.mkdir()
+    with zipfile.ZipFile(report.output) as old, zipfile.ZipFile(broken, "w") as new:
+        for item in old.infolist():
+            data = old.read(item)
+            if item.filename.endswith(".pyd"):
+                data = data.replace(b"PyInit__cmsgpack\0", b"PyInit__cmsgpacx\0")
+            new.writestr(item, data)
+    new_name = report.mapping["msgpack"]
+    target = loadcheck.Target("msgpack._cmsgpack", f"{new_name}._cmsgpack", "pyd",
+                              broken.name, "x86_64")
+    with pytest.raises(loadcheck.LoadCheckError, match="loads unshaded but not after shading"):
+        loadcheck.check([broken], [source], [target], ["msgpack"])
