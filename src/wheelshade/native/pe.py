@@ -11,6 +11,7 @@ name table, CheckSum, certificate table) by ``read_layout``.
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -106,8 +107,11 @@ def read_layout(data: bytes, path: str) -> Layout:
         raise BinaryFormatError(path, f"truncated or inconsistent headers ({exc})", "PE") from None
 
 
+@functools.lru_cache(maxsize=4)
 def read_tables(data: bytes, path: str) -> Tables:
-    """Base relocations, function starts and import slots of a PE image."""
+    """Base relocations, function starts and import slots of a PE image (read once per
+    image: reference analysis asks for them again and again; ``slots`` is not to be
+    changed)."""
     try:
         head = _headers(data)
         base = struct.unpack_from("<Q" if head.bits == 64 else "<I", data, head.optional + (
