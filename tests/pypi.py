@@ -93,7 +93,21 @@ PINS: dict[str, tuple[str, ...]] = {
     ),
     # Cython-compiled (PyYAML 6.0.1: Cython 0.29; 6.0.3: 3.1) cp311 manylinux x86_64 wheels.
     "pyyaml==6.0.1": ("d2b04aac4d386b172d5b9692e2d2da8de7bfb6c387fa4f801fbf6fb2e6ba4673",),
-    "pyyaml==6.0.3": ("b8bb0864c5a28024fac8a632c443c87c5aa6f215c0b126c449ae1a150412f31d",),
+    "pyyaml==6.0.3": (
+        "b8bb0864c5a28024fac8a632c443c87c5aa6f215c0b126c449ae1a150412f31d",
+        "79005a0d97d5ddabfeeea4cf676af11e647e41d81c9a7722a193022accdb6b7c",  # cp313 win_amd64
+    ),
+    # Cython 3.0 modules whose Windows builds were refused before PE reference analysis
+    # (cp313: Linux x86-64 and Windows amd64 of one version, and the next for Windows).
+    "pyyaml==6.0.2": (
+        "70b189594dbe54f75ab3a1acec5f1e3faa7e8cf2f1e08d9b561cb41b845f69d5",  # manylinux
+        "8388ee1976c416731879ac16da0aff3f63b286ffdd57cdeb95f3f2e085687563",  # win_amd64
+    ),
+    "msgpack==1.1.0": (
+        "0907e1a7119b337971a689153665764adc34e89175f9a34793307d9def08e6ca",  # manylinux
+        "bce7d9e614a04d0883af0b3d4d501171fbfca038f12c77fa838d9f198147a23f",  # win_amd64
+    ),
+    "msgpack==1.1.1": ("6d489fba546295983abd142812bda76b57e33d0b9f5d5b71c09a583285506f69",),
     # Grafted libraries (pillow.libs), shaded with readable names.
     "pillow==12.3.0": ("23d27a3e0307ec2244cc51e7287b919aa68d097504ebe19df4e76a98a3eea5bd",),
     "pillow==13.0.0": ("a625df9a2a5597fa5e5266e01aefc82604bb85d291e3547981e863560d75da6c",),

@@ -163,15 +163,18 @@ def test_reader_and_classify_on_every_class_and_byte_order(bits: int, order: str
     info = classify(data, "x.so", ["cextpkg", "absent"])
     rodata_at = elf.sections[2].offset
     strings = [(r.string, r.offset - rodata_at, r.kind) for r in info.references]
-    assert strings == [("cextpkg", 1, "string"), ("cextpkg.sub", 9, "string"),
-                       ("PyInit_cextpkg", strings[2][1], "symbol")]
-    assert data[info.references[2].offset:][:8] == b"cextpkg\0"
+    analysed = (bits, order) == (64, "little")
+    # Cython's init label is patched once references are known (only a traceback reads it).
+    label = [("init cextpkg.m", 62, "unbounded")] if analysed else []
+    assert strings == [("cextpkg", 1, "string"), ("cextpkg.sub", 9, "string"), *label,
+                       ("PyInit_cextpkg", strings[-1][1], "symbol")]
+    assert data[info.references[-1].offset:][:8] == b"cextpkg\0"
     merged = [("not_cextpkg", "tail"), ("x.cextpkg", "tail"), ("init cextpkg.m", "unbounded"),
               ("\\x80@cextpkg", "unbounded")]
-    if (bits, order) == (64, "little"):
+    if analysed:
         # x86-64: references can be found, and nothing (no code here) uses the tails alone.
         assert [(r.string, r.kind, r.verdict) for r in info.embedded] == [
-            (*m, "never-alone") for m in merged]
+            (*m, "never-alone") for m in merged if m[0] != "init cextpkg.m"]
         assert info.suspects == ()
     else:
         assert [(r.string, r.kind, r.verdict) for r in info.suspects] == [

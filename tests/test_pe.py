@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import struct
 import zipfile
 from collections.abc import Iterable
@@ -14,11 +15,13 @@ import pytest
 from pypi import platform_wheels, wheels
 from wheelshade import shade
 from wheelshade.errors import RewriteError, WheelshadeError
+from wheelshade.native import refs
 from wheelshade.native.classify import classify
-from wheelshade.native.elf import BinaryFormatError
+from wheelshade.native.elf import BinaryFormatError, read_elf
 from wheelshade.native.model import Reference
-from wheelshade.native.pe import is_pe, read_layout, read_pe
+from wheelshade.native.pe import is_pe, read_layout, read_pe, read_tables
 from wheelshade.native.pe_patch import checksum, finish, rename_export
+from wheelshade.native.x86_64_calls import Calls
 
 pefile = pytest.importorskip("pefile")
 
@@ -209,14 +212,105 @@ def test_signed_wheel_shaded_with_a_note(tmp_path: Path) -> None:
     assert pe.OPTIONAL_HEADER.CheckSum and pe.verify_checksum()
 
 
-def test_what_needs_references_is_refused_in_pe() -> None:
-    """A name that ends a longer string needs reference analysis, which PE does not have
-    yet: it is a suspect, with the reason, as in an ELF file of another architecture."""
+def test_tail_used_only_in_a_longer_string_is_left_as_in_linux() -> None:
+    """A name that ends a longer string is left when nothing refers to it on its own: PE
+    reference analysis (.pdata function starts, RIP-relative code, base relocations) says
+    so, as ELF reference analysis does for the Linux build of the same release."""
+    linux = _member(_one(wheels("markupsafe==3.0.2"), "markupsafe-3.0.2-"), ".so")[1]
+    on_linux = classify(linux, "so", ["_speedups"])
     info = classify(_speedups("3.0.2"), "pyd", ["_speedups"])
-    assert [(r.kind, r.verdict) for r in info.suspects] == [("tail", "unknown")]
-    assert info.suspects[0].detail == (
-        "references cannot be analysed in a 64-bit little-endian x86_64 PE file "
-        "(x86-64 and arm64 ELF only so far)")
+    assert info.suspects == on_linux.suspects == ()
+    assert [(r.kind, r.verdict) for r in info.embedded] == [
+        (r.kind, r.verdict) for r in on_linux.embedded] == [("tail", "never-alone")]
+
+
+def test_reference_tables_are_pefiles() -> None:
+    """What PE reference analysis reads is what pefile reads: ``.pdata`` function starts,
+    ``IMAGE_REL_BASED_DIR64`` fields, and import address table slots with their names."""
+    for data in (_speedups("3.0.2"), _member(_one(platform_wheels(*WINDOWS, "ujson==5.9.0"),
+                                                  "ujson-5.9.0-"), ".pyd")[1]):
+        pe = pefile.PE(data=data)
+        base = pe.OPTIONAL_HEADER.ImageBase
+        tables = read_tables(data, "x")
+        assert tables.image_base == base
+        assert list(tables.starts) == sorted(
+            {f.struct.BeginAddress for f in pe.DIRECTORY_ENTRY_EXCEPTION})
+        assert tables.relocations is not None and sorted(tables.relocations) == sorted(
+            e.rva for block in pe.DIRECTORY_ENTRY_BASERELOC for e in block.entries
+            if e.type == pefile.RELOCATION_TYPE["IMAGE_REL_BASED_DIR64"])
+        assert tables.slots == {
+            i.address - base: i.name.decode() for d in pe.DIRECTORY_ENTRY_IMPORT
+            for i in d.imports if i.name}
+
+
+def test_who_refers_to_a_string_in_a_pyd() -> None:
+    """The module definition's name is reached through a rebased pointer in ``.data``; a
+    name passed to ``PyModule_AddObject`` in rdx (the Windows x64 second argument) is
+    found through the import address table, as through the PLT on Linux."""
+    data = _speedups("3.0.2")
+    pe, elf = pefile.PE(data=data), read_pe(data, "x")
+    at = refs.address_of(elf, data.index(b"\0markupsafe._speedups\0") + 1)
+    assert at is not None
+    sites = refs.find(data, elf, {at})
+    (pointer,) = [s for s in sites if s.kind == "pointer"]
+    assert pe.get_qword_at_rva(pe.get_rva_from_offset(pointer.offset)) == (
+        pe.OPTIONAL_HEADER.ImageBase + at)
+    data = _member(_one(platform_wheels(*WINDOWS, "ujson==5.9.0"), "ujson-5.9.0-"), ".pyd")[1]
+    elf = read_pe(data, "x")
+    at = refs.address_of(elf, data.index(b"\0JSONDecodeError\0") + 1)
+    assert at is not None
+    calls = Calls(data, elf)
+    assert {calls.name_argument_of(s) for s in refs.find(data, elf, {at})} == {
+        "PyModule_AddObject"}
+
+
+LINUX_313 = (("manylinux2014_x86_64", "manylinux_2_17_x86_64"), "3.13")
+WINDOWS_313 = (("win_amd64",), "3.13")
+
+
+def _module_paths(data: bytes, names: list[str]) -> set[str]:
+    """The strings in ``data``'s data sections that name one of ``names`` as a module
+    (not as the tail of a dotted path, nor in a ``tag:yaml.org`` URI), with path
+    separators made ``/``."""
+    binary = read_pe(data, "x") if is_pe(data) else read_elf(data, "x")
+    token = re.compile(rb"(?<![\w.:])(?:%s)(?!\w)" % b"|".join(n.encode() for n in names))
+    return {
+        m.group().decode().replace("\\\\", "/").replace("\\", "/")
+        for s in binary.data_sections
+        for m in re.finditer(rb"[\x20-\x7e]{3,}", data[s.offset:s.end]) if token.search(m.group())
+    }
+
+
+@pytest.mark.parametrize(("req", "names", "verdicts", "left"), [
+    ("msgpack==1.1.0", ["msgpack"], {("unbounded", "msgpack", "label")},
+     {"msgpack/_cmsgpack.c", "msgpack/_cmsgpack.pyx", "msgpack/_packer.pyx",
+      "msgpack/_unpacker.pyx"}),
+    ("pyyaml==6.0.2", ["yaml", "_yaml"],
+     {("unbounded", "yaml", "label"), ("tail", "_yaml", "label")},
+     {"yaml/_yaml.c", "yaml/_yaml.pyx"}),
+], ids=["msgpack", "pyyaml"])
+def test_cython_windows_build_gets_its_linux_verdicts(
+    tmp_path: Path, req: str, names: list[str], verdicts: set[tuple[str, str, str]],
+    left: set[str],
+) -> None:
+    """Cython modules whose Windows builds were refused ("references cannot be analysed":
+    their init labels hold the module path) get the verdicts of their Linux build, and after
+    shading both builds name the original modules in the same strings only (source file
+    paths, and prose in docstrings), none of them a module path."""
+    found = []
+    for platform, suffix in ((LINUX_313, ".so"), (WINDOWS_313, ".pyd")):
+        wheel = _one(platform_wheels(*platform, req), req.replace("==", "-") + "-")
+        info = classify(_member(wheel, suffix)[1], "m", names)
+        assert info.suspects == ()
+        result = shade([], [wheel], out_dir=tmp_path / suffix[1:])
+        out = _member(result.wheels[0].output, suffix)[1]
+        found.append(({(r.kind, r.name, r.verdict) for r in info.references if r.verdict},
+                      _module_paths(out, names)))
+    assert found[0] == found[1]
+    assert found[0][0] == verdicts
+    path = re.compile(r"(?:{})(?:\.\w+)*".format("|".join(names)))
+    assert {p for p in found[0][1] if "/" in p} == left
+    assert not any(path.fullmatch(p) for p in found[0][1])
 
 
 BLOCK = (

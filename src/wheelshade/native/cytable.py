@@ -277,10 +277,12 @@ def _mover(
     if len(sites) != 1:
         return None
     start, site = sites[0]
+    wide = refs.second_argument(elf)
+    second = (wide, "e" + wide[1:])
     near = [
         insn for insn in frame.instructions(data, elf, start, site.base + _SIZE_WINDOW)
         if abs(insn.address - site.base) <= _SIZE_WINDOW
-        and insn.mnemonic == "mov" and insn.op_str.split(",")[0] in ("esi", "rsi")
+        and insn.mnemonic == "mov" and insn.op_str.split(",")[0] in second
         and insn.imm_size == 4 and len(insn.operands) == 2
         and insn.operands[1].imm == table.size
     ]

@@ -349,6 +349,10 @@ def function_starts(data: bytes, elf: Elf) -> list[int]:
     """
     if elf.starts is not None:
         return list(elf.starts)
+    if elf.format == "PE":  # its unwind table is ``.pdata``
+        from wheelshade.native.pe import read_tables
+
+        return list(read_tables(data, elf.path).starts)
     header = elf.section(".eh_frame_hdr")
     if header is None or header.size < 12:
         return []

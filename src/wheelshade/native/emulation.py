@@ -1,4 +1,4 @@
-"""Interpreters a load check can run: this one, or a foreign CPython under qemu-user.
+"""Interpreters a load check can run: this one, or a foreign CPython under qemu-user or wine.
 
 A patched module built for another architecture cannot be imported here, but it can be
 imported by that architecture's CPython run under ``qemu-<machine> -L SYSROOT`` (a user-mode
@@ -6,6 +6,12 @@ emulator: no virtual machine, no binfmt_misc). Which sysroot to use is a propert
 machine, not of a shading set, so it is read from the environment
 (``WHEELSHADE_QEMU_AARCH64=SYSROOT``; ``WHEELSHADE_QEMU=/path/to/qemu-aarch64`` when the
 emulator is not on PATH), and only when a module actually needs it.
+
+Windows modules are loaded the same way by a Windows CPython under wine: PyPI's embeddable
+distribution unpacked into a folder (``WHEELSHADE_WINE=FOLDER`` holding ``python.exe``;
+``WHEELSHADE_WINE_LOADER=/path/to/wine`` when ``wine64``/``wine`` is not on PATH). Wine's own
+variables (``WINEPREFIX``, ...) are passed through as set. Its ``-c`` scripts and POSIX paths
+work as given (wine maps ``/`` to drive ``Z:``); its output is read through a pipe.
 """
 
 from __future__ import annotations
@@ -28,6 +34,11 @@ from wheelshade.errors import WheelshadeError
 #: ELF machine (as native/elf.py names it) -> the variable naming its sysroot.
 VARIABLES = {"aarch64": "WHEELSHADE_QEMU_AARCH64"}
 QEMU_VARIABLE = "WHEELSHADE_QEMU"
+#: The key a Windows wheel's modules are looked up by (whatever their machine).
+WINDOWS = "windows"
+WINE_VARIABLE = "WHEELSHADE_WINE"
+WINE_LOADER_VARIABLE = "WHEELSHADE_WINE_LOADER"
+_WINDOWS_PLATFORMS = {"AMD64": "win_amd64", "ARM64": "win_arm64", "x86": "win32"}
 _DOCS = "see docs/cli.md, 'Load check under emulation'"
 #: The oldest glibc a manylinux tag names (manylinux2014 is manylinux_2_17).
 _OLDEST_GLIBC = 17
@@ -63,6 +74,8 @@ def configured(machine: str, environ: Mapping[str, str] = os.environ) -> Interpr
     Raises EmulationError when one is configured but cannot run: the user asked for the
     check, so silently skipping it would hide that.
     """
+    if machine == WINDOWS:
+        return _wine(environ)
     variable = VARIABLES.get(machine)
     value = environ.get(variable, "") if variable else ""
     if not variable or not value:
@@ -83,6 +96,9 @@ def configured(machine: str, environ: Mapping[str, str] = os.environ) -> Interpr
 
 def how_to_enable(machine: str) -> str:
     """What a note says about checking ``machine`` modules, or "" when nothing can."""
+    if machine == WINDOWS:
+        return (f"; to load-check Windows modules under wine, set {WINE_VARIABLE} to a folder "
+                f"holding an embeddable CPython's python.exe ({_DOCS})")
     variable = VARIABLES.get(machine)
     if variable is None:
         return ""
@@ -141,4 +157,56 @@ def _describe(command: tuple[str, ...], variable: str, machine: str) -> Interpre
     tags = [*cpython_tags(version, [abi], platforms),
             *compatible_tags(version, f"cp{major}{minor}", platforms)]
     label = f"cpython {full} for {arch} under qemu ({variable})"
+    return Interpreter(command, label, frozenset(tags), emulated=True)
+
+
+def _wine(environ: Mapping[str, str]) -> Interpreter | None:
+    value = environ.get(WINE_VARIABLE, "")
+    if not value:
+        return None
+    python = Path(value).resolve()
+    python = python if python.is_file() else python / "python.exe"
+    if not python.is_file():
+        raise EmulationError(
+            f"{WINE_VARIABLE}={value}: no python.exe there",
+            hint=f"point it at an embeddable CPython for Windows, unpacked; {_DOCS}",
+        )
+    wine = environ.get(WINE_LOADER_VARIABLE) or shutil.which("wine64") or shutil.which("wine")
+    if not wine or not Path(wine).is_file():
+        raise EmulationError(
+            f"{WINE_VARIABLE} is set, but wine was not found"
+            + (f" ({WINE_LOADER_VARIABLE}={wine} is not a file)" if wine else " on PATH"),
+            hint=f"install wine or set {WINE_LOADER_VARIABLE} to its loader; {_DOCS}",
+        )
+    return _describe_windows((str(Path(wine).resolve()), str(python)))
+
+
+_ASK_WINDOWS = ("import json, platform, sys; print(json.dumps([sys.implementation.name, "
+                "list(sys.version_info[:2]), sys.version.split()[0], platform.machine()]))")
+
+
+@functools.cache
+def _describe_windows(command: tuple[str, ...]) -> Interpreter:
+    """Ask the Windows interpreter what it is, and derive the wheel tags it loads."""
+    try:
+        proc = subprocess.run([*command, "-I", "-c", _ASK_WINDOWS], capture_output=True,
+                              text=True, timeout=300)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise EmulationError(f"{WINE_VARIABLE}: {' '.join(command)} did not run: {exc}",
+                             hint=_DOCS) from None
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        detail = (proc.stderr or proc.stdout).strip().splitlines() or [f"exit {proc.returncode}"]
+        raise EmulationError(f"{WINE_VARIABLE}: {' '.join(command)} failed: {detail[-1]}",
+                             hint=_DOCS)
+    name, (major, minor), full, arch = json.loads(lines[-1])
+    platform = _WINDOWS_PLATFORMS.get(arch)
+    if name != "cpython" or platform is None:
+        raise EmulationError(
+            f"{WINE_VARIABLE}: the interpreter there is {name} for {arch}, not CPython",
+            hint=_DOCS)
+    version = (major, minor)
+    tags = [*cpython_tags(version, [f"cp{major}{minor}"], [platform]),
+            *compatible_tags(version, f"cp{major}{minor}", [platform])]
+    label = f"cpython {full} for {platform} under wine ({WINE_VARIABLE})"
     return Interpreter(command, label, frozenset(tags), emulated=True)

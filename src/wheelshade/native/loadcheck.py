@@ -132,9 +132,13 @@ def _interpreter_for(
     reason = unloadable_reason(mine or outputs)
     if reason is None:
         return here
-    emulated = emulation.configured(target.machine, environ) if mine else None
+    # A Windows module is loaded by a Windows CPython whatever its machine.
+    windows = bool(mine) and all(
+        t.platform.startswith("win") for t in parse_wheel_filename(mine[0].name)[3])
+    machine = emulation.WINDOWS if windows else target.machine
+    emulated = emulation.configured(machine, environ) if mine else None
     if emulated is None:
-        return reason + emulation.how_to_enable(target.machine)
+        return reason + emulation.how_to_enable(machine)
     if emulated.loads(mine[0]):
         return emulated
     shown = sorted(str(t) for t in parse_wheel_filename(mine[0].name)[3])[0]

@@ -224,7 +224,7 @@ def _redirect(out: bytearray, move: Redirect, path: str) -> None:
     (value,) = struct.unpack_from(fmt, out, site.offset)
     if site.kind == "code" and value + site.base != site.target:
         raise ValueError(f"{path}: the operand at {site.offset:#x} no longer points at its string")
-    if site.kind == "pointer" and value != site.target:
+    if site.kind == "pointer" and value + site.base != site.target:
         raise ValueError(f"{path}: the pointer at {site.offset:#x} no longer holds its string")
     try:
         struct.pack_into(fmt, out, site.offset, value + move.delta)

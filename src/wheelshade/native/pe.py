@@ -2,15 +2,16 @@
 
 A Windows extension module (``.pyd``) is a DLL. It is read into the same ``Elf`` shape the
 decision code reads (sections with file offsets and addresses, defined and undefined
-symbols), with ``format="PE"`` so that reference analysis, which knows ELF relocations
-only, reports the file as one whose references cannot be analysed yet. Addresses are RVAs
-(relative to the image base), as ELF shared objects' addresses are relative to their load
-address. The PE-only parts that patching must keep right (export name table, CheckSum,
-certificate table) are read by ``read_layout``.
+symbols), with ``format="PE"``. Addresses are RVAs (relative to the image base), as ELF
+shared objects' addresses are relative to their load address. What reference analysis needs
+besides (pe_refs.py: base relocations, ``.pdata`` function starts, import address table
+slots) is read by ``read_tables``; the PE-only parts that patching must keep right (export
+name table, CheckSum, certificate table) by ``read_layout``.
 """
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 
@@ -36,7 +37,8 @@ _SCN_UNINITIALIZED = 0x80
 #: Sections that hold tables, not strings: unwind data, resources, relocations, imports.
 _NOT_STRINGS = frozenset({".pdata", ".xdata", ".rsrc", ".reloc", ".idata", ".edata", ".tls"})
 _MACHINES = {0x8664: "x86_64", 0xAA64: "aarch64", 0x14C: "x86", 0x1C4: "arm"}
-_DIR_EXPORT, _DIR_IMPORT, _DIR_SECURITY = 0, 1, 4
+_DIR_EXPORT, _DIR_IMPORT, _DIR_EXCEPTION, _DIR_SECURITY, _DIR_BASERELOC = 0, 1, 3, 4, 5
+_REL_BASED_ABSOLUTE, _REL_BASED_DIR64 = 0, 10
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,19 @@ class Export:
     name_offset: int
     slot: int
     ordinal: int
+
+
+@dataclass(frozen=True)
+class Tables:
+    """What reference analysis reads besides sections: the preferred load address, the
+    RVA of every 64-bit field the loader rebases (``IMAGE_REL_BASED_DIR64``; None when the
+    image has no relocation directory), the start RVA of every function with unwind data
+    (``.pdata``), and each import address table slot's RVA with the imported name."""
+
+    image_base: int
+    relocations: tuple[int, ...] | None
+    starts: tuple[int, ...]
+    slots: dict[int, str]
 
 
 @dataclass(frozen=True)
@@ -88,6 +103,21 @@ def read_layout(data: bytes, path: str) -> Layout:
     """The export table, CheckSum and certificate table of a PE image."""
     try:
         return _layout(data)
+    except (struct.error, IndexError, UnicodeDecodeError) as exc:
+        raise BinaryFormatError(path, f"truncated or inconsistent headers ({exc})", "PE") from None
+
+
+@functools.lru_cache(maxsize=4)
+def read_tables(data: bytes, path: str) -> Tables:
+    """Base relocations, function starts and import slots of a PE image (read once per
+    image: reference analysis asks for them again and again; ``slots`` is not to be
+    changed)."""
+    try:
+        head = _headers(data)
+        base = struct.unpack_from("<Q" if head.bits == 64 else "<I", data, head.optional + (
+            24 if head.bits == 64 else 28))[0]
+        return Tables(base, _base_relocations(data, head), _function_starts(data, head),
+                      {slot: name for slot, name, _ in _import_slots(data, head)})
     except (struct.error, IndexError, UnicodeDecodeError) as exc:
         raise BinaryFormatError(path, f"truncated or inconsistent headers ({exc})", "PE") from None
 
@@ -180,26 +210,65 @@ def _parse(data: bytes, path: str) -> Elf:
 
 
 def _imports(data: bytes, head: _Headers) -> list[tuple[str, int]]:
+    return [(name, where) for _, name, where in _import_slots(data, head)]
+
+
+def _import_slots(data: bytes, head: _Headers) -> list[tuple[int, str, int]]:
+    """(IAT slot RVA, imported name, file offset of the name) of each import by name."""
     rva, size = _directory(data, head, _DIR_IMPORT)
     if not rva or not size:
         return []
-    found: list[tuple[str, int]] = []
+    found: list[tuple[int, str, int]] = []
     at = _offset(head, rva)
     step, flag = (8, 1 << 63) if head.bits == 64 else (4, 1 << 31)
     while True:
         lookup, _, _, name, first = struct.unpack_from("<IIIII", data, at)
         if not name:
             return found
+        # The lookup table names the imports; the loader overwrites the IAT (``first``),
+        # whose slots are what code calls through.
         thunk = _offset(head, lookup or first)
-        while True:
-            (entry,) = struct.unpack_from("<Q" if step == 8 else "<I", data, thunk)
+        for index in range(1 << 20):
+            (entry,) = struct.unpack_from("<Q" if step == 8 else "<I", data, thunk + step * index)
             if not entry:
                 break
             if not entry & flag:
                 where = _offset(head, entry & 0x7FFFFFFF) + 2  # after the hint
-                found.append((c_string(data, where).decode("utf-8", "surrogateescape"), where))
-            thunk += step
+                text = c_string(data, where).decode("utf-8", "surrogateescape")
+                found.append((first + step * index, text, where))
         at += 20
+
+
+def _base_relocations(data: bytes, head: _Headers) -> tuple[int, ...] | None:
+    rva, size = _directory(data, head, _DIR_BASERELOC)
+    if not rva or not size:
+        return None
+    found: list[int] = []
+    at = _offset(head, rva)
+    end = at + size
+    while at + 8 <= end:
+        page, block = struct.unpack_from("<II", data, at)
+        if block < 8:
+            break
+        count = (min(block, end - at) - 8) // 2
+        for entry in struct.unpack_from(f"<{count}H", data, at + 8):
+            kind = entry >> 12
+            if kind == _REL_BASED_DIR64:
+                found.append(page + (entry & 0xFFF))
+            elif kind != _REL_BASED_ABSOLUTE:  # padding; HIGHLOW is 32-bit images only
+                raise IndexError(f"base relocation type {kind} is not read")
+        at += block
+    return tuple(found)
+
+
+def _function_starts(data: bytes, head: _Headers) -> tuple[int, ...]:
+    rva, size = _directory(data, head, _DIR_EXCEPTION)
+    if not rva or not size or head.bits != 64:
+        return ()
+    at = _offset(head, rva)
+    count = size // 12
+    entries = struct.unpack_from(f"<{3 * count}I", data, at)
+    return tuple(sorted({entries[i] for i in range(0, 3 * count, 3) if entries[i]}))
 
 
 def _layout(data: bytes) -> Layout:

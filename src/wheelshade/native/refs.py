@@ -1,5 +1,5 @@
 """Who points at an address inside an x86-64 or arm64 ELF or Mach-O file: code, relocations,
-pointers.
+pointers. (x86-64 PE images are answered by pe_refs.py, with PE's own tables.)
 
 The architecture only decides how code forms an address (x86_64.py, arm64.py) and which
 relocation types hold one; everything else, and every decision built on it (verdicts, rust,
@@ -38,14 +38,14 @@ from __future__ import annotations
 import struct
 from collections.abc import Collection, Iterator
 
-from wheelshade.native import arm64, x86_64
+from wheelshade.native import arm64, pe_refs, x86_64
 from wheelshade.native.elf import PT_LOAD, SHF_ALLOC, SHF_EXECINSTR, SHT_NOBITS, Elf
 from wheelshade.native.site import Site, SiteKind
 from wheelshade.native.x86_64 import disassembler
 
 __all__ = [
     "Site", "SiteKind", "address_of", "disassembler", "find", "is_x86_64", "offset_of",
-    "supported",
+    "second_argument", "supported",
 ]
 
 SHT_RELA = 4
@@ -60,9 +60,16 @@ _ARCHITECTURES = {
 
 
 def supported(elf: Elf) -> bool:
-    """True when references in ``elf`` can be found (64-bit little-endian x86-64 or arm64)."""
-    return (elf.format in ("ELF", "Mach-O") and elf.machine in _ARCHITECTURES and elf.bits == 64
-            and elf.byte_order == "little")
+    """True when references in ``elf`` can be found (64-bit little-endian x86-64 or arm64
+    ELF or Mach-O, x86-64 PE)."""
+    return pe_refs.supported(elf) or (
+        elf.format in ("ELF", "Mach-O") and elf.machine in _ARCHITECTURES and elf.bits == 64
+        and elf.byte_order == "little")
+
+
+def second_argument(elf: Elf) -> str:
+    """The register a call's second argument is passed in (x86-64: System V or Windows)."""
+    return pe_refs.SECOND_ARGUMENT if elf.format == "PE" else "rsi"
 
 
 def is_x86_64(elf: Elf) -> bool:
@@ -108,6 +115,8 @@ def find(data: bytes, elf: Elf, targets: Collection[int]) -> list[Site]:
     wanted = frozenset(targets)
     if not wanted:
         return []
+    if elf.format == "PE":
+        return sorted(pe_refs.find(data, elf, wanted), key=lambda s: (s.offset, s.target))
     code_sites = _ARCHITECTURES[elf.machine][2]
     found = [*code_sites(data, elf, wanted), *_relocations(data, elf, wanted)]
     # A fixup slot can be moved (see Redirect) only where it holds the plain address

@@ -17,7 +17,9 @@ class Site:
     never moved, two instructions may encode it), the relocation's addend
     (``relocation``), the stored 64-bit value (``pointer``) or the symbol's value
     (``symbol``). ``base`` is what the field is
-    relative to: the address of the next instruction for ``code``, else 0.
+    relative to (it holds ``target - base``): the address of the next instruction for
+    ``code``, minus ImageBase for a PE ``pointer`` (an absolute value the loader rebases),
+    else 0.
     """
 
     kind: SiteKind

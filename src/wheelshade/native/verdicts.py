@@ -64,7 +64,17 @@ def resolve(
         inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
         alone = by_target.get(at, [])
         head = [s for t in range(start, at) for s in by_target.get(t, ())]
-        if start != at and not alone:
+        if start != at and not alone and not inner and cython and _in_init_label(
+            data, ref.offset - (at - start)
+        ) and not _IDENTIFIER.match(data, ref.offset - 1):
+            # Whether the linker merged a tail into the label or not (MSVC does not), the
+            # label reads the same and only a traceback shows it; a name that merely ends
+            # a longer identifier (``msgpack`` in ``_cmsgpack``) is not the module's.
+            patch.append(replace(ref, verdict="label", detail=(
+                "the longer string is Cython's module-init traceback label; renaming a "
+                "module in it changes only how a traceback names that function"
+            )))
+        elif start != at and not alone:
             leave.append(replace(ref, verdict="never-alone", detail=(
                 f"nothing refers to {ref.name!r} on its own; it is part of a longer string only"
             )))
@@ -185,6 +195,7 @@ def _module_literals(
 
 
 _DOTTED = rb"(?:\.[A-Za-z_][A-Za-z0-9_]*)*"
+_IDENTIFIER = re.compile(rb"[A-Za-z0-9_]")
 
 
 def _short(raw: bytes) -> str:

@@ -7,11 +7,14 @@ renaming that string renames the attribute, and ``from greenlet._greenlet import
 breaks. So for a code reference (``lea rsi, [rip + "greenlet"]``) this follows the register
 it loads, through plain register copies, to the next call, and names the callee when it is
 an imported function (through the PLT or the GOT) that takes the string as an attribute or
-key name.
+key name. A PE image passes the second argument in rdx (Windows x64: rcx, rdx, r8, r9) and
+calls imports through its import address table (``call [rip + slot]``, or a ``jmp [rip +
+slot]`` thunk), whose slots name them as GOT slots do.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -19,7 +22,8 @@ from typing import TYPE_CHECKING
 from wheelshade.native import refs
 from wheelshade.native import x86_64_frame as frame
 from wheelshade.native.arm64_calls import Arm64Calls
-from wheelshade.native.elf import Elf, function_starts
+from wheelshade.native.elf import SHF_EXECINSTR, SHT_PROGBITS, Elf, function_starts
+from wheelshade.native.pe import read_tables
 
 if TYPE_CHECKING:
     from capstone import CsInsn
@@ -39,6 +43,7 @@ _WINDOW = 16
 #: How many bytes around a reference its length may be set.
 _NEAR = 40
 _PLT_SECTIONS = (".plt", ".plt.sec", ".plt.got")
+_THUNK = re.compile(rb"\xff\x25", re.DOTALL)
 
 
 class Calls:
@@ -76,7 +81,8 @@ class Calls:
                 return None
             if insn.mnemonic == "call":
                 callee = self._callee(insn)
-                return callee if callee in NAME_ARGUMENT and "rsi" in holding else None
+                second = refs.second_argument(self.elf)
+                return callee if callee in NAME_ARGUMENT and second in holding else None
             _track(insn, holding)
         return None
 
@@ -140,7 +146,10 @@ class Calls:
         return None
 
     def slots(self) -> dict[int, str]:
-        """GOT entry address -> the dynamic symbol the loader writes there."""
+        """GOT entry address -> the dynamic symbol the loader writes there (in a PE image:
+        import address table slot -> the imported function)."""
+        if self._slots is None and self.elf.format == "PE":
+            self._slots = dict(read_tables(self.data, self.elf.path).slots)
         if self._slots is None:
             names = {s.index: s.name for s in self.elf.symbols}
             self._slots = dict(self.elf.imports)  # Mach-O: symbol pointers
@@ -157,6 +166,14 @@ class Calls:
 
     def stubs(self) -> dict[int, str]:
         """PLT entry address -> the symbol it jumps to (``[endbr64;] jmp [rip + GOT]``)."""
+        if self._stubs is None and self.elf.format == "PE":
+            # A PE image has no PLT; calls not declared dllimport go through a thunk
+            # (``jmp [rip + IAT slot]``) in its code.
+            self._stubs = {}
+            for code in self.elf.sections:
+                if code.flags & SHF_EXECINSTR and code.type == SHT_PROGBITS:
+                    self._stubs.update(self._plt_entries(code.offset, code.end, code.addr,
+                                                         thunks=True))
         if self._stubs is None:
             self._stubs = dict(self.elf.imports)  # Mach-O: stubs
             for name in _PLT_SECTIONS:
@@ -166,11 +183,20 @@ class Calls:
                                                          section.addr))
         return self._stubs
 
-    def _plt_entries(self, start: int, end: int, address: int) -> dict[int, str]:
+    def _plt_entries(
+        self, start: int, end: int, address: int, thunks: bool = False
+    ) -> dict[int, str]:
         from capstone import x86
 
         found: dict[int, str] = {}
         entry = None
+        if thunks:  # only the ``jmp [rip + disp32]`` instructions, not the whole code
+            for at in (m.start() for m in _THUNK.finditer(self.data, start, end - 5)):
+                (disp,) = struct.unpack_from("<i", self.data, at + 2)
+                target = self.slots().get(address + at - start + 6 + disp)
+                if target is not None:
+                    found[address + at - start] = target
+            return found
         for insn in refs.disassembler().disasm(self.data[start:end], address):
             if insn.mnemonic == "endbr64":
                 entry = insn.address
