@@ -54,6 +54,7 @@ PINS: dict[str, tuple[str, ...]] = {
         "071603e2f0771c45ad9bc65719291c568d4edf120b44eb36324dcb02a13bfddf",  # cp313 universal2
         "0907e1a7119b337971a689153665764adc34e89175f9a34793307d9def08e6ca",  # cp313 manylinux
         "59caf6a4ed0d164055ccff8fe31eddc0ebc07cf7326a2aaa0dbf7a4001cd823e",  # cp313 aarch64
+        "bce7d9e614a04d0883af0b3d4d501171fbfca038f12c77fa838d9f198147a23f",  # cp313 win_amd64
     ),
     # delocated: its module loads libpq & co. from psycopg2/.dylibs by @loader_path
     "psycopg2-binary==2.9.13": (
@@ -102,10 +103,6 @@ PINS: dict[str, tuple[str, ...]] = {
     "pyyaml==6.0.2": (
         "70b189594dbe54f75ab3a1acec5f1e3faa7e8cf2f1e08d9b561cb41b845f69d5",  # manylinux
         "8388ee1976c416731879ac16da0aff3f63b286ffdd57cdeb95f3f2e085687563",  # win_amd64
-    ),
-    "msgpack==1.1.0": (
-        "0907e1a7119b337971a689153665764adc34e89175f9a34793307d9def08e6ca",  # manylinux
-        "bce7d9e614a04d0883af0b3d4d501171fbfca038f12c77fa838d9f198147a23f",  # win_amd64
     ),
     "msgpack==1.1.1": ("6d489fba546295983abd142812bda76b57e33d0b9f5d5b71c09a583285506f69",),
     # Grafted libraries (pillow.libs), shaded with readable names.
