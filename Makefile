@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench fuzz proptest corpus clean
+.PHONY: install demo test test-slow lint typecheck unit bench fuzz proptest corpus clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,12 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict src
 
 unit: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m 'not slow'
+
+# Whole real-world stacks with their own test suites (numpy's, scipy's, scikit-learn's,
+# pandas beside pandas 3): about 8 minutes on two cores; CI runs it after `make test`.
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow
 
 test: lint typecheck unit
 

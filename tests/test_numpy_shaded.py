@@ -445,6 +445,7 @@ EXPECTED_DIFFERENCES = {
 }
 
 
+@pytest.mark.slow
 def test_numpy_test_files_give_the_same_outcomes_shaded(
     setup: Setup, suites: dict[str, SuiteRun]
 ) -> None:

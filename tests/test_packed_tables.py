@@ -36,6 +36,7 @@ def numpy2(tmp_path_factory: pytest.TempPathFactory) -> tuple[Venv, str]:
     return env, mapping["numpy"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shaded_first", [True, False], ids=["shaded-first", "original-first"])
 def test_numpy_2_3_with_packed_tables_beside_numpy_2_4(
     numpy2: tuple[Venv, str], shaded_first: bool

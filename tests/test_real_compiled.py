@@ -194,6 +194,7 @@ PANDAS_WORK = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.network
 def test_pandas_and_numpy_shaded_together_beside_pandas_3_and_numpy_2(tmp_path: Path) -> None:
     """The stretch case: pandas' nattype passes "numpy" to its type-import check as the

@@ -52,6 +52,9 @@ def _one(folder: Path, prefix: str) -> Path:
     return path
 
 
+#: Three compiled wheels shaded together and two test suites run: minutes, `make test-slow`.
+pytestmark = pytest.mark.slow
+
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict[str, str]]:
     folder = wheels(*OLD, *NEW, *SUPPORT)
