@@ -36,6 +36,7 @@ PINS: dict[str, tuple[str, ...]] = {
         "a123e330ef0853c6e822384873bef7507557d8e4a082961e1defa947aa59ba84",  # cp311 manylinux
         "70a87b411535ccad5ef2f1df5136506a10775d267e197e4cf531ced10537bd6b",  # cp311 win_amd64
         "e6a2a455bd412959b57a172ce6328d2dd1f01cb2135efda2e4576e8a23fa3b0f",  # cp313 win_amd64
+        "0bff5e0ae4ef2e1ae4fdf2dfd5b76c75e5c2fa4132d05fc1b0dabcd20c7e28c4",  # cp311 musllinux
     ),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
@@ -92,6 +93,7 @@ PINS: dict[str, tuple[str, ...]] = {
     "sqlalchemy==2.0.58": (
         "3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",
         "950220a3e9ff4645e27b98a329c2513a2232803e16c11d751efe152925c62511",  # cp313 aarch64
+        "9d73d70d1ad20f54064c6f0473d365c850b5abe51bce4846656799b9a7759064",  # cp311 musllinux
     ),
     "sqlalchemy==2.1.9": (
         "3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",
@@ -107,6 +109,7 @@ PINS: dict[str, tuple[str, ...]] = {
     "greenlet==3.4.0": (
         "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
+        "956215d5e355fffa7c021d168728321fd4d31fd730ac609b1653b450f6a4bc71",  # cp311 musllinux
     ),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
     "cryptography==49.0.0": (
@@ -121,6 +124,7 @@ PINS: dict[str, tuple[str, ...]] = {
     "pydantic-core==2.46.5": (
         "49776eab08766a08dfff7012f8b422dcd7e25e43b316eedf0477c24fcfa84b7c",
         "193375f3548919d3f0b60936ca113ada3e38f264f91b9b8e0508efaad57be931",  # cp313 aarch64
+        "8feeac04b5794e513e710af2f9c87d49f31a6dc47967bb264a1fed61a8989bec",  # cp311 musllinux
     ),
     "pydantic==2.14.4": ("653a2ad9f6d8858529c77c72717d0ea991d6c6837fe683246b2f4b2bbfc3fadc",),
     "pydantic-core==2.50.5": (
