@@ -264,11 +264,23 @@ def modules(wheel: Path, tops: list[str]) -> list[str]:
     return sorted(found)
 
 
+def sysroot() -> tuple[Path, Path]:
+    """(qemu-aarch64, sysroot) from tests/aarch64.py, built the first time; RuntimeError
+    saying why when it cannot be (it skips a test: here that is the reason)."""
+    import pytest
+
+    import aarch64  # type: ignore[import-not-found]
+
+    try:
+        qemu, root = aarch64.sysroot()
+        return Path(qemu), Path(root)
+    except pytest.skip.Exception as exc:
+        raise RuntimeError(f"no aarch64 sysroot: {exc}") from None
+
+
 def probe(site: list[Path], mods: list[str], block: list[str], then: str | None,
           timeout: float) -> dict[str, Any]:
-    import aarch64  # tests/aarch64.py: the sysroot
-
-    qemu, root = aarch64.sysroot()
+    qemu, root = sysroot()
     job = {"path": [str(p) for p in site], "modules": mods, "block": block, "then": then}
     proc = subprocess.run(
         [str(qemu), "-L", str(root), str(root / "usr" / "bin" / "python3.13"), "-I", str(PROBE),
@@ -336,10 +348,13 @@ def census_one(p: dict[str, Any], platform: str, pin: dict[str, Any], run: bool,
         return {"outcome": "no wheel", "reason": pin["none"]}
     res: dict[str, Any] = {"python": pin["python"], "wheel": pin["shaded"][0]}
     env = dict(os.environ)
+    no_qemu = ""
     if platform == "manylinux-aarch64":
-        qemu, root = ROOT / ".cache/aarch64/qemu/usr/bin/qemu-aarch64", ROOT / ".cache/aarch64/root"
-        if qemu.exists() and root.exists():
+        try:  # so that the shade load-checks its patched modules there too
+            qemu, root = sysroot()
             env.update(WHEELSHADE_QEMU_AARCH64=str(root), WHEELSHADE_QEMU=str(qemu))
+        except RuntimeError as exc:
+            no_qemu = str(exc)
     with tempfile.TemporaryDirectory(prefix=f"census-{p['name']}-", dir=CACHE) as tmp:
         work = Path(tmp)
         try:
@@ -347,7 +362,7 @@ def census_one(p: dict[str, Any], platform: str, pin: dict[str, Any], run: bool,
         except LookupError as exc:
             return {**res, "outcome": "error", "reason": f"fetch failed: {exc}"}
         res.update(shade(wheel, work / "out", env))
-        res["run"] = {"outcome": "not run", "reason": runnable(platform, pin, res)}
+        res["run"] = {"outcome": "not run", "reason": runnable(platform, pin, res) or no_qemu}
         if run and res["outcome"] == "shaded" and not res["run"]["reason"]:
             try:
                 res["run"] = run_aarch64(p, pin, res, work, timeout)

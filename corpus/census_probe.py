@@ -2,7 +2,8 @@
 
     python census_probe.py JSON
 
-JSON: {"path": [folders put first on sys.path], "modules": [...], "block": [original top-level names] or [], "then": name or null}.
+JSON: {"path": [folders first on sys.path], "modules": [...], "block": [original top-level
+names] or [], "then": a name or null}.
 With ``block``, an import hook refuses (and records) every import of an original name, so a
 shaded module that reaches for its original fails loudly; ``then`` is imported afterwards,
 hook removed, to show the unshaded release loads beside the shaded copy. Prints one JSON line.
@@ -47,7 +48,7 @@ def main() -> None:
                 optional[name] = f"{exc.name}"
             else:
                 failed[name] = f"ModuleNotFoundError: {exc}"[:200]
-        except BaseException as exc:  # noqa: BLE001 - a module may sys.exit() or worse
+        except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 raise
             failed[name] = f"{type(exc).__name__}: {exc}"[:200]
@@ -60,7 +61,7 @@ def main() -> None:
         try:
             other = importlib.import_module(job["then"])
             out["then"] = [getattr(other, "__version__", None), other.__name__]
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             out["then"] = f"{type(exc).__name__}: {exc}"[:200]
     print(json.dumps(out))
 

@@ -34,7 +34,7 @@ for that platform (CPython 3.13, else 3.11) is shaded with `wheelshade shade --d
 
 ```
 make census                                           # every project x platform, then the table
-.venv/bin/python corpus/census.py --pin-only          # fetch and pin the wheels (corpus/census.toml)
+.venv/bin/python corpus/census.py --pin-only          # fetch and pin (corpus/census.toml)
 .venv/bin/python corpus/census.py --platform manylinux-aarch64 --only numpy
 .venv/bin/python corpus/census.py --skip-done         # only cells without a result yet
 .venv/bin/python corpus/census.py --no-run            # shade only, run nothing
@@ -101,7 +101,7 @@ def _cell(cell: dict[str, Any] | None) -> str:
     if cell["outcome"] == "shaded":
         return (f"shaded {cell['binaries_patched']}/{cell['binaries']} bin, "
                 f"{cell['strings_patched']} str, cp{cell['python'].replace('.', '')}, run {run}")
-    return cell["outcome"]
+    return str(cell["outcome"])
 
 
 def _shape(reason: str) -> str:
@@ -109,4 +109,4 @@ def _shape(reason: str) -> str:
     reason = re.sub(r"^\S+\.(so|pyd|dylib)[^ ]*( and \d+ more)?:? ", "FILE: ", reason)
     reason = re.sub(r"'[^']*'", "'…'", reason)
     reason = re.sub(r"\b\d+\b", "N", reason)
-    return reason[:160]
+    return str(reason[:160])
