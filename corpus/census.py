@@ -346,6 +346,9 @@ def census_one(p: dict[str, Any], platform: str, pin: dict[str, Any], run: bool,
     t0 = time.monotonic()
     if "none" in pin:
         return {"outcome": "no wheel", "reason": pin["none"]}
+    if pin["shaded"][0].endswith("-none-any.whl"):
+        return {"outcome": "no wheel", "wheel": pin["shaded"][0],
+                "reason": f"no compiled wheel for {platform}: only the pure-Python one"}
     res: dict[str, Any] = {"python": pin["python"], "wheel": pin["shaded"][0]}
     env = dict(os.environ)
     no_qemu = ""
@@ -435,7 +438,9 @@ def main() -> int:
                 f"run: {cell.get('run', {}).get('outcome', '-')}")
             cells.setdefault(name, {})[platform] = cell
             results["date"] = datetime.date.today().isoformat()
-            RESULTS.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+            tmp = RESULTS.with_suffix(".json.tmp")  # readers never see half a file
+            tmp.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, RESULTS)
     if not args.pin_only:
         write_table(results, list(PLATFORMS), projects())
     return 0

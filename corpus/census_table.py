@@ -79,7 +79,8 @@ def write_table(results: dict[str, Any], platforms: list[str],
             out += [f"  - {key} ({len(v)}: {', '.join(v)})" for key, v in sorted(groups.items())]
     out += ["", "### Per project", "",
             "Each cell: outcome, then compiled files patched / in the wheel and original names"
-            " removed from them, then the run (`ok` passed, `FAIL` failed, `-` not run).", "",
+            " removed from them, the CPython, then the run (`ok` passed, `FAIL` failed, `-` not"
+            " run; modules imported + failing unshaded too / modules of the shaded copy).", "",
             "| project | version | " + " | ".join(platforms) + " |",
             "|---|---|" + "---|" * len(platforms)]
     for p in projects:
@@ -97,7 +98,10 @@ def write_table(results: dict[str, Any], platforms: list[str],
 def _cell(cell: dict[str, Any] | None) -> str:
     if cell is None:
         return ""
-    run = {"passed": "ok", "failed": "FAIL"}.get(cell.get("run", {}).get("outcome"), "-")
+    ran = cell.get("run", {})
+    run = {"passed": "ok", "failed": "FAIL"}.get(ran.get("outcome"), "-")
+    if "modules" in ran:
+        run += f" ({ran['imported']}+{ran['failed_unshaded_too']}/{ran['modules']} modules)"
     if cell["outcome"] == "shaded":
         return (f"shaded {cell['binaries_patched']}/{cell['binaries']} bin, "
                 f"{cell['strings_patched']} str, cp{cell['python'].replace('.', '')}, run {run}")
