@@ -282,9 +282,10 @@ def probe(site: list[Path], mods: list[str], block: list[str], then: str | None,
           timeout: float) -> dict[str, Any]:
     qemu, root = sysroot()
     job = {"path": [str(p) for p in site], "modules": mods, "block": block, "then": then}
+    # On stdin: thousands of module names are past what a command line may hold.
     proc = subprocess.run(
-        [str(qemu), "-L", str(root), str(root / "usr" / "bin" / "python3.13"), "-I", str(PROBE),
-         json.dumps(job)], capture_output=True, text=True, timeout=timeout)
+        [str(qemu), "-L", str(root), str(root / "usr" / "bin" / "python3.13"), "-I", str(PROBE)],
+        input=json.dumps(job), capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
         raise RuntimeError(f"probe exit {proc.returncode}: {first_error(proc.stderr)}")
     result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -1,6 +1,6 @@
 """Run inside the census's foreign interpreter: import modules, record what each did.
 
-    python census_probe.py JSON
+    python census_probe.py < JSON
 
 JSON: {"path": [folders first on sys.path], "modules": [...], "block": [original top-level
 names] or [], "then": a name or null}.
@@ -29,7 +29,7 @@ class Block:
 
 
 def main() -> None:
-    job = json.loads(sys.argv[1])
+    job = json.loads(sys.stdin.read())
     sys.path[:0] = job["path"]
     block = Block(job["block"]) if job["block"] else None
     if block:
