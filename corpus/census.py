@@ -434,7 +434,10 @@ def main() -> int:
                 log(f"{name} {platform}: not pinned (run --pin-only first)")
                 continue
             log(f"{name} {platform}")
-            cell = census_one(p, platform, pin, not args.no_run, args.run_timeout)
+            try:
+                cell = census_one(p, platform, pin, not args.no_run, args.run_timeout)
+            except Exception as exc:  # the census's own bug: record it, go on with the rest
+                cell = {"outcome": "census error", "reason": f"{type(exc).__name__}: {exc}"}
             log(f"  {cell['outcome']} {cell.get('reason', '')[:100]} "
                 f"run: {cell.get('run', {}).get('outcome', '-')}")
             cells.setdefault(name, {})[platform] = cell

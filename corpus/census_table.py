@@ -110,6 +110,9 @@ def _cell(cell: dict[str, Any] | None) -> str:
 
 def _shape(reason: str) -> str:
     """A reason without what varies between projects: file names, counts, names in quotes."""
+    reason = re.sub(r"; first '.*?' at 0x[0-9a-f]+: ", ": ", reason)
+    for cut in (" (--drop", " (leave", " (only ELF", " (x86-64", "; "):  # the first file's reason
+        reason = reason.split(cut)[0]
     reason = re.sub(r"^\S+\.(so|pyd|dylib)[^ ]*( and \d+ more)?:? ", "FILE: ", reason)
     reason = re.sub(r"'[^']*'", "'…'", reason)
     reason = re.sub(r"\b\d+\b", "N", reason)
