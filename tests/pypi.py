@@ -106,6 +106,8 @@ PINS: dict[str, tuple[str, ...]] = {
         "1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",
         "c75116c9de79949de23006e2d9b35ee82874c594fcf5c0311b439acaa14b8441",  # cp313 aarch64
     ),
+    # Cython 3 with a merged tail (".google_grpc" / "grpc") used both ways (cp313 aarch64).
+    "grpcio==1.84.2": ("69002b796ff0fd09e9414eb9cbf43323ae42306e21634cc882919a5d9eb1658b",),
     "greenlet==3.4.0": (
         "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
