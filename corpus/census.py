@@ -191,7 +191,7 @@ def shade(wheel: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:
     err = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     if proc.returncode == 2 and len(err) == 1 and err[0].startswith("wheelshade: error: "):
         reason = err[0].removeprefix("wheelshade: error: ").removeprefix(f"{wheel.name}: ")
-        return {"outcome": "refused", "reason": reason[:300]}
+        return {"outcome": "refused", "reason": reason[:1000]}
     outputs = sorted(out.glob("*.whl"))
     if proc.returncode != 0 or len(outputs) != 1:
         return {"outcome": "error",

@@ -120,4 +120,4 @@ def _shape(reason: str) -> str:
     reason = re.sub(r"^\S+\.(so|pyd|dylib)[^ ]*( and \d+ more)?:? ", "FILE: ", reason)
     reason = re.sub(r"'[^']*'", "'…'", reason)
     reason = re.sub(r"\b\d+\b", "N", reason)
-    return str(reason[:160])
+    return str(reason[:200])
