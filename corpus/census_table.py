@@ -36,6 +36,13 @@ for that platform (CPython 3.13, else 3.11) is shaded with `wheelshade shade --d
   `tests/test_musllinux.py` checks that musllinux wheels get the same verdicts as the
   manylinux build of the same version.
 
+What the census found that is a class of its own (tests pin it): on manylinux aarch64 a
+linker-merged tail used both on its own and inside the longer string, whose standalone
+copies lie on other 4 KiB pages than the tail (grpcio's `".google_grpc"` / `"grpc"`), is
+refused: moving an `adrp`+`add` pair needs proof that the page register reaches no other use
+(`tests/test_arm64_split.py`, a strict xfail until arm64 splits exist); its x86-64 builds
+shade. musllinux gets the same verdicts as manylinux (`tests/test_musllinux.py`).
+
 ## Running it
 
 ```
