@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
+<<<<<<< HEAD
 .PHONY: install demo test test-slow lint typecheck unit bench fuzz proptest corpus clean
+=======
+.PHONY: install demo test lint typecheck unit bench fuzz proptest corpus census clean
+>>>>>>> h/census
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +54,12 @@ proptest: $(STAMP)
 # The import sweep over the most-downloaded PyPI projects (see docs/corpus.md); not in `make test`.
 corpus: $(STAMP)
 	$(BIN)/python corpus/run.py
+
+# The platform census over the corpus's compiled projects (see docs/platforms.md); not in
+# `make test`. Pins missing wheels first, then shades (and runs what can run here).
+census: $(STAMP)
+	$(BIN)/python corpus/census.py --pin-only
+	$(BIN)/python corpus/census.py
 
 clean:
 	rm -rf $(VENV) .demo wheelhouse .cache
