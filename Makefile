@@ -4,11 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-<<<<<<< HEAD
-.PHONY: install demo test test-slow lint typecheck unit bench fuzz proptest corpus clean
-=======
-.PHONY: install demo test lint typecheck unit bench fuzz proptest corpus census clean
->>>>>>> h/census
+.PHONY: install demo test test-slow lint typecheck unit bench fuzz proptest corpus census clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)

@@ -36,12 +36,12 @@ PINS: dict[str, tuple[str, ...]] = {
         "a123e330ef0853c6e822384873bef7507557d8e4a082961e1defa947aa59ba84",  # cp311 manylinux
         "70a87b411535ccad5ef2f1df5136506a10775d267e197e4cf531ced10537bd6b",  # cp311 win_amd64
         "e6a2a455bd412959b57a172ce6328d2dd1f01cb2135efda2e4576e8a23fa3b0f",  # cp313 win_amd64
-<<<<<<< HEAD
         "93335ca3812df2f366e80509ae119189886b0f3c2b81325d39efdb84a1e2ae93",  # cp311 macOS arm64
         "9025b4018f3a1314059769c7bf15441064b2207cb3f065e6ea1e7359cb46db9d",  # cp311 universal2
         "f8b3d067f2e40fe93e1ccdd6b2e1d16c43140e76f02fb1319a05cf2b79d99430",  # cp313 macOS arm64
         "ba9527cdd4c926ed0760bc301f6728ef34d841f405abf9d4f959c478421e4efd",  # cp313 universal2
         "15ab75ef81add55874e7ab7055e9c397312385bd9ced94920f2802310c930396",  # cp313 manylinux
+        "0bff5e0ae4ef2e1ae4fdf2dfd5b76c75e5c2fa4132d05fc1b0dabcd20c7e28c4",  # cp311 musllinux
     ),
     # macOS builds beside Linux ones of the same release (tests/test_macho.py): a C
     # extension (thin x86_64, rebase opcodes), a Cython 3.0 one, a Rust one.
@@ -64,9 +64,6 @@ PINS: dict[str, tuple[str, ...]] = {
     "rpds-py==0.22.3": (
         "6dd9412824c4ce1aca56c47b0991e65bebb7ac3f4edccfd3f156150c96a7bf25",  # cp313 macOS arm64
         "009de23c9c9ee54bf11303a966edf4d9087cd43a6003672e6aa7def643d06518",  # cp313 manylinux
-=======
-        "0bff5e0ae4ef2e1ae4fdf2dfd5b76c75e5c2fa4132d05fc1b0dabcd20c7e28c4",  # cp311 musllinux
->>>>>>> h/census
     ),
     "itsdangerous==2.2.0": ("c6242fc49e35958c8b15141343aa660db5fc54d4f13a1db01a3f5891b98700ef",),
     "click==8.1.8": ("63c132bbbed01578a06712a2d1f497bb62d9c1c0d329b7903a866228027263b2",),
@@ -133,11 +130,8 @@ PINS: dict[str, tuple[str, ...]] = {
     "sqlalchemy==2.0.58": (
         "3be707b48a7aa68f987ed82b219dff32de67677402a0c05356a631ec0ed86e4d",
         "950220a3e9ff4645e27b98a329c2513a2232803e16c11d751efe152925c62511",  # cp313 aarch64
-<<<<<<< HEAD
         "4a57e2c3251c9888957138dadda6d51e54b150d549e97410b0b4df49accefe07",  # cp313 macOS arm64
-=======
         "9d73d70d1ad20f54064c6f0473d365c850b5abe51bce4846656799b9a7759064",  # cp311 musllinux
->>>>>>> h/census
     ),
     "sqlalchemy==2.1.9": (
         "3a24b459e52b3ac138f6a05e99a4bd0589443a1ae18041a59c1cfdee12134a2b",
@@ -155,12 +149,9 @@ PINS: dict[str, tuple[str, ...]] = {
     "greenlet==3.4.0": (
         "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64
-<<<<<<< HEAD
         "43748988b097f9c6f09364f260741aa73c80747f63389824435c7a50bfdfd5c1",  # cp313 universal2
         "f82cb6cddc27dd81c96b1506f4aa7def15070c3b2a67d4e46fd19016aacce6cf",  # cp313 manylinux
-=======
         "956215d5e355fffa7c021d168728321fd4d31fd730ac609b1653b450f6a4bc71",  # cp311 musllinux
->>>>>>> h/census
     ),
     # A Rust (PyO3) extension beside another release: cryptography, with cffi for both.
     "cryptography==49.0.0": (
