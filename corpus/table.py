@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -25,12 +26,14 @@ interpreter with a leak-blocking import hook (`wheelshade verify`). Raw results:
 
 ```
 make corpus                                  # the whole corpus, 2 projects at a time
+.venv/bin/python corpus/run.py --limit 100   # the quick subset: the first 100 by rank
 .venv/bin/python corpus/run.py --only attrs  # one project (repeatable); merges into the results
 .venv/bin/python corpus/run.py --limit 10    # the first 10 by rank
 .venv/bin/python corpus/run.py --jobs 1      # one project at a time
 .venv/bin/python corpus/run.py --skip-done   # only projects without a result yet
 .venv/bin/python corpus/run.py --table       # only regenerate this page from results.json
 .venv/bin/python corpus/make_list.py         # regenerate the corpus list (downloads wheels)
+.venv/bin/python corpus/make_list.py --count 500 --extend  # keep the list, append up to 500
 ```
 
 Versions: `other` is the latest release with a wheel for the platform, `shaded` the newest
@@ -39,8 +42,10 @@ series has a cp311 wheel (pyyaml), an older patch release of the latest series. 
 that publish only pre-releases (opentelemetry-semantic-conventions) are taken with their
 pre-releases. The platform is given to pip as `--platform manylinux_2_28_x86_64 --platform
 manylinux2014_x86_64 --python-version 3.11 --abi cp311 --abi abi3 --abi none`, so wheels
-tagged only `manylinux_2_28` count too (the machine has glibc 2.36); none of the 100 was
-skipped for size (> 60 MB) or for having no wheel.
+tagged only `manylinux_2_28` count too (the machine has glibc 2.36). Projects skipped for
+size (> 60 MB) or for having no wheel are listed at the top of `projects.toml`. The first
+100 entries are the original corpus, kept unchanged when the list grew to 500
+(`--extend`): `--limit 100` runs that quick subset.
 
 Wheels are downloaded with pip (your pip configuration decides the index) into
 `.cache/corpus/wheels/` and checked against the sha256 in the list; `verify` installs the
@@ -49,14 +54,17 @@ other version and the dependencies of both from the index. Nothing downloaded is
 ## Outcomes
 
 - **shaded and clean**: `wheelshade shade --dep <wheel>` succeeded, and `wheelshade verify
-  <shaded> --with NAME==<other>` (exit 0) found no module of the original name imported, or
-  even searched for, while importing every module of the shaded copy beside the unshaded one.
+  <shaded> --with NAME==<other> --original <wheel>` (exit 0) found no module of the original
+  name imported, or even searched for, while importing every module of the shaded copy
+  beside the unshaded one.
   Modules skipped by verify are counted: *rule* (test packages, `test_*`, `__main__`, file
   names no import statement can spell), *optional* (the import failed on an absent optional
   dependency), *errors* (the import failed for another reason: Windows-only modules, a CLI
-  calling `sys.exit()`, ...). Every *error* is rechecked: the same modules are imported from
-  the original, unshaded wheel in a venv of its own; a module that imports unshaded but fails
-  shaded makes the project **broken**, otherwise the reason column says "unshaded too".
+  calling `sys.exit()`, ...). The outcome is verify's own verdict: it is given the original
+  wheel (`--original`) and imports every failed module again, under its original name, from
+  the original wheel in a venv of its own; a module that imports unshaded but fails shaded
+  makes the project **broken** (verify exit 4), otherwise the reason column says "unshaded
+  too".
   When the two versions cannot be installed together because they need different versions of
   a shared dependency (boto3 and botocore), the sweep does what a user would: it shades the
   old release's closure against the new one (`wheelshade shade --dep <wheel> --with-deps
@@ -66,9 +74,12 @@ other version and the dependencies of both from the index. Nothing downloaded is
   or pip cannot install the two versions together because their own requirements conflict on
   a dependency they share unshaded, and the `--with-deps` retry was refused too (checked: each
   installs alone, the shaded wheel installs wherever the original does). Honest, not a bug.
-- **broken**: anything else, a bug: a traceback or a timeout in `shade`, a leak found by
-  `verify` (exit 3; the first leak line is shown), a shaded wheel pip will not install when
-  the original installs, or any other `verify` failure.
+- **broken**: anything else, a bug: a traceback or a timeout in `shade`, a module verify
+  finds broken (exit 4; the first one is shown), a leak (exit 3; the first leak line is
+  shown), a shaded wheel pip will not install when the original installs, or any other
+  `verify` failure.
+- **unchecked**: verify exit 3 without a leak: a module failed to import and could not be
+  compared with the original (the reason says why). Neither clean nor proven broken.
 - **not run**: no result yet (the sweep was stopped, or the project was not reached).
 
 The seconds column is the whole project: shade, venv, pip install from the index (a local
@@ -102,6 +113,19 @@ def _cell(s: Any) -> str:
     return str(s if s is not None else "").replace("|", "\\|").replace("\n", " ")
 
 
+QUICK = 100
+
+
+def _summary(counts: Counter[str], total: int) -> str:
+    text = (
+        f"**Summary: {counts['shaded and clean']} shaded and clean, {counts['refused']} "
+        f"refused, {counts['broken']} broken"
+    )
+    if counts["unchecked"]:
+        text += f", {counts['unchecked']} unchecked"
+    return text + f", {counts['not run']} not run** (of {total})."
+
+
 def write_table(projects: list[dict[str, Any]], results: dict[str, Any]) -> None:
     rows = []
     counts: Counter[str] = Counter()
@@ -119,27 +143,38 @@ def write_table(projects: list[dict[str, Any]], results: dict[str, Any]) -> None
             f"| {p['rank']} | {_cell(p['name'])} | {p['shaded']} | {p['other']} | {r['outcome']} "
             f"| {_cell(r.get('reason', ''))} | {mods} | {_cell(r.get('seconds', ''))} |"
         )
-    summary = (
-        f"**Summary: {counts['shaded and clean']} shaded and clean, {counts['refused']} refused, "
-        f"{counts['broken']} broken, {counts['not run']} not run** (of {len(projects)})."
+    quick: Counter[str] = Counter(
+        (results.get(p["name"]) or {"outcome": "not run"})["outcome"] for p in projects[:QUICK]
     )
+    declined = sum(int((results.get(p["name"]) or {}).get("declined") or 0) for p in projects)
+    declined_in = sum(1 for p in projects if (results.get(p["name"]) or {}).get("declined"))
+    today = datetime.datetime.now(datetime.UTC).date().isoformat()
     text = INTRO.format(count=len(projects))
-    text += "## Results\n\n" + summary + "\n\n"
+    text += f"## Results\n\nRun on {today}.\n\n" + _summary(counts, len(projects)) + "\n"
+    if len(projects) > QUICK:
+        text += f"\nThe quick subset (the first {QUICK}): " + _summary(quick, QUICK) + "\n"
+    text += (
+        f"\nRenames the evidence rule declined (finding `unproven-module-path`: a string shaped "
+        f"like a module path of the set with no evidence that it is one, left unchanged and "
+        f"reported): **{declined}** across the corpus, in {declined_in} projects.\n\n"
+    )
     refused: defaultdict[str, list[str]] = defaultdict(list)
     broken = []
     for p in projects:
         r = results.get(p["name"]) or {}
         if r.get("outcome") == "refused":
             refused[_group(r.get("error") or r.get("reason", ""))].append(p["name"])
-        elif r.get("outcome") == "broken":
-            broken.append(f"- {p['name']} {p['shaded']}: {_cell(r.get('reason', ''))}")
+        elif r.get("outcome") in ("broken", "unchecked"):
+            broken.append(
+                f"- {p['name']} {p['shaded']} ({r['outcome']}): {_cell(r.get('reason', ''))}"
+            )
     if refused:
         text += "Refusals by reason:\n\n"
         for title, names in sorted(refused.items(), key=lambda kv: -len(kv[1])):
             text += f"- {title} ({len(names)}): {', '.join(names)}\n"
         text += "\n"
     if broken:
-        text += "Broken (bugs):\n\n" + "\n".join(broken) + "\n\n"
+        text += "Broken (bugs) and unchecked:\n\n" + "\n".join(broken) + "\n\n"
     text += (
         "Modules: imported / skipped by rule (t), for an absent optional dependency (o), on "
         "another import error (e). Seconds: the whole project (shade, venv, install, imports).\n\n"
