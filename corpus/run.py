@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import fcntl
 import json
 import re
 import shutil
@@ -378,6 +379,17 @@ def load_results() -> dict[str, Any]:
     return {}
 
 
+def record(result: dict[str, Any], projects: list[dict[str, Any]]) -> None:
+    """Merge one project's result into results.json as it is on disk now, under a file
+    lock: several runners (``--offset``, another session) can share the file."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "results.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results()
+        results[result["name"]] = result
+        save_results(results, projects)
+
+
 def save_results(results: dict[str, Any], projects: list[dict[str, Any]]) -> None:
     order = {p["name"]: p["rank"] for p in projects}
     # Results of projects no longer in the list (a regenerated corpus) are dropped.
@@ -401,6 +413,9 @@ def main() -> int:
         help="run only this project (repeatable)",
     )
     ap.add_argument("--limit", type=int, help="run only the first N projects (rank order)")
+    ap.add_argument(
+        "--offset", type=int, default=0, help="skip the first N projects (rank order)"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="projects run in parallel (default 2)")
     ap.add_argument(
         "--skip-done",
@@ -430,6 +445,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 1
+    todo = todo[args.offset :]
     if args.limit is not None:
         todo = todo[: args.limit]
     if args.skip_done:
@@ -458,8 +474,7 @@ def main() -> int:
                 }
             done += 1
             with _lock:
-                results[p["name"]] = r
-                save_results(results, projects)
+                record(r, projects)
             extra = f" ({r['reason']})" if r.get("reason") else ""
             print(
                 f"[{done}/{total}] #{p['rank']} {p['name']} {p['shaded']}: {r['outcome']}{extra}"
