@@ -31,6 +31,7 @@ make corpus                                  # the whole corpus, 2 projects at a
 .venv/bin/python corpus/run.py --limit 10    # the first 10 by rank
 .venv/bin/python corpus/run.py --jobs 1      # one project at a time
 .venv/bin/python corpus/run.py --skip-done   # only projects without a result yet
+.venv/bin/python corpus/run.py --offset 100 --skip-done  # a second runner: ranks past 100
 .venv/bin/python corpus/run.py --table       # only regenerate this page from results.json
 .venv/bin/python corpus/make_list.py         # regenerate the corpus list (downloads wheels)
 .venv/bin/python corpus/make_list.py --count 500 --extend  # keep the list, append up to 500
