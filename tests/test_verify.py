@@ -286,3 +286,33 @@ def test_cli_exit_status_for_broken_and_for_failures_no_original_can_clear(
         proc.stdout
     )
     assert proc.stdout.splitlines()[-1].startswith("UNCHECKED: 1 module of shaded wheels")
+
+
+def test_a_dependency_importing_the_shaded_package_back_is_named(tmp_path: Path) -> None:
+    """A distribution the shaded one requires, kept unshaded, that imports the package back
+    by its original name (without requiring it): it runs against the other version."""
+    from helpers import make_wheel
+
+    def host(version: str) -> Path:
+        files = {
+            "host/__init__.py": f"VERSION = {version!r}\nfrom host import select\n",
+            "host/select.py": "import matcher\n",
+        }
+        return make_wheel(tmp_path / "in", "host", version, files, requires=("matcher",))
+
+    old, new = host("1.0"), host("2.0")
+    matcher = make_wheel(
+        tmp_path / "in", "matcher", "1.0", {"matcher/__init__.py": "import host\n"}
+    )
+    (shaded,) = shade([], [old], out_dir=tmp_path / "shaded").wheels
+
+    report = verify([shaded.output], with_requirements=[str(new), str(matcher)], index=LOCAL)
+
+    (verdict,) = report.wheels
+    assert not report.ok
+    assert verdict.back_imports == (("matcher", "host"),)
+    text = format_report(report)
+    assert (
+        "  matcher imports host by its original name and is in no verified wheel: shade the "
+        "distribution that installs 'matcher' in the same set (--dep)"
+    ) in text
