@@ -308,6 +308,55 @@ def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log
         res.update(outcome=outcome, reason=reason[:300])
         return
     classify(proc, res)
+    if res["outcome"] == BROKEN and res["leaks"]:
+        retry_back_imports(p, orig, proc.stdout, shaded.parent.parent, res, log)
+
+
+#: verify's line for a dependency that imports the shaded package back (verify/leaks.py).
+_BACK = re.compile(r"shade the distribution that installs '([\w.]+)' in the same set")
+
+
+def retry_back_imports(
+    p: dict[str, Any], orig: Path, verify_out: str, work: Path, res: dict[str, Any], log: Path
+) -> None:
+    """verify named distributions installed beside the shaded copy that import it back by
+    its original name (a dependency that does not require it): shade them in the same set,
+    at the version pip installs with the original, as a user following the hint would."""
+    tops = sorted(set(_BACK.findall(verify_out)))
+    if not tops:
+        return
+    proc = subprocess.run(
+        [PY, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q", "--report", "-",
+         "--disable-pip-version-check", str(orig)],
+        capture_output=True, text=True, timeout=600,
+    )
+    try:
+        installs = json.loads(proc.stdout)["install"]
+        versions = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+                    for i in installs}
+    except (ValueError, KeyError, TypeError):
+        return
+    pins = [f"{t}=={versions[t.lower().replace('_', '-')]}" for t in tops
+            if t.lower().replace("_", "-") in versions]
+    if len(pins) != len(tops):
+        return
+    out = work / "out-back"
+    deps = [a for pin in pins for a in ("--dep", pin)]
+    shade_cmd = [*WHEELSHADE, "shade", "--dep", str(orig), *deps, "-o", str(out), "-j", "1",
+                 "--report", str(work / "r-back.json")]
+    done = run_logged(shade_cmd, log, SHADE_TIMEOUT)
+    wheels = sorted(out.glob("*.whl"))
+    if done is None or done.returncode != 0 or not wheels:
+        return
+    cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}",
+           "--original", str(orig)]
+    check = run_logged(cmd, log, VERIFY_TIMEOUT)
+    if check is None or check.returncode not in VERDICTS:
+        return
+    read_report(work / "r-back.json", res)
+    classify(check, res)
+    note = f"with --dep {', --dep '.join(pins)} (imports it back, as verify says)"
+    res["reason"] = (note + (f"; {res['reason']}" if res.get("reason") else ""))[:300]
 
 
 def classify(proc: subprocess.CompletedProcess[str], res: dict[str, Any]) -> None:
@@ -315,7 +364,7 @@ def classify(proc: subprocess.CompletedProcess[str], res: dict[str, Any]) -> Non
     the original wheel but not shaded), 3 a leak (broken) or UNCHECKED (a failure no original
     could clear), anything else a verify failure (broken). verify already imported every
     failed module from the original wheel: the failures it lists as skipped fail there too."""
-    res.update(parse_verify(proc.stdout))
+    res.update(parse_verify(proc.stdout), reason="")
     rc = proc.returncode
     if rc == EXIT_OK:
         res["outcome"] = CLEAN
