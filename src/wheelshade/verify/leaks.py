@@ -217,7 +217,9 @@ def verify(
             hint="pass the wheels `wheelshade shade` wrote",
         )
     probed = []
-    with tempfile.TemporaryDirectory(prefix="wheelshade-verify-") as tmp:
+    # A step stopped on a timeout may leave files behind that a slow child still writes.
+    tmp_dir = tempfile.TemporaryDirectory(prefix="wheelshade-verify-", ignore_cleanup_errors=True)
+    with tmp_dir as tmp:
         work = Path(tmp)
         paths = [c.path for c in contents]
         venv = make_env(work, paths, with_requirements, index, python, timeout)
