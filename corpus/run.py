@@ -383,6 +383,9 @@ def classify(proc: subprocess.CompletedProcess[str], res: dict[str, Any]) -> Non
         res.update(outcome=BROKEN, reason=f"leak: {res['first_leak']}"[:300])
     elif rc == EXIT_FINDINGS:
         res.update(outcome=UNCHECKED, reason=f"verify UNCHECKED: {res['not_compared']}"[:300])
+    elif "did not finish within" in proc.stderr:
+        # The machine, not the shading: a step (pip install of a large closure) timed out.
+        res.update(outcome=UNCHECKED, reason=f"verify: {first_error(proc.stderr)}"[:300])
     else:
         res.update(
             outcome=BROKEN,

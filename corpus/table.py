@@ -80,7 +80,8 @@ other version and the dependencies of both from the index. Nothing downloaded is
   shown), a shaded wheel pip will not install when the original installs, or any other
   `verify` failure.
 - **unchecked**: verify exit 3 without a leak: a module failed to import and could not be
-  compared with the original (the reason says why). Neither clean nor proven broken.
+  compared with the original (the reason says why), or a verify step did not finish in its
+  time (pip installing a very large closure). Neither clean nor proven broken.
 - **not run**: no result yet (the sweep was stopped, or the project was not reached).
 
 The seconds column is the whole project: shade, venv, pip install from the index (a local
@@ -100,6 +101,14 @@ GROUPS = [
         re.compile(r"dependencies do not install together"),
     ),
     ("import name too short for a same-length name", re.compile(r"same-length shaded name")),
+    (
+        "patched compiled module still reaches the original (load check)",
+        re.compile(r"loading the patched compiled modules reached the original"),
+    ),
+    (
+        "two distributions of the --with-deps set share a nested namespace portion",
+        re.compile(r"both install the namespace portion"),
+    ),
 ]
 
 
