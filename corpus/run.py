@@ -305,7 +305,9 @@ def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log
         if retry_with_deps(p, orig, shaded.parent.parent, res, log):
             return
         outcome, reason = explain_install_failure(p, orig, shaded, first_error(proc.stderr))
-        res.update(outcome=outcome, reason=reason[:300])
+        if res.get("with_deps_refused"):
+            reason = f"{reason}; --with-deps refused: {res['with_deps_refused']}"
+        res.update(outcome=outcome, reason=reason[:400])
         return
     classify(proc, res)
     if res["outcome"] == BROKEN and res["leaks"]:
@@ -410,6 +412,9 @@ def retry_with_deps(
     ]
     proc = run_logged(shade_cmd, log, SHADE_TIMEOUT)
     wheels = sorted(out.glob("*.whl"))
+    if proc is not None and proc.returncode == 2:
+        error = first_error(proc.stderr).removeprefix("wheelshade: error: ")
+        res["with_deps_refused"] = error.removeprefix(f"{orig.name} and ")[:200]
     if proc is None or proc.returncode != 0 or not wheels:
         return False
     cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}",

@@ -173,7 +173,8 @@ def write_table(projects: list[dict[str, Any]], results: dict[str, Any]) -> None
     for p in projects:
         r = results.get(p["name"]) or {}
         if r.get("outcome") == "refused":
-            refused[_group(r.get("error") or r.get("reason", ""))].append(p["name"])
+            why = r.get("error") or r.get("with_deps_refused") or r.get("reason", "")
+            refused[_group(why)].append(p["name"])
         elif r.get("outcome") in ("broken", "unchecked"):
             broken.append(
                 f"- {p['name']} {p['shaded']} ({r['outcome']}): {_cell(r.get('reason', ''))}"
