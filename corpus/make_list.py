@@ -14,7 +14,11 @@ Both are pinned with the sha256 of the exact wheel file, downloaded with pip
 no wheel for the platform, or a wheel over 60 MB, are skipped (listed as comments)
 and the next ones are taken until --count projects are in the list.
 
-Usage: .venv/bin/python corpus/make_list.py [--count 100] [--jobs 6]
+With ``--extend`` the entries already in corpus/projects.toml are kept unchanged (same
+projects, same pins: the first 100 stay the quick subset, ``run.py --limit 100``) and the
+list is filled up to --count with the next projects by rank.
+
+Usage: .venv/bin/python corpus/make_list.py [--count 100] [--jobs 6] [--extend]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,6 +205,26 @@ def ranking(path: Path) -> list[tuple[int, str]]:
     return rows
 
 
+def existing() -> tuple[list[Entry], list[Entry]]:
+    """The entries of the current projects.toml, unchanged, and its skipped comments."""
+    with OUT.open("rb") as f:
+        rows = tomllib.load(f).get("project", [])
+    kept = [
+        Entry(
+            r["name"],
+            r["rank"],
+            Pin(r["shaded"], r["shaded_wheel"], r["shaded_sha256"], 0),
+            Pin(r["other"], r["other_wheel"], r["other_sha256"], 0),
+        )
+        for r in rows
+    ]
+    skipped = [
+        Entry(m.group(2), int(m.group(1)), skip=m.group(3))
+        for m in re.finditer(r"^#   rank (\d+) (\S+): (.*)$", OUT.read_text(), re.M)
+    ]
+    return kept, skipped
+
+
 def toml_str(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
@@ -244,6 +269,11 @@ def main() -> int:
     ap.add_argument("--count", type=int, default=100)
     ap.add_argument("--jobs", type=int, default=6)
     ap.add_argument("--ranking", type=Path, default=DEFAULT_RANKING)
+    ap.add_argument(
+        "--extend",
+        action="store_true",
+        help="keep the entries of the current list unchanged and append the next projects",
+    )
     args = ap.parse_args()
     WHEELS.mkdir(parents=True, exist_ok=True)
     ranked = ranking(args.ranking)
@@ -256,6 +286,17 @@ def main() -> int:
             ordered.append((rank, name))
     results: dict[int, Entry] = {}
     pos = 0
+    if args.extend and OUT.exists():
+        kept, was_skipped = existing()
+        done = {canonicalize_name(e.name) for e in kept + was_skipped}
+        last = max(e.rank for e in kept + was_skipped)
+        for i, e in enumerate(sorted(kept + was_skipped, key=lambda e: e.rank)):
+            results[i] = e
+        # Continue after the last project the current list looked at.
+        ordered = [(r, n) for r, n in ordered if r > last and canonicalize_name(n) not in done]
+        offset = len(results)
+    else:
+        offset = 0
     with cf.ThreadPoolExecutor(args.jobs) as pool:
         while True:
             good = [results[i] for i in sorted(results) if not results[i].skip]
@@ -263,7 +304,10 @@ def main() -> int:
                 break
             need = args.count - len(good)
             batch = ordered[pos : pos + need]
-            futs = {pool.submit(pick, name, rank): pos + i for i, (rank, name) in enumerate(batch)}
+            futs = {
+                pool.submit(pick, name, rank): offset + pos + i
+                for i, (rank, name) in enumerate(batch)
+            }
             pos += len(batch)
             for fut in cf.as_completed(futs):
                 e = fut.result()

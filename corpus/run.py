@@ -4,16 +4,18 @@ For every project in corpus/projects.toml, in rank order:
 
 1. ``wheelshade shade --dep <shaded wheel>`` (the CLI, in a subprocess with a timeout);
    exit 2 with a one-line error is *refused*, a traceback or a timeout is *broken*;
-2. ``wheelshade verify <shaded copy> --with NAME==<other>``: a throwaway venv holding the
-   shaded copy beside the latest unshaded release (plus both their dependencies from the
-   index), every module of the shaded copy imported with a leak-blocking hook.
-   Exit 0 is *shaded and clean*, exit 3 (a leak) is *broken*. When pip cannot install the
-   two together, the run checks why (see ``_explain_install_failure``).
+2. ``wheelshade verify <shaded copy> --with NAME==<other> --original <wheel>``: a throwaway
+   venv holding the shaded copy beside the latest unshaded release (plus both their
+   dependencies from the index), every module of the shaded copy imported with a
+   leak-blocking hook, and every module that fails imported again from the original wheel.
+   The outcome is verify's own verdict: exit 0 *shaded and clean*, exit 4 (BROKEN: imports
+   unshaded but not shaded) or 3 with a leak *broken*, 3 without one *unchecked*. When pip
+   cannot install the two together, the run checks why (see ``explain_install_failure``).
 
 Results are merged into corpus/results.json (per project, so ``--only`` updates one entry)
 and docs/corpus.md is regenerated from it.
 
-Usage: .venv/bin/python corpus/run.py [--only NAME ...] [--limit N] [--jobs 2]
+Usage: .venv/bin/python corpus/run.py [--only NAME ...] [--limit N] [--jobs 2] [--skip-done]
        .venv/bin/python corpus/run.py --table     (only regenerate docs/corpus.md)
 """
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import fcntl
 import json
 import re
 import shutil
@@ -45,6 +48,14 @@ SHADE_TIMEOUT = 900
 VERIFY_TIMEOUT = 1800
 
 CLEAN, REFUSED, BROKEN = "shaded and clean", "refused", "broken"
+#: verify could not compare a failed module with the original (its UNCHECKED verdict).
+UNCHECKED = "unchecked"
+#: ``wheelshade verify`` exit statuses (docs/cli.md).
+EXIT_OK, EXIT_FINDINGS, EXIT_BROKEN = 0, 3, 4
+VERDICTS = (EXIT_OK, EXIT_FINDINGS, EXIT_BROKEN)
+#: The finding code for a string shaped like a module path with no evidence that it is one:
+#: a rename the evidence rule declined (src/wheelshade/findings.py).
+DECLINED = "unproven-module-path"
 _lock = threading.Lock()
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -115,7 +126,14 @@ def parse_verify(out: str) -> dict[str, Any]:
     ]
     errors = import_errors(out)
     leaks = re.findall(r"^  leak .*$", out, re.M)
+    broken = re.findall(r"^  broken (.*) \(imports from the original wheel\)$", out, re.M)
+    not_compared = re.findall(
+        r"^  import failures not compared with the original: (.*)$", out, re.M
+    )
     return {
+        "broken": len(broken),
+        "first_broken": broken[0][:300] if broken else "",
+        "not_compared": "; ".join(not_compared)[:300],
         "imported": int(m.group(1)) if m else None,
         "skipped": int(m.group(2)) if m else None,
         "skipped_tests": tests,
@@ -177,6 +195,20 @@ def explain_install_failure(
     return REFUSED, f"dependencies do not install together ({detail})"
 
 
+def read_report(path: Path, res: dict[str, Any]) -> None:
+    """Findings, declined renames and the mapping from ``shade --report``'s JSON."""
+    try:
+        report = json.loads(path.read_text())
+        findings = [f for w in report.get("wheels", []) for f in w.get("findings", [])]
+        res["findings"] = len(findings)
+        res["declined"] = sum(1 for f in findings if f.get("code") == DECLINED)
+        res["mapping"] = {
+            k: v for w in report.get("wheels", []) for k, v in w.get("mapping", {}).items()
+        }
+    except (OSError, ValueError, AttributeError, TypeError):
+        pass
+
+
 def run_one(p: dict[str, Any]) -> dict[str, Any]:
     name = p["name"]
     res: dict[str, Any] = {
@@ -221,14 +253,7 @@ def run_one(p: dict[str, Any]) -> dict[str, Any]:
         res["shade_seconds"] = round(time.monotonic() - t0, 1)
         with log.open("w", encoding="utf-8") as f:
             f.write(f"$ {' '.join(cmd)}\nexit {rc}\n{shade_text}\n")
-        try:
-            report = json.loads((work / "r.json").read_text())
-            res["findings"] = sum(len(w.get("findings", [])) for w in report.get("wheels", []))
-            res["mapping"] = {
-                k: v for w in report.get("wheels", []) for k, v in w.get("mapping", {}).items()
-            }
-        except (OSError, ValueError, AttributeError, TypeError):
-            pass
+        read_report(work / "r.json", res)
         if rc is None:
             res.update(outcome=BROKEN, reason=f"shade timed out after {SHADE_TIMEOUT} s")
         elif rc != 0:
@@ -268,29 +293,105 @@ def run_logged(
 
 
 def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log: Path) -> None:
-    cmd = [*WHEELSHADE, "verify", str(shaded), "--with", f"{p['name']}=={p['other']}"]
+    cmd = [*WHEELSHADE, "verify", str(shaded), "--with", f"{p['name']}=={p['other']}",
+           "--original", str(orig)]
     t = time.monotonic()
     proc = run_logged(cmd, log, VERIFY_TIMEOUT)
     res["verify_seconds"] = round(time.monotonic() - t, 1)
     if proc is None:
         res.update(outcome=BROKEN, reason=f"verify timed out after {VERIFY_TIMEOUT} s")
         return
-    res.update(parse_verify(proc.stdout))
-    if proc.returncode == 0:
-        res["outcome"] = CLEAN
-        if res["import_errors"]:
-            recheck(orig, proc.stdout, res)
-    elif proc.returncode == 3:
-        res.update(outcome=BROKEN, reason=f"leak: {res['first_leak']}"[:300])
-    elif "pip install failed" in proc.stderr:
+    if proc.returncode not in VERDICTS and "pip install failed" in proc.stderr:
         if retry_with_deps(p, orig, shaded.parent.parent, res, log):
             return
         outcome, reason = explain_install_failure(p, orig, shaded, first_error(proc.stderr))
-        res.update(outcome=outcome, reason=reason[:300])
+        if res.get("with_deps_refused"):
+            reason = f"{reason}; --with-deps refused: {res['with_deps_refused']}"
+        res.update(outcome=outcome, reason=reason[:400])
+        return
+    classify(proc, res)
+    if res["outcome"] == BROKEN and res["leaks"]:
+        retry_back_imports(p, orig, proc.stdout, shaded.parent.parent, res, log)
+
+
+#: verify's line for a dependency that imports the shaded package back (verify/leaks.py).
+_BACK = re.compile(r"shade the distribution that installs '([\w.]+)' in the same set")
+
+
+def retry_back_imports(
+    p: dict[str, Any], orig: Path, verify_out: str, work: Path, res: dict[str, Any], log: Path
+) -> None:
+    """verify named distributions installed beside the shaded copy that import it back by
+    its original name (a dependency that does not require it): shade them in the same set,
+    at the version pip installs with the original, as a user following the hint would."""
+    tops = sorted(set(_BACK.findall(verify_out)))
+    if not tops:
+        return
+    proc = subprocess.run(
+        [PY, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q", "--report", "-",
+         "--disable-pip-version-check", str(orig)],
+        capture_output=True, text=True, timeout=600,
+    )
+    try:
+        installs = json.loads(proc.stdout)["install"]
+        versions = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+                    for i in installs}
+    except (ValueError, KeyError, TypeError):
+        return
+    pins = [f"{t}=={versions[t.lower().replace('_', '-')]}" for t in tops
+            if t.lower().replace("_", "-") in versions]
+    if len(pins) != len(tops):
+        return
+    out = work / "out-back"
+    deps = [a for pin in pins for a in ("--dep", pin)]
+    shade_cmd = [*WHEELSHADE, "shade", "--dep", str(orig), *deps, "-o", str(out), "-j", "1",
+                 "--report", str(work / "r-back.json")]
+    done = run_logged(shade_cmd, log, SHADE_TIMEOUT)
+    wheels = sorted(out.glob("*.whl"))
+    if done is None or done.returncode != 0 or not wheels:
+        return
+    cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}",
+           "--original", str(orig)]
+    check = run_logged(cmd, log, VERIFY_TIMEOUT)
+    if check is None or check.returncode not in VERDICTS:
+        return
+    read_report(work / "r-back.json", res)
+    classify(check, res)
+    note = f"with --dep {', --dep '.join(pins)} (imports it back, as verify says)"
+    res["reason"] = (note + (f"; {res['reason']}" if res.get("reason") else ""))[:300]
+
+
+def classify(proc: subprocess.CompletedProcess[str], res: dict[str, Any]) -> None:
+    """The outcome from verify's own verdict: exit 0 clean, 4 broken (a module imports from
+    the original wheel but not shaded), 3 a leak (broken) or UNCHECKED (a failure no original
+    could clear), anything else a verify failure (broken). verify already imported every
+    failed module from the original wheel: the failures it lists as skipped fail there too."""
+    res.update(parse_verify(proc.stdout), reason="")
+    rc = proc.returncode
+    if rc == EXIT_OK:
+        res["outcome"] = CLEAN
+        if res["import_errors"]:
+            res["reason"] = (
+                f"{res['import_errors']} module(s) fail to import, unshaded too: "
+                f"{res['first_import_error']}"
+            )[:300]
+    elif rc == EXIT_BROKEN:
+        res.update(
+            outcome=BROKEN,
+            reason=f"{res['broken']} module(s) import unshaded but fail shaded: "
+            f"{res['first_broken']}"[:300],
+        )
+    elif rc == EXIT_FINDINGS and res["leaks"]:
+        res.update(outcome=BROKEN, reason=f"leak: {res['first_leak']}"[:300])
+    elif rc == EXIT_FINDINGS:
+        res.update(outcome=UNCHECKED, reason=f"verify UNCHECKED: {res['not_compared']}"[:300])
+    elif "did not finish within" in proc.stderr:
+        # The machine, not the shading: a step (pip install of a large closure) timed out.
+        res.update(outcome=UNCHECKED, reason=f"verify: {first_error(proc.stderr)}"[:300])
     else:
         res.update(
             outcome=BROKEN,
-            reason=f"verify exit {proc.returncode}: {first_error(proc.stderr or proc.stdout)}",
+            reason=f"verify exit {rc}: {first_error(proc.stderr or proc.stdout)}",
         )
 
 
@@ -299,122 +400,51 @@ def retry_with_deps(
 ) -> bool:
     """The two versions need different versions of a shared dependency (boto3 and
     botocore): shade the old release's closure against the new one with ``--with-deps``,
-    as a user would, and verify every shaded wheel. True when that comes out clean."""
+    as a user would, and verify every shaded wheel. True when that gives a verdict (clean,
+    broken, unchecked); False when it is refused or does not install either."""
     target = work / "target.txt"
     target.write_text(f"{p['name']}=={p['other']}\n")
     out = work / "out-with-deps"
     shade_cmd = [
         *WHEELSHADE, "shade", "--dep", str(orig), "--with-deps",
         "--target-requirements", str(target), "-o", str(out), "-j", "1",
+        "--report", str(work / "r-with-deps.json"),
     ]
     proc = run_logged(shade_cmd, log, SHADE_TIMEOUT)
     wheels = sorted(out.glob("*.whl"))
+    if proc is not None and proc.returncode == 2:
+        error = first_error(proc.stderr).removeprefix("wheelshade: error: ")
+        res["with_deps_refused"] = error.removeprefix(f"{orig.name} and ")[:200]
     if proc is None or proc.returncode != 0 or not wheels:
         return False
-    cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}"]
+    cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}",
+           "--original", str(orig)]
     check = run_logged(cmd, log, VERIFY_TIMEOUT)
-    if check is None or check.returncode != 0:
+    if check is None or check.returncode not in VERDICTS:
         return False
-    res.update(parse_verify(check.stdout))
+    read_report(work / "r-with-deps.json", res)
+    classify(check, res)
     members = [w.name.split("-", 1)[0] for w in wheels]
-    res.update(outcome=CLEAN, reason=f"with --with-deps: {len(wheels)} shaded wheels "
-               f"({', '.join(members)})"[:300])
+    note = f"with --with-deps: {len(wheels)} shaded wheels ({', '.join(members)})"
+    res["reason"] = (note + (f"; {res['reason']}" if res.get("reason") else ""))[:300]
     return True
-
-
-_IMPORT_ALL = """
-import importlib, json, sys
-out = {}
-for m in json.loads(sys.argv[1]):
-    try:
-        importlib.import_module(m)
-    except BaseException as exc:
-        lines = str(exc).strip().splitlines()
-        out[m] = type(exc).__name__ + (": " + lines[0] if lines else "")
-    else:
-        out[m] = None
-print(json.dumps(out))
-"""
-
-
-def recheck(orig: Path, verify_out: str, res: dict[str, Any]) -> None:
-    """Modules of the shaded copy that failed to import (not for an absent optional
-    dependency): import them unshaded, from the original wheel alone in its own venv.
-    One that imports unshaded but fails shaded is broken (the rewrite broke it)."""
-    mapping = res.get("mapping") or {}
-    back = {v: k for k, v in mapping.items()}
-    errors = import_errors(verify_out)
-
-    def original(m: str) -> str:
-        top, _, rest = m.partition(".")
-        return back.get(top, top) + ("." + rest if rest else "")
-
-    try:
-        with tempfile.TemporaryDirectory(prefix="corpus-recheck-") as tmp:
-            venv = Path(tmp) / "v"
-            subprocess.run(
-                [PY, "-m", "venv", "--without-pip", str(venv)],
-                check=True,
-                capture_output=True,
-                timeout=300,
-            )
-            subprocess.run(
-                [
-                    PY,
-                    "-m",
-                    "pip",
-                    "--python",
-                    str(venv / "bin" / "python"),
-                    "install",
-                    "-q",
-                    "--disable-pip-version-check",
-                    str(orig),
-                ],
-                check=True,
-                capture_output=True,
-                timeout=900,
-            )
-            proc = subprocess.run(
-                [
-                    str(venv / "bin" / "python"),
-                    "-I",
-                    "-c",
-                    _IMPORT_ALL,
-                    json.dumps([original(m) for m, _ in errors]),
-                ],
-                capture_output=True,
-                text=True,
-                timeout=900,
-                cwd=tmp,
-                stdin=subprocess.DEVNULL,
-            )
-            unshaded = json.loads(proc.stdout)
-    except (subprocess.SubprocessError, ValueError, OSError) as exc:
-        res["reason"] = (
-            f"{len(errors)} module(s) failed to import (not rechecked unshaded: {exc}): "
-            f"{res['first_import_error']}"
-        )[:300]
-        return
-    regressions = [(m, r) for m, r in errors if unshaded.get(original(m), "missing") is None]
-    res["import_errors_unshaded_too"] = len(errors) - len(regressions)
-    if regressions:
-        m, r = regressions[0]
-        res.update(
-            outcome=BROKEN,
-            reason=(f"{len(regressions)} module(s) import unshaded but fail shaded: {m}: {r}")[
-                :300
-            ],
-        )
-    else:
-        res["reason"] = (
-            f"{len(errors)} module(s) fail to import, unshaded too: {res['first_import_error']}"
-        )[:300]
 
 
 def load_results() -> dict[str, Any]:
     if RESULTS.exists():
         return {r["name"]: r for r in json.loads(RESULTS.read_text())["results"]}
     return {}
+
+
+def record(result: dict[str, Any], projects: list[dict[str, Any]]) -> None:
+    """Merge one project's result into results.json as it is on disk now, under a file
+    lock: several runners (``--offset``, another session) can share the file."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    with (CACHE / "results.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = load_results()
+        results[result["name"]] = result
+        save_results(results, projects)
 
 
 def save_results(results: dict[str, Any], projects: list[dict[str, Any]]) -> None:
@@ -440,6 +470,9 @@ def main() -> int:
         help="run only this project (repeatable)",
     )
     ap.add_argument("--limit", type=int, help="run only the first N projects (rank order)")
+    ap.add_argument(
+        "--offset", type=int, default=0, help="skip the first N projects (rank order)"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="projects run in parallel (default 2)")
     ap.add_argument(
         "--skip-done",
@@ -469,6 +502,7 @@ def main() -> int:
                 file=sys.stderr,
             )
             return 1
+    todo = todo[args.offset :]
     if args.limit is not None:
         todo = todo[: args.limit]
     if args.skip_done:
@@ -497,8 +531,7 @@ def main() -> int:
                 }
             done += 1
             with _lock:
-                results[p["name"]] = r
-                save_results(results, projects)
+                record(r, projects)
             extra = f" ({r['reason']})" if r.get("reason") else ""
             print(
                 f"[{done}/{total}] #{p['rank']} {p['name']} {p['shaded']}: {r['outcome']}{extra}"

@@ -286,3 +286,66 @@ def test_cli_exit_status_for_broken_and_for_failures_no_original_can_clear(
         proc.stdout
     )
     assert proc.stdout.splitlines()[-1].startswith("UNCHECKED: 1 module of shaded wheels")
+
+
+def test_a_dependency_importing_the_shaded_package_back_is_named(tmp_path: Path) -> None:
+    """A distribution the shaded one requires, kept unshaded, that imports the package back
+    by its original name (without requiring it): it runs against the other version."""
+    from helpers import make_wheel
+
+    def host(version: str) -> Path:
+        files = {
+            "host/__init__.py": f"VERSION = {version!r}\nfrom host import select\n",
+            "host/select.py": "import matcher\n",
+        }
+        return make_wheel(tmp_path / "in", "host", version, files, requires=("matcher",))
+
+    old, new = host("1.0"), host("2.0")
+    matcher = make_wheel(
+        tmp_path / "in", "matcher", "1.0", {"matcher/__init__.py": "import host\n"}
+    )
+    (shaded,) = shade([], [old], out_dir=tmp_path / "shaded").wheels
+
+    report = verify([shaded.output], with_requirements=[str(new), str(matcher)], index=LOCAL)
+
+    (verdict,) = report.wheels
+    assert not report.ok
+    assert verdict.back_imports == (("matcher", "host"),)
+    text = format_report(report)
+    assert (
+        "  matcher imports host by its original name and is in no verified wheel: shade the "
+        "distribution that installs 'matcher' in the same set (--dep)"
+    ) in text
+
+
+def test_a_step_that_times_out_is_stopped_with_the_processes_it_started(tmp_path: Path) -> None:
+    """pip runs its resolver in a child process: a timeout must stop that one too, or it
+    goes on writing into the venv verify is removing (a traceback instead of one line)."""
+    import sys
+    import time
+
+    from wheelshade.verify.venv import run_step
+
+    alive = tmp_path / "alive"
+    child = (
+        "import pathlib, time\n"
+        "while True:\n"
+        f"    pathlib.Path({str(alive)!r}).write_text(repr(time.time()))\n"
+        "    time.sleep(0.05)\n"
+    )
+    parent = (
+        "import pathlib, subprocess, sys, time\n"
+        f"subprocess.Popen([sys.executable, '-c', {child!r}])\n"
+        f"while not pathlib.Path({str(alive)!r}).exists():\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(600)\n"
+    )
+    started = time.monotonic()
+    with pytest.raises(FetchError, match=r": pip install did not finish within 20 s$"):
+        run_step([sys.executable, "-c", parent], "pip install", where=tmp_path, timeout=20)
+    assert alive.exists(), "the child never started: the machine is too slow for this test"
+    assert time.monotonic() - started < 60
+    time.sleep(0.5)
+    last = alive.read_text()
+    time.sleep(1)
+    assert alive.read_text() == last, "the child process is still running"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
@@ -47,6 +48,10 @@ class WheelVerdict:
     not_compared: str | None = None
     #: A shaded wheel (with ``wheelshade.json``), not a dependent.
     shaded: bool = False
+    #: (importer, original module) for each module outside every verified wheel that
+    #: imported an original name: a distribution installed beside the shaded one (a
+    #: dependency) that imports it back, so it runs against the other version.
+    back_imports: tuple[tuple[str, str], ...] = ()
 
     @property
     def unchecked(self) -> int:
@@ -79,6 +84,22 @@ class _Contents:
     own: tuple[str, ...]  # the wheel's own top-level names
     mapping: dict[str, str]  # from wheelshade.json; empty for a dependent
     source: Source  # what it was made from
+
+
+def _back_imports(
+    leaks: Sequence[Leak], own: frozenset[str], originals: Sequence[str]
+) -> tuple[tuple[str, str], ...]:
+    """Leaks started by a module of none of the verified wheels (``importing pkg_1_0_x.sel
+    (via helper.match)``): that module comes from a distribution installed beside them."""
+    found: dict[str, str] = {}
+    for leak in leaks:
+        via = re.search(r"\(via ([\w.]+)\)", leak.cause)
+        if via is None:
+            continue
+        top = via.group(1).split(".")[0]
+        if top not in own and top not in originals:
+            found.setdefault(via.group(1), leak.module)
+    return tuple(sorted(found.items()))
 
 
 def _never_tried(reason: str) -> bool:
@@ -196,7 +217,9 @@ def verify(
             hint="pass the wheels `wheelshade shade` wrote",
         )
     probed = []
-    with tempfile.TemporaryDirectory(prefix="wheelshade-verify-") as tmp:
+    # A step stopped on a timeout may leave files behind that a slow child still writes.
+    tmp_dir = tempfile.TemporaryDirectory(prefix="wheelshade-verify-", ignore_cleanup_errors=True)
+    with tmp_dir as tmp:
         work = Path(tmp)
         paths = [c.path for c in contents]
         venv = make_env(work, paths, with_requirements, index, python, timeout)
@@ -215,6 +238,7 @@ def verify(
         else:
             comparison = Comparison({}, {})
     verdicts = []
+    own = frozenset(t for c in contents for t in c.own)
     for wheel, (results, leaks) in zip(contents, probed, strict=True):
         broken = comparison.broken.get(wheel.path.name, ())
         failed = [(m, r) for m, r in failures[wheel.path.name] if (m, r) not in broken]
@@ -228,6 +252,7 @@ def verify(
                 broken=broken,
                 not_compared=comparison.not_compared.get(wheel.path.name),
                 shaded=bool(wheel.mapping),
+                back_imports=_back_imports(leaks, own, names),
             )
         )
     return VerifyReport(tuple(verdicts), names)
@@ -250,6 +275,12 @@ def format_report(report: VerifyReport) -> str:
         for leak in w.leaks:
             where = leak.file or "not found"
             out.append(f"  leak {leak.module} ({where}): {leak.cause}")
+        for importer, module in w.back_imports:
+            top = importer.split(".")[0]
+            out.append(
+                f"  {importer} imports {module} by its original name and is in no verified "
+                f"wheel: shade the distribution that installs {top!r} in the same set (--dep)"
+            )
         out.extend(
             f"  broken {module}: {reason} (imports from the original wheel)"
             for module, reason in w.broken

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import signal
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,17 +35,38 @@ def venv_python(root: Path) -> Path:
 
 def run_step(cmd: Sequence[str], what: str, *, where: Path, timeout: float) -> None:
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        raise FetchError(f"{what} did not finish within {timeout:.0f} s", path=str(where)) from None
+        # A session of its own: on a timeout the whole tree goes (pip runs its resolver in
+        # a child process, which would go on writing into the venv being removed).
+        proc = subprocess.Popen(
+            cmd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=os.name != "nt",
+        )
     except OSError as exc:
         raise FetchError(f"{what} could not start ({exc})", path=str(where)) from None
+    try:
+        _, stderr = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_tree(proc)
+        raise FetchError(f"{what} did not finish within {timeout:.0f} s", path=str(where)) from None
     if proc.returncode != 0:
         raise FetchError(
-            f"{what} failed: {pip_error(proc.stderr)}",
+            f"{what} failed: {pip_error(stderr)}",
             path=str(where),
             hint="every requirement must be given with --with or found through the index options",
         )
+
+
+def _kill_tree(proc: subprocess.Popen[str]) -> None:
+    """Stop ``proc`` and every process it started (its session, where there are sessions)."""
+    if os.name == "nt":
+        proc.kill()
+    else:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate()
 
 
 def make_env(
