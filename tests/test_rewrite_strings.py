@@ -413,6 +413,22 @@ def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
 
 
 @pytest.mark.parametrize(("before", "after"), [
+    # A package that presents its classes under its top-level name (``obj.__module__ =
+    # "pkg"``, for pickle and reprs): left alone, pickle finds the other installed version.
+    ('def public(obj):\n    obj.__module__ = "flask"\n    return obj\n',
+     f'def public(obj):\n    obj.__module__ = "{S}"\n    return obj\n'),
+    ('class C:\n    __module__ = "flask"\n', f'class C:\n    __module__ = "{S}"\n'),
+    ('setattr(cls, "__module__", "jinja2")\n', f'setattr(cls, "__module__", "{J}")\n'),
+    # A name given to ``__name__`` or ``__qualname__`` is the object's own: a word.
+    ('def f(obj):\n    obj.__name__ = "flask"\n    obj.__qualname__ = "flask"\n', None),
+    ('setattr(cls, "__name__", "flask")\n', None),
+])
+def test_a_string_assigned_to_module_is_a_module_name(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
     # python-dateutil's stack walk skips its own frames by their module's name.
     ('if frame.f_globals.get("__name__") not in ("importlib", "flask"):\n    pass\n',
      f'if frame.f_globals.get("__name__") not in ("importlib", "{S}"):\n    pass\n'),

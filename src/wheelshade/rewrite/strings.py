@@ -114,6 +114,10 @@ class StringRenamer(LeanTransformer):
         if any(isinstance(t.target, cst.Name) and t.target.value == "__doc__"
                for t in node.targets):
             self._mark(node.value, "skip")
+        # ``obj.__module__ = "pkg"`` (a class presented under its package, for pickle and
+        # reprs) names a module: pickle looks the class up there.
+        if any(_is_module_attr(t.target) for t in node.targets):
+            self._mark(node.value, "module")
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         head = literal_head(node)
@@ -156,6 +160,12 @@ class StringRenamer(LeanTransformer):
             and func.value.value == "monkeypatch"
         ):
             role = "module"
+        elif isinstance(func, cst.Name) and func.value == "setattr" and len(node.args) == 3 and (
+            isinstance(node.args[1].value, cst.SimpleString)
+            and plain_text(node.args[1].value) == "__module__"
+        ):
+            self._mark(node.args[2].value, "module")
+            return
         else:
             self._own_name_arguments(node, names)
             return
@@ -357,3 +367,10 @@ class StringRenamer(LeanTransformer):
             return updated_node  # f"flask{x}": the name is not known
         part = first.with_changes(value=renamed + first.value[run.end() :])
         return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
+
+
+def _is_module_attr(target: cst.BaseExpression) -> bool:
+    """``__module__`` (in a class body) or ``x.__module__`` as an assignment target."""
+    if isinstance(target, cst.Attribute):
+        return target.attr.value == "__module__"
+    return isinstance(target, cst.Name) and target.value == "__module__"
