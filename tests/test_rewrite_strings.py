@@ -413,6 +413,28 @@ def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
 
 
 @pytest.mark.parametrize(("before", "after"), [
+    # Code for a subprocess, statements on one line: ``python -c "import os, pkg; ..."``.
+    ('code = "import flask; func = 1"\n', f'code = "import {S} as flask; func = 1"\n'),
+    ('code = "import os, flask; func = 1"\n', f'code = "import os, {S} as flask; func = 1"\n'),
+    ('code = "import os, flask.json, jinja2 as j\\nx = 1"\n',
+     f'code = "import os, {S}.json, {S} as flask, {J} as j\\nx = 1"\n'),
+    # The same in an f-string: its literal head is the code (ujson's leak checks).
+    ('code = f"import functools, flask; func = {x}"\n',
+     f'code = f"import functools, {S} as flask; func = {{x}}"\n'),
+    ('code = f"from flask.json import dumps\\nf = {x}"\n',
+     f'code = f"from {S}.json import dumps\\nf = {{x}}"\n'),
+    # Prose stays prose: an import list of other names, an f-string that is a message.
+    ('code = "import os, sys; x = 1"\n', None),
+    ('msg = f"flask could not {x}"\n', None),
+])
+def test_generated_code_on_one_line_in_lists_and_f_strings(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
     # A package that presents its classes under its top-level name (``obj.__module__ =
     # "pkg"``, for pickle and reprs): left alone, pickle finds the other installed version.
     ('def public(obj):\n    obj.__module__ = "flask"\n    return obj\n',

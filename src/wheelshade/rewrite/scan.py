@@ -114,7 +114,8 @@ class Patterns:
         alternatives = "(?:" + "|".join(map(re.escape, names)) + r")\b"
         # A quote opening a string that starts with a name or with an import of it, or a
         # quoted distribution name in any spelling that normalises to one of ``dists``.
-        named = r"\s*(?:(?:from|import)\s+)?" + alternatives
+        # (``"import os, pkg; ..."``: a later name of an import list too)
+        named = r"\s*(?:(?:from|import)\s+(?:[\w.]+(?:\s+as\s+\w+)?\s*,\s*)*)?" + alternatives
         spellings = [r"[-_.]+".join(map(re.escape, d.split("-"))) for d in dists]
         if spellings:
             named += r"|(?i:(?:" + "|".join(spellings) + r")\b)"

@@ -350,6 +350,11 @@ class StringRenamer(LeanTransformer):
             return updated_node
         if role == "any":
             head = first.value
+            # ``f"import os, pkg; f = {code}"``: code for a subprocess, its head the imports
+            code = self._rules.code(head)
+            if code is not None:
+                part = first.with_changes(value=code)
+                return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
             if not (head.endswith(".") and len(updated_node.parts) > 1):
                 return updated_node
             renamed = self._rules.module_path(head, bare=False)
