@@ -413,6 +413,20 @@ def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
 
 
 @pytest.mark.parametrize(("before", "after"), [
+    # ``python -m pkg`` in a subprocess: the argument after ``-m`` is a module to run.
+    ('import subprocess, sys\nsubprocess.run([sys.executable, "-m", "flask"])\n',
+     f'import subprocess, sys\nsubprocess.run([sys.executable, "-m", "{S}"])\n'),
+    ('import sys\ncmd = (sys.executable, "-X", "dev", "-m", "jinja2", "x")\n',
+     f'import sys\ncmd = (sys.executable, "-X", "dev", "-m", "{J}", "x")\n'),
+    # ``-m`` of another program (a commit message) is no module.
+    ('cmd = ["git", "commit", "-m", "flask"]\n', None),
+])
+def test_a_module_run_with_python_m_is_a_module_name(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
     # Code for a subprocess, statements on one line: ``python -c "import os, pkg; ..."``.
     ('code = "import flask; func = 1"\n', f'code = "import {S} as flask; func = 1"\n'),
     ('code = "import os, flask; func = 1"\n', f'code = "import os, {S} as flask; func = 1"\n'),

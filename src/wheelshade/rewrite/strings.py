@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import pairwise
+
 import libcst as cst
 
 from wheelshade.findings import Code
@@ -193,6 +196,21 @@ class StringRenamer(LeanTransformer):
                 plain_text(value) in owners
             ):
                 self._mark(value, "module")
+
+    def visit_List(self, node: cst.List) -> None:
+        self._python_m(node.elements)
+
+    def visit_Tuple(self, node: cst.Tuple) -> None:
+        self._python_m(node.elements)
+
+    def _python_m(self, elements: Sequence[cst.BaseElement]) -> None:
+        """``[sys.executable, ..., "-m", "pkg"]``: a module run in a subprocess."""
+        if not elements or "sys.executable" not in self._qualified(elements[0].value):
+            return
+        for flag, value in pairwise(elements):
+            if isinstance(flag.value, cst.SimpleString) and plain_text(flag.value) == "-m":
+                self._mark(value.value, "module")
+                return
 
     def visit_Element(self, node: cst.Element) -> None:
         if not self._import_list:
