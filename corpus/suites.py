@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -165,7 +166,9 @@ def junit(path: Path) -> dict[str, str]:
     return out
 
 
-def pytest(vpy: Path, tests: Path, extra: list[str], xml: Path, logfile: Path) -> dict[str, str]:
+def pytest(
+    vpy: Path, tests: Path, extra: list[str], xml: Path, logfile: Path, env: dict[str, str]
+) -> dict[str, str]:
     # pin the rootdir and the config file to the copy: pytest must not walk up into this repo
     ini = None
     for cand in ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"):
@@ -199,7 +202,9 @@ def pytest(vpy: Path, tests: Path, extra: list[str], xml: Path, logfile: Path) -
         *extra,
     ]
     t0 = time.monotonic()
-    p = run(cmd, cwd=tests, timeout=1800)
+    # the suite's environment, "{tests}" standing for the copy of its tests
+    environ = {**os.environ, **{k: v.format(tests=tests) for k, v in env.items()}}
+    p = run(cmd, cwd=tests, timeout=1800, env=environ)
     logfile.write_text(
         f"$ {' '.join(cmd)}\n(rc {p.returncode}, {time.monotonic() - t0:.1f}s)\n"
         + p.stdout
@@ -307,7 +312,8 @@ def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
     extra = list(suite.get("pytest_args", []))
     # tests shipped inside the package (and its wheel) run from the installed copy
     pyargs = ["--pyargs", *suite["pyargs"]] if suite.get("pyargs") else []
-    base = pytest(vpy, base_tests, extra + pyargs, work / "base.xml", work / "base.log")
+    env = dict(suite.get("env", {}))
+    base = pytest(vpy, base_tests, extra + pyargs, work / "base.xml", work / "base.log", env)
     runner = {}
 
     # shaded
@@ -337,7 +343,9 @@ def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
         )
     mapping = shade_map(shaded_wheel)
     spyargs = [a if a.startswith("-") else shaded_arg(a, mapping) for a in pyargs]
-    shaded = pytest(vpy, shaded_tests, extra + spyargs, work / "shaded.xml", work / "shaded.log")
+    shaded = pytest(
+        vpy, shaded_tests, extra + spyargs, work / "shaded.xml", work / "shaded.log", env
+    )
     if suite.get("runner"):
         vbase = work / "venv-base" / "bin" / "python"
         same = {k: k for k in mapping}
@@ -371,6 +379,8 @@ def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
 def toml_value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     return json.dumps(v)
 
 
