@@ -413,6 +413,21 @@ def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
 
 
 @pytest.mark.parametrize(("before", "after"), [
+    # A docstring's doctest examples are code: a package's own runner (``DocTestSuite``)
+    # runs them, and their imports must reach the shaded copy; the prose stays.
+    ('def f():\n    """Use flask.\n\n    >>> import flask as json\n'
+     '    >>> from flask.json import dumps\n    """\n',
+     'def f():\n    """Use flask.\n\n    >>> import ' + S + ' as json\n'
+     '    >>> from ' + S + '.json import dumps\n    """\n'),
+    # Without examples a docstring is prose, whatever it says.
+    ('def f():\n    """Use flask.\n\n    import flask\n    """\n', None),
+])
+def test_doctest_examples_in_docstrings_are_code(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
     # ``python -m pkg`` in a subprocess: the argument after ``-m`` is a module to run.
     ('import subprocess, sys\nsubprocess.run([sys.executable, "-m", "flask"])\n',
      f'import subprocess, sys\nsubprocess.run([sys.executable, "-m", "{S}"])\n'),

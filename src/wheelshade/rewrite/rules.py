@@ -25,10 +25,12 @@ IMPORT_LIST = re.compile(
     rf"(?:[ \t]*,[ \t]*{IDENT}(?:\.{IDENT})*(?:[ \t]+as[ \t]+{IDENT})?)*)(?=[ \t]*(?:$|[;\n\r\\]))"
 )
 #: An import statement inside a larger string: after a line start (a newline, or an escaped
-#: one in the literal's source) or a template block opener (``<%!``, ``<%``, ``{%``), as a
+#: one in the literal's source), a template block opener (``<%!``, ``<%``, ``{%``) or a
+#: doctest prompt (``>>> ``), as a
 #: whole statement (``from D import``, or ``import D`` ending there), never a word in prose.
 EMBEDDED = re.compile(
-    rf"(?:\n|\\n|<%!?|\{{%-?)(?P<stmt>[ \t]*(?:from[ \t]+{IDENT}(?:\.{IDENT})*[ \t]+import[ \t(\\]"
+    rf"(?:\n|\\n|<%!?|\{{%-?|>>> )"
+    rf"(?P<stmt>[ \t]*(?:from[ \t]+{IDENT}(?:\.{IDENT})*[ \t]+import[ \t(\\]"
     rf"|import[ \t]+{IDENT}(?:\.{IDENT})*(?=[ \t]*(?:$|\n|\\|;|,|%>|-?%\}}|as[ \t]))))"
 )
 PLAIN_DOTTED_TAIL = re.compile(rf"(?:\.{IDENT})*")
@@ -236,6 +238,16 @@ class StringRules:
         if alias:
             return f"{shaded}{dot}{tail} as {alias}"
         return f"{shaded}.{tail}, {shaded} as {top}" if dot else f"{shaded} as {top}"
+
+    def doctest_code(self, text: str) -> str | None:
+        """A docstring's doctest examples (``>>> import pkg``) rewritten; its prose kept."""
+        new = text
+        for match in reversed(list(EMBEDDED.finditer(text))):
+            if match.group(0).startswith(">>> "):
+                statement = self.code(new[match.start("stmt") :])
+                if statement is not None:
+                    new = new[: match.start("stmt")] + statement
+        return new if new != text else None
 
     def embedded_code(self, text: str, value: str | None = None) -> str | None:
         """``code`` for a string that starts with an import statement, and for every import

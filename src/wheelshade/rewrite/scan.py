@@ -122,7 +122,7 @@ class Patterns:
         quoted = rf"['\"](?:{named})"
         words, words_b = _word_start(alternatives, [name[:1] for name in names])
         embedded = re.compile(
-            r"(<%!?|\{%-?|\\n|\n)[ \t]*(?:from|import)[ \t]+" + alternatives
+            r"(<%!?|\{%-?|\\n|\n|>>> )[ \t]*(?:from|import)[ \t]+" + alternatives
         )
         return Patterns(
             words, re.compile(quoted), words_b, re.compile(quoted.encode()), embedded

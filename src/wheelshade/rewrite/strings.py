@@ -108,9 +108,11 @@ class StringRenamer(LeanTransformer):
         return updated_node
 
     def visit_Expr(self, node: cst.Expr) -> None:
-        # A bare string statement is a docstring or a comment in disguise: prose, not code.
+        # A bare string statement is a docstring or a comment in disguise: prose, not code,
+        # but for its doctest examples, which a test runner executes.
         if isinstance(node.value, cst.SimpleString | cst.ConcatenatedString):
-            self._mark(node.value, "skip")
+            doctest = isinstance(node.value, cst.SimpleString) and ">>> " in node.value.value
+            self._mark(node.value, "doctest" if doctest else "skip")
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # ``__doc__ = """..."""`` is a docstring too.
@@ -254,6 +256,9 @@ class StringRenamer(LeanTransformer):
         role = self._role.get(original_node, "any")
         if role == "skip" or "b" in updated_node.prefix.lower() or self._annotations:
             return updated_node
+        if role == "doctest":
+            new_text = self._rules.doctest_code(updated_node.value)
+            return updated_node if new_text is None else updated_node.with_changes(value=new_text)
         body = plain_text(updated_node)
         if body is None:
             return self._code_piece(updated_node) if role == "any" else updated_node
