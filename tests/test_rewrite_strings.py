@@ -413,6 +413,21 @@ def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
 
 
 @pytest.mark.parametrize(("before", "after"), [
+    # A dotted object name below a module-level name (``mod.Class.attr``, as a CLI option
+    # resolved with ``pkgutil.resolve_name``): the module-level name is the evidence.
+    ('args = ["--validator", "flask.app.Flask.json_class"]\n',
+     f'args = ["--validator", "{S}.app.Flask.json_class"]\n'),
+    # Below a name the module does not bind it is no object path.
+    ('args = ["--data", "flask.app.png.x"]\n', None),
+])
+def test_an_attribute_path_below_a_module_level_name_is_renamed(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
     # A docstring's doctest examples are code: a package's own runner (``DocTestSuite``)
     # runs them, and their imports must reach the shaded copy; the prose stays.
     ('def f():\n    """Use flask.\n\n    >>> import flask as json\n'

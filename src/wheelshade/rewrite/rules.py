@@ -172,12 +172,18 @@ class StringRules:
             return False  # a bare name may be a logger, a dict key, a word: too ambiguous
         if path in self.modules:
             return True
-        parent, _, name = path.rpartition(".")
-        if parent not in self.modules:
-            return False
-        # A module with no source to read (compiled, no stub) may bind anything.
-        names = None if self.attributes is None or not bound else self.attributes.get(parent)
-        return names is None or name in names
+        # The longest module prefix, then a name bound in it: ``mod.Name`` or an attribute
+        # path below one (``mod.Class.attr``, a dotted object name given to a resolver).
+        parts = path.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            parent = ".".join(parts[:i])
+            if parent in self.modules:
+                # A module with no source to read (compiled, no stub) may bind anything.
+                names = (
+                    None if self.attributes is None or not bound else self.attributes.get(parent)
+                )
+                return names is None or parts[i] in names
+        return False
 
     def unproven(self, value: str) -> bool:
         """A string shaped like a module path under a module of the set that no evidence
