@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -132,9 +133,13 @@ def copy_tests(src: Path, suite: dict[str, Any], dest: Path) -> None:
 def make_venv(path: Path, installs: list[str]) -> Path:
     if path.exists():
         shutil.rmtree(path)
-    check([PY, "-m", "venv", path], f"venv {path}")
+    # no pip inside: this interpreter's pip installs into it (saves the ensurepip step)
+    check([PY, "-m", "venv", "--without-pip", path], f"venv {path}")
     vpy = path / "bin" / "python"
-    check([vpy, "-m", "pip", "install", "-q", *installs], f"pip install in {path.name}")
+    check(
+        [PY, "-m", "pip", "--python", vpy, "install", "-q", *installs],
+        f"pip install in {path.name}",
+    )
     return vpy
 
 
@@ -144,6 +149,8 @@ def junit(path: Path) -> dict[str, str]:
         return out
     for case in ET.parse(path).getroot().iter("testcase"):
         key = f"{case.get('classname', '')}::{case.get('name', '')}"
+        # parametrize ids with an object's repr carry its address: not the same in two runs
+        key = re.sub(r"\b0x[0-9a-f]+\b", "0x?", key)
         outcome = "passed"
         for child in case:
             if child.tag in ("failure", "error", "skipped"):
@@ -159,7 +166,9 @@ def junit(path: Path) -> dict[str, str]:
     return out
 
 
-def pytest(vpy: Path, tests: Path, extra: list[str], xml: Path, logfile: Path) -> dict[str, str]:
+def pytest(
+    vpy: Path, tests: Path, extra: list[str], xml: Path, logfile: Path, env: dict[str, str]
+) -> dict[str, str]:
     # pin the rootdir and the config file to the copy: pytest must not walk up into this repo
     ini = None
     for cand in ("pytest.ini", "pyproject.toml", "tox.ini", "setup.cfg"):
@@ -180,6 +189,8 @@ def pytest(vpy: Path, tests: Path, extra: list[str], xml: Path, logfile: Path) -
         "pytest",
         "-p",
         "no:cacheprovider",
+        "-p",
+        "no:randomly",
         "-q",
         "-rfEs",
         f"--rootdir={tests}",
@@ -191,7 +202,9 @@ def pytest(vpy: Path, tests: Path, extra: list[str], xml: Path, logfile: Path) -
         *extra,
     ]
     t0 = time.monotonic()
-    p = run(cmd, cwd=tests, timeout=1800)
+    # the suite's environment, "{tests}" standing for the copy of its tests
+    environ = {**os.environ, **{k: v.format(tests=tests) for k, v in env.items()}}
+    p = run(cmd, cwd=tests, timeout=1800, env=environ)
     logfile.write_text(
         f"$ {' '.join(cmd)}\n(rc {p.returncode}, {time.monotonic() - t0:.1f}s)\n"
         + p.stdout
@@ -225,6 +238,54 @@ def counts(res: dict[str, str]) -> dict[str, int]:
     return c
 
 
+def shaded_arg(arg: str, mapping: dict[str, str]) -> str:
+    """A module path as a user of the shaded copy types it: its top-level name replaced."""
+    head, dot, rest = arg.partition(".")
+    return mapping.get(head, head) + dot + rest
+
+
+def runner_summary(text: str) -> str:
+    """The last summary line of a unittest or pytest run, or '' when none is found."""
+    found = re.findall(
+        r"^(Ran \d+ tests?.*|OK.*|FAILED \(.*\)|=+ .*(?:passed|failed).* =+)$", text, re.M
+    )
+    return " ".join(found[-2:]) if found else ""
+
+
+def bundled_runner(
+    vpy: Path, cwd: Path, args: list[str], mapping: dict[str, str], work: Path, tag: str
+) -> dict[str, Any]:
+    """Run the suite's own runner (class 6 of issue 14) and say which copy's tests it loaded."""
+    probe, out = ROOT / "corpus" / "runner_probe.py", work / f"runner-{tag}.json"
+    out.unlink(missing_ok=True)
+    cmd = [str(vpy), str(probe), str(out), *args]
+    t0 = time.monotonic()
+    try:
+        p = run(cmd, cwd=cwd, timeout=900)
+        text, rc = p.stdout + p.stderr, p.returncode
+    except subprocess.TimeoutExpired:
+        text, rc = "timeout after 900s", -1
+    (work / f"runner-{tag}.log").write_text(
+        f"$ {' '.join(cmd)}\n(rc {rc}, {time.monotonic() - t0:.1f}s)\n{text}"
+    )
+    loaded = json.loads(out.read_text())["modules"] if out.exists() else {}
+    names = set(mapping) | set(mapping.values())
+    # the package's own modules (either name), and modules of the tests copy it ran in
+    ours = sorted(
+        m for m, f in loaded.items() if m.split(".")[0] in names or (f or "").startswith(str(cwd))
+    )
+    # in the shaded run every module under an original name comes from the release beside it
+    other = sorted(m for m in ours if m.split(".")[0] in mapping) if tag == "shaded" else []
+    tests = [m for m in ours if re.search(r"(^|\.)_?tests?(_|\.|$)", m)]
+    return {
+        "cmd": args,
+        "rc": rc,
+        "summary": runner_summary(text),
+        "test_modules": len(tests),
+        "other_version_modules": other,
+    }
+
+
 def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
     name, version, other = suite["name"], suite["version"], suite["other"]
     t0 = time.monotonic()
@@ -249,7 +310,11 @@ def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
     copy_tests(src, suite, base_tests)
     vpy = make_venv(work / "venv-base", [str(wheel), *suite["deps"]])
     extra = list(suite.get("pytest_args", []))
-    base = pytest(vpy, base_tests, extra, work / "base.xml", work / "base.log")
+    # tests shipped inside the package (and its wheel) run from the installed copy
+    pyargs = ["--pyargs", *suite["pyargs"]] if suite.get("pyargs") else []
+    env = dict(suite.get("env", {}))
+    base = pytest(vpy, base_tests, extra + pyargs, work / "base.xml", work / "base.log", env)
+    runner = {}
 
     # shaded
     log(f"{name}: shading, rewriting the tests")
@@ -268,16 +333,27 @@ def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
     (work / "rewrite.diff").write_text(diff.stdout)
     log(f"{name}: shaded venv (beside {name} {other}) + pytest")
     vpy = make_venv(work / "venv-shaded", [str(shaded_wheel), str(other_wheel), *suite["deps"]])
-    installed = check([vpy, "-m", "pip", "list", "--format=json"], "pip list").stdout
+    installed = check(
+        [PY, "-m", "pip", "--python", vpy, "list", "--format=json"], "pip list"
+    ).stdout
     beside = {norm(d["name"]): d["version"] for d in json.loads(installed)}
     if beside.get(norm(name)) != other:
         raise RuntimeError(
             f"{name} {other} not installed beside the shaded copy: {beside.get(norm(name))}"
         )
-    shaded = pytest(vpy, shaded_tests, extra, work / "shaded.xml", work / "shaded.log")
+    mapping = shade_map(shaded_wheel)
+    spyargs = [a if a.startswith("-") else shaded_arg(a, mapping) for a in pyargs]
+    shaded = pytest(
+        vpy, shaded_tests, extra + spyargs, work / "shaded.xml", work / "shaded.log", env
+    )
+    if suite.get("runner"):
+        vbase = work / "venv-base" / "bin" / "python"
+        same = {k: k for k in mapping}
+        runner["base"] = bundled_runner(vbase, base_tests, suite["runner"], same, work, "base")
+        args = [shaded_arg(a, mapping) for a in suite["runner"]]
+        runner["shaded"] = bundled_runner(vpy, shaded_tests, args, mapping, work, "shaded")
     # node ids may contain the module name (parametrize ids such as "markupsafe._native"):
     # map the shaded import names back so the ids line up
-    mapping = shade_map(shaded_wheel)
     shaded = {unshade(k, mapping): v for k, v in shaded.items()}
 
     differ = {}
@@ -295,6 +371,7 @@ def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
         "shaded": counts(shaded),
         "identical": not differ,
         "differ": differ,
+        "runner": runner,
         "seconds": round(time.monotonic() - t0, 1),
     }
 
@@ -302,6 +379,8 @@ def run_suite(suite: dict[str, Any], pin: bool) -> dict[str, Any]:
 def toml_value(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {toml_value(x)}" for k, x in v.items()) + " }"
     return json.dumps(v)
 
 
@@ -368,16 +447,22 @@ def main() -> int:
     suites = tomllib.loads(CONFIG.read_text())["suite"]
     if args.pin_only:
         chosen = [s for s in suites if not args.only or s["name"] in args.only]
+        pinned = []
         for s in chosen:
-            for key, kind, ver in (
-                ("sdist", "sdist", s["version"]),
-                ("wheel", "wheel", s["version"]),
-                ("other_wheel", "wheel", s["other"]),
-            ):
-                path = fetch(s["name"], ver, kind)
-                s[key], s[f"{key}_sha256"] = path.name, sha256(path)
-        write_pins(chosen)
-        return 0
+            try:
+                for key, kind, ver in (
+                    ("sdist", "sdist", s["version"]),
+                    ("wheel", "wheel", s["version"]),
+                    ("other_wheel", "wheel", s["other"]),
+                ):
+                    path = fetch(s["name"], ver, kind)
+                    s[key], s[f"{key}_sha256"] = path.name, sha256(path)
+            except RuntimeError as exc:
+                log(f"{s['name']}: not pinned: {str(exc).splitlines()[0]}")
+                continue
+            pinned.append(s)
+        write_pins(pinned)
+        return 0 if len(pinned) == len(chosen) else 1
     results = []
     for suite in suites:
         if args.only and suite["name"] not in args.only:
@@ -404,6 +489,12 @@ def main() -> int:
             )
             for k, v in r["differ"].items():
                 log(f"    {k}: {v['baseline']} -> {v['shaded']}")
+            for tag, rr in r.get("runner", {}).items():
+                log(
+                    f"    runner {tag}: rc {rr['rc']}, {rr['summary']!r}, "
+                    f"{rr['test_modules']} test modules, "
+                    f"other version: {rr['other_version_modules'][:5]}"
+                )
         (RESULTS / f"{r['name']}.json").write_text(json.dumps(r, indent=2) + "\n")
     if args.pin:
         write_pins([s for s in suites if not args.only or s["name"] in args.only])

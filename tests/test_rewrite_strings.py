@@ -413,6 +413,88 @@ def test_a_lookup_table_feeding_a_computed_import_holds_module_names(
 
 
 @pytest.mark.parametrize(("before", "after"), [
+    # A dotted object name below a module-level name (``mod.Class.attr``, as a CLI option
+    # resolved with ``pkgutil.resolve_name``): the module-level name is the evidence.
+    ('args = ["--validator", "flask.app.Flask.json_class"]\n',
+     f'args = ["--validator", "{S}.app.Flask.json_class"]\n'),
+    # Below a name the module does not bind it is no object path.
+    ('args = ["--data", "flask.app.png.x"]\n', None),
+])
+def test_an_attribute_path_below_a_module_level_name_is_renamed(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # A docstring's doctest examples are code: a package's own runner (``DocTestSuite``)
+    # runs them, and their imports must reach the shaded copy; the prose stays.
+    ('def f():\n    """Use flask.\n\n    >>> import flask as json\n'
+     '    >>> from flask.json import dumps\n    """\n',
+     'def f():\n    """Use flask.\n\n    >>> import ' + S + ' as json\n'
+     '    >>> from ' + S + '.json import dumps\n    """\n'),
+    # Without examples a docstring is prose, whatever it says.
+    ('def f():\n    """Use flask.\n\n    import flask\n    """\n', None),
+])
+def test_doctest_examples_in_docstrings_are_code(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # ``python -m pkg`` in a subprocess: the argument after ``-m`` is a module to run.
+    ('import subprocess, sys\nsubprocess.run([sys.executable, "-m", "flask"])\n',
+     f'import subprocess, sys\nsubprocess.run([sys.executable, "-m", "{S}"])\n'),
+    ('import sys\ncmd = (sys.executable, "-X", "dev", "-m", "jinja2", "x")\n',
+     f'import sys\ncmd = (sys.executable, "-X", "dev", "-m", "{J}", "x")\n'),
+    # ``-m`` of another program (a commit message) is no module.
+    ('cmd = ["git", "commit", "-m", "flask"]\n', None),
+])
+def test_a_module_run_with_python_m_is_a_module_name(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # Code for a subprocess, statements on one line: ``python -c "import os, pkg; ..."``.
+    ('code = "import flask; func = 1"\n', f'code = "import {S} as flask; func = 1"\n'),
+    ('code = "import os, flask; func = 1"\n', f'code = "import os, {S} as flask; func = 1"\n'),
+    ('code = "import os, flask.json, jinja2 as j\\nx = 1"\n',
+     f'code = "import os, {S}.json, {S} as flask, {J} as j\\nx = 1"\n'),
+    # The same in an f-string: its literal head is the code (ujson's leak checks).
+    ('code = f"import functools, flask; func = {x}"\n',
+     f'code = f"import functools, {S} as flask; func = {{x}}"\n'),
+    ('code = f"from flask.json import dumps\\nf = {x}"\n',
+     f'code = f"from {S}.json import dumps\\nf = {{x}}"\n'),
+    # Prose stays prose: an import list of other names, an f-string that is a message.
+    ('code = "import os, sys; x = 1"\n', None),
+    ('msg = f"flask could not {x}"\n', None),
+])
+def test_generated_code_on_one_line_in_lists_and_f_strings(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # A package that presents its classes under its top-level name (``obj.__module__ =
+    # "pkg"``, for pickle and reprs): left alone, pickle finds the other installed version.
+    ('def public(obj):\n    obj.__module__ = "flask"\n    return obj\n',
+     f'def public(obj):\n    obj.__module__ = "{S}"\n    return obj\n'),
+    ('class C:\n    __module__ = "flask"\n', f'class C:\n    __module__ = "{S}"\n'),
+    ('setattr(cls, "__module__", "jinja2")\n', f'setattr(cls, "__module__", "{J}")\n'),
+    # A name given to ``__name__`` or ``__qualname__`` is the object's own: a word.
+    ('def f(obj):\n    obj.__name__ = "flask"\n    obj.__qualname__ = "flask"\n', None),
+    ('setattr(cls, "__name__", "flask")\n', None),
+])
+def test_a_string_assigned_to_module_is_a_module_name(before: str, after: str | None) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())
+
+
+@pytest.mark.parametrize(("before", "after"), [
     # python-dateutil's stack walk skips its own frames by their module's name.
     ('if frame.f_globals.get("__name__") not in ("importlib", "flask"):\n    pass\n',
      f'if frame.f_globals.get("__name__") not in ("importlib", "{S}"):\n    pass\n'),

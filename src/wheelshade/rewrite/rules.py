@@ -18,12 +18,19 @@ IDENT = r"[A-Za-z_]\w*"
 #: A whole string that is a dotted path, optionally ``module:attr`` (a value, not source).
 DOTTED = re.compile(rf"^({IDENT}(?:\.{IDENT})*)(?::({IDENT}(?:\.{IDENT})*))?$")
 #: Code written into a string for a generated module: ``"from jinja2.runtime import "``.
-CODE = re.compile(rf"^(\s*(?:from|import)\s+)({IDENT})(?=[.\s\\'\"]|$)")
+CODE = re.compile(rf"^(\s*(?:from|import)\s+)({IDENT})(?=[.\s\\'\";,]|$)")
+#: ``import a, b.c as d`` to the end of its statement (``;``, a line end, an escaped one).
+IMPORT_LIST = re.compile(
+    rf"^([ \t]*import[ \t]+)({IDENT}(?:\.{IDENT})*(?:[ \t]+as[ \t]+{IDENT})?"
+    rf"(?:[ \t]*,[ \t]*{IDENT}(?:\.{IDENT})*(?:[ \t]+as[ \t]+{IDENT})?)*)(?=[ \t]*(?:$|[;\n\r\\]))"
+)
 #: An import statement inside a larger string: after a line start (a newline, or an escaped
-#: one in the literal's source) or a template block opener (``<%!``, ``<%``, ``{%``), as a
+#: one in the literal's source), a template block opener (``<%!``, ``<%``, ``{%``) or a
+#: doctest prompt (``>>> ``), as a
 #: whole statement (``from D import``, or ``import D`` ending there), never a word in prose.
 EMBEDDED = re.compile(
-    rf"(?:\n|\\n|<%!?|\{{%-?)(?P<stmt>[ \t]*(?:from[ \t]+{IDENT}(?:\.{IDENT})*[ \t]+import[ \t(\\]"
+    rf"(?:\n|\\n|<%!?|\{{%-?|>>> )"
+    rf"(?P<stmt>[ \t]*(?:from[ \t]+{IDENT}(?:\.{IDENT})*[ \t]+import[ \t(\\]"
     rf"|import[ \t]+{IDENT}(?:\.{IDENT})*(?=[ \t]*(?:$|\n|\\|;|,|%>|-?%\}}|as[ \t]))))"
 )
 PLAIN_DOTTED_TAIL = re.compile(rf"(?:\.{IDENT})*")
@@ -165,12 +172,18 @@ class StringRules:
             return False  # a bare name may be a logger, a dict key, a word: too ambiguous
         if path in self.modules:
             return True
-        parent, _, name = path.rpartition(".")
-        if parent not in self.modules:
-            return False
-        # A module with no source to read (compiled, no stub) may bind anything.
-        names = None if self.attributes is None or not bound else self.attributes.get(parent)
-        return names is None or name in names
+        # The longest module prefix, then a name bound in it: ``mod.Name`` or an attribute
+        # path below one (``mod.Class.attr``, a dotted object name given to a resolver).
+        parts = path.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            parent = ".".join(parts[:i])
+            if parent in self.modules:
+                # A module with no source to read (compiled, no stub) may bind anything.
+                names = (
+                    None if self.attributes is None or not bound else self.attributes.get(parent)
+                )
+                return names is None or parts[i] in names
+        return False
 
     def unproven(self, value: str) -> bool:
         """A string shaped like a module path under a module of the set that no evidence
@@ -192,6 +205,13 @@ class StringRules:
     def code(self, body: str) -> str | None:
         """``"from T.x import y"`` -> shaded; ``"import T"`` keeps binding ``T`` (an alias),
         exactly as the import-statement rules do for real source."""
+        listed = IMPORT_LIST.match(body)
+        if listed:
+            items = [self._import_item(i.strip()) for i in listed.group(2).split(",")]
+            new = ", ".join(items)
+            if new == ", ".join(i.strip() for i in listed.group(2).split(",")):
+                return None
+            return listed.group(1) + new + body[listed.end(2) :]
         match = CODE.match(body)
         if match and match.group(2) not in self.imports:
             # A namespace portion (``from google.auth import x``): only the from-form.
@@ -212,6 +232,28 @@ class StringRules:
             return match.group(1) + shaded + rest  # ``import T as x``, lists: no alias needed
         alias = f", {shaded} as {top}" if tail else f" as {top}"
         return match.group(1) + shaded + tail + alias + after
+
+    def _import_item(self, item: str) -> str:
+        """One name of ``import a, b``: ``T`` -> ``S as T``, ``T.x`` -> ``S.x, S as T`` (the
+        statement binds ``T``), ``T.x as y`` -> ``S.x as y``; other names unchanged."""
+        name, _, alias = _split_alias(item)
+        top, dot, tail = name.partition(".")
+        shaded = self.imports.get(top)
+        if shaded is None:
+            return item
+        if alias:
+            return f"{shaded}{dot}{tail} as {alias}"
+        return f"{shaded}.{tail}, {shaded} as {top}" if dot else f"{shaded} as {top}"
+
+    def doctest_code(self, text: str) -> str | None:
+        """A docstring's doctest examples (``>>> import pkg``) rewritten; its prose kept."""
+        new = text
+        for match in reversed(list(EMBEDDED.finditer(text))):
+            if match.group(0).startswith(">>> "):
+                statement = self.code(new[match.start("stmt") :])
+                if statement is not None:
+                    new = new[: match.start("stmt")] + statement
+        return new if new != text else None
 
     def embedded_code(self, text: str, value: str | None = None) -> str | None:
         """``code`` for a string that starts with an import statement, and for every import
@@ -249,6 +291,12 @@ class StringRules:
         if shaded is None:
             return None
         return shaded + value.strip()[len(req.name) :]
+
+
+def _split_alias(item: str) -> tuple[str, str, str]:
+    """``"a.b as c"`` -> ``("a.b", "as", "c")``; ``"a.b"`` -> ``("a.b", "", "")``."""
+    parts = item.split()
+    return (parts[0], "as", parts[2]) if len(parts) == 3 else (item, "", "")
 
 
 def _in_block(text: str, pos: int) -> bool:

@@ -114,14 +114,15 @@ class Patterns:
         alternatives = "(?:" + "|".join(map(re.escape, names)) + r")\b"
         # A quote opening a string that starts with a name or with an import of it, or a
         # quoted distribution name in any spelling that normalises to one of ``dists``.
-        named = r"\s*(?:(?:from|import)\s+)?" + alternatives
+        # (``"import os, pkg; ..."``: a later name of an import list too)
+        named = r"\s*(?:(?:from|import)\s+(?:[\w.]+(?:\s+as\s+\w+)?\s*,\s*)*)?" + alternatives
         spellings = [r"[-_.]+".join(map(re.escape, d.split("-"))) for d in dists]
         if spellings:
             named += r"|(?i:(?:" + "|".join(spellings) + r")\b)"
         quoted = rf"['\"](?:{named})"
         words, words_b = _word_start(alternatives, [name[:1] for name in names])
         embedded = re.compile(
-            r"(<%!?|\{%-?|\\n|\n)[ \t]*(?:from|import)[ \t]+" + alternatives
+            r"(<%!?|\{%-?|\\n|\n|>>> )[ \t]*(?:from|import)[ \t]+" + alternatives
         )
         return Patterns(
             words, re.compile(quoted), words_b, re.compile(quoted.encode()), embedded

@@ -122,11 +122,13 @@ def iter_statements(tree: ast.Module) -> Iterator[ast.stmt]:
 
 
 def _prose(stmt: ast.stmt) -> bool:
-    """A bare string statement (a docstring): the rewrite leaves it as it is anyway."""
+    """A bare string statement (a docstring) without doctest examples: the rewrite leaves
+    it as it is anyway."""
     return (
         isinstance(stmt, ast.Expr)
         and isinstance(stmt.value, ast.Constant)
         and isinstance(stmt.value.value, str)
+        and ">>> " not in stmt.value.value
     )
 
 

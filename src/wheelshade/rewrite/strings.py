@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from itertools import pairwise
+
 import libcst as cst
 
 from wheelshade.findings import Code
@@ -105,15 +108,21 @@ class StringRenamer(LeanTransformer):
         return updated_node
 
     def visit_Expr(self, node: cst.Expr) -> None:
-        # A bare string statement is a docstring or a comment in disguise: prose, not code.
+        # A bare string statement is a docstring or a comment in disguise: prose, not code,
+        # but for its doctest examples, which a test runner executes.
         if isinstance(node.value, cst.SimpleString | cst.ConcatenatedString):
-            self._mark(node.value, "skip")
+            doctest = isinstance(node.value, cst.SimpleString) and ">>> " in node.value.value
+            self._mark(node.value, "doctest" if doctest else "skip")
 
     def visit_Assign(self, node: cst.Assign) -> None:
         # ``__doc__ = """..."""`` is a docstring too.
         if any(isinstance(t.target, cst.Name) and t.target.value == "__doc__"
                for t in node.targets):
             self._mark(node.value, "skip")
+        # ``obj.__module__ = "pkg"`` (a class presented under its package, for pickle and
+        # reprs) names a module: pickle looks the class up there.
+        if any(_is_module_attr(t.target) for t in node.targets):
+            self._mark(node.value, "module")
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
         head = literal_head(node)
@@ -156,6 +165,12 @@ class StringRenamer(LeanTransformer):
             and func.value.value == "monkeypatch"
         ):
             role = "module"
+        elif isinstance(func, cst.Name) and func.value == "setattr" and len(node.args) == 3 and (
+            isinstance(node.args[1].value, cst.SimpleString)
+            and plain_text(node.args[1].value) == "__module__"
+        ):
+            self._mark(node.args[2].value, "module")
+            return
         else:
             self._own_name_arguments(node, names)
             return
@@ -183,6 +198,21 @@ class StringRenamer(LeanTransformer):
                 plain_text(value) in owners
             ):
                 self._mark(value, "module")
+
+    def visit_List(self, node: cst.List) -> None:
+        self._python_m(node.elements)
+
+    def visit_Tuple(self, node: cst.Tuple) -> None:
+        self._python_m(node.elements)
+
+    def _python_m(self, elements: Sequence[cst.BaseElement]) -> None:
+        """``[sys.executable, ..., "-m", "pkg"]``: a module run in a subprocess."""
+        if not elements or "sys.executable" not in self._qualified(elements[0].value):
+            return
+        for flag, value in pairwise(elements):
+            if isinstance(flag.value, cst.SimpleString) and plain_text(flag.value) == "-m":
+                self._mark(value.value, "module")
+                return
 
     def visit_Element(self, node: cst.Element) -> None:
         if not self._import_list:
@@ -226,6 +256,9 @@ class StringRenamer(LeanTransformer):
         role = self._role.get(original_node, "any")
         if role == "skip" or "b" in updated_node.prefix.lower() or self._annotations:
             return updated_node
+        if role == "doctest":
+            new_text = self._rules.doctest_code(updated_node.value)
+            return updated_node if new_text is None else updated_node.with_changes(value=new_text)
         body = plain_text(updated_node)
         if body is None:
             return self._code_piece(updated_node) if role == "any" else updated_node
@@ -340,6 +373,11 @@ class StringRenamer(LeanTransformer):
             return updated_node
         if role == "any":
             head = first.value
+            # ``f"import os, pkg; f = {code}"``: code for a subprocess, its head the imports
+            code = self._rules.code(head)
+            if code is not None:
+                part = first.with_changes(value=code)
+                return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
             if not (head.endswith(".") and len(updated_node.parts) > 1):
                 return updated_node
             renamed = self._rules.module_path(head, bare=False)
@@ -357,3 +395,10 @@ class StringRenamer(LeanTransformer):
             return updated_node  # f"flask{x}": the name is not known
         part = first.with_changes(value=renamed + first.value[run.end() :])
         return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
+
+
+def _is_module_attr(target: cst.BaseExpression) -> bool:
+    """``__module__`` (in a class body) or ``x.__module__`` as an assignment target."""
+    if isinstance(target, cst.Attribute):
+        return target.attr.value == "__module__"
+    return isinstance(target, cst.Name) and target.value == "__module__"
