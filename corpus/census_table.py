@@ -67,7 +67,7 @@ def write_table(results: dict[str, Any], platforms: list[str],
     cells: dict[str, dict[str, Any]] = results.get("results", {})
     out = [HEAD.rstrip("\n"), "", MARK, "",
            f"## The census ({results.get('date', 'not run')}, "
-           f"{len(projects)} compiled projects)", "",
+           f"{len(cells)} compiled projects)", "",
            "| platform | shaded | refused | error | no wheel | run | passed | failed | timed out |",
            "|---|---|---|---|---|---|---|---|---|"]
     for platform in platforms:
