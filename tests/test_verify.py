@@ -349,3 +349,28 @@ def test_a_step_that_times_out_is_stopped_with_the_processes_it_started(tmp_path
     last = alive.read_text()
     time.sleep(1)
     assert alive.read_text() == last, "the child process is still running"
+
+
+def test_a_top_level_module_only_the_release_beside_ships_is_a_leak(tmp_path: Path) -> None:
+    """The old release's wheel has no accelerator module (built only for some platforms or
+    versions); the new one, installed beside, ships it as a top-level module of its own
+    name. The shaded code's optional import then runs the other release's code: a leak,
+    not a clean result."""
+    from helpers import make_wheel
+
+    guarded = "try:\n    from hostc import speed\nexcept ImportError:\n    speed = 'pure'\n"
+    old = make_wheel(tmp_path / "in", "host", "1.0", {"host/__init__.py": guarded})
+    new = make_wheel(tmp_path / "in", "host", "2.0", {
+        "host/__init__.py": "VERSION = '2.0'\n", "hostc.py": "speed = 'accelerated 2.0'\n",
+    })
+    (shaded,) = shade([], [old], out_dir=tmp_path / "shaded").wheels
+
+    report = verify([shaded.output], with_requirements=[str(new)], index=LOCAL)
+
+    (verdict,) = report.wheels
+    assert not report.ok
+    assert "hostc" in report.originals
+    assert [leak.module for leak in verdict.leaks] == ["hostc"]
+    # Without the release beside, nothing ships hostc: the fallback runs, and that is clean.
+    alone = verify([shaded.output], index=LOCAL)
+    assert alone.ok and "hostc" not in alone.originals

@@ -10,10 +10,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from wheelshade.errors import UsageError, WheelFormatError
 from wheelshade.resolve.fetch import IndexOptions
 from wheelshade.verify.compare import Comparison, Source, compare
-from wheelshade.verify.venv import Leak, make_env, probe_modules
+from wheelshade.verify.venv import Leak, installed_tops, make_env, probe_modules
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
@@ -223,6 +225,9 @@ def verify(
         work = Path(tmp)
         paths = [c.path for c in contents]
         venv = make_env(work, paths, with_requirements, index, python, timeout)
+        own_tops = frozenset(t for c in contents for t in c.own)
+        shaded_dists = {canonicalize_name(c.source.name) for c in contents if c.mapping}
+        names = (*names, *sorted(installed_tops(venv, shaded_dists) - own_tops - set(names)))
         for i, wheel in enumerate(contents):
             request = work / f"request-{i}.json"
             probed.append(probe_modules(venv, wheel.modules, wheel.own, names, request, timeout))

@@ -7,9 +7,11 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.utils import canonicalize_name
 
 from wheelshade.errors import FetchError
 from wheelshade.resolve.fetch import IndexOptions, pip_error
@@ -144,3 +146,29 @@ def probe_modules(
     except (ValueError, KeyError, TypeError) as exc:
         return [], [_crash(proc.stderr, str(exc))]
     return results, leaks
+
+
+def installed_tops(venv: Path, dists: Collection[str]) -> frozenset[str]:
+    """Top-level import names that the distributions ``dists`` (canonical names) have
+    installed in ``venv``, read from their RECORD files.
+
+    An unshaded release installed beside a shaded one can ship a top-level module the
+    shaded release's wheel lacks (an accelerator built only for some platforms or
+    versions): the shaded code's ``try: from accel import ...`` then loads the other
+    release's copy, which is as much a leak as importing the package itself.
+    """
+    found: set[str] = set()
+    for record in (*venv.glob("lib/python*/site-packages/*.dist-info/RECORD"),
+                   *venv.glob("Lib/site-packages/*.dist-info/RECORD")):
+        name = record.parent.name.removesuffix(".dist-info").rpartition("-")[0]
+        if canonicalize_name(name) not in dists:
+            continue
+        for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
+            top = line.split(",", 1)[0].split("/", 1)[0]
+            if top.endswith((".dist-info", ".data", ".pth")) or top in ("", "..", "__pycache__"):
+                continue
+            module = top.split(".", 1)[0]
+            if module.isidentifier():
+                found.add(module)
+    return frozenset(found)
+
