@@ -783,3 +783,22 @@ def test_a_rust_literal_run_into_the_next_is_the_name_when_its_length_says_so(
     data = build(address)
     info = classify(data, "r.so", ["pkg"])
     assert bool([r for r in info.references if r.name == "pkg"]) is patched
+
+
+def test_a_mypyc_literal_inside_a_packed_chunk_is_patched() -> None:
+    """mypyc packs several counted literals into one C string (``"\\x04\\x12match_to_local
+    time\\x0fmatch_to_number\\x0bpkg.helpers..."``) and reads them by their lengths from the
+    chunk's start, which is all the code refers to. A length byte that reads as text (``\\t``
+    .. ``\\r``, or >= 0x20) must not make the literal a "tail" of the text before it: left
+    alone, the shaded group library would import the original package."""
+    chunk = b"\x03\x12match_to_localtime\x0fmatch_to_number\x0bpkg.helpers\x05other\x00"
+    spaced = b"\x02\x0fmatch_to_number\x0dpkg.internals\x00"  # the chunk's last literal
+    symbols = {"PyInit_m": True, "CPyInit_pkg___m": True}
+    data = make_elf(64, "little", b"\0" + chunk + spaced, symbols, [])
+    info = classify(data, "m.so", ["pkg"])
+    assert info.mypyc
+    assert sorted(r.string for r in info.references) == ["pkg.helpers", "pkg.internals"]
+    assert not info.embedded and not info.suspects
+    patched = patch_strings(data, info, {"pkg": "p9z"})
+    assert b"\x0bp9z.helpers" in patched and b"\x0dp9z.internals" in patched
+    assert b"pkg." not in patched

@@ -159,8 +159,9 @@ def _scan(
     """Each occurrence of ``name`` in ``section`` that can be a module path (see Reference).
 
     ``length_prefixed``: mypyc also keeps string literals as a length byte followed by the
-    text, no NUL (``"\\x1bada92cb5d92a588d1b93__mypyc\\x08__file__"``); there a path whose
-    length byte matches is a whole string, even with binary data after it.
+    text, no NUL (``"\\x1bada92cb5d92a588d1b93__mypyc\\x08__file__"``), several to a C string;
+    there a path whose length byte matches is a whole string, whatever comes before or after
+    it (the chunk's NUL after the last one).
     """
     raw = name.encode("utf-8")
     body = data[section.offset:section.end]
@@ -173,9 +174,10 @@ def _scan(
         ):
             run = _DOTTED_RUN.match(body, at) if nxt == b"." else None
             end = run.end() if run else after
-            if body[at - 1] == end - at and body[end:end + 1] != b"\x00":
+            if body[at - 1] == end - at:
                 text = body[at:end].decode("utf-8", "backslashreplace")
-                yield Reference(name, section.offset + at, text, section.name, "string")
+                yield Reference(name, section.offset + at, text, section.name, "string",
+                                counted=True)
                 at = body.find(raw, at + 1)
                 continue
         if nxt in (b"\x00", b"."):

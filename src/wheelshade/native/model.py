@@ -52,6 +52,10 @@ class Reference:
     verdict: Verdict = ""
     #: Human-readable detail for the verdict (which references were found).
     detail: str = ""
+    #: A mypyc literal: its length byte, not a NUL, bounds it. mypyc packs several literals
+    #: into one C string and reads them by their lengths from the first, so text before
+    #: the name belongs to other literals, not to a longer string it is the tail of.
+    counted: bool = False
 
 
 @dataclass(frozen=True)

@@ -43,7 +43,7 @@ def resolve(
         at = refs.address_of(elf, ref.offset)
         if at is None:  # pragma: no cover - data sections are always mapped
             continue
-        start = at - (ref.offset - _text_start(data, ref.offset))
+        start = at if ref.counted else at - (ref.offset - _text_start(data, ref.offset))
         spans[ref] = (start, at)
         targets.update(range(start, at + len(ref.name.encode("utf-8"))))
     by_target: dict[int, list[refs.Site]] = {}
