@@ -57,3 +57,18 @@ def test_a_nested_portion_missing_from_the_set_is_asked_for(tmp_path: Path) -> N
     assert "host 1.0 imports host.ext, which no wheel of the set installs" in issue
     assert issue.endswith("shade it in the same set: --dep host-ext")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_test_module_importing_a_left_out_test_package_is_not_a_portion(tmp_path: Path) -> None:
+    """Wheels routinely ship test modules without the test helpers they import
+    (``host/dynamic/test_client.py: from host.e2e_test import base``): that says nothing
+    about a distribution installing into ``host``, so the set shades as it is."""
+    files = {
+        "host/__init__.py": "VERSION = '1.0'\n",
+        "host/dynamic/__init__.py": "",
+        "host/dynamic/test_client.py": "from host.e2e_test import base\n",
+        "host/tests/test_more.py": "import host.fixtures\n",
+    }
+    wheel = make_wheel(tmp_path / "old", "host", "1.0", files, requires=("other-dist",))
+    (report,) = shade([], [wheel], out_dir=tmp_path / "out").wheels
+    assert report.mapping["host"].startswith("host_1_0_")

@@ -98,13 +98,24 @@ def _sha256(path: Path) -> str:
 _IMPORT = re.compile(rb"^(?:from[ \t]+(\.?[\w.]+)[ \t]+import\b|import[ \t]+([\w.]+))", re.M)
 
 
+#: Test code imports helpers that wheels routinely leave out (``pkg.e2e_test``, fixtures):
+#: such an import says nothing about another distribution installing into the package.
+_TEST_PACKAGES = frozenset({"test", "tests", "testing"})
+
+
+def _is_test(parts: Sequence[str]) -> bool:
+    stem = parts[-1].removesuffix(".py")
+    return (bool(_TEST_PACKAGES.intersection(parts[:-1])) or stem.startswith("test_")
+            or stem.endswith("_test") or stem == "conftest")
+
+
 def _own_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozenset[str]:
     """Dotted submodules of the wheel's regular packages its code imports at module level."""
     regular = {t.name for t in tops if t.kind is TopKind.PACKAGE}
     found: set[str] = set()
     for member in reader.members:
         parts = member.name.split("/")
-        if parts[0] not in regular or not member.name.endswith(".py"):
+        if parts[0] not in regular or not member.name.endswith(".py") or _is_test(parts):
             continue
         for match in _IMPORT.finditer(reader.read(member.name)):
             target = (match.group(1) or match.group(2)).decode("ascii", "replace")
