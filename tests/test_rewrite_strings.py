@@ -677,3 +677,25 @@ def test_many_unproven_paths_in_one_file_are_counted_in_one_finding() -> None:
     assert result.new is None
     assert [f.line for f in result.findings] == [1, 2, 3, 4]
     assert result.findings[-1].message.startswith("7 more strings")
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    # A package hands its own name to a helper of its own that passes it to a module-name
+    # call: the literal at the call site is a module name (the helper's parameter says so).
+    ('from importlib import resources\n\n\ndef resource(package, name):\n'
+     '    return resources.files(package) / name\n\n\nPROTO = resource("flask", "_proto")\n',
+     'from importlib import resources\n\n\ndef resource(package, name):\n'
+     f'    return resources.files(package) / name\n\n\nPROTO = resource("{S}", "_proto")\n'),
+    ('import importlib\n\n\ndef load(*, module):\n    return importlib.import_module(module)\n\n\n'
+     'x = load(module="flask")\n',
+     'import importlib\n\n\ndef load(*, module):\n    return importlib.import_module(module)\n\n\n'
+     f'x = load(module="{S}")\n'),
+    # The other parameter, and a helper whose parameter reaches no such call, prove nothing.
+    ('def label(package, name):\n    return package + ":" + name\n\n\nx = label("flask", "a")\n',
+     None),
+])
+def test_a_literal_passed_to_a_parameter_that_takes_module_names(
+    before: str, after: str | None
+) -> None:
+    result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
+    assert result.new == (None if after is None else after.encode())

@@ -43,6 +43,10 @@ def proven_strings(
         return {}
     found: dict[int, set[str]] = {}
     attributes: set[str] = set()  # ``self.X`` checked against a module name somewhere
+    functions = {
+        id(n): n for n in tree.body if isinstance(n, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+    takes: dict[str, list[tuple[int | None, str]]] = {}  # function -> module-name parameters
     for scope in _scopes(tree):
         checker = _Scope(list(_nodes(scope)), aliases, found, attributes)
         if isinstance(scope, ast.FunctionDef) and scope.name in _IMPORTER_METHODS:
@@ -50,9 +54,43 @@ def proven_strings(
             checker.valued.update(params[1:2] if params[:1] in (["self"], ["cls"])
                                   else params[:1])
         checker.run()
+        function = functions.get(id(scope))
+        if function is not None and (taken := _module_parameters(function, checker.valued)):
+            takes[function.name] = taken
     if attributes:
         _prove_attributes(tree, attributes, found)
+    if takes:
+        _prove_arguments(tree, takes, found)
     return {line: frozenset(values) for line, values in found.items()}
+
+
+def _module_parameters(
+    function: ast.FunctionDef | ast.AsyncFunctionDef, valued: set[str]
+) -> list[tuple[int | None, str]]:
+    """The parameters of a module-level function that reach a module-name call (by
+    position, None for keyword-only): ``def resource(package, name): return files(package)
+    / name`` takes a module name first, so ``resource("pkg", "data")`` passes one."""
+    args = function.args
+    positional = [a.arg for a in (*args.posonlyargs, *args.args)]
+    return [*((i, p) for i, p in enumerate(positional) if p in valued),
+            *((None, a.arg) for a in args.kwonlyargs if a.arg in valued)]
+
+
+def _prove_arguments(
+    tree: ast.Module, takes: dict[str, list[tuple[int | None, str]]], found: dict[int, set[str]]
+) -> None:
+    """The literals passed to those parameters anywhere in the module."""
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id in takes):
+            continue
+        for index, name in takes[node.func.id]:
+            given = [k.value for k in node.keywords if k.arg == name]
+            if index is not None and index < len(node.args):
+                given.append(node.args[index])
+            for value in given:
+                if isinstance(value, ast.Constant) and isinstance(value.value, str):
+                    found.setdefault(value.lineno - 1, set()).add(value.value)
 
 
 def _prove_attributes(tree: ast.Module, names: set[str], found: dict[int, set[str]]) -> None:
