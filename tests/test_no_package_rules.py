@@ -26,6 +26,12 @@ ALLOWED = {
     "take distribution names (a documented stdlib API, like importlib.metadata itself)",
     "pytest": "`pytest.importorskip(name)` imports a module by its name: a documented API that "
     "takes module names, as importlib.import_module does",
+    "importlib_resources": "the importlib.resources backport: `files()`, `read_text()`... take "
+    "package names (a documented stdlib API, like importlib.resources itself)",
+    "py": "the `.py` source-file suffix, not the `py` library",
+    "toml": "the `.toml` suffix of `pyproject.toml` and `wheelshade.toml`, not the toml library",
+    "build": "a `build/` output folder left out of trees, and an internal role tag, not the "
+    "`build` front end",
 }
 
 
