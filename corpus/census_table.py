@@ -94,8 +94,8 @@ def write_table(results: dict[str, Any], platforms: list[str],
             " run; modules imported + failing unshaded too / modules of the shaded copy).", "",
             "| project | version | " + " | ".join(platforms) + " |",
             "|---|---|" + "---|" * len(platforms)]
-    for p in projects:
-        c = cells.get(p["name"], {})
+    for p in (p for p in projects if p["name"] in cells):  # only those the census ran
+        c = cells[p["name"]]
         out.append(f"| {p['name']} | {p['shaded']} | "
                    + " | ".join(_cell(c.get(pl)) for pl in platforms) + " |")
     failed = [(n, pl, c[pl]["run"]["reason"]) for n, c in sorted(cells.items())
