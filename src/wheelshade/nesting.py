@@ -1,4 +1,4 @@
-"""Distributions that install inside another one's package: shaded with it, or asked for.
+"""Distributions installing into another one's package or namespace: nested, asked for, refused.
 
 A namespace portion nested under a regular package (``host/ext/...`` shipped by ``host-ext``,
 which imports ``host``) belongs to that package at run time: shaded apart, or left out, the
@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from packaging.utils import canonicalize_name
 
+from wheelshade.naming import rename_module
 from wheelshade.wheel.layout import TopKind
 from wheelshade.wheel.summary import WheelSummary
 
@@ -72,3 +73,54 @@ def missing_portions(deps: Sequence[WheelSummary]) -> list[str]:
             f"load the unshaded package; shade it in the same set: {what}"
         )
     return problems
+
+
+def foreign_siblings(deps: Sequence[WheelSummary]) -> list[str]:
+    """A namespace portion whose code imports a module beside it that no wheel of the set
+    installs, where shading would send that import into the shaded namespace: the portion
+    key's own namespace (``ns.sub`` shared with another distribution), or a relative import
+    that leaves the portion. Imports of other portions (``ns.other``) keep their name."""
+    installed = frozenset().union(*(d.modules for d in deps))
+    files = {_dotted(m) for d in deps for m in d.members if m.endswith(".py")}
+    keys = {k: k for d in deps for k in d.import_keys()}
+    hosted = set(hosts(deps))
+    problems = []
+    for dep in deps:
+        missing = sorted(
+            m.lstrip(".") for m in dep.namespace_imports
+            if m.lstrip(".").split(".")[0] not in hosted
+            and (m.startswith(".") or rename_module(m, keys) is not None)
+            and _missing(m.lstrip("."), installed, files)
+        )
+        if not missing:
+            continue
+        module = missing[0]
+        space = ".".join(module.split(".")[:2])
+        required = sorted({
+            canonicalize_name(r.name) for r in dep.metadata.requires
+            if r.marker is None or r.marker.evaluate({"extra": ""})
+        })
+        # Distributions of a namespace are conventionally named after it (``ns-sub-beta``).
+        named = [n for n in required if n.startswith(canonicalize_name(space))] or required
+        source = f" ({' or '.join(named)})" if named else ""
+        problems.append(
+            f"{dep.label} imports {module}, which another distribution{source} installs in "
+            f"the namespace {space!r}: shaded, the import would look for it inside the "
+            f"shaded namespace, so a portion importing another distribution's modules of "
+            f"its namespace cannot be shaded"
+        )
+    return problems
+
+
+def _dotted(member: str) -> str:
+    parts = member.removesuffix(".py").split("/")
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _missing(module: str, installed: frozenset[str], files: set[str]) -> bool:
+    """Not installed by the set: neither the module nor, for ``pkg.name`` of a regular
+    ``pkg`` of the set, the package that may define ``name`` itself."""
+    if module in installed:
+        return False
+    parent = module.rpartition(".")[0]
+    return parent not in files

@@ -23,7 +23,7 @@ from wheelshade.naming import (
     shaded_import_name,
 )
 from wheelshade.native.patching import same_length_name
-from wheelshade.nesting import hosts, missing_portions, nested_notes
+from wheelshade.nesting import foreign_siblings, hosts, missing_portions, nested_notes
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
     TopKind,
@@ -152,6 +152,7 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
                 f"{owner[name].filename} installs as a regular package"
             )
     problems.extend(missing_portions(deps))
+    problems.extend(foreign_siblings(deps))
     for dependent in dependents:
         if dependent.name in seen:
             problems.append(

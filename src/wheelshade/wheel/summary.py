@@ -50,6 +50,10 @@ class WheelSummary:
     #: Submodules of its own regular packages that its code imports at module level
     #: (``host.ext``), read only when it requires other distributions.
     own_imports: frozenset[str] = frozenset()
+    #: What its namespace portions' code imports at module level inside their namespaces,
+    #: resolved (``from ns.sub import x`` gives ``ns.sub`` and ``ns.sub.x``); relative
+    #: imports that leave their portion are marked with a leading ``.``.
+    namespace_imports: frozenset[str] = frozenset()
 
     @property
     def name(self) -> NormalizedName:
@@ -128,6 +132,43 @@ def _own_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozenset[str
     return frozenset(found)
 
 
+#: A module-level ``from X import names`` with its names, parenthesised over lines or not.
+_FROM = re.compile(rb"^from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]*)", re.M)
+_PLAIN = re.compile(rb"^import[ \t]+([\w.]+)", re.M)
+
+
+def _namespace_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozenset[str]:
+    """Modules inside its namespaces that its portions' code imports (see the field)."""
+    spaces = {t.name for t in tops if t.kind is TopKind.NAMESPACE}
+    found: set[str] = set()
+    for member in reader.members:
+        parts = member.name.split("/")
+        if parts[0] not in spaces or not member.name.endswith(".py") or _is_test(parts):
+            continue
+        text = reader.read(member.name)
+        package = parts[:-1]
+        for match in _FROM.finditer(text):
+            target = match.group(1).decode("ascii", "replace")
+            dots = len(target) - len(target.lstrip("."))
+            base = package[: max(0, len(package) - dots + 1)] if dots else []
+            module = ".".join([*base, target.lstrip(".")] if target.strip(".") else base)
+            # ``from .. import x`` in ``ns/p/__init__.py`` reaches ``ns``: outside ``ns.p``.
+            mark = "." if dots and len(base) < 2 else ""
+            if not module or module.split(".")[0] not in spaces:
+                continue
+            found.add(mark + module)
+            names = match.group(2).decode("ascii", "replace").strip("() \t\n\\")
+            for name in names.replace("\n", ",").split(","):
+                word = name.split()[0] if name.split() else ""
+                if word.isidentifier():
+                    found.add(f"{mark}{module}.{word}")
+        for match in _PLAIN.finditer(text):
+            module = match.group(1).decode("ascii", "replace")
+            if module.split(".")[0] in spaces:
+                found.add(module)
+    return frozenset(found)
+
+
 def summarise(reader: WheelReader, role: Role) -> WheelSummary:
     """Read the facts planning needs, checking that the wheel's names agree with each other."""
     where = str(reader.path)
@@ -182,4 +223,5 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         declared_top_levels=declared,
         entry_point_groups=groups,
         own_imports=own,
+        namespace_imports=_namespace_imports(reader, tops) if role is Role.DEP else frozenset(),
     )

@@ -1,0 +1,80 @@
+"""A namespace portion importing modules another distribution installs in its namespace:
+a sibling portion keeps its name; a module beside it in the namespace the portion is renamed
+with (``ns.sub``), or one reached by a relative import that leaves the portion, is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from helpers import Venv, make_wheel, validate_record
+from wheelshade import PlanError, shade
+
+
+def alpha(out: Path, version: str) -> Path:
+    init = (
+        f"VERSION = {version!r}\n\nfrom ns.beta import helper\n\n\n"
+        "def call():\n    return helper.greet() + ' from alpha ' + VERSION\n"
+    )
+    return make_wheel(out, "ns_alpha", version, {"ns/alpha/__init__.py": init},
+                      requires=("ns-beta",))
+
+
+def beta(out: Path) -> Path:
+    files = {"ns/beta/__init__.py": "", "ns/beta/helper.py": "def greet():\n    return 'beta'\n"}
+    return make_wheel(out, "ns_beta", "1.0", files)
+
+
+def test_a_sibling_portion_of_another_distribution_keeps_its_name(tmp_path: Path) -> None:
+    result = shade([], [alpha(tmp_path / "old", "1.0")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    name = report.mapping["ns.alpha"]
+    validate_record(report.output)
+    venv = Venv.create(tmp_path / "venv")
+    venv.install("--find-links", tmp_path / "dists", beta(tmp_path / "dists"), report.output,
+                 alpha(tmp_path / "new", "2.0"))
+    assert venv.pip("check", check=False).returncode == 0
+    data = venv.json(
+        f"import json, sys\nimport {name} as old\nfirst = old.call()\n"
+        "from ns import alpha\nprint(json.dumps([first, alpha.call(), "
+        "sorted(m for m in sys.modules if m.startswith('ns.alpha'))]))"
+    )
+    assert data == ["beta from alpha 1.0", "beta from alpha 2.0", ["ns.alpha"]]
+
+
+def test_a_module_beside_it_in_a_shared_namespace_is_refused(tmp_path: Path) -> None:
+    """``ns/sub`` is a namespace both distributions install into: shading renames ``ns.sub``
+    whole, so ``from ns.sub import beta`` would look inside the shaded namespace."""
+    init = "from ns.sub import beta\n\n\ndef call():\n    return beta.greet()\n"
+    wheel = make_wheel(tmp_path / "old", "ns_sub_alpha", "1.0",
+                       {"ns/sub/alpha/__init__.py": init}, requires=("ns-sub-beta",))
+    with pytest.raises(PlanError) as info:
+        shade([], [wheel], out_dir=tmp_path / "out")
+    (issue,) = info.value.issues
+    assert issue.startswith(
+        "ns-sub-alpha 1.0 imports ns.sub.beta, which another distribution (ns-sub-beta) "
+        "installs in the namespace 'ns.sub': shaded, the import would look for it inside"
+    )
+    assert issue.endswith("cannot be shaded")
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_relative_import_leaving_the_portion_is_refused(tmp_path: Path) -> None:
+    files = {"ns/alpha/__init__.py": "from ..beta import helper\n"}
+    wheel = make_wheel(tmp_path / "old", "ns_alpha", "1.0", files, requires=("ns-beta",))
+    with pytest.raises(PlanError) as info:
+        shade([], [wheel], out_dir=tmp_path / "out")
+    (issue,) = info.value.issues
+    assert issue.startswith("ns-alpha 1.0 imports ns.beta, which another distribution")
+
+
+def test_imports_inside_its_own_portion_and_regular_packages_pass(tmp_path: Path) -> None:
+    files = {
+        "ns/sub/alpha/__init__.py": "from ns.sub.alpha import impl\nfrom . import impl as i\n",
+        "ns/sub/alpha/impl.py": "from ns.sub.alpha.impl2 import x\nfrom .. import alpha\n",
+        "ns/sub/alpha/impl2.py": "x = 1\n",
+    }
+    wheel = make_wheel(tmp_path / "old", "ns_sub_alpha", "1.0", files, requires=("other",))
+    (report,) = shade([], [wheel], out_dir=tmp_path / "out").wheels
+    assert set(report.mapping) == {"ns.sub"}
