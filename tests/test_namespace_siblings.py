@@ -10,6 +10,8 @@ import pytest
 
 from helpers import Venv, make_wheel, validate_record
 from wheelshade import PlanError, shade
+from wheelshade.resolve.fetch import IndexOptions
+from wheelshade.verify.leaks import verify
 
 
 def alpha(out: Path, version: str) -> Path:
@@ -78,3 +80,26 @@ def test_imports_inside_its_own_portion_and_regular_packages_pass(tmp_path: Path
     wheel = make_wheel(tmp_path / "old", "ns_sub_alpha", "1.0", files, requires=("other",))
     (report,) = shade([], [wheel], out_dir=tmp_path / "out").wheels
     assert set(report.mapping) == {"ns.sub"}
+
+
+def test_verify_watches_only_what_the_portion_installs_in_a_shared_namespace(
+    tmp_path: Path,
+) -> None:
+    """``ns/sub`` is shared: ``ns-other`` (a sibling portion, unshaded) imports
+    ``ns.sub.gamma`` of ``ns-sub-gamma``. Neither is the shaded distribution's, so
+    loading them is no leak; ``ns.sub.alpha`` under its original name would be."""
+    dists = tmp_path / "dists"
+    make_wheel(dists, "ns_other", "1.0", {"ns/other/__init__.py": "import ns.sub.gamma\n"},
+               requires=("ns-sub-gamma",))
+    make_wheel(dists, "ns_sub_gamma", "1.0", {"ns/sub/gamma.py": "G = 1\n"})
+    files = {"ns/sub/alpha/__init__.py": "import ns.other\nV = '{v}'\n"}
+    for version in ("1.0", "2.0"):
+        make_wheel(dists, "ns_sub_alpha", version,
+                   {k: t.format(v=version) for k, t in files.items()}, requires=("ns-other",))
+    old = dists / "ns_sub_alpha-1.0-py3-none-any.whl"
+    (shaded,) = shade([], [old], out_dir=tmp_path / "out").wheels
+    index = IndexOptions(find_links=(str(dists),), no_index=True)
+    report = verify([shaded.output], with_requirements=["ns-sub-alpha==2.0"], index=index)
+    assert report.originals == ("ns.sub.alpha",)
+    (verdict,) = report.wheels
+    assert verdict.imported and not verdict.leaks

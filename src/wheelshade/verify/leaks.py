@@ -193,6 +193,25 @@ def _inspect(path: Path) -> _Contents:
     return _Contents(Path(path), modules, skipped, tuple(own), dict(source.mapping), source)
 
 
+def _watched(contents: _Contents) -> list[str]:
+    """Original names to watch: the mapping's keys, but below a portion that is itself a
+    namespace (``ns.sub`` of ``ns/sub/alpha``, shared with other distributions) only what
+    the wheel installs there (``ns.sub.alpha``)."""
+    modules = {*contents.modules, *(m for m, _ in contents.skipped)}
+    names = []
+    for key, shaded in contents.mapping.items():
+        names.extend(_below(key, shaded, modules) if "." in key else [key])
+    return names
+
+
+def _below(key: str, shaded: str, modules: set[str]) -> list[str]:
+    if shaded in modules:
+        return [key]
+    children = sorted({m[len(shaded) + 1:].split(".")[0] for m in modules
+                       if m.startswith(shaded + ".")})
+    return [n for c in children for n in _below(f"{key}.{c}", f"{shaded}.{c}", modules)]
+
+
 def verify(
     wheels: Sequence[Path],
     *,
@@ -211,7 +230,7 @@ def verify(
     there is broken. ``timeout`` bounds each step (venv, pip, each interpreter) separately.
     """
     contents = [_inspect(Path(w)) for w in wheels]
-    names = tuple(sorted({name for c in contents for name in c.mapping}))
+    names = tuple(sorted({name for c in contents for name in _watched(c)}))
     if not any(c.mapping for c in contents):
         given = ", ".join(Path(w).name for w in wheels) or "no wheels"
         raise UsageError(

@@ -30,9 +30,9 @@ def _top(name: str) -> str:
 
 def _is_original(name: str, originals: frozenset[str]) -> bool:
     """``name`` is an original module: under a top-level name, or under a namespace
-    portion (``google.auth``, while ``google.protobuf`` is someone else's)."""
-    top, _, rest = name.partition(".")
-    return top in originals or (bool(rest) and f"{top}.{rest.partition('.')[0]}" in originals)
+    portion (``google.auth``, while ``google.protobuf`` is someone else's) at any depth."""
+    parts = name.split(".")
+    return any(".".join(parts[:i]) in originals for i in range(1, len(parts) + 1))
 
 
 class LeakRecorder:

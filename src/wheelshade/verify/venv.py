@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from wheelshade.errors import FetchError
 from wheelshade.resolve.fetch import IndexOptions, pip_error
 from wheelshade.verify.probe import MARKER as _MARKER
+from wheelshade.wheel.layout import module_name_of_file
 
 _PROBE = Path(__file__).with_name("probe.py")
 
@@ -150,7 +151,8 @@ def probe_modules(
 
 def installed_tops(venv: Path, dists: Collection[str]) -> frozenset[str]:
     """Top-level import names that the distributions ``dists`` (canonical names) have
-    installed in ``venv``, read from their RECORD files.
+    installed in ``venv``, read from their RECORD files; inside a namespace package, the
+    names of what they install there.
 
     An unshaded release installed beside a shaded one can ship a top-level module the
     shaded release's wheel lacks (an accelerator built only for some platforms or
@@ -163,12 +165,24 @@ def installed_tops(venv: Path, dists: Collection[str]) -> frozenset[str]:
         name = record.parent.name.removesuffix(".dist-info").rpartition("-")[0]
         if canonicalize_name(name) not in dists:
             continue
-        for line in record.read_text(encoding="utf-8", errors="replace").splitlines():
-            top = line.split(",", 1)[0].split("/", 1)[0]
-            if top.endswith((".dist-info", ".data", ".pth")) or top in ("", "..", "__pycache__"):
+        paths = [line.split(",", 1)[0] for line in
+                 record.read_text(encoding="utf-8", errors="replace").splitlines()]
+        # A namespace package (no ``__init__``) is shared with other distributions: only
+        # what this one installs below it (``ns.part``, ``ns.sub.part``) is its own.
+        packages = {p.rpartition("/")[0] for p in paths
+                    if p.rpartition("/")[2].startswith("__init__.")}
+        for path in paths:
+            parts = path.split("/")
+            if parts[0].endswith((".dist-info", ".data", ".pth")) or parts[0] in ("", ".."):
                 continue
-            module = top.split(".", 1)[0]
-            if module.isidentifier():
-                found.add(module)
+            for depth in range(1, len(parts) + 1):
+                if depth == len(parts) or "/".join(parts[:depth]) in packages:
+                    stem = module_name_of_file(parts[-1]) if depth == len(parts) else ""
+                    names = [*parts[: depth - 1], stem or parts[depth - 1]]
+                    if stem is not None and all(
+                        n.isidentifier() and n != "__pycache__" for n in names
+                    ):
+                        found.add(".".join(names))
+                    break
     return frozenset(found)
 
