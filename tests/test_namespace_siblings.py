@@ -82,6 +82,18 @@ def test_imports_inside_its_own_portion_and_regular_packages_pass(tmp_path: Path
     assert set(report.mapping) == {"ns.sub"}
 
 
+def test_a_regular_package_portion_missing_a_submodule_is_not_a_sibling(tmp_path: Path) -> None:
+    """Below ``ns/p/__init__.py`` no other distribution installs: a benchmark importing a
+    module the wheel leaves out is not refused here."""
+    files = {
+        "ns/p/__init__.py": "",
+        "ns/p/bench.py": "from ns.p.generated import case_pb2\nfrom ns.p.bench import x\n",
+    }
+    wheel = make_wheel(tmp_path / "old", "ns_p", "1.0", files, requires=("other",))
+    (report,) = shade([], [wheel], out_dir=tmp_path / "out").wheels
+    assert set(report.mapping) == {"ns.p"}
+
+
 def test_verify_watches_only_what_the_portion_installs_in_a_shared_namespace(
     tmp_path: Path,
 ) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from packaging.utils import canonicalize_name
 
 from wheelshade.naming import rename_module
-from wheelshade.wheel.layout import TopKind
+from wheelshade.wheel.layout import TopKind, module_name_of_file
 from wheelshade.wheel.summary import WheelSummary
 
 
@@ -81,7 +81,7 @@ def foreign_siblings(deps: Sequence[WheelSummary]) -> list[str]:
     key's own namespace (``ns.sub`` shared with another distribution), or a relative import
     that leaves the portion. Imports of other portions (``ns.other``) keep their name."""
     installed = frozenset().union(*(d.modules for d in deps))
-    files = {_dotted(m) for d in deps for m in d.members if m.endswith(".py")}
+    files = {f for d in deps for m in d.members if (f := _dotted(m)) is not None}
     keys = {k: k for d in deps for k in d.import_keys()}
     hosted = set(hosts(deps))
     problems = []
@@ -89,7 +89,9 @@ def foreign_siblings(deps: Sequence[WheelSummary]) -> list[str]:
         missing = sorted(
             m.lstrip(".") for m in dep.namespace_imports
             if m.lstrip(".").split(".")[0] not in hosted
-            and (m.startswith(".") or rename_module(m, keys) is not None)
+            # Below a regular package (``ns/p/__init__.py``) no other distribution installs.
+            and (m.startswith(".") or (rename_module(m, keys) is not None
+                 and ".".join(m.split(".")[:2]) not in files))
             and _missing(m.lstrip("."), installed, files)
         )
         if not missing:
@@ -112,9 +114,13 @@ def foreign_siblings(deps: Sequence[WheelSummary]) -> list[str]:
     return problems
 
 
-def _dotted(member: str) -> str:
-    parts = member.removesuffix(".py").split("/")
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+def _dotted(member: str) -> str | None:
+    """The module a file of the wheel is (``ns/p/__init__.py`` -> ``ns.p``), or None."""
+    *dirs, filename = member.split("/")
+    stem = module_name_of_file(filename)
+    if stem is None:
+        return None
+    return ".".join(dirs if stem == "__init__" else [*dirs, stem])
 
 
 def _missing(module: str, installed: frozenset[str], files: set[str]) -> bool:
