@@ -343,3 +343,32 @@ def test_a_config_changed_under_the_server_is_not_shaded_with(
         status, body, _ = srv.get(f"simple/{_shaded(srv)[0]}/")
         assert status == 500 and b"changed since the server started; restart it" in body
     assert list((tmp_path / "cache" / "entries").iterdir()) == []
+
+
+def test_a_stale_folder_whose_pid_was_reused_is_removed(tmp_path: Path) -> None:
+    """Pids wrap (32768 by default): a killed server's ``tmp/<key>.<pid>.*`` folder whose
+    number a later process got is stale all the same; a live owner's folder is kept."""
+    import os
+    import subprocess
+    import sys
+
+    from wheelshade.serve.cache import ShadeCache
+
+    cache = ShadeCache(tmp_path / "cache", 10**9)
+    stale = tmp_path / "cache" / "tmp" / "0123456789abcdef.PID.x1"
+    stale.mkdir()
+    old = time.time() - 60
+    os.utime(stale, (old, old))
+    later = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        reused = stale.with_name(f"0123456789abcdef.{later.pid}.x1")
+        stale.rename(reused)
+        os.utime(reused, (old, old))
+        live = tmp_path / "cache" / "tmp" / f"fedcba9876543210.{os.getppid()}.x2"
+        live.mkdir()
+        cache.remove_stale()
+        assert not reused.exists()
+        assert live.exists()
+    finally:
+        later.kill()
+        later.wait()

@@ -84,7 +84,7 @@ class ShadeCache:
         for path in (self.root / "tmp").iterdir():
             parts = path.name.split(".")
             pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-            if pid is not None and pid != os.getpid() and _alive(pid):
+            if pid is not None and pid != os.getpid() and _alive(pid, path.stat().st_mtime):
                 continue
             log.info("removing stale cache folder %s", path.name)
             shutil.rmtree(path, ignore_errors=True)
@@ -220,11 +220,25 @@ def _touch(folder: Path) -> None:
         (folder / _MARK).touch()
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, since: float) -> bool:
+    """Process ``pid`` runs and started before ``since`` (the folder's last change): a
+    process that started later only got the number of the dead owner again (pids wrap)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    started = _started_at(pid)
+    return started is None or started <= since + 1
+
+
+def _started_at(pid: int) -> float | None:
+    """When process ``pid`` started (seconds since the epoch), where /proc can say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        boot = next(line for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return int(boot.split()[1]) + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
