@@ -111,3 +111,34 @@ NS = {"google.auth": "g_1_0_h.auth", "google.oauth2": "g_1_0_h.oauth2"}
 def test_namespace_portion_rewrites(before: str, after: str | None) -> None:
     result = rewrite_source(before.encode(), NS, path="m.py", strings=StringRules(NS))
     assert (result.decode() if result is not None else None) == after
+
+
+DEEP = {"google.auth": "g_1_0_h.auth", "google.cloud.storage": "g_3_0_h.cloud.storage",
+        "nsx.sub.fastpart": "t5gq4ivbx2z7dmqa"}
+
+
+@pytest.mark.parametrize(("before", "after"), [
+    ("from google.cloud import storage\n", "from g_3_0_h.cloud import storage\n"),
+    ("from google.cloud import _helpers\n", None),
+    ("from google.cloud import storage, _helpers as h\n",
+     "from g_3_0_h.cloud import storage; from google.cloud import _helpers as h\n"),
+    ("import google.cloud.storage\nc = google.cloud.storage.Client()\n"
+     "h = google.cloud._helpers\na = google.auth.x\n",
+     "import g_3_0_h.cloud.storage\nc = g_3_0_h.cloud.storage.Client()\n"
+     "h = google.cloud._helpers\na = g_1_0_h.auth.x\n"),
+    ("from google.cloud.storage.blob import Blob\n",
+     "from g_3_0_h.cloud.storage.blob import Blob\n"),
+    ("import google.cloud\n", None),
+    ("from nsx.sub import fastpart as f, other\n",
+     "import t5gq4ivbx2z7dmqa as f; from nsx.sub import other\n"),
+    ("import nsx.sub.fastpart.x\ny = nsx.sub.fastpart.x.f()\n",
+     "import t5gq4ivbx2z7dmqa.x\ny = t5gq4ivbx2z7dmqa.x.f()\n"),
+    ("s = 'google.cloud.storage.blob'\nt = 'google.cloud._helpers'\n",
+     "s = 'g_3_0_h.cloud.storage.blob'\nt = 'google.cloud._helpers'\n"),
+], ids=["from-nested-ns", "sibling", "mixed", "chains", "dotted", "bare-nested-namespace",
+        "collapsed-from", "collapsed-chain", "strings"])
+def test_portions_below_a_nested_namespace_rewrite(before: str, after: str | None) -> None:
+    modules = frozenset({"google.cloud.storage", "google.cloud.storage.blob", "google.auth"})
+    rules = StringRules(DEEP, modules=modules)
+    result = rewrite_source(before.encode(), DEEP, path="m.py", strings=rules)
+    assert (result.decode() if result is not None else None) == after

@@ -51,13 +51,14 @@ def test_single_module_dep_is_renamed(fixture_wheels: dict[str, Path], tmp_path:
 
 def test_conflicts_are_reported_together(tmp_path: Path) -> None:
     a = make_wheel(tmp_path / "a", "alpha", "1.0", {"shared/__init__.py": "", "ns/x/m.py": ""})
-    b = make_wheel(tmp_path / "b", "beta", "1.0", {"shared/__init__.py": "", "ns/x/n.py": "",
-                                                   "ns/y/o.py": ""})
+    b = make_wheel(tmp_path / "b", "beta", "1.0", {"shared/__init__.py": "", "ns/x/m.py": "",
+                                                   "ns/x/n.py": "", "ns/y/o.py": ""})
     with pytest.raises(PlanError) as info:
         shade([], [a, b], out_dir=tmp_path / "out")
     issues = sorted(info.value.issues)
     assert len(issues) == 2
     assert any("both install the top-level module 'shared'" in i for i in issues)
-    # Namespace portions are shaded one by one: only the portion both install conflicts.
-    assert any("both install the namespace portion 'ns.x'" in i for i in issues)
+    # Namespace portions are shaded one by one, at their first level that is not a
+    # namespace (``ns/x`` is one): only the module both install conflicts.
+    assert any("both install the namespace portion 'ns.x.m'" in i for i in issues)
     assert not (tmp_path / "out").exists()

@@ -68,20 +68,23 @@ def rename_module(path: str, mapping: Mapping[str, str]) -> str | None:
     """The dotted module name ``path`` under its shaded name, or None if no key covers it.
 
     Keys are top-level names (``flask``) or, for a namespace package portion, the namespace
-    and the portion (``google.auth``): ``google.auth.transport`` -> ``<shaded>.transport``,
-    while ``google.protobuf``, another distribution's portion, is left alone. A portion's
-    shaded name is ``<shaded namespace>.<portion>``, or a top-level name of the same byte
-    length as ``ns.portion`` where compiled code spells that prefix (see collapsed).
+    path and the portion at its first level that is not a namespace (``google.auth``,
+    ``google.cloud.storage``): ``google.auth.transport`` -> ``<shaded>.transport``, while
+    ``google.protobuf`` or ``google.cloud._helpers``, other distributions' portions, are left
+    alone. A portion's shaded name is its path under the shaded namespace
+    (``<shaded>.cloud.storage``), or a top-level name of the same byte length as the whole
+    prefix where compiled code spells it (see collapsed).
     """
     top, dot, rest = path.partition(".")
     if top in mapping:
         return mapping[top] + dot + rest
-    if not dot:
-        return None
-    portion, dot2, tail = rest.partition(".")
-    key = f"{top}.{portion}"
-    if key in mapping:
-        return mapping[key] + dot2 + tail
+    end = len(top)
+    while dot:
+        end = path.find(".", end + 1)
+        key = path if end < 0 else path[:end]
+        if key in mapping:
+            return mapping[key] + path[len(key):]
+        dot = "" if end < 0 else "."
     return None
 
 
@@ -93,7 +96,7 @@ def namespace_heads(mapping: Mapping[str, str]) -> dict[str, str]:
 
 
 def collapsed(key: str, shaded: str) -> bool:
-    """True for a namespace portion ``ns.portion`` shaded to a top-level name: compiled code
-    spells the whole prefix, so it gets a name of the prefix's length, and ``ns`` (shared
-    with other distributions) is left alone."""
+    """True for a namespace portion ``ns.portion`` (or ``ns.sub.portion``) shaded to a
+    top-level name: compiled code spells the whole prefix, so it gets a name of the prefix's
+    length, and the namespace (shared with other distributions) is left alone."""
     return "." in key and "." not in shaded

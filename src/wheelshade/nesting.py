@@ -13,8 +13,7 @@ from collections.abc import Mapping, Sequence
 
 from packaging.utils import canonicalize_name
 
-from wheelshade.naming import rename_module
-from wheelshade.wheel.layout import TopKind, module_name_of_file
+from wheelshade.wheel.layout import TopKind
 from wheelshade.wheel.summary import WheelSummary
 
 
@@ -34,8 +33,9 @@ def nested_notes(deps: Sequence[WheelSummary], mapping: Mapping[str, str]) -> tu
                 continue
             for portion in dep.portions(top.name):
                 notes.append(
-                    f"{dep.label} installs {top.name}/{portion} inside {host.label}'s package "
-                    f"{top.name!r}: shaded with it, into {mapping[top.name]}/{portion}"
+                    f"{dep.label} installs {top.name}/{portion.replace('.', '/')} inside "
+                    f"{host.label}'s package {top.name!r}: shaded with it, into "
+                    f"{mapping[top.name]}/{portion.replace('.', '/')}"
                 )
     return tuple(notes)
 
@@ -76,28 +76,25 @@ def missing_portions(deps: Sequence[WheelSummary]) -> list[str]:
 
 
 def foreign_siblings(deps: Sequence[WheelSummary]) -> list[str]:
-    """A namespace portion whose code imports a module beside it that no wheel of the set
-    installs, where shading would send that import into the shaded namespace: the portion
-    key's own namespace (``ns.sub`` shared with another distribution), or a relative import
-    that leaves the portion. Imports of other portions (``ns.other``) keep their name."""
+    """A namespace portion whose code reaches a module beside it that no wheel of the set
+    installs by a relative import leaving the portion: shaded, the import would look inside
+    the shaded namespace. Absolute imports of modules beside it (``ns.other``, or
+    ``ns.sub.other`` beside ``ns.sub.portion``) keep their name: portion keys start at the
+    first level that is not a namespace, so no other distribution installs below one."""
     installed = frozenset().union(*(d.modules for d in deps))
-    files = {f for d in deps for m in d.members if (f := _dotted(m)) is not None}
-    keys = {k: k for d in deps for k in d.import_keys()}
+    files = frozenset().union(*(d.files for d in deps))
     hosted = set(hosts(deps))
     problems = []
     for dep in deps:
         missing = sorted(
             m.lstrip(".") for m in dep.namespace_imports
-            if m.lstrip(".").split(".")[0] not in hosted
-            # Below a regular package (``ns/p/__init__.py``) no other distribution installs.
-            and (m.startswith(".") or (rename_module(m, keys) is not None
-                 and ".".join(m.split(".")[:2]) not in files))
+            if m.startswith(".") and m.lstrip(".").split(".")[0] not in hosted
             and _missing(m.lstrip("."), installed, files)
         )
         if not missing:
             continue
         module = missing[0]
-        space = ".".join(module.split(".")[:2])
+        space = module.rpartition(".")[0]
         required = sorted({
             canonicalize_name(r.name) for r in dep.metadata.requires
             if r.marker is None or r.marker.evaluate({"extra": ""})
@@ -106,24 +103,16 @@ def foreign_siblings(deps: Sequence[WheelSummary]) -> list[str]:
         named = [n for n in required if n.startswith(canonicalize_name(space))] or required
         source = f" ({' or '.join(named)})" if named else ""
         problems.append(
-            f"{dep.label} imports {module}, which another distribution{source} installs in "
-            f"the namespace {space!r}: shaded, the import would look for it inside the "
-            f"shaded namespace, so a portion importing another distribution's modules of "
-            f"its namespace cannot be shaded"
+            f"{dep.label} imports {module} by a relative import that leaves its portion, "
+            f"and another distribution{source} installs it in the namespace {space!r}: "
+            f"shaded, the import would look for it inside the shaded namespace, so a "
+            f"portion importing another distribution's modules of its namespace cannot be "
+            f"shaded"
         )
     return problems
 
 
-def _dotted(member: str) -> str | None:
-    """The module a file of the wheel is (``ns/p/__init__.py`` -> ``ns.p``), or None."""
-    *dirs, filename = member.split("/")
-    stem = module_name_of_file(filename)
-    if stem is None:
-        return None
-    return ".".join(dirs if stem == "__init__" else [*dirs, stem])
-
-
-def _missing(module: str, installed: frozenset[str], files: set[str]) -> bool:
+def _missing(module: str, installed: frozenset[str], files: frozenset[str]) -> bool:
     """Not installed by the set: neither the module nor, for ``pkg.name`` of a regular
     ``pkg`` of the set, the package that may define ``name`` itself."""
     if module in installed:

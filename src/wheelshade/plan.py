@@ -151,6 +151,14 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
                 f"{dep.filename} installs a portion of the namespace package {name!r}, which "
                 f"{owner[name].filename} installs as a regular package"
             )
+    for key, dep in owner.items():
+        parts = key.split(".")
+        for inner in (".".join(parts[:i]) for i in range(2, len(parts))):
+            if inner in owner and owner[inner] is not dep:
+                problems.append(
+                    f"{dep.filename} installs {key!r} inside the package {inner!r} of "
+                    f"{owner[inner].filename}, which is not a namespace there"
+                )
     problems.extend(missing_portions(deps))
     problems.extend(foreign_siblings(deps))
     for dependent in dependents:
@@ -178,14 +186,17 @@ def _move(path: str, mapping: Mapping[str, str], extensions: frozenset[str] = fr
     if sep:
         if head in mapping:
             return mapping[head] + sep + rest
-        first, sep2, inner = rest.partition("/")
-        portion = module_name_of_file(first) or first
-        key = f"{head}.{portion}"
-        if key not in mapping:
-            return path
-        if collapsed(key, mapping[key]):  # nsx/fastpart/x.py -> <top>/x.py
-            return mapping[key] + (sep2 + inner if sep2 else first[len(portion):])
-        return mapping[key].split(".")[0] + sep + rest
+        parts = path.split("/")
+        for i in range(1, len(parts)):
+            portion = module_name_of_file(parts[i]) or parts[i]
+            key = ".".join([*parts[:i], portion])
+            if key not in mapping:
+                continue
+            if collapsed(key, mapping[key]):  # nsx/fastpart/x.py -> <top>/x.py
+                inner = "/".join(parts[i + 1:])
+                return mapping[key] + ("/" + inner if inner else parts[i][len(portion):])
+            return mapping[key].split(".")[0] + sep + rest
+        return path
     module = module_name_of_file(head)
     if module is None or module not in mapping:
         return path

@@ -102,9 +102,9 @@ def check(
     for (path, member), info in sorted(scan_result.infos.items()):
         summary = summaries[path]
         where = f"{summary.filename}: {member}"
-        head, _, file = member.partition("/")
-        key = f"{head}.{module_name_of_file(file)}"
-        if "/" not in file and collapsed(key, mapping.get(key, key)):
+        *dirs, file = member.split("/")
+        key = ".".join([*dirs, module_name_of_file(file) or file])
+        if dirs and collapsed(key, mapping.get(key, key)):
             issues.append(
                 f"{where} is compiled code that is a namespace portion itself ({key!r}); its "
                 "init function cannot take a top-level name (leave it out with --drop)"

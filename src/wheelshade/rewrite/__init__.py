@@ -89,7 +89,7 @@ def rewrite_file(
         # namespace portion is ``ns.portion`` -> ``shaded_ns.portion`` or a top-level name.
         named = all(p.isidentifier() for p in original.split(".")) or is_mypyc_group(original)
         dots = original.count(".")
-        valid = dots <= 1 and shaded.count(".") in (0, dots) and (
+        valid = shaded.count(".") in (0, dots) and (
             shaded.replace(".", "").isidentifier())
         if not (named and valid) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")

@@ -41,15 +41,18 @@ class ImportRenamer(LeanTransformer):
     def __init__(self, mapping: Mapping[str, str]) -> None:
         super().__init__()
         self._mapping = {k: v for k, v in mapping.items() if "." not in k}
-        #: Namespace packages with shaded portions: ``google`` -> {``auth``: shaded head}.
+        #: Namespaces (dotted) with shaded portions: ``google`` -> {``auth``: shaded head},
+        #: ``google.cloud`` -> {``storage``: shaded head}; the head replaces the top name.
         self._portions: dict[str, dict[str, str]] = {}
         #: Portions shaded to a top-level name: ``nsx`` -> {``fastpart``: the new name}.
         self._tops: dict[str, dict[str, str]] = {}
         for key, value in mapping.items():
             if "." in key:
-                namespace, portion = key.split(".", 1)
+                namespace, _, portion = key.rpartition(".")
                 into = self._portions if "." in value else self._tops
                 into.setdefault(namespace, {})[portion] = value.split(".")[0]
+        #: The top names of those namespaces: only chains starting with one can change.
+        self._spaces = {n.split(".")[0] for n in (*self._portions, *self._tops)}
 
     def on_visit(self, node: cst.CSTNode) -> bool:
         # Imports are statements, never inside an expression or another small statement,
@@ -66,8 +69,14 @@ class ImportRenamer(LeanTransformer):
             return None
         if top.value in self._mapping:
             return self._mapping[top.value]
-        portion = _second(dotted)
-        return self._portions.get(top.value, {}).get(portion) if portion else None
+        if top.value not in self._spaces:
+            return None
+        parts = (dotted_text(dotted) or "").split(".")
+        for end in range(1, len(parts)):
+            head = self._portions.get(".".join(parts[:end]), {}).get(parts[end])
+            if head is not None:
+                return head
+        return None
 
     def leave_Attribute(
         self, original_node: cst.Attribute, updated_node: cst.Attribute
@@ -78,14 +87,18 @@ class ImportRenamer(LeanTransformer):
         # name replaces the pair (``nsx.fastpart.x`` -> ``<top>.x``), in import statements
         # too, which then need nothing else.
         value = updated_node.value
-        if isinstance(value, cst.Name) and value.value in self._tops:
-            top = self._tops[value.value].get(updated_node.attr.value)
+        first = top_name(value)
+        if first is None or first.value not in self._spaces:
+            return updated_node
+        namespace = dotted_text(value)
+        if namespace in self._tops:
+            top = self._tops[namespace].get(updated_node.attr.value)
             if top is not None:
                 return cst.Name(top, lpar=updated_node.lpar, rpar=updated_node.rpar)
-        if isinstance(value, cst.Name) and value.value in self._portions:
-            head = self._portions[value.value].get(updated_node.attr.value)
+        if namespace in self._portions and isinstance(value, cst.Name | cst.Attribute):
+            head = self._portions[namespace].get(updated_node.attr.value)
             if head is not None:
-                return updated_node.with_changes(value=value.with_changes(value=head))
+                return updated_node.with_changes(value=replace_top(value, head))
         return updated_node
 
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
@@ -101,8 +114,8 @@ class ImportRenamer(LeanTransformer):
                 new_names.append(alias)
                 continue
             renamed = alias.with_changes(name=replace_top(alias.name, shaded))
-            if top.value in self._portions:
-                new_names.append(renamed)  # chains are renamed instead (leave_Attribute)
+            if top.value not in self._mapping:
+                new_names.append(renamed)  # a portion: chains are renamed (leave_Attribute)
             elif alias.asname is not None:
                 new_names.append(renamed)  # ``import flask.json as fj`` binds only fj
             elif isinstance(alias.name, cst.Name):
@@ -156,11 +169,12 @@ class ImportRenamer(LeanTransformer):
         module = updated_node.module
         if updated_node.relative or module is None:
             return updated_node
-        if isinstance(module, cst.Name) and module.value in self._tops:
+        namespace = dotted_text(module)
+        if namespace in self._tops:
             split = self._from_tops(updated_node, module)
             if split is not None:
                 return split
-        if isinstance(module, cst.Name) and module.value in self._portions:
+        if namespace in self._portions:
             return self._from_namespace(updated_node, module)
         shaded = self._shaded(module)
         if shaded is None:
@@ -168,11 +182,12 @@ class ImportRenamer(LeanTransformer):
         return updated_node.with_changes(module=replace_top(module, shaded))
 
     def _from_tops(
-        self, node: cst.ImportFrom, module: cst.Name
+        self, node: cst.ImportFrom, module: DottedName
     ) -> cst.FlattenSentinel[cst.BaseSmallStatement] | None:
         """``from nsx import fastpart [as f]`` where the portion has a top-level name:
         ``import <top> as fastpart`` (the rest of the names stay a ``from`` import)."""
-        tops = self._tops[module.value]
+        namespace = dotted_text(module) or ""
+        tops = self._tops[namespace]
         if isinstance(node.names, cst.ImportStar):
             return None
         moved = [a for a in node.names if isinstance(a.name, cst.Name) and a.name.value in tops]
@@ -188,7 +203,7 @@ class ImportRenamer(LeanTransformer):
         if rest:
             last = rest[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
             remaining = node.with_changes(names=[*rest[:-1], last], lpar=None, rpar=None)
-            if module.value in self._portions:
+            if namespace in self._portions:
                 done = self._from_namespace(remaining, module)
                 parts += done.nodes if isinstance(done, cst.FlattenSentinel) else [done]
             else:
@@ -198,28 +213,29 @@ class ImportRenamer(LeanTransformer):
         return cst.FlattenSentinel(parts)
 
     def _from_namespace(
-        self, node: cst.ImportFrom, module: cst.Name
+        self, node: cst.ImportFrom, module: DottedName
     ) -> cst.ImportFrom | cst.FlattenSentinel[cst.BaseSmallStatement]:
         """``from google import auth``: from the shaded namespace when the names are shaded
         portions. ``from google import auth, protobuf`` mixes in another distribution's
         portion: one statement per namespace (``from S import auth; from google import
         protobuf``), in the order the names first appear."""
-        portions = self._portions[module.value]
+        original = cst.ensure_type(top_name(module), cst.Name).value
+        portions = self._portions[dotted_text(module) or ""]
         if isinstance(node.names, cst.ImportStar):
             return node
         groups: dict[str, list[cst.ImportAlias]] = {}
         for alias in node.names:
             name = alias.name.value if isinstance(alias.name, cst.Name) else ""
-            groups.setdefault(portions.get(name, module.value), []).append(alias)
-        if list(groups) == [module.value]:
+            groups.setdefault(portions.get(name, original), []).append(alias)
+        if list(groups) == [original]:
             return node
         if len(groups) == 1:
-            return node.with_changes(module=module.with_changes(value=next(iter(groups))))
+            return node.with_changes(module=replace_top(module, next(iter(groups))))
         parts: list[cst.BaseSmallStatement] = []
         for index, (head, aliases) in enumerate(groups.items()):
             last = aliases[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
             parts.append(node.with_changes(
-                module=module.with_changes(value=head),
+                module=replace_top(module, head),
                 names=[*aliases[:-1], last],
                 lpar=None if len(aliases) == 1 else node.lpar,
                 rpar=None if len(aliases) == 1 else node.rpar,
@@ -233,13 +249,15 @@ def _below_imports(kind: type[cst.CSTNode]) -> bool:
     return issubclass(kind, cst.BaseExpression | cst.BaseSmallStatement)
 
 
-def _second(dotted: cst.BaseExpression) -> str | None:
-    """``b`` of a module path ``a.b[.c...]``, or None for a single name."""
+def dotted_text(dotted: cst.BaseExpression | None) -> str | None:
+    """``a.b.c`` for a chain of names, or None when it is not one."""
     parts: list[str] = []
     while isinstance(dotted, cst.Attribute):
         parts.append(dotted.attr.value)
         dotted = dotted.value
-    return parts[-1] if parts else None
+    if not isinstance(dotted, cst.Name):
+        return None
+    return ".".join([dotted.value, *reversed(parts)])
 
 
 def _binds(alias: cst.ImportAlias) -> str:

@@ -120,9 +120,8 @@ def top_level_mismatch(found: Sequence[TopLevel], declared: Sequence[str]) -> li
     ]
 
 
-def module_names(names: Iterable[str], dist_info: str, data_dir: str) -> frozenset[str]:
-    """Dotted names of every module and package a wheel installs (``pkg``, ``pkg.sub.mod``)."""
-    found: set[str] = set()
+def _module_paths(names: Iterable[str], dist_info: str, data_dir: str) -> Iterable[list[str]]:
+    """The dotted parts of each module file a wheel installs (``pkg/__init__.py`` -> pkg)."""
     for name in names:
         if name.startswith(dist_info + "/"):
             continue
@@ -134,8 +133,24 @@ def module_names(names: Iterable[str], dist_info: str, data_dir: str) -> frozens
         if module is None or not all(d.isidentifier() for d in dirs):
             continue
         parts = dirs if module == "__init__" else [*dirs, module]
-        found.update(".".join(parts[: i + 1]) for i in range(len(parts)))
-    return frozenset(m for m in found if m)
+        if parts:
+            yield parts
+
+
+def module_names(names: Iterable[str], dist_info: str, data_dir: str) -> frozenset[str]:
+    """Dotted names of every module and package a wheel installs (``pkg``, ``pkg.sub.mod``),
+    namespace directories included."""
+    return frozenset(
+        ".".join(parts[: i + 1])
+        for parts in _module_paths(names, dist_info, data_dir)
+        for i in range(len(parts))
+    )
+
+
+def file_modules(names: Iterable[str], dist_info: str, data_dir: str) -> frozenset[str]:
+    """Dotted names of the modules and regular packages a wheel installs: a file of its own
+    (``pkg/__init__.py``, ``pkg/mod.py``), not a namespace directory."""
+    return frozenset(".".join(parts) for parts in _module_paths(names, dist_info, data_dir))
 
 
 def is_compiled(name: str) -> bool:

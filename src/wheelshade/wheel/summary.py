@@ -21,7 +21,14 @@ from packaging.version import InvalidVersion, Version
 
 from wheelshade.errors import WheelFormatError
 from wheelshade.wheel.archive import WheelReader
-from wheelshade.wheel.layout import TopKind, TopLevel, module_names, parse_top_level_txt, top_levels
+from wheelshade.wheel.layout import (
+    TopKind,
+    TopLevel,
+    file_modules,
+    module_names,
+    parse_top_level_txt,
+    top_levels,
+)
 from wheelshade.wheel.metadata import CoreMetadata, entry_point_groups, read_metadata
 
 
@@ -68,13 +75,28 @@ class WheelSummary:
         # Read by portions(), the plan and the string rules: one walk of the members.
         return module_names(self.members, self.dist_info, self.data_dir)
 
+    @functools.cached_property
+    def files(self) -> frozenset[str]:
+        """Its modules and regular packages: ``modules`` less the namespace directories."""
+        return file_modules(self.members, self.dist_info, self.data_dir)
+
     def portions(self, namespace: str) -> tuple[str, ...]:
-        """What this wheel installs directly inside the namespace package ``namespace``:
-        ``google/auth/...`` and ``google/oauth2/...`` give ``("auth", "oauth2")``."""
+        """What this wheel installs inside the namespace package ``namespace``, each at its
+        first level that is not a namespace itself: ``google/auth/...`` and
+        ``google/cloud/storage/...`` (``google/cloud`` shared, no ``__init__``) give
+        ``("auth", "cloud.storage")``. Other distributions may install beside each of
+        them, never inside."""
         prefix = namespace + "."
-        return tuple(sorted({
-            m[len(prefix):].split(".")[0] for m in self.modules if m.startswith(prefix)
-        }))
+        found = set()
+        for module in self.modules:
+            if not module.startswith(prefix) or module not in self.files:
+                continue
+            parts = module[len(prefix):].split(".")
+            found.add(next(
+                tail for i in range(1, len(parts) + 1)
+                if prefix + (tail := ".".join(parts[:i])) in self.files
+            ))
+        return tuple(sorted(found))
 
     def import_keys(self) -> tuple[str, ...]:
         """The names shading renames: each top-level name, but for a namespace package each
@@ -137,7 +159,9 @@ _FROM = re.compile(rb"^from[ \t]+(\.*[\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]
 _PLAIN = re.compile(rb"^import[ \t]+([\w.]+)", re.M)
 
 
-def _namespace_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozenset[str]:
+def _namespace_imports(
+    reader: WheelReader, tops: Sequence[TopLevel], files: frozenset[str]
+) -> frozenset[str]:
     """Modules inside its namespaces that its portions' code imports (see the field)."""
     spaces = {t.name for t in tops if t.kind is TopKind.NAMESPACE}
     found: set[str] = set()
@@ -147,13 +171,19 @@ def _namespace_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozens
             continue
         text = reader.read(member.name)
         package = parts[:-1]
+        # The portion the file belongs to: its first level that is not a namespace.
+        stem = parts[-1].removesuffix(".py")
+        dotted = package if stem == "__init__" else [*package, stem]
+        portion = next((".".join(dotted[:i]) for i in range(2, len(dotted) + 1)
+                        if ".".join(dotted[:i]) in files), ".".join(dotted))
         for match in _FROM.finditer(text):
             target = match.group(1).decode("ascii", "replace")
             dots = len(target) - len(target.lstrip("."))
             base = package[: max(0, len(package) - dots + 1)] if dots else []
             module = ".".join([*base, target.lstrip(".")] if target.strip(".") else base)
             # ``from .. import x`` in ``ns/p/__init__.py`` reaches ``ns``: outside ``ns.p``.
-            mark = "." if dots and len(base) < 2 else ""
+            inside = module == portion or module.startswith(portion + ".")
+            mark = "." if dots and not inside else ""
             if not module or module.split(".")[0] not in spaces:
                 continue
             found.add(mark + module)
@@ -223,5 +253,8 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
         declared_top_levels=declared,
         entry_point_groups=groups,
         own_imports=own,
-        namespace_imports=_namespace_imports(reader, tops) if role is Role.DEP else frozenset(),
+        namespace_imports=(
+            _namespace_imports(reader, tops, file_modules(names, reader.dist_info, data_dir))
+            if role is Role.DEP else frozenset()
+        ),
     )
