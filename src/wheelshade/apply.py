@@ -12,7 +12,7 @@ from pathlib import Path
 from wheelshade import __version__
 from wheelshade.errors import RewriteError, WheelshadeError
 from wheelshade.findings import Code, Finding
-from wheelshade.groups import GroupTracker, own_groups
+from wheelshade.groups import GroupTracker, own_groups, plugin_groups, tracker
 from wheelshade.native import macho, macho_patch, pe, pe_patch
 from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
@@ -30,7 +30,6 @@ from wheelshade.wheel.metadata import (
     edit_entry_points,
     edit_metadata,
     edit_top_level_txt,
-    entry_point_groups,
 )
 from wheelshade.wheel.records import RecordEntry, parse_record
 from wheelshade.wheel.summary import Role
@@ -58,6 +57,7 @@ def string_rules(plan: ShadePlan) -> StringRules:
         plan.modules | own_groups(plan),
         {d.original: d.name for d in plan.dists.values()},
         set_attributes(deps),
+        plugin_groups(plan),
     )
 
 
@@ -312,8 +312,7 @@ def write_job(
     entry_points = f"{job.summary.dist_info}/entry_points.txt"
     if job.new_name is not None and entry_points in sizes:
         where = f"{job.summary.path}/{entry_points}"
-        groups = entry_point_groups(reader.read(entry_points), where=where)
-        state.groups = GroupTracker(groups, plan.dists[job.summary.name].mapping)
+        state.groups = tracker(plan, job.summary, reader.read(entry_points), where)
     by_target = {a.target: a for a in job.actions}
     extra: dict[str, bytes] = dict(job.generated)
     if job.new_name is not None:

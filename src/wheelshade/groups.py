@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from wheelshade.findings import Code, Finding
 from wheelshade.naming import rename_module
 from wheelshade.plan import ShadePlan
+from wheelshade.wheel.metadata import entry_point_groups
+from wheelshade.wheel.summary import WheelSummary
 
 
 def _quoted(text: str) -> tuple[bytes, bytes]:
@@ -36,15 +38,41 @@ def own_groups(plan: ShadePlan) -> frozenset[str]:
     )
 
 
+#: Groups installers read (``console_scripts``): never a package's own plugin protocol.
+_INSTALLER_GROUPS = frozenset({"console_scripts", "gui_scripts"})
+
+
+def plugin_groups(plan: ShadePlan) -> dict[str, str]:
+    """Groups named like no module (``pkg_instrumentor``) that the shaded code loads by a
+    literal and a shaded dep declares: one package's plugin protocol, its loader and its
+    plugins shaded together. Kept, the shaded loader would also load the plugins the other
+    release's distributions register, which import the unshaded package; so the group takes
+    a name of the set (the code's literal and every shaded section move together)."""
+    shaded = [job.summary for job in plan.jobs if job.new_name is not None]
+    declared = {g for s in shaded for g in s.entry_point_groups}
+    loaded = {g for s in shaded for g in s.loaded_groups}
+    return {
+        group: f"{group}_{plan.digest[:8]}"
+        for group in sorted(declared & loaded - _INSTALLER_GROUPS)
+        if rename_module(group, plan.mapping) is None
+    }
+
+
 class GroupTracker:
     """Counts, over one shaded wheel's sources, the quoted group names renamed and kept."""
 
-    def __init__(self, groups: Sequence[str], mapping: Mapping[str, str]) -> None:
+    def __init__(
+        self, groups: Sequence[str], mapping: Mapping[str, str],
+        plugins: Mapping[str, str] | None = None,
+    ) -> None:
         self.targets: dict[str, str] = {}
+        #: Plugin groups of the set (``plugin_groups``): their sections always move.
+        self.plugins = {g: plugins[g] for g in groups if plugins and g in plugins}
         for group in groups:
             renamed = rename_module(group, mapping)
             if renamed is not None and renamed != group:
                 self.targets[group] = renamed
+        self.targets.update(self.plugins)
         self.renamed: Counter[str] = Counter()
         self.kept: Counter[str] = Counter()
 
@@ -61,7 +89,7 @@ class GroupTracker:
 
     def renames(self) -> dict[str, str]:
         """Section renames: each group the shaded code now spells under its shaded name."""
-        return {g: r for g, r in self.targets.items() if self.renamed[g]}
+        return {g: r for g, r in self.targets.items() if self.renamed[g] or g in self.plugins}
 
     def findings(self, path: str) -> list[Finding]:
         out = []
@@ -69,9 +97,15 @@ class GroupTracker:
             message = (
                 f"entry-point group {group!r} is loaded by the shaded code as {renamed!r}; the "
                 "section moved with it, so plugins other distributions register under "
-                f"{group!r} are not seen by the shaded copy"
+                f"{group!r} are not seen by the shaded copy (shade them in the same set)"
             )
             if self.kept[group]:
                 message += f" ({self.kept[group]} other mention(s) of {group!r} kept unchanged)"
             out.append(Finding(path, None, Code.ENTRY_POINT_GROUP, message))
         return out
+
+
+def tracker(plan: ShadePlan, summary: WheelSummary, text: bytes, where: str) -> GroupTracker:
+    """The tracker of a shaded wheel whose ``entry_points.txt`` is ``text``."""
+    groups = entry_point_groups(text, where=where)
+    return GroupTracker(groups, plan.dists[summary.name].mapping, plugin_groups(plan))

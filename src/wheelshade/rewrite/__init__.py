@@ -52,9 +52,15 @@ def _words(mapping: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(sorted({key.split(".")[0] for key in mapping}))
 
 
+def _quoted_names(strings: StringRules | None) -> tuple[str, ...]:
+    """Quoted names other than modules the string pass renames: distributions, and plugin
+    entry-point groups of the set (``"pkg_plugins"``)."""
+    return tuple(sorted({*strings.dists, *strings.groups})) if strings else ()
+
+
 def may_change(source: bytes, mapping: Mapping[str, str], strings: StringRules | None) -> bool:
     """The textual pre-check ``rewrite_file`` starts with: False means no parse is needed."""
-    patterns = Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
+    patterns = Patterns.of(_words(mapping), _quoted_names(strings))
     return patterns.candidate(source, strings is not None)
 
 
@@ -93,7 +99,7 @@ def rewrite_file(
             shaded.replace(".", "").isidentifier())
         if not (named and valid) or original == shaded:
             raise ValueError(f"not a top-level rename: {original!r} -> {shaded!r}")
-    patterns = Patterns.of(_words(mapping), tuple(sorted(strings.dists)) if strings else ())
+    patterns = Patterns.of(_words(mapping), _quoted_names(strings))
     if not patterns.candidate(source, strings is not None):
         return Rewritten(None)
     src = decode(source, path)

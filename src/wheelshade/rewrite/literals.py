@@ -84,3 +84,19 @@ def with_body(node: cst.SimpleString, body: str) -> cst.SimpleString:
     if node.quote in body:
         return node
     return node.with_changes(value=f"{node.prefix}{node.quote}{body}{node.quote}")
+
+
+def looks_up_plugins(func: cst.BaseExpression, names: set[str]) -> bool:
+    """A call that looks up entry points: ``entry_points(...)``, a package's own wrapper of
+    it (``pkg.util.metadata.entry_points``), ``.select(...)``, ``iter_entry_points``."""
+    last = {n.rpartition(".")[2] for n in names}
+    if isinstance(func, cst.Attribute):
+        last.add(func.attr.value)
+    return bool(last & {"entry_points", "iter_entry_points", "select"})
+
+
+def is_module_attr(target: cst.BaseExpression) -> bool:
+    """``__module__`` (in a class body) or ``x.__module__`` as an assignment target."""
+    if isinstance(target, cst.Attribute):
+        return target.attr.value == "__module__"
+    return isinstance(target, cst.Name) and target.value == "__module__"

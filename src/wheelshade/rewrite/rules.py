@@ -131,6 +131,8 @@ class StringRules:
     #: Module -> the names bound at its module level (``bound.py``); None when unknown,
     #: and then any name under a module of the set is taken for an attribute of it.
     attributes: Mapping[str, frozenset[str]] | None = None
+    #: Plugin entry-point groups named like no module -> their names in the set.
+    groups: Mapping[str, str] = field(default_factory=dict)
 
     def module_path(
         self, value: str, *, bare: bool, prefix: bool = True, bound: bool = True

@@ -12,9 +12,11 @@ from wheelshade.naming import rename_module
 from wheelshade.rewrite.lean import LeanTransformer
 from wheelshade.rewrite.literals import (
     elements,
+    is_module_attr,
     is_module_name,
     literal_head,
     literals,
+    looks_up_plugins,
     pieces,
     plain_text,
     with_body,
@@ -121,7 +123,7 @@ class StringRenamer(LeanTransformer):
             self._mark(node.value, "skip")
         # ``obj.__module__ = "pkg"`` (a class presented under its package, for pickle and
         # reprs) names a module: pickle looks the class up there.
-        if any(_is_module_attr(t.target) for t in node.targets):
+        if any(is_module_attr(t.target) for t in node.targets):
             self._mark(node.value, "module")
 
     def visit_BinaryOperation(self, node: cst.BinaryOperation) -> None:
@@ -154,6 +156,13 @@ class StringRenamer(LeanTransformer):
             role = "dist"
         elif names & ENTRY_POINT_CALLS:
             role = "group"
+        elif looks_up_plugins(func, names):
+            # A package's own wrapper (``pkg.util.metadata.entry_points``), ``.select()``:
+            # only the group keyword names a group.
+            for arg in node.args:
+                if arg.keyword is not None and arg.keyword.value == "group":
+                    self._mark(arg.value, "group")
+            return
         elif (
             isinstance(func, cst.Attribute)
             and func.attr.value in SYS_MODULES_METHODS
@@ -286,7 +295,7 @@ class StringRenamer(LeanTransformer):
         if role == "dist":
             return rules.dist(body)
         if role == "group":
-            return rules.module_path(body, bare=False, bound=False)
+            return rules.module_path(body, bare=False, bound=False) or rules.groups.get(body)
         if body in self._proven:
             new = rules.module_path(body, bare=True) or rules.module_head(body)
         elif role == "build":  # ``"pkg.sub." + name``: a name under a package of the set
@@ -395,10 +404,3 @@ class StringRenamer(LeanTransformer):
             return updated_node  # f"flask{x}": the name is not known
         part = first.with_changes(value=renamed + first.value[run.end() :])
         return updated_node.with_changes(parts=[part, *updated_node.parts[1:]])
-
-
-def _is_module_attr(target: cst.BaseExpression) -> bool:
-    """``__module__`` (in a class body) or ``x.__module__`` as an assignment target."""
-    if isinstance(target, cst.Attribute):
-        return target.attr.value == "__module__"
-    return isinstance(target, cst.Name) and target.value == "__module__"

@@ -61,6 +61,9 @@ class WheelSummary:
     #: resolved (``from ns.sub import x`` gives ``ns.sub`` and ``ns.sub.x``); relative
     #: imports that leave their portion are marked with a leading ``.``.
     namespace_imports: frozenset[str] = frozenset()
+    #: Entry-point groups its code loads by a literal name (``entry_points(group="x")``,
+    #: ``iter_entry_points("x")``), read only for deps.
+    loaded_groups: frozenset[str] = frozenset()
 
     @property
     def name(self) -> NormalizedName:
@@ -199,6 +202,22 @@ def _namespace_imports(
     return frozenset(found)
 
 
+#: An entry-point group named by a literal where plugins are looked up.
+_GROUP = re.compile(
+    rb"""\bgroup\s*=\s*['"]([\w.:-]+)['"]|iter_entry_points\(\s*['"]([\w.:-]+)['"]""")
+
+
+def _loaded_groups(reader: WheelReader) -> frozenset[str]:
+    found: set[str] = set()
+    for member in reader.members:
+        if member.name.endswith(".py") and not _is_test(member.name.split("/")):
+            data = reader.read(member.name)
+            if b"entry_points" in data:
+                found.update((m.group(1) or m.group(2)).decode("ascii", "replace")
+                             for m in _GROUP.finditer(data))
+    return frozenset(found)
+
+
 def summarise(reader: WheelReader, role: Role) -> WheelSummary:
     """Read the facts planning needs, checking that the wheel's names agree with each other."""
     where = str(reader.path)
@@ -257,4 +276,5 @@ def summarise(reader: WheelReader, role: Role) -> WheelSummary:
             _namespace_imports(reader, tops, file_modules(names, reader.dist_info, data_dir))
             if role is Role.DEP else frozenset()
         ),
+        loaded_groups=_loaded_groups(reader) if role is Role.DEP else frozenset(),
     )
