@@ -315,7 +315,7 @@ def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log
 
 
 #: verify's line for a dependency that imports the shaded package back (verify/leaks.py).
-_BACK = re.compile(r"shade the distribution that installs '([\w.]+)' in the same set")
+_BACK = re.compile(r"shade the distribution that installs '[\w.]+' \(([\w.-]+)\) in the same set")
 
 
 def retry_back_imports(

@@ -298,11 +298,12 @@ def test_a_dependency_importing_the_shaded_package_back_is_named(tmp_path: Path)
             "host/__init__.py": f"VERSION = {version!r}\nfrom host import select\n",
             "host/select.py": "import matcher\n",
         }
-        return make_wheel(tmp_path / "in", "host", version, files, requires=("matcher",))
+        return make_wheel(tmp_path / "in", "host", version, files, requires=("matcher-lib",))
 
     old, new = host("1.0"), host("2.0")
+    # Installed by a distribution of another name: the hint names the one to give --dep.
     matcher = make_wheel(
-        tmp_path / "in", "matcher", "1.0", {"matcher/__init__.py": "import host\n"}
+        tmp_path / "in", "matcher_lib", "1.0", {"matcher/__init__.py": "import host\n"}
     )
     (shaded,) = shade([], [old], out_dir=tmp_path / "shaded").wheels
 
@@ -310,11 +311,12 @@ def test_a_dependency_importing_the_shaded_package_back_is_named(tmp_path: Path)
 
     (verdict,) = report.wheels
     assert not report.ok
-    assert verdict.back_imports == (("matcher", "host"),)
+    assert verdict.back_imports == (("matcher", "host", "matcher_lib"),)
     text = format_report(report)
     assert (
         "  matcher imports host by its original name and is in no verified wheel: shade the "
-        "distribution that installs 'matcher' in the same set (--dep)"
+        "distribution that installs 'matcher' (matcher_lib) in the same set (--dep "
+        "matcher_lib)"
     ) in text
 
 

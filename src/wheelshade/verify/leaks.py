@@ -6,7 +6,7 @@ import json
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +15,7 @@ from packaging.utils import canonicalize_name
 from wheelshade.errors import UsageError, WheelFormatError
 from wheelshade.resolve.fetch import IndexOptions
 from wheelshade.verify.compare import Comparison, Source, compare
-from wheelshade.verify.venv import Leak, installed_tops, make_env, probe_modules
+from wheelshade.verify.venv import Leak, installed_tops, make_env, owners, probe_modules
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
@@ -53,7 +53,8 @@ class WheelVerdict:
     #: (importer, original module) for each module outside every verified wheel that
     #: imported an original name: a distribution installed beside the shaded one (a
     #: dependency) that imports it back, so it runs against the other version.
-    back_imports: tuple[tuple[str, str], ...] = ()
+    #: (importer, original module it imports, the distribution installing the importer).
+    back_imports: tuple[tuple[str, str, str], ...] = ()
 
     @property
     def unchecked(self) -> int:
@@ -89,8 +90,9 @@ class _Contents:
 
 
 def _back_imports(
-    leaks: Sequence[Leak], own: frozenset[str], originals: Sequence[str]
-) -> tuple[tuple[str, str], ...]:
+    leaks: Sequence[Leak], own: frozenset[str], originals: Sequence[str],
+    installers: Mapping[str, str],
+) -> tuple[tuple[str, str, str], ...]:
     """Leaks started by a module of none of the verified wheels (``importing pkg_1_0_x.sel
     (via helper.match)``): that module comes from a distribution installed beside them."""
     found: dict[str, str] = {}
@@ -101,7 +103,8 @@ def _back_imports(
         top = via.group(1).split(".")[0]
         if top not in own and top not in originals:
             found.setdefault(via.group(1), leak.module)
-    return tuple(sorted(found.items()))
+    return tuple(sorted((importer, module, installers.get(importer.split(".")[0], ""))
+                        for importer, module in found.items()))
 
 
 def _never_tried(reason: str) -> bool:
@@ -247,6 +250,7 @@ def verify(
         own_tops = frozenset(t for c in contents for t in c.own)
         shaded_dists = {canonicalize_name(c.source.name) for c in contents if c.mapping}
         names = (*names, *sorted(installed_tops(venv, shaded_dists) - own_tops - set(names)))
+        installers = owners(venv)
         for i, wheel in enumerate(contents):
             request = work / f"request-{i}.json"
             probed.append(probe_modules(venv, wheel.modules, wheel.own, names, request, timeout))
@@ -276,7 +280,7 @@ def verify(
                 broken=broken,
                 not_compared=comparison.not_compared.get(wheel.path.name),
                 shaded=bool(wheel.mapping),
-                back_imports=_back_imports(leaks, own, names),
+                back_imports=_back_imports(leaks, own, names, installers),
             )
         )
     return VerifyReport(tuple(verdicts), names)
@@ -299,11 +303,13 @@ def format_report(report: VerifyReport) -> str:
         for leak in w.leaks:
             where = leak.file or "not found"
             out.append(f"  leak {leak.module} ({where}): {leak.cause}")
-        for importer, module in w.back_imports:
+        for importer, module, dist in w.back_imports:
             top = importer.split(".")[0]
+            which = f" ({dist})" if dist else ""
             out.append(
                 f"  {importer} imports {module} by its original name and is in no verified "
-                f"wheel: shade the distribution that installs {top!r} in the same set (--dep)"
+                f"wheel: shade the distribution that installs {top!r}{which} in the same set "
+                f"(--dep {dist or 'NAME'})"
             )
         out.extend(
             f"  broken {module}: {reason} (imports from the original wheel)"

@@ -7,7 +7,7 @@ import json
 import os
 import signal
 import subprocess
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -160,13 +160,9 @@ def installed_tops(venv: Path, dists: Collection[str]) -> frozenset[str]:
     release's copy, which is as much a leak as importing the package itself.
     """
     found: set[str] = set()
-    for record in (*venv.glob("lib/python*/site-packages/*.dist-info/RECORD"),
-                   *venv.glob("Lib/site-packages/*.dist-info/RECORD")):
-        name = record.parent.name.removesuffix(".dist-info").rpartition("-")[0]
+    for name, paths in _records(venv):
         if canonicalize_name(name) not in dists:
             continue
-        paths = [line.split(",", 1)[0] for line in
-                 record.read_text(encoding="utf-8", errors="replace").splitlines()]
         # A namespace package (no ``__init__``) is shared with other distributions: only
         # what this one installs below it (``ns.part``, ``ns.sub.part``) is its own.
         packages = {p.rpartition("/")[0] for p in paths
@@ -186,3 +182,23 @@ def installed_tops(venv: Path, dists: Collection[str]) -> frozenset[str]:
                     break
     return frozenset(found)
 
+
+def _records(venv: Path) -> Iterator[tuple[str, list[str]]]:
+    """Each installed distribution's name (as its dist-info spells it) and RECORD paths."""
+    for record in (*venv.glob("lib/python*/site-packages/*.dist-info/RECORD"),
+                   *venv.glob("Lib/site-packages/*.dist-info/RECORD")):
+        name = record.parent.name.removesuffix(".dist-info").rpartition("-")[0]
+        yield name, [line.split(",", 1)[0] for line in
+                     record.read_text(encoding="utf-8", errors="replace").splitlines()]
+
+
+def owners(venv: Path) -> dict[str, str]:
+    """Top-level import name -> the distribution that installs it in ``venv``."""
+    found: dict[str, str] = {}
+    for name, paths in _records(venv):
+        for path in paths:
+            top = path.split("/")[0]
+            module = module_name_of_file(top) if "/" not in path else top
+            if module and module.isidentifier():
+                found.setdefault(module, name)
+    return found
