@@ -699,3 +699,22 @@ def test_a_literal_passed_to_a_parameter_that_takes_module_names(
 ) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)
     assert result.new == (None if after is None else after.encode())
+
+
+def test_sys_modules_update_keys_are_module_names() -> None:
+    """A package registering an alias of an optional companion (``sys.modules.update({
+    "pkg.health": companion})``) must register it under its shaded name: kept, the shaded
+    copy would plant its companion under the original name for the other release."""
+    mapping = {"pkg": "pkg_1_0_h", "pkg_health": "pkg_health_1_0_h"}
+    rules = StringRules(mapping, modules=frozenset({"pkg", "pkg_health"}),
+                        attributes={"pkg": frozenset(), "pkg_health": frozenset()})
+    source = (
+        "import sys\nimport pkg_health\nsys.modules.update({'pkg.health': pkg_health})\n"
+        "table = {'pkg.health': 1}\n"
+    )
+    new = rewrite_source(source.encode(), mapping, path="pkg/__init__.py", strings=rules)
+    assert new is not None
+    assert new.decode() == (
+        "import sys\nimport pkg_health_1_0_h as pkg_health\n"
+        "sys.modules.update({'pkg_1_0_h.health': pkg_health})\ntable = {'pkg.health': 1}\n"
+    )

@@ -73,6 +73,13 @@ def elements(node: cst.BaseExpression) -> list[cst.BaseExpression]:
     return [node]
 
 
+def dict_keys(node: cst.BaseExpression) -> list[cst.BaseExpression]:
+    """The keys of a dict display, or the value itself."""
+    if isinstance(node, cst.Dict):
+        return [e.key for e in node.elements if isinstance(e, cst.DictElement)]
+    return [node]
+
+
 def plain_text(node: cst.SimpleString) -> str | None:
     """The literal's body when it holds no escapes, so body and value are the same text."""
     if "b" in node.prefix.lower() or "\\" in node.value:

@@ -116,7 +116,8 @@ FIRST_ARG_CALLS = frozenset({"pytest.importorskip"})
 MODULE_METHODS = frozenset({"loadTestsFromName", "loadTestsFromNames"})
 #: Names that look like modules but are not: a logger named after its package stays.
 SKIP_CALLS = frozenset({"logging.getLogger"})
-SYS_MODULES_METHODS = frozenset({"get", "pop", "setdefault", "__contains__", "__getitem__"})
+SYS_MODULES_METHODS = frozenset(
+    {"get", "pop", "setdefault", "update", "__contains__", "__getitem__"})
 
 
 @dataclass(frozen=True)

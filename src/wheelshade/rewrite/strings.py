@@ -11,6 +11,7 @@ from wheelshade.findings import Code
 from wheelshade.naming import rename_module
 from wheelshade.rewrite.lean import LeanTransformer
 from wheelshade.rewrite.literals import (
+    dict_keys,
     elements,
     is_module_attr,
     is_module_name,
@@ -184,8 +185,8 @@ class StringRenamer(LeanTransformer):
             self._own_name_arguments(node, names)
             return
         args = node.args[:1] if role == "dist" or names & FIRST_ARG_CALLS else node.args
-        for arg in args:
-            self._mark(arg.value, role)
+        for value in (k for arg in args for k in dict_keys(arg.value)):
+            self._mark(value, role)  # ``sys.modules.update({"pkg.alias": m})``: the keys
         if role != "skip" and node.args and node.args[0].keyword is None:
             callee = cst.Module([]).code_for_node(func)
             self._check_literal(node.args[0].value, f"{callee}()")
