@@ -376,3 +376,28 @@ def test_a_top_level_module_only_the_release_beside_ships_is_a_leak(tmp_path: Pa
     # Without the release beside, nothing ships hostc: the fallback runs, and that is clean.
     alone = verify([shaded.output], index=LOCAL)
     assert alone.ok and "hostc" not in alone.originals
+
+
+def test_a_compiled_companion_importing_the_package_back_is_named(tmp_path: Path) -> None:
+    """The shaded code imports a top-level extension of another distribution, whose
+    initialisation imports the package back from C: no Python frame shows it, yet the hint
+    must name that distribution, not blame the shaded module that imported it."""
+    from helpers import make_wheel
+
+    accel = build_fixture("cback", tmp_path / "in", tmp_path / "build")
+
+    def host(version: str) -> Path:
+        files = {
+            "hostpkg/__init__.py": f"VERSION = {version!r}\n",
+            "hostpkg/errors.py": "class Boom(Exception):\n    pass\n",
+            "hostpkg/fast.py": "import _cback\n",
+        }
+        return make_wheel(tmp_path / "in", "hostpkg", version, files, requires=("cback-accel",))
+
+    old, new = host("1.0"), host("2.0")
+    (shaded,) = shade([], [old], out_dir=tmp_path / "shaded").wheels
+    report = verify([shaded.output], with_requirements=[str(new), str(accel)], index=LOCAL)
+    (verdict,) = report.wheels
+    assert not report.ok
+    assert verdict.back_imports == (("_cback", "hostpkg", "cback_accel"),)
+    assert "shade the distribution that installs '_cback' (cback_accel)" in format_report(report)

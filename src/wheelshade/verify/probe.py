@@ -9,6 +9,7 @@ newer syntax. It prints one JSON document on stdout: ``{"results": [...], "leaks
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import importlib.util
 import json
 import os
@@ -35,17 +36,35 @@ def _is_original(name: str, originals: frozenset[str]) -> bool:
     return any(".".join(parts[:i]) in originals for i in range(1, len(parts) + 1))
 
 
+_EXTENSIONS = tuple(importlib.machinery.EXTENSION_SUFFIXES)
+
+
 class LeakRecorder:
     """A meta path finder that never finds anything; it only notes imports of originals."""
 
-    def __init__(self, originals: Sequence[str]) -> None:
+    def __init__(self, originals: Sequence[str], own: Sequence[str] = ()) -> None:
         self.originals = frozenset(originals)
+        self.own = frozenset(own)
         self.target = ""  # the module the probe is importing right now
         self.causes: dict[str, str] = {}
 
     def find_spec(self, fullname: str, path: object = None, target: object = None) -> None:
         if _is_original(fullname, self.originals) and fullname not in self.causes:
-            self.causes[fullname] = self._cause(_importer(sys._getframe(1)))
+            importer = _importer(sys._getframe(1))
+            if importer is None or _top(importer) in self.own:
+                # Compiled code shows no frame: a module of another distribution still
+                # initialising (an accelerator the shaded code imported) asked for it.
+                importer = self._foreign_initialising() or importer
+            self.causes[fullname] = self._cause(importer)
+        return None
+
+    def _foreign_initialising(self) -> str | None:
+        for name, module in list(sys.modules.items()):
+            spec = getattr(module, "__spec__", None)
+            if getattr(spec, "_initializing", False) is True and not (
+                _top(name) in self.own or _is_original(name, self.originals)
+            ) and str(getattr(spec, "origin", "")).endswith(_EXTENSIONS):
+                return name
         return None
 
     def _cause(self, importer: str | None) -> str:
@@ -102,7 +121,7 @@ def _file_of(module: ModuleType | None) -> str | None:
 def probe(request: dict[str, Any]) -> dict[str, Any]:
     originals: list[str] = request["originals"]
     own: list[str] = request["own"]
-    recorder = LeakRecorder(originals)
+    recorder = LeakRecorder(originals, own)
     recorder.sweep()
     # Already loaded at start-up: a .pth file of an unshaded package installed beside
     # (setuptools' distutils-precedence.pth imports _distutils_hack), not the wheels
