@@ -318,6 +318,10 @@ def verify(p: dict[str, Any], orig: Path, shaded: Path, res: dict[str, Any], log
 _BACK = re.compile(r"shade the distribution that installs '[\w.]+' \(([\w.-]+)\) in the same set")
 
 
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 def retry_back_imports(
     p: dict[str, Any], orig: Path, verify_out: str, work: Path, res: dict[str, Any], log: Path
 ) -> None:
@@ -334,12 +338,11 @@ def retry_back_imports(
     )
     try:
         installs = json.loads(proc.stdout)["install"]
-        versions = {i["metadata"]["name"].lower().replace("_", "-"): i["metadata"]["version"]
+        versions = {_canonical(i["metadata"]["name"]): i["metadata"]["version"]
                     for i in installs}
     except (ValueError, KeyError, TypeError):
         return
-    pins = [f"{t}=={versions[t.lower().replace('_', '-')]}" for t in tops
-            if t.lower().replace("_", "-") in versions]
+    pins = [f"{t}=={versions[_canonical(t)]}" for t in tops if _canonical(t) in versions]
     if len(pins) != len(tops):
         return
     out = work / "out-back"

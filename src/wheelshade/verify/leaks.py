@@ -100,9 +100,12 @@ def _back_imports(
         via = re.search(r"\(via ([\w.]+)\)", leak.cause)
         if via is None:
             continue
-        top = via.group(1).split(".")[0]
-        if top not in own and top not in originals:
-            found.setdefault(via.group(1), leak.module)
+        importer = via.group(1)
+        # The leaked modules import each other; below a namespace portion (``ns.part``)
+        # the top name alone does not say it is one of them.
+        original = any(importer == o or importer.startswith(o + ".") for o in originals)
+        if importer.split(".")[0] not in own and not original:
+            found.setdefault(importer, leak.module)
     return tuple(sorted((importer, module, installers.get(importer.split(".")[0], ""))
                         for importer, module in found.items()))
 
