@@ -7,7 +7,7 @@ import enum
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -138,15 +138,24 @@ def _is_test(parts: Sequence[str]) -> bool:
             or stem.endswith("_test") or stem == "conftest")
 
 
+def _sources(
+    reader: WheelReader, tops: Collection[str] | None = None
+) -> Iterator[tuple[list[str], bytes]]:
+    """The path parts and text of each ``.py`` file outside tests (under ``tops`` only)."""
+    for member in reader.members:
+        parts = member.name.split("/")
+        if (tops is None or parts[0] in tops) and member.name.endswith(".py") and not (
+            _is_test(parts)
+        ):
+            yield parts, reader.read(member.name)
+
+
 def _own_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozenset[str]:
     """Dotted submodules of the wheel's regular packages its code imports at module level."""
     regular = {t.name for t in tops if t.kind is TopKind.PACKAGE}
     found: set[str] = set()
-    for member in reader.members:
-        parts = member.name.split("/")
-        if parts[0] not in regular or not member.name.endswith(".py") or _is_test(parts):
-            continue
-        for match in _IMPORT.finditer(reader.read(member.name)):
+    for parts, text in _sources(reader, regular):
+        for match in _IMPORT.finditer(text):
             target = (match.group(1) or match.group(2)).decode("ascii", "replace")
             if target.startswith(".."):
                 continue
@@ -168,11 +177,7 @@ def _namespace_imports(
     """Modules inside its namespaces that its portions' code imports (see the field)."""
     spaces = {t.name for t in tops if t.kind is TopKind.NAMESPACE}
     found: set[str] = set()
-    for member in reader.members:
-        parts = member.name.split("/")
-        if parts[0] not in spaces or not member.name.endswith(".py") or _is_test(parts):
-            continue
-        text = reader.read(member.name)
+    for parts, text in _sources(reader, spaces):
         package = parts[:-1]
         # The portion the file belongs to: its first level that is not a namespace.
         stem = parts[-1].removesuffix(".py")
@@ -209,12 +214,10 @@ _GROUP = re.compile(
 
 def _loaded_groups(reader: WheelReader) -> frozenset[str]:
     found: set[str] = set()
-    for member in reader.members:
-        if member.name.endswith(".py") and not _is_test(member.name.split("/")):
-            data = reader.read(member.name)
-            if b"entry_points" in data:
-                found.update((m.group(1) or m.group(2)).decode("ascii", "replace")
-                             for m in _GROUP.finditer(data))
+    for _, data in _sources(reader):
+        if b"entry_points" in data:
+            found.update((m.group(1) or m.group(2)).decode("ascii", "replace")
+                         for m in _GROUP.finditer(data))
     return frozenset(found)
 
 
