@@ -665,6 +665,18 @@ def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
      '        return {k[len(self.prefix):]: v for k, v in cfg.items()\n'
      '                if k.startswith(self.prefix)}\n',
      None),
+    # A mirror package builds its modules' names with str.join and sets __package__:
+    # the head literal is a module name, imported or assigned directly or through a name.
+    ('from importlib import import_module\n\n\ndef load(dot, rest, module):\n'
+     '    name = "".join(["flask", dot, rest])\n    import_module(name)\n'
+     '    import_module("".join(("flask", dot, rest)))\n'
+     '    module.__package__ = "".join(["flask", dot, rest])\n'
+     '    label = "".join(["flask", dot, rest])\n    return label\n',
+     'from importlib import import_module\n\n\ndef load(dot, rest, module):\n'
+     f'    name = "".join(["{S}", dot, rest])\n    import_module(name)\n'
+     f'    import_module("".join(("{S}", dot, rest)))\n'
+     f'    module.__package__ = "".join(["{S}", dot, rest])\n'
+     '    label = "".join(["flask", dot, rest])\n    return label\n'),
 ])
 def test_more_evidence_and_code(before: str, after: str | None) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)

@@ -21,6 +21,8 @@ from wheelshade.rewrite.names import ImportAliases, qualified
 from wheelshade.rewrite.rules import MODULE_CALLS, MODULE_METHODS
 
 _NAME_ATTRS = frozenset({"__name__", "__module__", "__package__"})
+#: Attributes that only ever hold a module's name (a function's ``__name__`` does not).
+_MODULE_ATTRS = frozenset({"__module__", "__package__"})
 _PART_METHODS = frozenset({"split", "rsplit", "partition", "rpartition", "strip", "lower"})
 _CHECK_METHODS = frozenset({"startswith", "removeprefix", "replace", "find", "index"})
 #: ``name.split("pkg.")``: the separator is checked against the module name too.
@@ -192,8 +194,11 @@ class _Scope:
                 for target in targets:
                     for name in _target_names(target):
                         self.valued.add(name)
-            elif any(isinstance(t, ast.Name) and t.id in self.valued for t in targets):
-                self._prove_source(node.value)  # ``name = "pkg"`` later imported
+            elif any((isinstance(t, ast.Name) and t.id in self.valued)
+                     or (isinstance(t, ast.Attribute) and t.attr in _MODULE_ATTRS)
+                     for t in targets):
+                # ``name = "pkg"`` later imported; ``module.__package__ = "pkg"``
+                self._prove_source(node.value)
 
     def _value_name(self, node: ast.AST) -> None:
         """The local name a module name is held in: ``v``, ``v + "..."``, ``f"{v}..."``,
@@ -208,6 +213,9 @@ class _Scope:
             node = node.args[0]
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             node = node.left
+        elif (head := _joined_head(node)) is not None:
+            self._prove(head)  # ``import_module("".join(["pkg", dot, rest]))``
+            return
         elif isinstance(node, ast.JoinedStr) and node.values:
             first = node.values[0]
             node = first.value if isinstance(first, ast.FormattedValue) else first
@@ -276,7 +284,17 @@ class _Scope:
             elif (isinstance(item, ast.Call) and isinstance(item.func, ast.Attribute)
                   and item.func.attr == "format"):
                 item = item.func.value
-            self._prove(item)
+            self._prove(_joined_head(item) or item)
+
+
+def _joined_head(node: ast.AST) -> ast.AST | None:
+    """``"pkg"`` of ``"".join(["pkg", dot, rest])`` (a separator literal, a literal list)."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "join" and isinstance(node.func.value, ast.Constant)
+            and isinstance(node.func.value.value, str) and len(node.args) == 1
+            and isinstance(node.args[0], ast.List | ast.Tuple) and node.args[0].elts):
+        return node.args[0].elts[0]
+    return None
 
 
 def _is_name_key(node: ast.AST) -> bool:
