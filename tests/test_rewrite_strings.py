@@ -677,6 +677,16 @@ def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
      f'    import_module("".join(("{S}", dot, rest)))\n'
      f'    module.__package__ = "".join(["{S}", dot, rest])\n'
      '    label = "".join(["flask", dot, rest])\n    return label\n'),
+    # A table keyed by modules' names (looked up by ``__name__``) read by a literal key
+    # too, and a module attribute passed by keyword: both move with the table's keys.
+    ('TABLE = {"flask": {"x": 1}}\nNAMES = set(TABLE["flask"])\n\n\n'
+     'def get(pkg):\n    return TABLE[pkg.__name__]\n\n\n'
+     'mod = make_module(__name__, __package__="flask")\n',
+     f'TABLE = {{"{S}": {{"x": 1}}}}\nNAMES = set(TABLE["{S}"])\n\n\n'
+     'def get(pkg):\n    return TABLE[pkg.__name__]\n\n\n'
+     f'mod = make_module(__name__, __package__="{S}")\n'),
+    # A literal key of a table nothing looks up by a module's name stays.
+    ('TABLE = {"flask": 1}\nVALUE = TABLE["flask"]\n', None),
 ])
 def test_more_evidence_and_code(before: str, after: str | None) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)

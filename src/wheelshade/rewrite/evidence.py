@@ -173,6 +173,10 @@ class _Scope:
         return bool(qualified(func, self.aliases) & MODULE_CALLS)
 
     def _collect(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Call):  # ``make_module(name, __package__="pkg")``
+            for keyword in node.keywords:
+                if keyword.arg in _MODULE_ATTRS:
+                    self._prove_source(keyword.value)
         if isinstance(node, ast.Call) and node.args and self._takes_modules(node):
             self._value_name(node.args[0])
         elif isinstance(node, ast.Subscript) and _is_sys_modules(node.value, self.aliases):

@@ -130,23 +130,34 @@ def _module_keyed(tree: ast.Module, text: str) -> dict[int, frozenset[str]]:
     if not tables or not _LOOKUP_TEXT.search(text):
         return {}
     found: dict[int, frozenset[str]] = {}
-    for node in ast.walk(tree):
-        key: ast.expr | None = None
-        holder: ast.expr | None = None
-        if isinstance(node, ast.Subscript):
-            holder, key = node.value, node.slice
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr == "get" and node.args):
-            holder, key = node.func.value, node.args[0]
-        if not (isinstance(holder, ast.Name) and isinstance(key, ast.Attribute)
-                and key.attr in ("__module__", "__name__")):
+    lookups = list(_lookups(tree))
+    keyed = set()
+    for holder, key in lookups:
+        if not (isinstance(key, ast.Attribute) and key.attr in ("__module__", "__name__")):
             continue
+        keyed.add(holder.id)
         for line, table in tables.pop(holder.id, []):
             keys = frozenset(k.value for k in table.keys
                              if isinstance(k, ast.Constant) and isinstance(k.value, str))
             if keys:
                 found[line] = keys
+    # The same table looked up by a literal (``TABLE["pkg"]``): that key is one too.
+    for holder, key in lookups:
+        if holder.id in keyed and isinstance(key, ast.Constant) and isinstance(key.value, str):
+            line = key.lineno - 1
+            found[line] = found.get(line, frozenset()) | {key.value}
     return found
+
+
+def _lookups(tree: ast.Module) -> Iterator[tuple[ast.Name, ast.expr]]:
+    """``holder[key]`` and ``holder.get(key, ...)`` of a plain name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            yield node.value, node.slice
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "get" and node.args
+              and isinstance(node.func.value, ast.Name)):
+            yield node.func.value, node.args[0]
 
 
 def _loops(tree: ast.Module) -> Iterator[ast.For]:
