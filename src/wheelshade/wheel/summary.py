@@ -22,9 +22,11 @@ from packaging.version import InvalidVersion, Version
 from wheelshade.errors import WheelFormatError
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import (
+    EXTENSION_SUFFIXES,
     TopKind,
     TopLevel,
     file_modules,
+    module_name_of_file,
     module_names,
     parse_top_level_txt,
     top_levels,
@@ -95,11 +97,25 @@ class WheelSummary:
             if not module.startswith(prefix) or module not in self.files:
                 continue
             parts = module[len(prefix):].split(".")
-            found.add(next(
+            tail = next(
                 tail for i in range(1, len(parts) + 1)
                 if prefix + (tail := ".".join(parts[:i])) in self.files
-            ))
+            )
+            # A compiled module alone in a nested namespace (``ns/_impl/_ext.so``) cannot
+            # take a top-level name of its own (its init function names it): the folder,
+            # which compiled code spells whole, takes one instead.
+            if "." in tail and prefix + tail in self.extensions:
+                tail = tail.rpartition(".")[0]
+            found.add(tail)
         return tuple(sorted(found))
+
+    @functools.cached_property
+    def extensions(self) -> frozenset[str]:
+        """Its compiled modules, dotted (``pkg._speedups``)."""
+        return frozenset(
+            ".".join([*m.split("/")[:-1], module_name_of_file(m.split("/")[-1]) or ""])
+            for m in self.members if m.endswith(EXTENSION_SUFFIXES)
+        )
 
     def import_keys(self) -> tuple[str, ...]:
         """The names shading renames: each top-level name, but for a namespace package each
