@@ -1,5 +1,6 @@
 """End to end for evidence across a function boundary: a package's bare name kept by a loader
-class, shaded with ``wheelshade.shade``, installed with pip beside its next version, run."""
+class, or checked in one module against module paths another module passes, shaded with
+``wheelshade.shade``, installed with pip beside its next version, run."""
 
 from __future__ import annotations
 
@@ -31,14 +32,47 @@ SOURCES = {
         stdlib_loader = FromPackageLoader("evpkg", ("grammars",))
     ''',
     "evpkg/grammars/common.txt": "grammar {v}",
+    # Class B: a module path split in one module, its first part checked in another.
+    "evpkg/_fs.py": '''
+        import os
+
+
+        def pkg_filename(dir_comps, filename):
+            if dir_comps[0] != "evpkg":
+                raise ValueError("Only available for modules under 'evpkg'")
+            return os.path.join(os.path.dirname(__file__), *dir_comps[1:], filename)
+    ''',
+    "evpkg/_raw.py": '''
+        from evpkg._fs import pkg_filename
+
+
+        def load_raw_lib(name):
+            split = name.split(".")
+            with open(pkg_filename(split[:-1], split[-1] + ".txt")) as f:
+                return f.read()
+    ''',
+    "evpkg/cipher.py": '''
+        from evpkg._raw import load_raw_lib
+
+        DATA = load_raw_lib("evpkg.sub._raw_aes")
+    ''',
+    "evpkg/sub/__init__.py": "",
+    "evpkg/sub/_raw_aes.py": "",
+    "evpkg/sub/_raw_aes.txt": "aes {v}",
 }
 
 PROBE = """
 import json, evpkg.load, {shaded}.load as old
-print(json.dumps({{
-    "data": [old.stdlib_loader("common.txt").decode(),
-             evpkg.load.stdlib_loader("common.txt").decode()],
-}}))
+out = {{"data": [old.stdlib_loader("common.txt").decode(),
+                 evpkg.load.stdlib_loader("common.txt").decode()]}}
+try:
+    import {shaded}.cipher as old_cipher
+    out["raw"] = old_cipher.DATA
+except ValueError as e:
+    out["raw"] = repr(e)
+import evpkg.cipher
+out["raw_other"] = evpkg.cipher.DATA
+print(json.dumps(out))
 """
 
 
@@ -65,3 +99,9 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 def test_a_loader_class_reads_its_own_versions_data(results: dict[str, object]) -> None:
     assert results["data"] == ["grammar 1.0", "grammar 2.0"]
+
+
+def test_a_name_checked_against_paths_from_other_modules_moves_with_them(
+    results: dict[str, object]
+) -> None:
+    assert (results["raw"], results["raw_other"]) == ("aes 1.0", "aes 2.0")

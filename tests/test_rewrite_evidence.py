@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import ast
 import textwrap
+from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
+from helpers import make_wheel
 from wheelshade.rewrite import StringRules, rewrite_file
+from wheelshade.rewrite.checks import set_checks
 from wheelshade.rewrite.evidence import proven_strings
 from wheelshade.rewrite.names import aliases_from_ast
 
@@ -80,3 +84,83 @@ def test_a_class_kept_package_name_is_renamed_when_a_method_imports_it(
     result = rewrite_file(source.encode(), MAPPING, path="pkg/load.py", strings=RULES)
     expected = None if after is None else textwrap.dedent(after).lstrip().encode()
     assert result.new == expected
+
+
+FS = '''
+import os
+
+
+def pkg_filename(dir_comps, filename):
+    if dir_comps[0] != "pkg":
+        raise ValueError("Only available for modules under 'pkg'")
+    return os.path.join(os.path.dirname(os.path.dirname(__file__)), *dir_comps[1:], filename)
+'''
+RAW = '''
+from pkg._fs import pkg_filename
+
+
+def load_raw_lib(name):
+    split = name.split(".")
+    return pkg_filename(split[:-1], split[-1] + ".txt")
+'''
+MODULES = frozenset({"pkg", "pkg._fs", "pkg._raw", "pkg.cipher", "pkg.sub", "pkg.sub._raw_aes"})
+
+
+def _checked(tmp_path: Path, files: dict[str, str]) -> dict[str, dict[int, set[str]]]:
+    base = {"pkg/__init__.py": "", "pkg/sub/__init__.py": "", "pkg/sub/_raw_aes.py": ""}
+    wheel = make_wheel(tmp_path, "pkg", "1.0", {**base, **{
+        path: textwrap.dedent(text).lstrip() for path, text in files.items()}})
+    found = set_checks(((wheel, "sha"),), frozenset({"pkg"}), MODULES)
+    return {m: {line: set(v) for line, v in lines.items()} for m, lines in found.items()}
+
+
+@pytest.mark.parametrize(("files", "checked"), [
+    # Two hops: the path is split in one module, its parts checked in another.
+    ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW,
+      "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("pkg.sub._raw_aes")\n'},
+     {"pkg._fs": {4: {"pkg"}}}),
+    # One hop, a relative import, a keyword argument, a tuple of names.
+    ({"pkg/_fs.py": 'def check(path):\n    if path.split(".")[0] not in ("pkg", "x"):\n'
+                    '        raise ValueError(path)\n',
+      "pkg/sub/__init__.py": 'from .._fs import check\ncheck(path="pkg.sub._raw_aes")\n'},
+     {"pkg._fs": {1: {"pkg"}}}),
+    # The same module calls its own helper.
+    ({"pkg/_fs.py": FS + 'X = pkg_filename("pkg.sub".split("."), "a")\n'
+                         'def f(name):\n    return pkg_filename(name.split("."), "b")\n'
+                         'Y = f("pkg.sub._raw_aes")\n'},
+     {"pkg._fs": {4: {"pkg"}}}),
+    # No caller passes a module path: a word compared with words.
+    ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW,
+      "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("other.sub.x")\n'},
+     {}),
+    # One caller passes a path under the name that is no module: it keeps its name.
+    ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW,
+      "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("pkg.sub._raw_aes")\n'
+                       'E = load_raw_lib("pkg.nowhere.x")\n'},
+     {}),
+    # A helper of the same name in another module is not the one called.
+    ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW.replace("pkg._fs", "os.path"),
+      "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("pkg.sub._raw_aes")\n'},
+     {}),
+    # The compared value is given another value first; a check by startswith is not a
+    # comparison (evidence.py weighs those within one module).
+    ({"pkg/_fs.py": 'def check(path):\n    path = "x"\n    return path == "pkg"\n'
+                    'def starts(path):\n    return path.startswith("pkg")\n',
+      "pkg/cipher.py": 'from pkg._fs import check, starts\ncheck("pkg.sub")\nstarts("pkg.sub")\n'},
+     {}),
+], ids=["two-hops", "one-hop-relative-keyword", "same-module", "no-module-path",
+        "conflicting-literal", "other-helper", "reassigned-or-startswith"])
+def test_a_name_checked_against_module_paths_from_other_modules(
+    tmp_path: Path, files: dict[str, str], checked: dict[str, dict[int, set[str]]]
+) -> None:
+    assert _checked(tmp_path, files) == checked
+
+
+def test_checked_lines_are_renamed_in_their_module() -> None:
+    source = textwrap.dedent(FS).lstrip()
+    rules = replace(RULES, checked={"pkg._fs": {4: frozenset({"pkg"})}})
+    result = rewrite_file(source.encode(), MAPPING, path="w.whl/pkg/_fs.py", strings=rules)
+    assert result.new == source.replace('!= "pkg"', f'!= "{S}"').encode()
+    # Another module with the same line is not touched.
+    other = rewrite_file(source.encode(), MAPPING, path="w.whl/pkg/_other.py", strings=rules)
+    assert other.new is None

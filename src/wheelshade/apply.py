@@ -20,6 +20,7 @@ from wheelshade.native.patching import patch_strings, relocate_rpath, rename_ini
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
 from wheelshade.rewrite import StringRules, mentions, rewrite_file
 from wheelshade.rewrite.bound import set_attributes
+from wheelshade.rewrite.checks import set_checks
 from wheelshade.rewrite.delvewheel import rename_libs
 from wheelshade.rewrite.pool import Batch, SourceRewriter
 from wheelshade.timings import Timings
@@ -58,6 +59,7 @@ def string_rules(plan: ShadePlan) -> StringRules:
         plan.modules | own_groups(plan),
         {d.original: d.name for d in plan.dists.values()},
         set_attributes(deps),
+        set_checks(tuple(deps), frozenset(plan.mapping), frozenset(plan.modules)),
     )
 
 
