@@ -118,25 +118,40 @@ def _checked(tmp_path: Path, files: dict[str, str]) -> dict[str, dict[int, set[s
     # Two hops: the path is split in one module, its parts checked in another.
     ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW,
       "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("pkg.sub._raw_aes")\n'},
-     {"pkg._fs": {4: {"pkg"}}}),
+     {"pkg._fs": {4: {"pkg"}}, "pkg.cipher": {1: {"pkg.sub._raw_aes"}}}),
     # One hop, a relative import, a keyword argument, a tuple of names.
     ({"pkg/_fs.py": 'def check(path):\n    if path.split(".")[0] not in ("pkg", "x"):\n'
                     '        raise ValueError(path)\n',
       "pkg/sub/__init__.py": 'from .._fs import check\ncheck(path="pkg.sub._raw_aes")\n'},
-     {"pkg._fs": {1: {"pkg"}}}),
+     {"pkg._fs": {1: {"pkg"}}, "pkg.sub": {1: {"pkg.sub._raw_aes"}}}),
     # The same module calls its own helper.
     ({"pkg/_fs.py": FS + 'X = pkg_filename("pkg.sub".split("."), "a")\n'
                          'def f(name):\n    return pkg_filename(name.split("."), "b")\n'
                          'Y = f("pkg.sub._raw_aes")\n'},
-     {"pkg._fs": {4: {"pkg"}}}),
+     {"pkg._fs": {4: {"pkg"}, 10: {"pkg.sub._raw_aes"}}}),
+    # Parts unpacked pairwise; the checked parameter given a new value only after the check.
+    ({"pkg/_fs.py": FS.replace("    return os.path.join(", "    dir_comps = list(dir_comps[1:])\n"
+                                                             "    return os.path.join("),
+      "pkg/_raw.py": 'from ._fs import pkg_filename\ndef load(name):\n'
+                     '    split = name.split(".")\n'
+                     '    dir_comps, base = split[:-1], split[-1]\n'
+                     '    return pkg_filename(dir_comps, base)\n'
+                     'X = load("pkg.sub._raw_aes")\n'},
+     {"pkg._fs": {4: {"pkg"}}, "pkg._raw": {5: {"pkg.sub._raw_aes"}}}),
     # No caller passes a module path: a word compared with words.
     ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW,
       "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("other.sub.x")\n'},
      {}),
-    # One caller passes a path under the name that is no module: it keeps its name.
+    # A caller passes a path under the name that is no module of this copy (an optional
+    # part): it moves with the check, so both copies keep agreeing.
     ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW,
       "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("pkg.sub._raw_aes")\n'
                        'E = load_raw_lib("pkg.nowhere.x")\n'},
+     {"pkg._fs": {4: {"pkg"}},
+      "pkg.cipher": {1: {"pkg.sub._raw_aes"}, 2: {"pkg.nowhere.x"}}}),
+    # Only paths under the name that are no modules: nothing shows they are module paths.
+    ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW,
+      "pkg/cipher.py": 'from pkg._raw import load_raw_lib\nD = load_raw_lib("pkg.nowhere.x")\n'},
      {}),
     # A helper of the same name in another module is not the one called.
     ({"pkg/_fs.py": FS, "pkg/_raw.py": RAW.replace("pkg._fs", "os.path"),
@@ -148,8 +163,8 @@ def _checked(tmp_path: Path, files: dict[str, str]) -> dict[str, dict[int, set[s
                     'def starts(path):\n    return path.startswith("pkg")\n',
       "pkg/cipher.py": 'from pkg._fs import check, starts\ncheck("pkg.sub")\nstarts("pkg.sub")\n'},
      {}),
-], ids=["two-hops", "one-hop-relative-keyword", "same-module", "no-module-path",
-        "conflicting-literal", "other-helper", "reassigned-or-startswith"])
+], ids=["two-hops", "one-hop-relative-keyword", "same-module", "unpacked-pairs", "no-module-path",
+        "optional-part", "no-module-under-the-name", "other-helper", "reassigned-or-startswith"])
 def test_a_name_checked_against_module_paths_from_other_modules(
     tmp_path: Path, files: dict[str, str], checked: dict[str, dict[int, set[str]]]
 ) -> None:

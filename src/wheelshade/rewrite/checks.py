@@ -74,16 +74,23 @@ def set_checks(
     names = sorted(t for t in tops if t.isidentifier())
     if not names:
         return {}
-    quoted = re.compile("['\"](?:" + "|".join(map(re.escape, names)) + ")['\"]")
+    quoted = "['\"](?:" + "|".join(map(re.escape, names)) + ")['\"]"
+    # A quoted bare name right after ``==``/``!=``/``in`` (in a tuple too) or right before one.
+    compared = re.compile(rf"(?:[!=]=|\bin)\s*[(\[{{]?[^\n)\]}}]*{quoted}"
+                          rf"|{quoted}\s*(?:[!=]=|(?:not\s+)?in\b)")
     roots: list[_Root] = []
     frontier: list[_Sink] = []
-    for source in _sources(wheels):
-        if quoted.search(source.text) and (tree := _parse(source.text)) is not None:
-            for node in tree.body:
+    plain = [q + n + q for n in names for q in "'\""]  # a cheap test first: few files quote one
+    sources = list(_sources(wheels))  # read once: the passes below may go over them again
+    for source in sources:
+        if any(p in source.text for p in plain) and compared.search(source.text) and (
+            tree := _parse(source.text)
+        ) is not None:
+            for node in _statements(source.text, tree, plain):
                 if isinstance(node, _Function):
                     frontier.extend(_checks(source.module, node, frozenset(names), roots))
     proven: set[int] = set()
-    conflicts: set[int] = set()
+    passed: dict[int, set[_Root]] = {}  # root -> the literals call sites pass for it
     seen: dict[tuple[str, str, str], frozenset[int]] = {}
     for _ in range(_HOPS):
         if not frontier:
@@ -91,15 +98,24 @@ def set_checks(
         by_name: dict[str, list[_Sink]] = {}
         for sink in frontier:
             by_name.setdefault(sink.function, []).append(sink)
-        word = re.compile(r"\b(?:" + "|".join(map(re.escape, by_name)) + r")\b")
+        called = [f + "(" for f in by_name]
+        homes = {sink.module for sink in frontier}
+        tails = {h.rpartition(".")[2] for h in homes}
         found: list[_Sink] = []
-        for source in _sources(wheels):
-            if word.search(source.text) and (tree := _parse(source.text)) is not None:
-                calls = _Calls(source, tree, by_name, roots, modules)
-                calls.run()
-                proven |= calls.proven
-                conflicts |= calls.conflicts
-                found.extend(calls.relays)
+        for source in sources:
+            # A call names the function, and its module unless it is the module itself
+            # (substring tests: a regex over every source of a large set costs seconds).
+            text = source.text
+            if not any(c in text for c in called) or not (
+                source.module in homes or any(t in text for t in tails)
+            ) or (tree := _parse(text)) is None:
+                continue
+            calls = _Calls(source, tree, by_name, roots, modules)
+            calls.run(called)
+            proven |= calls.proven
+            for index, literals in calls.passed.items():
+                passed.setdefault(index, set()).update(literals)
+            found.extend(calls.relays)
         frontier = []
         for sink in found:
             key = (sink.module, sink.function, sink.param)
@@ -107,9 +123,11 @@ def set_checks(
                 seen[key] = seen.get(key, frozenset()) | sink.roots
                 frontier.append(sink)
     out: dict[str, dict[int, set[str]]] = {}
-    for index in sorted(proven - conflicts):
-        root = roots[index]
-        out.setdefault(root.module, {}).setdefault(root.line, set()).add(root.name)
+    for index in sorted(proven):
+        # The name checked, and every literal passed for it: renamed together, they agree
+        # (one that names no module of this copy, an optional part, still reaches the check).
+        for root in (roots[index], *passed.get(index, ())):
+            out.setdefault(root.module, {}).setdefault(root.line, set()).add(root.name)
     return {m: {line: frozenset(v) for line, v in lines.items()} for m, lines in out.items()}
 
 
@@ -117,13 +135,13 @@ def _checks(
     module: str, function: _Function, names: frozenset[str], roots: list[_Root]
 ) -> list[_Sink]:
     """The parameters of ``function`` whose values are compared with a bare name."""
-    derived = _derivations(function)
+    flow = _Flow(function)
     reached: dict[str, set[int]] = {}
     for node in ast.walk(function):
         if not (isinstance(node, ast.Compare) and all(isinstance(o, _COMPARE) for o in node.ops)):
             continue
         operands = [node.left, *node.comparators]
-        origins = {o for o in (_origin(o, derived) for o in operands) if o is not None}
+        origins = {o for o in (flow.origin(o) for o in operands) if o is not None}
         if len(origins) != 1:
             continue
         (param,) = origins
@@ -151,18 +169,18 @@ class _Calls:
         self.modules = modules
         self.aliases: ImportAliases = aliases_from_ast(tree, source.package)
         self.proven: set[int] = set()
-        self.conflicts: set[int] = set()
+        self.passed: dict[int, set[_Root]] = {}
         self.relays: list[_Sink] = []
 
-    def run(self) -> None:
-        for statement in self.tree.body:
+    def run(self, called: list[str]) -> None:
+        for statement in _statements(self.source.text, self.tree, called):
             caller = statement if isinstance(statement, _Function) else None
-            derived = _derivations(caller) if caller is not None else {}
+            flow = _Flow(caller) if caller is not None else None
             for node in ast.walk(statement):
                 if isinstance(node, ast.Call):
-                    self._call(node, caller, derived)
+                    self._call(node, caller, flow)
 
-    def _call(self, call: ast.Call, caller: _Function | None, derived: dict[str, str]) -> None:
+    def _call(self, call: ast.Call, caller: _Function | None, flow: _Flow | None) -> None:
         func = call.func
         name = func.id if isinstance(func, ast.Name) else (
             func.attr if isinstance(func, ast.Attribute) else None)
@@ -171,9 +189,9 @@ class _Calls:
                 continue
             arg = _argument(call, sink)
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
-                self._weigh(arg.value, sink.roots)
-            elif arg is not None and caller is not None and (
-                param := _origin(arg, derived)) is not None:
+                self._weigh(arg.value, sink.roots, arg.lineno - 1)
+            elif arg is not None and caller is not None and flow is not None and (
+                param := flow.origin(arg)) is not None:
                 self.relays.append(_Sink(self.source.module, caller.name,
                                          _position(caller, param), param, sink.roots))
 
@@ -183,14 +201,13 @@ class _Calls:
         return (isinstance(func, ast.Name) and self.source.module == sink.module
                 and func.id not in self.aliases.names)
 
-    def _weigh(self, value: str, roots: frozenset[int]) -> None:
+    def _weigh(self, value: str, roots: frozenset[int], line: int) -> None:
         for index in roots:
             if value.partition(".")[0] != self.roots[index].name:
                 continue  # another package's path: the check rejects it either way
+            self.passed.setdefault(index, set()).add(_Root(self.source.module, line, value))
             if "." in value and value in self.modules:
                 self.proven.add(index)
-            else:  # a literal that keeps its name: the check must keep it too
-                self.conflicts.add(index)
 
 
 def _argument(call: ast.Call, sink: _Sink) -> ast.expr | None:
@@ -210,36 +227,56 @@ def _position(function: _Function, param: str) -> int | None:
     return positional.index(param) if param in positional else None
 
 
-def _derivations(function: _Function) -> dict[str, str]:
-    """Local name -> the parameter its value is drawn from. A name also given any other
-    value is left out: which value a comparison sees is then unknown."""
-    args = function.args
-    derived = {a.arg: a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
-    assigns = [n for n in ast.walk(function) if isinstance(n, ast.Assign)]
-    killed: set[str] = set()
-    for _ in range(2):  # a name drawn from one assigned later in the walk
-        for node in assigns:
-            origin = _origin(node.value, derived)
-            for name in (n for t in node.targets for n in _target_names(t)):
-                if origin is None:
-                    killed.add(name)
-                else:
-                    derived.setdefault(name, origin)
-    return {k: v for k, v in derived.items() if k not in killed}
+class _Flow:
+    """Which local names of a function hold a value drawn from one of its parameters."""
+
+    def __init__(self, function: _Function) -> None:
+        args = function.args
+        self.derived = {a.arg: a.arg for a in (*args.posonlyargs, *args.args, *args.kwonlyargs)}
+        #: Name -> the first line giving it a value not drawn from a parameter; read after
+        #: that, which value it holds is unknown (``p = list(p[1:])`` after the check is fine).
+        self.given: dict[str, int] = {}
+        pairs: list[tuple[str, ast.AST | None, int]] = []
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    pairs.extend(_pairs(target, node.value))
+            elif isinstance(node, ast.AugAssign | ast.For | ast.AsyncFor | ast.comprehension):
+                pairs.extend((n, None, node.target.lineno) for n in _target_names(node.target))
+        for _ in range(2):  # a name drawn from one assigned later in the walk
+            for name, value, _line in pairs:
+                origin = None if value is None else self.origin(value)
+                if origin is not None:
+                    self.derived.setdefault(name, origin)
+        for name, value, line in pairs:
+            if value is None or self.origin(value) is None:
+                self.given[name] = min(line, self.given.get(name, line))
+
+    def origin(self, node: ast.AST) -> str | None:
+        """The parameter a value is drawn from: ``p``, ``p[0]``, ``p[:-1]``, ``p.split(".")``."""
+        while True:
+            if isinstance(node, ast.Name):
+                if self.given.get(node.id, node.lineno) < node.lineno:
+                    return None
+                return self.derived.get(node.id)
+            if isinstance(node, ast.Subscript):
+                node = node.value
+            elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                  and node.func.attr in _PARTS):
+                node = node.func.value
+            else:
+                return None
 
 
-def _origin(node: ast.AST, derived: Mapping[str, str]) -> str | None:
-    """The parameter a value is drawn from: ``p``, ``p[0]``, ``p[:-1]``, ``p.split(".")``."""
-    while True:
-        if isinstance(node, ast.Name):
-            return derived.get(node.id)
-        if isinstance(node, ast.Subscript):
-            node = node.value
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr in _PARTS):
-            node = node.func.value
-        else:
-            return None
+def _pairs(target: ast.expr, value: ast.AST) -> list[tuple[str, ast.AST | None, int]]:
+    """``a, b = x[:-1], x[-1]`` pairs each name with its own value."""
+    if isinstance(target, ast.Tuple | ast.List) and isinstance(value, ast.Tuple | ast.List) and (
+        len(target.elts) == len(value.elts)
+    ):
+        return [p for t, v in zip(target.elts, value.elts, strict=True) for p in _pairs(t, v)]
+    names = _target_names(target)
+    return [(n, value, target.lineno) for n in names]
 
 
 def _target_names(target: ast.AST) -> list[str]:
@@ -248,6 +285,15 @@ def _target_names(target: ast.AST) -> list[str]:
     if isinstance(target, ast.Tuple | ast.List):
         return [n.id for n in target.elts if isinstance(n, ast.Name)]
     return []
+
+
+def _statements(text: str, tree: ast.Module, words: list[str]) -> Iterator[ast.stmt]:
+    """The top-level statements whose text has one of ``words``: walking all costs seconds."""
+    lines = text.splitlines()
+    for statement in tree.body:
+        segment = "\n".join(lines[statement.lineno - 1 : statement.end_lineno])
+        if any(w in segment for w in words):
+            yield statement
 
 
 def _parse(text: str) -> ast.Module | None:
