@@ -8,7 +8,10 @@ the literal looks the same, so the value it is checked against decides. A value 
 module name when it reaches an import call or ``sys.modules``, or is read from
 ``__name__``, ``__module__``, ``__package__`` or ``__spec__.name``, or iterates
 ``sys.modules``; its parts (``split``, ``partition``, a slice) are parts of one. Each
-function is its own scope; the module's own statements (classes included) are another.
+function is its own scope; the module's own statements (classes included) are another. A
+``self`` attribute reaching an import call, or checked against a module name, crosses
+them: what the class gives it (``__init__``'s parameter stored in it, by its default or at
+calls of the class in the module) is a module name. Evidence across modules: ``checks.py``.
 """
 
 from __future__ import annotations
