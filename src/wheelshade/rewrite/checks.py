@@ -81,8 +81,7 @@ def set_checks(
     roots: list[_Root] = []
     frontier: list[_Sink] = []
     plain = [q + n + q for n in names for q in "'\""]  # a cheap test first: few files quote one
-    sources = list(_sources(wheels))  # read once: the passes below may go over them again
-    for source in sources:
+    for source in _sources(wheels):
         if any(p in source.text for p in plain) and compared.search(source.text) and (
             tree := _parse(source.text)
         ) is not None:
@@ -102,7 +101,9 @@ def set_checks(
         homes = {sink.module for sink in frontier}
         tails = {h.rpartition(".")[2] for h in homes}
         found: list[_Sink] = []
-        for source in sources:
+        # Read again rather than held: a large set's sources take hundreds of megabytes,
+        # and most sets stop before this loop (no check) or after one round.
+        for source in _sources(wheels):
             # A call names the function, and its module unless it is the module itself
             # (substring tests: a regex over every source of a large set costs seconds).
             text = source.text
@@ -301,7 +302,7 @@ def _parse(text: str) -> ast.Module | None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return ast.parse(text)
-    except (SyntaxError, ValueError):
+    except (SyntaxError, ValueError, RecursionError):
         return None  # Python 2 sources and the like: no evidence from them
 
 
