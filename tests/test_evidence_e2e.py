@@ -30,6 +30,17 @@ SOURCES = {
 
 
         stdlib_loader = FromPackageLoader("evpkg", ("grammars",))
+
+
+        class Label:  # its attribute reaches no module-name call: a word
+            def __init__(self, text):
+                self.text = text
+
+            def __str__(self):
+                return self.text
+
+
+        BRAND = Label("evpkg")
     ''',
     "evpkg/grammars/common.txt": "grammar {v}",
     # Class B: a module path split in one module, its first part checked in another.
@@ -64,7 +75,7 @@ SOURCES = {
 PROBE = """
 import json, evpkg.load, {shaded}.load as old
 out = {{"data": [old.stdlib_loader("common.txt").decode(),
-                 evpkg.load.stdlib_loader("common.txt").decode()]}}
+                 evpkg.load.stdlib_loader("common.txt").decode()], "brand": str(old.BRAND)}}
 try:
     import {shaded}.cipher as old_cipher
     out["raw"] = old_cipher.DATA
@@ -99,6 +110,7 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 
 def test_a_loader_class_reads_its_own_versions_data(results: dict[str, object]) -> None:
     assert results["data"] == ["grammar 1.0", "grammar 2.0"]
+    assert results["brand"] == "evpkg"  # a class keeping the name as a word keeps it
 
 
 def test_a_name_checked_against_paths_from_other_modules_moves_with_them(
