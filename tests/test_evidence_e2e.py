@@ -4,12 +4,13 @@ class, or checked in one module against module paths another module passes, shad
 
 from __future__ import annotations
 
+import shutil
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from helpers import Venv, make_wheel, validate_record
+from helpers import Venv, make_wheel, validate_record, verify_offline
 from wheelshade import shade
 
 #: One package, two versions; each version's data and modules say which version they are.
@@ -105,6 +106,12 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     venv.install(shaded, two)
     data = venv.json(PROBE.format(shaded=report.mapping["evpkg"]))
     assert isinstance(data, dict)
+    links = work / "links"  # both versions: verify compares import failures with the original
+    links.mkdir()
+    for wheel in (one, two):
+        shutil.copy(wheel, links)
+    proc = verify_offline([shaded], "evpkg==2.0", links)
+    data["verify"] = [proc.returncode, proc.stdout + proc.stderr]
     return data
 
 
@@ -117,3 +124,9 @@ def test_a_name_checked_against_paths_from_other_modules_moves_with_them(
     results: dict[str, object]
 ) -> None:
     assert (results["raw"], results["raw_other"]) == ("aes 1.0", "aes 2.0")
+
+
+def test_verify_finds_no_leak_and_nothing_broken(results: dict[str, object]) -> None:
+    returncode, output = results["verify"]  # type: ignore[misc]
+    assert returncode == 0, output
+    assert output.rstrip().endswith("OK: no leak in 1 wheel")
