@@ -14,7 +14,7 @@ from helpers import make_wheel
 from wheelshade.rewrite import StringRules, rewrite_file
 from wheelshade.rewrite.checks import set_checks
 from wheelshade.rewrite.evidence import proven_strings
-from wheelshade.rewrite.names import aliases_from_ast
+from wheelshade.rewrite.names import aliases_from_ast, module_of
 
 S = "pkg_1_0_abcd1234"
 MAPPING = {"pkg": S}
@@ -179,3 +179,14 @@ def test_checked_lines_are_renamed_in_their_module() -> None:
     # Another module with the same line is not touched.
     other = rewrite_file(source.encode(), MAPPING, path="w.whl/pkg/_other.py", strings=rules)
     assert other.new is None
+
+
+@pytest.mark.parametrize(("path", "module"), [
+    ("w.whl/pkg/_fs.py", "pkg._fs"),
+    ("w.whl/pkg/sub/__init__.py", "pkg.sub"),
+    ("pkg-1.0.data/purelib/pkg/_fs.py", "pkg._fs"),
+    ("six.py", "six"),
+    ("w.whl/pkg/bad-name.py", None),
+])
+def test_the_module_a_rewritten_source_is(path: str, module: str | None) -> None:
+    assert module_of(path) == module

@@ -32,7 +32,8 @@ Checked = Mapping[str, Mapping[int, frozenset[str]]]
 #: How a value is drawn from a parameter besides subscripts and slices.
 _PARTS = frozenset({"split", "rsplit", "partition", "rpartition", "strip"})
 _COMPARE = (ast.Eq, ast.NotEq, ast.In, ast.NotIn)
-#: Helpers followed back through at most this many functions that hand the value on.
+#: Rounds of call sites: the checking function's callers, then those of up to three
+#: functions in a row that hand a part of their own parameter on.
 _HOPS = 4
 _Function = ast.FunctionDef | ast.AsyncFunctionDef
 
