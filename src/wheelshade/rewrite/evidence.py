@@ -8,7 +8,10 @@ the literal looks the same, so the value it is checked against decides. A value 
 module name when it reaches an import call or ``sys.modules``, or is read from
 ``__name__``, ``__module__``, ``__package__`` or ``__spec__.name``, or iterates
 ``sys.modules``; its parts (``split``, ``partition``, a slice) are parts of one. Each
-function is its own scope; the module's own statements (classes included) are another.
+function is its own scope; the module's own statements (classes included) are another. A
+``self`` attribute reaching an import call, or checked against a module name, crosses
+them: what the class gives it (``__init__``'s parameter stored in it, by its default or at
+calls of the class in the module) is a module name. Evidence across modules: ``checks.py``.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator, Mapping
+from typing import TypeGuard
 
 from wheelshade.rewrite.names import ImportAliases, qualified
 from wheelshade.rewrite.rules import MODULE_CALLS, MODULE_METHODS
@@ -61,6 +65,7 @@ def proven_strings(
             takes[function.name] = taken
     if attributes:
         _prove_attributes(tree, attributes, found)
+        takes.update(_constructors(tree, attributes))
     if takes:
         _prove_arguments(tree, takes, found)
     return {line: frozenset(values) for line, values in found.items()}
@@ -93,6 +98,27 @@ def _prove_arguments(
             for value in given:
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     found.setdefault(value.lineno - 1, set()).add(value.value)
+
+
+def _constructors(tree: ast.Module, names: set[str]) -> dict[str, list[tuple[int | None, str]]]:
+    """The parameters of each class's ``__init__`` stored in such an attribute, by position
+    at a call of the class: ``Loader("pkg")`` for ``def __init__(self, package): self.package
+    = package`` where a method reads ``pkgutil.get_data(self.package, path)``."""
+    takes: dict[str, list[tuple[int | None, str]]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for init in node.body:
+            if not (isinstance(init, ast.FunctionDef) and init.name == "__init__"):
+                continue
+            stored = {inner.value.id for inner in ast.walk(init) if isinstance(inner, ast.Assign)
+                      and isinstance(inner.value, ast.Name) and any(
+                          _is_self_attribute(t) and t.attr in names for t in inner.targets)}
+            taken = [(None if i is None else i - 1, p)  # ``self`` is not passed
+                     for i, p in _module_parameters(init, stored) if i != 0]
+            if taken:
+                takes[node.name] = taken
+    return takes
 
 
 def _prove_attributes(tree: ast.Module, names: set[str], found: dict[int, set[str]]) -> None:
@@ -216,7 +242,8 @@ class _Scope:
               and str(node.func.value.value).startswith("{") and node.args):
             node = node.args[0]
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            node = node.left
+            while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+                node = node.left  # ``v + "." + name``
         elif (head := _joined_head(node)) is not None:
             self._prove(head)  # ``import_module("".join(["pkg", dot, rest]))``
             return
@@ -225,6 +252,8 @@ class _Scope:
             node = first.value if isinstance(first, ast.FormattedValue) else first
         if isinstance(node, ast.Name):
             self.valued.add(node.id)
+        elif _is_self_attribute(node):
+            self.attributes.add(node.attr)  # the literals it is given are module names
 
     def _is_valued(self, node: ast.AST) -> bool:
         if isinstance(node, ast.Name):
@@ -268,8 +297,7 @@ class _Scope:
     def _prove(self, node: ast.AST) -> None:
         """Record a literal (or the literals of a tuple, list or set) as a module name; an
         attribute of ``self`` for the literals it is given elsewhere in the module."""
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id == "self"):
+        if _is_self_attribute(node):
             self.attributes.add(node.attr)
         items = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
         for item in items:
@@ -299,6 +327,11 @@ def _joined_head(node: ast.AST) -> ast.AST | None:
             and isinstance(node.args[0], ast.List | ast.Tuple) and node.args[0].elts):
         return node.args[0].elts[0]
     return None
+
+
+def _is_self_attribute(node: ast.AST) -> TypeGuard[ast.Attribute]:
+    return (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == "self")
 
 
 def _is_name_key(node: ast.AST) -> bool:
