@@ -685,6 +685,13 @@ def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
      f'TABLE = {{"{S}": {{"x": 1}}}}\nNAMES = set(TABLE["{S}"])\n\n\n'
      'def get(pkg):\n    return TABLE[pkg.__name__]\n\n\n'
      f'mod = make_module(__name__, __package__="{S}")\n'),
+    # A registry keyed by module names, filled by subscript, iterated into an import call.
+    ('from importlib import import_module\ninfo = {}\ninfo["flask"] = 1\n'
+     'info["flask.json"] = 2\n\n\ndef register(info=info):\n'
+     '    for module, sigs in info.items():\n        import_module(module)\n',
+     f'from importlib import import_module\ninfo = {{}}\ninfo["{S}"] = 1\n'
+     f'info["{S}.json"] = 2\n\n\ndef register(info=info):\n'
+     '    for module, sigs in info.items():\n        import_module(module)\n'),
     # A literal key of a table nothing looks up by a module's name stays.
     ('TABLE = {"flask": 1}\nVALUE = TABLE["flask"]\n', None),
 ])
