@@ -62,3 +62,21 @@ def test_conflicts_are_reported_together(tmp_path: Path) -> None:
     # namespace (``ns/x`` is one): only the module both install conflicts.
     assert any("both install the namespace portion 'ns.x.m'" in i for i in issues)
     assert not (tmp_path / "out").exists()
+
+
+def test_files_installed_outside_site_packages_are_a_finding(tmp_path: Path) -> None:
+    """``.data/data`` files keep their paths (``share/<pkg>/templates/conf.json``), which the
+    other release installs too: both copies would read whichever pip wrote last."""
+    from wheelshade.findings import Code
+
+    files = {"tmplpkg/__init__.py": "",
+             "tmplpkg-1.0.data/data/share/tmplpkg/templates/conf.json": "{}",
+             "tmplpkg-1.0.data/data/share/tmplpkg/templates/index.html": ""}
+    wheel = make_wheel(tmp_path / "in", "tmplpkg", "1.0", files)
+    (report,) = shade([], [wheel], out_dir=tmp_path / "out").wheels
+    (finding,) = [f for f in report.findings if f.code is Code.SHARED_DATA]
+    assert "2 file(s) install outside site-packages" in finding.message
+    assert "'share/tmplpkg/templates/conf.json'" in finding.message
+    plain = make_wheel(tmp_path / "in2", "plainpkg", "1.0", {"plainpkg/__init__.py": ""})
+    (report,) = shade([], [plain], out_dir=tmp_path / "out2").wheels
+    assert not [f for f in report.findings if f.code is Code.SHARED_DATA]

@@ -25,6 +25,9 @@ class Code(enum.Enum):
     #: An entry-point group renamed with the shaded code that loads it: plugins registered
     #: under the original group by other distributions are not seen by the shaded copy.
     ENTRY_POINT_GROUP = "entry-point-group"
+    #: Files a shaded dep installs outside site-packages (``.data/data``, ``headers``) at
+    #: the paths its other releases use: installed beside one, the two share them.
+    SHARED_DATA = "shared-data"
 
 
 @dataclass(frozen=True)

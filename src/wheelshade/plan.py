@@ -41,6 +41,7 @@ from wheelshade.wheel.layout import (
     is_pth,
     locate,
     module_name_of_file,
+    shared_data,
     top_level_mismatch,
 )
 from wheelshade.wheel.metadata import PROVENANCE_FILE
@@ -245,7 +246,8 @@ def _actions(
     """Member-by-member moves; ``own`` is this wheel's own renames (empty for dependents)."""
     actions: list[MemberAction] = []
     left_out: list[str] = []
-    findings: list[Finding] = []
+    shared = shared_data(wheel.members, wheel.data_dir) if own else None
+    findings: list[Finding] = [] if shared is None else [shared]
     generated: dict[str, bytes] = {}
     libs: dict[str, str] = {}
     data_out = dist_info_out[: -len(".dist-info")] + ".data"

@@ -7,6 +7,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from wheelshade.findings import Code, Finding
+
 EXTENSION_SUFFIXES = (".so", ".pyd")
 #: Versioned shared libraries shipped inside a package (pyarrow's ``libarrow_python.so.2500``):
 #: not importable, but loaded by its extension modules, and they may import by name too.
@@ -169,3 +171,26 @@ def has_python_twin(name: str, members: set[str]) -> bool:
 
 def is_pth(loc: Location) -> bool:
     return in_site_packages(loc) and "/" not in loc.path and loc.path.endswith(".pth")
+
+
+#: ``.data`` schemes that install outside site-packages under paths of their own choosing.
+_SHARED_SCHEMES = ("data", "headers")
+
+
+def shared_data(names: Iterable[str], data_dir: str) -> Finding | None:
+    """One finding for the files a shaded dep installs outside site-packages: shading keeps
+    their paths (``share/jupyter/<pkg>/templates/...``), which the other release installs
+    too, so whichever pip writes last is read by both copies, and uninstalling one removes
+    the other's. Code that finds them by name (and data naming the package's modules) then
+    serves the shaded copy the other release's files."""
+    shared = sorted(n for n in names
+                    if locate(n, data_dir).scheme in _SHARED_SCHEMES)
+    if not shared:
+        return None
+    return Finding(
+        shared[0], None, Code.SHARED_DATA,
+        f"{len(shared)} file(s) install outside site-packages at paths the original's other "
+        f"releases install too (first {locate(shared[0], data_dir).path!r}): installed "
+        "beside one, both copies read whichever pip wrote last; check what reads them "
+        "(wheelshade verify shows what they make the shaded copy import)",
+    )
