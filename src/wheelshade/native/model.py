@@ -64,6 +64,9 @@ class Redirect:
 
     site: refs.Site
     delta: int
+    #: For an ``arm64`` site: the instruction words that make it so, as (file offset, word
+    #: now, new word), planned by arm64_moves (its ``adrp`` only where nothing else uses it).
+    words: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from wheelshade.native import refs
+from wheelshade.native import arm64_moves, refs
 from wheelshade.native.elf import Elf
 from wheelshade.native.model import Appended, Redirect, Reference
 from wheelshade.native.rust import rust_literals
@@ -122,35 +122,59 @@ def resolve(
     appended: list[Appended] = []
     copies = {c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
     slack = Slack(data, elf) if conflicts else None  # read the segments only when needed
-    for ref, at, alone, head in conflicts:
+    for ref, _at, alone, head in conflicts:
         text = c_string(data, ref.offset)
-        # Rewriting a displacement is only safe where the instruction is known for sure.
-        movable = all(s.kind in ("code", "relocation", "pointer") and s.exact for s in alone)
+        # Rewriting a reference is only safe where the instruction is known for sure.
+        movable = all(s.kind in _MOVABLE and s.exact for s in alone)
         copy = copies.get(text)
-        target: int | None = None
+        moves: list[Redirect] | str = ""
         where = ""
         if movable and copy is not None:
             target = refs.address_of(elf, copy.offset)
-            where = f"its standalone copy at {copy.offset:#x}"
-        elif movable and slack is not None:
+            if target is not None:
+                moves = _moves(data, elf, alone, target)
+                where = f"its standalone copy at {copy.offset:#x}"
+        if movable and isinstance(moves, str) and slack is not None:
             room = slack.take(text + b"\0", ref.name)
             if room is not None:
                 added, target = room
-                appended.append(added)
-                where = f"a standalone copy added at {added.offset:#x}"
-        if target is None:
+                moves = _moves(data, elf, alone, target)
+                if isinstance(moves, str):
+                    slack.give_back(added)
+                else:
+                    appended.append(added)
+                    where = f"a standalone copy added at {added.offset:#x}"
+        if isinstance(moves, str):
+            why = f" to move those uses to ({moves})" if moves else " to move those uses to"
             refuse.append(replace(ref, verdict="conflict", detail=(
                 f"the longer string is used ({_where(head)}) and so is {ref.name!r} on its "
                 f"own ({_where(alone)}): a linker merged them, and no standalone copy of "
-                f"{_short(text)!r} exists or fits to move those uses to"
+                f"{_short(text)!r} exists or fits{why}"
             )))
             continue
-        redirects += [Redirect(site, target - at) for site in alone]
+        redirects += moves
         leave.append(replace(ref, verdict="split", detail=(
             f"the longer string is used ({_where(head)}); the {len(alone)} use(s) of "
             f"{ref.name!r} on its own now point at {where}"
         )))
     return patch, refuse, leave, redirects, appended
+
+
+#: References a split can move: displacements, addends, stored pointers, arm64 instructions.
+_MOVABLE = ("code", "relocation", "pointer", "arm64")
+
+
+def _moves(data: bytes, elf: Elf, sites: list[refs.Site], target: int) -> list[Redirect] | str:
+    """Redirects that point each of ``sites`` (all at one address) at ``target``, or why
+    they cannot (arm64 code needs its page register followed, see arm64_moves)."""
+    moves = [Redirect(s, target - s.target) for s in sites if s.kind != "arm64"]
+    arm = [s for s in sites if s.kind == "arm64"]
+    if arm:
+        words = arm64_moves.plan(data, elf, arm, target)
+        if isinstance(words, str):
+            return words
+        moves += [Redirect(s, target - s.target, tuple(words[s])) for s in arm]
+    return moves
 
 
 def _name_arguments(
