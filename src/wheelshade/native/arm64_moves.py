@@ -16,7 +16,8 @@ may read what it wrote:
   address another moved reference formed (``ldrb w1, [x0]`` after ``add x0, ...``) follows it.
 
 What the proof assumes is kept on the safe side: every register field of an instruction may
-be read; only instructions known to write their destination end a definition; a call, a
+be read unless its class says otherwise; only instructions known to write their destination
+end a definition; a call reads x0-x18 (every register when a landing pad may follow it); a
 return, an indirect branch or a branch out of the function reads every register; a block
 reached from nowhere known (the entry, a landing pad, a jump-table target) starts with
 unknown values. Anything else is refused, with the reason. Every rewritten word is decoded
@@ -39,6 +40,7 @@ Word = tuple[int, int, int]
 Defs = frozenset[int]  # addresses of the instructions that may have set a register
 _UNKNOWN = -1  # a value from outside the known flow
 _ALL = frozenset(range(31))
+_SCRATCH = frozenset(range(19))  # x0-x18: arguments, indirect result, scratch, platform
 _PAGE = 0x1000
 
 
@@ -98,6 +100,10 @@ class _Function:
             for s in self.blocks[b].successors:
                 self.preds[s].append(b)
         self.entries: dict[int, dict[int, Defs]] = {}  # register -> block -> defs on entry
+        # A call reads the argument and scratch registers; where the function has blocks
+        # reached from nowhere known (landing pads among them), a value kept across a call
+        # in a callee-saved register may be read there too.
+        self.call_reads = _ALL if any(not self.preds[b] for b in self.order[1:]) else _SCRATCH
 
     def move(self, sites: list[Site], target: int) -> dict[Site, list[Word]] | str:
         at = {s.offset + self.shift: s for s in sites}
@@ -257,7 +263,9 @@ class _Function:
             return frozenset()
         if kind in (ADD, MOV):
             return frozenset({op[3]})
-        if kind in (CALL, END) or (kind == JUMP and op[6] not in self.ops):
+        if kind == CALL:
+            return self.call_reads
+        if kind == END or (kind == JUMP and op[6] not in self.ops):
             return _ALL
         if kind == JUMP:  # CBZ, CBNZ, TBZ, TBNZ test a register; B and B.cond none
             tests = (word & 0x7E000000) in (0x34000000, 0x36000000)
