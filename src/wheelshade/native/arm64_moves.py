@@ -217,8 +217,9 @@ class _Function:
                     found.add(op[0])
                 defs = self.gen(op, reg, defs)
             last = ops[-1]
-            if d in defs and not self.blocks[b].successors and last[1] not in (END, JUMP):
-                found.add(last[0])  # falls out of the decoded function
+            falls = last[1] not in (END, JUMP) or last[7]  # on to the next instruction
+            if d in defs and falls and last[0] + 4 not in self.blocks[b].successors:
+                found.add(last[0])  # out of the decoded function
         return found
 
     def entry(self, reg: int) -> dict[int, Defs]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from wheelshade.native import arm64_moves, refs
+from wheelshade.native import arm64_moves, immediates, refs
 from wheelshade.native.elf import Elf
 from wheelshade.native.model import Appended, Redirect, Reference
 from wheelshade.native.rust import rust_literals
@@ -157,7 +157,24 @@ def resolve(
             f"the longer string is used ({_where(head)}); the {len(alone)} use(s) of "
             f"{ref.name!r} on its own now point at {where}"
         )))
+    held = immediates.compared(data, elf, {c for r in patch if (c := _lead(data, r))})
+    for ref in [r for r in patch if _lead(data, r) in held]:
+        patch.remove(ref)
+        lead = _lead(data, ref) or b""
+        refuse.append(replace(ref, verdict="compared", detail=(
+            f"the code compares text with {lead.decode('utf-8', 'replace')!r} as an "
+            f"immediate (an inlined comparison at {held[lead]:#x}), which renaming the "
+            "string would not reach"
+        )))
     return patch, refuse, leave, redirects, appended
+
+
+def _lead(data: bytes, ref: Reference) -> bytes | None:
+    """The first bytes of the C string the name starts, as an inlined comparison loads them
+    (see immediates), or None when the name does not start a long enough string."""
+    if ref.kind == "symbol" or (ref.offset and data[ref.offset - 1]):
+        return None
+    return immediates.chunk(c_string(data, ref.offset))
 
 
 #: References a split can move: displacements, addends, stored pointers, arm64 instructions.
