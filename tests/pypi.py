@@ -146,7 +146,6 @@ PINS: dict[str, tuple[str, ...]] = {
     ),
     # Cython 3 with a merged tail (".google_grpc" / "grpc") used both ways (cp313 aarch64).
     "grpcio==1.84.2": ("69002b796ff0fd09e9414eb9cbf43323ae42306e21634cc882919a5d9eb1658b",),
-    "grpcio==1.85.3": ("399fc184b4d2dd0b014b4b880a5b1ecc99383b610dbb270acb43d1b23e1e8b9c",),
     "greenlet==3.4.0": (
         "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64

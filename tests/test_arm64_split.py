@@ -7,12 +7,13 @@ On x86-64 a ``lea``'s 32-bit displacement is rewritten; on arm64 the address is 
 other strings of the same page. arm64_moves rewrites the pair where the ``adrp`` serves
 nothing else, only the ``add`` where the copy shares the page, and refuses otherwise. Found by
 the platform census (grpcio 1.84.2, ``grpc/_cython/cygrpc``: its standalone copies of
-``"grpc"`` lie on other pages).
+``"grpc"`` lie on other pages). The wheel itself stays refused, for another class: its
+channel-argument keys are compared inline (test_immediates). With those keys left unrenamed
+by hand, the split wheel ran under qemu beside grpcio 1.85.3, a server and a call each.
 """
 
 from __future__ import annotations
 
-import json
 import random
 import re
 import zipfile
@@ -22,10 +23,10 @@ from pathlib import Path
 
 import pytest
 
-import aarch64
-from pypi import platform_wheels, wheels
+from pypi import platform_wheels
 from test_arm64 import RET, Insn, add_lo, adr, adrp, arm64_module, bl, fixed, ldr_literal
 from wheelshade import shade
+from wheelshade.errors import WheelshadeError
 from wheelshade.native import arm64, arm64_moves, refs
 from wheelshade.native.classify import _classify, classify
 from wheelshade.native.elf import read_elf
@@ -136,8 +137,8 @@ def test_a_shared_page_register_moves_only_the_add_within_its_page() -> None:
 @pytest.mark.parametrize(("program", "why"), [
     # The page register serves the longer string too, and the copy is a page further.
     (lambda at: [adrp(8, _long(at)), add_lo(0, 8, _tail(at)), add_lo(1, 8, _long(at)),
-                 bl(64), RET], r"serves \d+ other instruction\(s\) too, and the copy at 0x[0-9a-f]+ "
-                               "is not on its page"),
+                 bl(64), RET],
+     r"serves \d+ other instruction\(s\) too, and the copy at 0x[0-9a-f]+ is not on its page"),
     # Kept for later: stored, so something else may read it.
     (lambda at: [adrp(8, _tail(at)), add_lo(0, 8, _tail(at)), str_sp(8), bl(64),
                  adrp(1, _long(at)), add_lo(1, 1, _long(at)), RET], r"serves \d+ other"),
@@ -216,57 +217,39 @@ def _wheel(pin: str = "grpcio==1.84.2") -> Path:
 def test_the_merged_tail_is_split() -> None:
     """cygrpc's ``"grpc"`` is the tail of ``".google_grpc"``; its two own users are
     ``adrp x1; add x26, x1, #lo12`` pairs whose page register serves nothing else, so both
-    move to a standalone copy of ``"grpc"`` on another page."""
+    move to a standalone copy of ``"grpc"`` on another page (adrp and add rewritten). What
+    still refuses the file is another class: channel-argument keys compared inline (see
+    test_immediates)."""
     with zipfile.ZipFile(_wheel()) as zf:
         data = zf.read(MODULE)
     info = classify(data, MODULE, ["grpc"])
-    assert info.suspects == ()
     (split,) = [r for r in info.embedded if r.verdict == "split"]
     assert split.string == ".google_grpc"
     assert len(info.redirects) == 2
-    assert all(len(m.words) == 2 for m in info.redirects)  # adrp and add, each
+    assert all(m.site.kind == "arm64" and len(m.words) == 2 for m in info.redirects)
+    assert {r.verdict for r in info.suspects} == {"compared"}
+    assert {r.string[:8] for r in info.suspects} == {"grpc.exp", "grpc.sec", "grpc.pri"}
+    # The moved pairs: Capstone reads the copy's address from each rewritten adrp + add.
+    elf = read_elf(data, MODULE)
+    copies = {refs.address_of(elf, r.offset) for r in info.references if r.string == "grpc"}
+    patched = bytearray(data)
+    for move in info.redirects:
+        arm64_moves.rewrite(patched, move.words, MODULE)
+        (page, _, _), (low, _, _) = move.words
+        adrp_at, add_at = (refs.address_of(elf, o) for o in (page, low))
+        assert adrp_at is not None and add_at is not None
+        pair = arm64.disassembler().disasm(bytes(patched[page:page + 4]), adrp_at)
+        add = arm64.disassembler().disasm(bytes(patched[low:low + 4]), add_at)
+        address = int(next(pair).operands[1].imm) + int(next(add).operands[2].imm)
+        assert address in copies
 
 
 @pytest.mark.network
-def test_grpcio_aarch64_shades_and_runs_beside_the_next_grpcio(tmp_path: Path) -> None:
-    pure = wheels("typing-extensions==4.16.0")
-    result = shade([], [_wheel()], out_dir=tmp_path / "out")
-    (report,) = result.wheels
-    new = report.mapping["grpc"]
-    with zipfile.ZipFile(report.output) as zf:
-        data = zf.read(MODULE.replace("grpc/", f"{new}/", 1))
-    info = classify(data, MODULE, ["grpc", new])
-    assert info.suspects == () and "grpc" not in info.names
-    # Nothing refers to the name alone inside ".google_grpc" any more.
-    elf = read_elf(data, MODULE)
-    (section,) = [s for s in elf.data_sections if s.name == ".rodata"]
-    body = data[section.offset:section.end]
-    tail = section.addr + body.index(b".google_grpc\0") + len(".google_")
-    assert refs.find(data, elf, {tail}) == []
-    aarch64.sysroot()  # skips here, saying why, when the sysroot cannot be built
-    site = aarch64.unpack(tmp_path / "site", report.output, _wheel("grpcio==1.85.3"),
-                          next(pure.glob("typing_extensions-*.whl")))
-    block = ("class Block:\n"
-             "    def find_spec(self, name, path=None, target=None):\n"
-             "        if name.partition('.')[0] == 'grpc':\n"
-             "            raise ImportError('original imported: ' + name)\n"
-             "sys.meta_path.insert(0, Block())\n")
-    work = ("server = g.server(futures.ThreadPoolExecutor(2))\n"
-            "server.add_generic_rpc_handlers([g.method_handlers_generic_handler('t', {\n"
-            "    'echo': g.unary_unary_rpc_method_handler(lambda req, ctx: req[::-1])})])\n"
-            "port = server.add_insecure_port('127.0.0.1:0')\n"
-            "server.start()\n"
-            "with g.insecure_channel(f'127.0.0.1:{port}') as channel:\n"
-            "    reply = channel.unary_unary('/t/echo')(b'abc', timeout=60)\n"
-            "server.stop(None)\n"
-            "out = [g.__name__, reply.decode(), g._cython.cygrpc.__name__]\n")
-    code = ("import json, sys\nfrom concurrent import futures\n" + block
-            + f"import {new} as g\nimport {new}._cython.cygrpc\n{work}"
-            + "rows = [out + [sorted(k for k in sys.modules if k.partition('.')[0] == 'grpc')]]\n"
-            + "sys.meta_path.pop(0)\nimport grpc as g\nimport grpc._cython.cygrpc\n" + work
-            + "rows.append(out + [g.__file__.split('/')[-2]])\nprint(json.dumps(rows))")
-    proc = aarch64.python(code, site, timeout=1200)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert rows == [[new, "cba", f"{new}._cython.cygrpc", []],
-                    ["grpc", "cba", "grpc._cython.cygrpc", "grpc"]], rows
+def test_grpcio_aarch64_is_refused_in_one_line_naming_the_comparison(tmp_path: Path) -> None:
+    # Shaded anyway, it crashed at the first server port (x86-64 alike): a clear refusal.
+    with pytest.raises(WheelshadeError) as caught:
+        shade([], [_wheel()], out_dir=tmp_path / "out")
+    message = str(caught.value)
+    assert "\n" not in message and "cygrpc" in message, message
+    assert "compares text with 'grpc.exp' as an immediate" in message, message
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
