@@ -134,6 +134,29 @@ def test_a_shared_page_register_moves_only_the_add_within_its_page() -> None:
     assert changed == [text.offset + 4]  # the adrp still serves "to_pkg"
 
 
+def test_a_shared_page_register_takes_the_copy_on_its_page() -> None:
+    """Two standalone copies: the nearer lies on the next page, out of reach of the shared
+    ``adrp``; the farther one shares its page and is taken."""
+    def program(at: At) -> list[Insn]:
+        return [adrp(8, _long(at)), add_lo(0, 8, _tail(at)), add_lo(1, 8, _long(at)),
+                bl(64), RET]
+    probe = read_elf(arm64_module(SAME_PAGE, program), "a.so").section(".rodata")
+    assert probe is not None
+    head = b"\0pkg\0"
+    # "to_pkg" ends its page; the nearer copy starts the next one.
+    pad = -(probe.addr + len(head) + len(b"\0to_pkg\0")) % 0x1000
+    rodata = head + bytes(pad) + b"\0to_pkg\0" + b"pkg\0" + bytes(8)
+    data = arm64_module(rodata, program)
+    info = _info(data)
+    (split,) = [r for r in info.embedded if r.verdict == "split"]
+    section = read_elf(data, "a.so").section(".rodata")
+    assert section is not None
+    far = section.offset + 1
+    assert split.detail.endswith(f"its standalone copy at {far:#x}"), split.detail
+    (move,) = info.redirects
+    assert [w[0] for w in move.words] == [move.site.offset]  # the add alone
+
+
 @pytest.mark.parametrize(("program", "why"), [
     # The page register serves the longer string too, and the copy is a page further.
     (lambda at: [adrp(8, _long(at)), add_lo(0, 8, _tail(at)), add_lo(1, 8, _long(at)),

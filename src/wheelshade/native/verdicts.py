@@ -120,20 +120,25 @@ def resolve(
             conflicts.append((ref, at, alone, head))
     redirects: list[Redirect] = []
     appended: list[Appended] = []
-    copies = {c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
+    copies: dict[bytes, list[Reference]] = {}
+    for r in patch:
+        if r.verdict == "" and r.kind == "string":
+            copies.setdefault(c_string(data, r.offset), []).append(r)
     slack = Slack(data, elf) if conflicts else None  # read the segments only when needed
     for ref, _at, alone, head in conflicts:
         text = c_string(data, ref.offset)
         # Rewriting a reference is only safe where the instruction is known for sure.
         movable = all(s.kind in _MOVABLE and s.exact for s in alone)
-        copy = copies.get(text)
         moves: list[Redirect] | str = ""
         where = ""
-        if movable and copy is not None:
+        # The nearest copy first: arm64 code may reach only a copy on the tail's page.
+        for copy in sorted(copies.get(text, []), key=lambda c: abs(c.offset - ref.offset)):
             target = refs.address_of(elf, copy.offset)
-            if target is not None:
+            if movable and target is not None:
                 moves = _moves(data, elf, alone, target)
-                where = f"its standalone copy at {copy.offset:#x}"
+                if isinstance(moves, list):
+                    where = f"its standalone copy at {copy.offset:#x}"
+                    break
         if movable and isinstance(moves, str) and slack is not None:
             room = slack.take(text + b"\0", ref.name)
             if room is not None:
