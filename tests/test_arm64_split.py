@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from pypi import platform_wheels
-from test_arm64 import RET, Insn, add_lo, adr, adrp, arm64_module, bl, fixed, ldr_literal
+from test_arm64 import RET, Insn, add_lo, adr, adrp, arm64_module, bl, fixed, ldr_literal, movz
 from wheelshade import shade
 from wheelshade.errors import WheelshadeError
 from wheelshade.native import arm64, arm64_moves, refs
@@ -192,6 +192,20 @@ def test_adr_and_a_read_through_the_moved_address() -> None:
     after = _formed(patched)
     assert after[text.addr] == after[text.addr + 8] == copy
     assert data[text.offset + 12:text.offset + 16] == patched[text.offset + 12:text.offset + 16]
+
+
+def test_a_load_through_a_private_page_register() -> None:
+    """``adrp x9; ldrb w1, [x9, #lo12]`` reads the name's first byte: both words move, and
+    Capstone reads the copy's address from the page and the load's offset."""
+    def program(at: At) -> list[Insn]:
+        return [adrp(9, _tail(at)),
+                lambda pc: 0x39400000 | ((_tail(at)() & 0xFFF) << 10) | (9 << 5) | 1,
+                movz(9, 0), adrp(3, _long(at)), add_lo(3, 3, _long(at)), bl(64), RET]
+    data, patched, copy = _split(program, OTHER_PAGE)
+    text = read_elf(data, "a.so").section(".text")
+    assert text is not None
+    page, load = arm64.disassembler().disasm(patched[text.offset:text.offset + 8], text.addr)
+    assert int(page.operands[1].imm) + int(load.operands[1].mem.disp) == copy
 
 
 def test_register_reads_cover_capstones() -> None:

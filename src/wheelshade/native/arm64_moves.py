@@ -17,11 +17,12 @@ may read what it wrote:
 
 What the proof assumes is kept on the safe side: every register field of an instruction may
 be read unless its class says otherwise; only instructions known to write their destination
-end a definition; a call reads x0-x18 (every register when a landing pad may follow it); a
-return, an indirect branch or a branch out of the function reads every register; a block
-reached from nowhere known (the entry, a landing pad, a jump-table target) starts with
-unknown values. Anything else is refused, with the reason. Every rewritten word is decoded
-again with Capstone and must give the copy's address.
+end a definition (a call may also keep a caller-saved register: GCC's interprocedural
+register allocation relies on that); a call reads x0-x18 (every register when a landing pad
+may follow it); a return, an indirect branch or a branch out of the function reads every
+register; a block reached from nowhere known (the entry, a landing pad, a jump-table target)
+starts with unknown values. Anything else is refused, with the reason. Every rewritten word
+is decoded again with Capstone and must give the copy's address.
 """
 
 from __future__ import annotations
@@ -251,8 +252,8 @@ class _Function:
         return entries
 
     def gen(self, op: Op, reg: int, defs: Defs) -> Defs:
-        if op[1] == CALL:
-            return frozenset({op[0]}) if reg in arm64.CALLER_SAVED else defs
+        if op[1] == CALL:  # may clobber the caller-saved ones (or keep them: GCC's IPA-RA)
+            return defs | {op[0]} if reg in arm64.CALLER_SAVED else defs
         if reg not in op[5]:
             return defs
         return frozenset({op[0]}) if _sure(op, self.word(op[0])) else defs | {op[0]}
@@ -277,6 +278,8 @@ class _Function:
 def _read_fields(w: int) -> frozenset[int]:
     """The register fields an instruction may read (all of them unless its class is known)."""
     rd, rn, ra, rm = w & 31, (w >> 5) & 31, (w >> 10) & 31, (w >> 16) & 31
+    if (w & 0xFF000000) == 0xD4000000:  # SVC and the like: the kernel reads x0-x8
+        return _ALL
     if (w & 0x1C000000) == 0x10000000:  # data processing, immediate
         if (w & 0x1F800000) == 0x12800000:  # move wide: only MOVK keeps bits of Rd
             return frozenset({rd}) if (w >> 29) & 3 == 3 else frozenset()
