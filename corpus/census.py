@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from census_table import write_table
+from run import first_error
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = ROOT / "corpus" / "projects.toml"
@@ -169,15 +170,6 @@ def pinned(entry: list[str], platform: str, python: str) -> Path:
 
 
 # -- shade --------------------------------------------------------------------------------
-
-
-def first_error(text: str) -> str:
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    if "Traceback (most recent call last)" in text:
-        for ln in reversed(lines):
-            if not ln.startswith(("File ", "^", "~")) and ":" in ln:
-                return ln[:300]
-    return (lines[-1] if lines else "(no output)")[:300]
 
 
 def shade(wheel: Path, out: Path, env: dict[str, str]) -> dict[str, Any]:

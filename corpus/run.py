@@ -264,6 +264,7 @@ def run_one(p: dict[str, Any]) -> dict[str, Any]:
                 # The wheel is known: its file name would use up the 200 characters.
                 short = error.removeprefix(f"{orig.name}: ")
                 res.update(outcome=REFUSED, reason=short[:200], error=error)
+                retry_asked(p, orig, work, res, log)
             else:
                 res.update(
                     outcome=BROKEN,
@@ -328,9 +329,36 @@ def retry_back_imports(
     """verify named distributions installed beside the shaded copy that import it back by
     its original name (a dependency that does not require it): shade them in the same set,
     at the version pip installs with the original, as a user following the hint would."""
-    tops = sorted(set(_BACK.findall(verify_out)))
-    if not tops:
+    dists = sorted(set(_BACK.findall(verify_out)))
+    if dists:
+        retry_with_more(p, orig, dists, work, res, log, "imports it back, as verify says")
+
+
+#: shade's refusal for a required distribution installing inside the package (nesting.py).
+_ASKED = re.compile(r"shade it in the same set: --dep ([\w.-]+)(?: \(|$)")
+
+
+def retry_asked(
+    p: dict[str, Any], orig: Path, work: Path, res: dict[str, Any], log: Path
+) -> None:
+    """shade refused, naming the one distribution to add to the set: add it, as a user
+    following the message would."""
+    asked = _ASKED.search(res.get("error", ""))
+    if asked is None or retry_with_more(p, orig, [asked.group(1)], work, res, log,
+                                        "as shade asks"):
         return
+    # The two do not install beside the other release: the whole closure then.
+    if not retry_with_deps(p, orig, work, res, log) and res.get("with_deps_refused"):
+        res["reason"] = (f"{res['reason']}; with --dep {asked.group(1)} it does not "
+                         f"install, --with-deps refused: {res['with_deps_refused']}")[:400]
+
+
+def retry_with_more(
+    p: dict[str, Any], orig: Path, dists: list[str], work: Path, res: dict[str, Any],
+    log: Path, why: str,
+) -> bool:
+    """Shade ``orig`` with ``dists`` (at the versions pip installs with it) in one set and
+    verify every wheel written; the outcome replaces ``res``'s when both steps ran."""
     proc = subprocess.run(
         [PY, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q", "--report", "-",
          "--disable-pip-version-check", str(orig)],
@@ -341,27 +369,28 @@ def retry_back_imports(
         versions = {_canonical(i["metadata"]["name"]): i["metadata"]["version"]
                     for i in installs}
     except (ValueError, KeyError, TypeError):
-        return
-    pins = [f"{t}=={versions[_canonical(t)]}" for t in tops if _canonical(t) in versions]
-    if len(pins) != len(tops):
-        return
-    out = work / "out-back"
+        return False
+    pins = [f"{t}=={versions[_canonical(t)]}" for t in dists if _canonical(t) in versions]
+    if len(pins) != len(dists):
+        return False
+    out = work / "out-more"
     deps = [a for pin in pins for a in ("--dep", pin)]
     shade_cmd = [*WHEELSHADE, "shade", "--dep", str(orig), *deps, "-o", str(out), "-j", "1",
-                 "--report", str(work / "r-back.json")]
+                 "--report", str(work / "r-more.json")]
     done = run_logged(shade_cmd, log, SHADE_TIMEOUT)
     wheels = sorted(out.glob("*.whl"))
     if done is None or done.returncode != 0 or not wheels:
-        return
+        return False
     cmd = [*WHEELSHADE, "verify", *map(str, wheels), "--with", f"{p['name']}=={p['other']}",
            "--original", str(orig)]
     check = run_logged(cmd, log, VERIFY_TIMEOUT)
     if check is None or check.returncode not in VERDICTS:
-        return
-    read_report(work / "r-back.json", res)
+        return False
+    read_report(work / "r-more.json", res)
     classify(check, res)
-    note = f"with --dep {', --dep '.join(pins)} (imports it back, as verify says)"
+    note = f"with --dep {', --dep '.join(pins)} ({why})"
     res["reason"] = (note + (f"; {res['reason']}" if res.get("reason") else ""))[:300]
+    return True
 
 
 def classify(proc: subprocess.CompletedProcess[str], res: dict[str, Any]) -> None:

@@ -191,3 +191,23 @@ def test_verify_watches_only_what_the_portion_installs_in_a_shared_namespace(
     assert report.originals == ("ns.sub.alpha",)
     (verdict,) = report.wheels
     assert verdict.imported and not verdict.leaks
+
+
+def test_portion_keys_start_at_the_first_level_that_is_not_a_namespace(tmp_path: Path) -> None:
+    """``ns/cloud`` (no ``__init__``) is descended into; a compiled module alone in a nested
+    namespace folder keeps the folder as its key (its init function names the module, so
+    the module cannot take a top-level name: the folder, spelled whole, can)."""
+    from wheelshade.wheel.archive import WheelReader
+    from wheelshade.wheel.summary import Role, summarise
+
+    files = {
+        "ns/cloud/storage/__init__.py": "", "ns/cloud/storage/blob.py": "",
+        "ns/cloud/helper.py": "", "ns/_impl/_ext.cpython-311-x86_64-linux-gnu.so": "",
+        "ns/proto/__init__.py": "", "ns/proto/sub/x.py": "",
+    }
+    wheel = make_wheel(tmp_path, "ns_mixed", "1.0", files)
+    with WheelReader(wheel) as reader:
+        summary = summarise(reader, Role.DEP)
+    assert summary.portions("ns") == ("_impl", "cloud.helper", "cloud.storage", "proto")
+    assert summary.import_keys() == (
+        "ns._impl", "ns.cloud.helper", "ns.cloud.storage", "ns.proto")

@@ -72,3 +72,19 @@ def test_a_test_module_importing_a_left_out_test_package_is_not_a_portion(tmp_pa
     wheel = make_wheel(tmp_path / "old", "host", "1.0", files, requires=("other-dist",))
     (report,) = shade([], [wheel], out_dir=tmp_path / "out").wheels
     assert report.mapping["host"].startswith("host_1_0_")
+
+
+def test_an_import_no_required_distribution_is_named_for_is_said_not_refused(
+    tmp_path: Path,
+) -> None:
+    """``host/cli/fuse.py`` imports a ``host.fuse`` the package no longer ships (a stale
+    module, broken unshaded too) and nothing it requires is named for it: a note, and the
+    set shades; a distribution named for it (``host-ext``) is still asked for."""
+    files = {"host/__init__.py": "VERSION = '1.0'\n", "host/cli/__init__.py": "",
+             "host/cli/fuse.py": "from host.fuse import Mount\n"}
+    wheel = make_wheel(tmp_path / "old", "host", "1.0", files, requires=("aiohttp", "fsspec"))
+    result = shade([], [wheel], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    assert report.mapping["host"].startswith("host_1_0_")
+    assert any("imports host.fuse, which no wheel of the set installs and no distribution "
+               "it requires is named for" in w for w in result.warnings)

@@ -665,6 +665,35 @@ def test_test_loaders_take_module_names(before: str, after: str | None) -> None:
      '        return {k[len(self.prefix):]: v for k, v in cfg.items()\n'
      '                if k.startswith(self.prefix)}\n',
      None),
+    # A mirror package builds its modules' names with str.join and sets __package__:
+    # the head literal is a module name, imported or assigned directly or through a name.
+    ('from importlib import import_module\n\n\ndef load(dot, rest, module):\n'
+     '    name = "".join(["flask", dot, rest])\n    import_module(name)\n'
+     '    import_module("".join(("flask", dot, rest)))\n'
+     '    module.__package__ = "".join(["flask", dot, rest])\n'
+     '    label = "".join(["flask", dot, rest])\n    return label\n',
+     'from importlib import import_module\n\n\ndef load(dot, rest, module):\n'
+     f'    name = "".join(["{S}", dot, rest])\n    import_module(name)\n'
+     f'    import_module("".join(("{S}", dot, rest)))\n'
+     f'    module.__package__ = "".join(["{S}", dot, rest])\n'
+     '    label = "".join(["flask", dot, rest])\n    return label\n'),
+    # A table keyed by modules' names (looked up by ``__name__``) read by a literal key
+    # too, and a module attribute passed by keyword: both move with the table's keys.
+    ('TABLE = {"flask": {"x": 1}}\nNAMES = set(TABLE["flask"])\n\n\n'
+     'def get(pkg):\n    return TABLE[pkg.__name__]\n\n\n'
+     'mod = make_module(__name__, __package__="flask")\n',
+     f'TABLE = {{"{S}": {{"x": 1}}}}\nNAMES = set(TABLE["{S}"])\n\n\n'
+     'def get(pkg):\n    return TABLE[pkg.__name__]\n\n\n'
+     f'mod = make_module(__name__, __package__="{S}")\n'),
+    # A registry keyed by module names, filled by subscript, iterated into an import call.
+    ('from importlib import import_module\ninfo = {}\ninfo["flask"] = 1\n'
+     'info["flask.json"] = 2\n\n\ndef register(info=info):\n'
+     '    for module, sigs in info.items():\n        import_module(module)\n',
+     f'from importlib import import_module\ninfo = {{}}\ninfo["{S}"] = 1\n'
+     f'info["{S}.json"] = 2\n\n\ndef register(info=info):\n'
+     '    for module, sigs in info.items():\n        import_module(module)\n'),
+    # A literal key of a table nothing looks up by a module's name stays.
+    ('TABLE = {"flask": 1}\nVALUE = TABLE["flask"]\n', None),
 ])
 def test_more_evidence_and_code(before: str, after: str | None) -> None:
     result = rewrite_file(before.encode(), MAPPING, path="m.py", strings=RULES)

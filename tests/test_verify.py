@@ -401,3 +401,32 @@ def test_a_compiled_companion_importing_the_package_back_is_named(tmp_path: Path
     assert not report.ok
     assert verdict.back_imports == (("_cback", "hostpkg", "cback_accel"),)
     assert "shade the distribution that installs '_cback' (cback_accel)" in format_report(report)
+
+
+def test_a_module_failing_only_after_its_sibling_fails_unshaded_too(tmp_path: Path) -> None:
+    """Two generated copies registering one name in a process-wide registry (protobuf's
+    descriptor pool, a metrics registry): the second fails after the first in any process,
+    shaded or not. The originals are imported in the shaded probe's order, so this is no
+    regression; a module that imports alone in the original but not shaded still is."""
+    from helpers import make_wheel
+
+    register = (
+        "import builtins\nif getattr(builtins, '_regdup_taken', False):\n"
+        "    raise TypeError('duplicate name thing')\nbuiltins._regdup_taken = True\n"
+    )
+
+    def pkg(version: str) -> Path:
+        files = {"regdup/__init__.py": f"VERSION = {version!r}\n",
+                 "regdup/v1.py": register, "regdup/v2.py": register,
+                 # A real break: a name spelled so that no rule can see it.
+                 "regdup/uses.py": "assert __name__.split('.')[0] == 'reg' + 'dup'\n"}
+        return make_wheel(tmp_path / "in", "regdup", version, files)
+
+    old, new = pkg("1.0"), pkg("2.0")
+    (shaded,) = shade([], [old], out_dir=tmp_path / "shaded").wheels
+    report = verify([shaded.output], with_requirements=[str(new)], index=LOCAL,
+                    originals=[old])
+    (verdict,) = report.wheels
+    name = shaded.mapping["regdup"]
+    assert [m for m, _ in verdict.broken] == [f"{name}.uses"]
+    assert (f"{name}.v2", "TypeError: duplicate name thing") in verdict.skipped

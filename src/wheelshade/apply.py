@@ -18,8 +18,7 @@ from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
-from wheelshade.rewrite import StringRules, mentions, rewrite_file
-from wheelshade.rewrite.bound import set_attributes
+from wheelshade.rewrite import StringRules, bound, checks, mentions, rewrite_file
 from wheelshade.rewrite.delvewheel import rename_libs
 from wheelshade.rewrite.pool import Batch, SourceRewriter
 from wheelshade.timings import Timings
@@ -50,14 +49,12 @@ class JobOutcome:
 
 
 def string_rules(plan: ShadePlan) -> StringRules:
-    deps = sorted({(j.summary.path, j.summary.sha256) for j in plan.jobs
-                   if j.summary.role is Role.DEP})
+    deps = tuple(sorted({(j.summary.path, j.summary.sha256) for j in plan.jobs
+                         if j.summary.role is Role.DEP}))
     return StringRules(
-        plan.mapping,
-        plan.modules | own_groups(plan),
-        {d.original: d.name for d in plan.dists.values()},
-        set_attributes(deps),
-        plugin_groups(plan),
+        plan.mapping, plan.modules | own_groups(plan),
+        {d.original: d.name for d in plan.dists.values()}, bound.set_attributes(deps),
+        checks.set_checks(deps, frozenset(plan.mapping), plan.modules), plugin_groups(plan),
     )
 
 

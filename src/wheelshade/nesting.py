@@ -9,7 +9,7 @@ it is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
 from packaging.utils import canonicalize_name
 
@@ -40,13 +40,27 @@ def nested_notes(deps: Sequence[WheelSummary], mapping: Mapping[str, str]) -> tu
     return tuple(notes)
 
 
-def missing_portions(deps: Sequence[WheelSummary]) -> list[str]:
-    """A dep whose own code imports (at module level) a subpackage of its package that no
-    wheel of the set installs, while it requires distributions outside the set: one of
-    them installs it inside the package's tree and would import the unshaded package."""
+def keys_inside_keys(owner: Mapping[str, WheelSummary]) -> list[str]:
+    """A portion key of one wheel inside another wheel's key (``ns/host/plugin`` where
+    ``ns/host`` is a regular package of another wheel): not a namespace there."""
+    problems = []
+    for key, dep in owner.items():
+        parts = key.split(".")
+        for inner in (".".join(parts[:i]) for i in range(2, len(parts))):
+            if inner in owner and owner[inner] is not dep:
+                problems.append(
+                    f"{dep.filename} installs {key!r} inside the package {inner!r} of "
+                    f"{owner[inner].filename}, which is not a namespace there"
+                )
+    return problems
+
+
+def _unbacked(deps: Sequence[WheelSummary]) -> Iterator[tuple[WheelSummary, str, list[str]]]:
+    """Per dep: the first subpackage of its own package its code imports (at module level)
+    that no wheel of the set installs while it requires distributions outside the set, and
+    those distributions, the conventionally named (``host-ext`` for ``host.ext``) first."""
     installed = frozenset().union(*(d.modules for d in deps))
     in_set = {d.name for d in deps}
-    problems = []
     for dep in deps:
         regular = {t.name for t in dep.top_levels if t.kind is TopKind.PACKAGE}
         missing = sorted(
@@ -58,14 +72,23 @@ def missing_portions(deps: Sequence[WheelSummary]) -> list[str]:
             if canonicalize_name(r.name) not in in_set
             and (r.marker is None or r.marker.evaluate({"extra": ""}))
         })
-        if not missing or not outside:
+        if missing and outside:
+            portion = ".".join(missing[0].split(".")[:2])
+            named = [str(n) for n in outside if canonicalize_name(portion.split(".")[1]) in n]
+            yield dep, portion, named
+
+
+def missing_portions(deps: Sequence[WheelSummary]) -> list[str]:
+    """A dep importing a subpackage of its package that a distribution it requires, named
+    for it, installs inside the package's tree: that one would import the unshaded
+    package, so it is asked for."""
+    problems = []
+    for dep, portion, named in _unbacked(deps):
+        if not named:
             continue
-        portion = ".".join(missing[0].split(".")[:2])
-        named = [n for n in outside if canonicalize_name(portion.split(".")[1]) in n]
-        candidates = named if len(named) == 1 else outside
         what = (
-            f"--dep {candidates[0]}" if len(candidates) == 1
-            else f"--dep with the one of {', '.join(candidates)} that installs it"
+            f"--dep {named[0]}" if len(named) == 1
+            else f"--dep with the one of {', '.join(named)} that installs it"
         )
         problems.append(
             f"{dep.label} imports {portion}, which no wheel of the set installs: a "
@@ -73,6 +96,18 @@ def missing_portions(deps: Sequence[WheelSummary]) -> list[str]:
             f"load the unshaded package; shade it in the same set: {what}"
         )
     return problems
+
+
+def unclaimed_imports(deps: Sequence[WheelSummary]) -> tuple[str, ...]:
+    """The same with no required distribution named for the subpackage: most often an
+    import the package itself leaves broken (a stale module), said rather than refused;
+    ``wheelshade verify`` shows a leak if a required distribution does install it."""
+    return tuple(
+        f"{dep.label} imports {portion}, which no wheel of the set installs and no "
+        f"distribution it requires is named for; if one installs it inside "
+        f"{portion.split('.')[0]!r}, shade that one in the same set too (--dep)"
+        for dep, portion, named in _unbacked(deps) if not named
+    )
 
 
 def foreign_siblings(deps: Sequence[WheelSummary]) -> list[str]:

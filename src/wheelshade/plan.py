@@ -23,7 +23,14 @@ from wheelshade.naming import (
     shaded_import_name,
 )
 from wheelshade.native.patching import same_length_name
-from wheelshade.nesting import foreign_siblings, hosts, missing_portions, nested_notes
+from wheelshade.nesting import (
+    foreign_siblings,
+    hosts,
+    keys_inside_keys,
+    missing_portions,
+    nested_notes,
+    unclaimed_imports,
+)
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
     TopKind,
@@ -151,14 +158,7 @@ def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary])
                 f"{dep.filename} installs a portion of the namespace package {name!r}, which "
                 f"{owner[name].filename} installs as a regular package"
             )
-    for key, dep in owner.items():
-        parts = key.split(".")
-        for inner in (".".join(parts[:i]) for i in range(2, len(parts))):
-            if inner in owner and owner[inner] is not dep:
-                problems.append(
-                    f"{dep.filename} installs {key!r} inside the package {inner!r} of "
-                    f"{owner[inner].filename}, which is not a namespace there"
-                )
+    problems.extend(keys_inside_keys(owner))
     problems.extend(missing_portions(deps))
     problems.extend(foreign_siblings(deps))
     for dependent in dependents:
@@ -399,7 +399,7 @@ def make_plan(
             tuple(left_out), tuple(findings), generated, libs,
         ))
     modules = frozenset().union(*(dep.modules for dep in deps))
-    warnings = nested_notes(deps, mapping) + tuple(
+    warnings = nested_notes(deps, mapping) + unclaimed_imports(deps) + tuple(
         f"{dep.filename}: {finding}"
         for dep in deps
         if dep.declared_top_levels is not None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from wheelshade.findings import Code, Finding
 from wheelshade.rewrite.evidence import proven_strings
 from wheelshade.rewrite.flows import ImportLists, import_lists
-from wheelshade.rewrite.names import ImportAliases, aliases_from_ast, package_of
+from wheelshade.rewrite.names import ImportAliases, aliases_from_ast, module_of, package_of
 from wheelshade.rewrite.passes import Passes
 from wheelshade.rewrite.rules import StringRules
 from wheelshade.rewrite.scan import Patterns
@@ -117,6 +117,11 @@ def rewrite_file(
     lists = {line: v for line, v in flows.literals.items() if v & frozenset(mapping)}
     candidates |= set(lists)
     proven = proven_strings(src.tree, aliases, src.text, mapping) if strings is not None else {}
+    checked = strings.checked.get(module_of(path) or "", {}) if strings is not None else {}
+    if checked:
+        proven = {line: proven.get(line, frozenset()) | checked.get(line, frozenset())
+                  for line in {*proven, *checked}}
+        candidates |= set(checked)
     passes = Passes(mapping, strings, patterns, aliases, lists, path, proven)
     lines = list(src.lines)
     findings: list[Finding] = []

@@ -8,7 +8,10 @@ the literal looks the same, so the value it is checked against decides. A value 
 module name when it reaches an import call or ``sys.modules``, or is read from
 ``__name__``, ``__module__``, ``__package__`` or ``__spec__.name``, or iterates
 ``sys.modules``; its parts (``split``, ``partition``, a slice) are parts of one. Each
-function is its own scope; the module's own statements (classes included) are another.
+function is its own scope; the module's own statements (classes included) are another. A
+``self`` attribute reaching an import call, or checked against a module name, crosses
+them: what the class gives it (``__init__``'s parameter stored in it, by its default or at
+calls of the class in the module) is a module name. Evidence across modules: ``checks.py``.
 """
 
 from __future__ import annotations
@@ -16,11 +19,14 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator, Mapping
+from typing import TypeGuard
 
 from wheelshade.rewrite.names import ImportAliases, qualified
 from wheelshade.rewrite.rules import MODULE_CALLS, MODULE_METHODS
 
 _NAME_ATTRS = frozenset({"__name__", "__module__", "__package__"})
+#: Attributes that only ever hold a module's name (a function's ``__name__`` does not).
+_MODULE_ATTRS = frozenset({"__module__", "__package__"})
 _PART_METHODS = frozenset({"split", "rsplit", "partition", "rpartition", "strip", "lower"})
 _CHECK_METHODS = frozenset({"startswith", "removeprefix", "replace", "find", "index"})
 #: ``name.split("pkg.")``: the separator is checked against the module name too.
@@ -59,6 +65,7 @@ def proven_strings(
             takes[function.name] = taken
     if attributes:
         _prove_attributes(tree, attributes, found)
+        takes.update(_constructors(tree, attributes))
     if takes:
         _prove_arguments(tree, takes, found)
     return {line: frozenset(values) for line, values in found.items()}
@@ -91,6 +98,27 @@ def _prove_arguments(
             for value in given:
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     found.setdefault(value.lineno - 1, set()).add(value.value)
+
+
+def _constructors(tree: ast.Module, names: set[str]) -> dict[str, list[tuple[int | None, str]]]:
+    """The parameters of each class's ``__init__`` stored in such an attribute, by position
+    at a call of the class: ``Loader("pkg")`` for ``def __init__(self, package): self.package
+    = package`` where a method reads ``pkgutil.get_data(self.package, path)``."""
+    takes: dict[str, list[tuple[int | None, str]]] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for init in node.body:
+            if not (isinstance(init, ast.FunctionDef) and init.name == "__init__"):
+                continue
+            stored = {inner.value.id for inner in ast.walk(init) if isinstance(inner, ast.Assign)
+                      and isinstance(inner.value, ast.Name) and any(
+                          _is_self_attribute(t) and t.attr in names for t in inner.targets)}
+            taken = [(None if i is None else i - 1, p)  # ``self`` is not passed
+                     for i, p in _module_parameters(init, stored) if i != 0]
+            if taken:
+                takes[node.name] = taken
+    return takes
 
 
 def _prove_attributes(tree: ast.Module, names: set[str], found: dict[int, set[str]]) -> None:
@@ -171,6 +199,10 @@ class _Scope:
         return bool(qualified(func, self.aliases) & MODULE_CALLS)
 
     def _collect(self, node: ast.AST) -> None:
+        if isinstance(node, ast.Call):  # ``make_module(name, __package__="pkg")``
+            for keyword in node.keywords:
+                if keyword.arg in _MODULE_ATTRS:
+                    self._prove_source(keyword.value)
         if isinstance(node, ast.Call) and node.args and self._takes_modules(node):
             self._value_name(node.args[0])
         elif isinstance(node, ast.Subscript) and _is_sys_modules(node.value, self.aliases):
@@ -192,8 +224,11 @@ class _Scope:
                 for target in targets:
                     for name in _target_names(target):
                         self.valued.add(name)
-            elif any(isinstance(t, ast.Name) and t.id in self.valued for t in targets):
-                self._prove_source(node.value)  # ``name = "pkg"`` later imported
+            elif any((isinstance(t, ast.Name) and t.id in self.valued)
+                     or (isinstance(t, ast.Attribute) and t.attr in _MODULE_ATTRS)
+                     for t in targets):
+                # ``name = "pkg"`` later imported; ``module.__package__ = "pkg"``
+                self._prove_source(node.value)
 
     def _value_name(self, node: ast.AST) -> None:
         """The local name a module name is held in: ``v``, ``v + "..."``, ``f"{v}..."``,
@@ -207,12 +242,18 @@ class _Scope:
               and str(node.func.value.value).startswith("{") and node.args):
             node = node.args[0]
         elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
-            node = node.left
+            while isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+                node = node.left  # ``v + "." + name``
+        elif (head := _joined_head(node)) is not None:
+            self._prove(head)  # ``import_module("".join(["pkg", dot, rest]))``
+            return
         elif isinstance(node, ast.JoinedStr) and node.values:
             first = node.values[0]
             node = first.value if isinstance(first, ast.FormattedValue) else first
         if isinstance(node, ast.Name):
             self.valued.add(node.id)
+        elif _is_self_attribute(node):
+            self.attributes.add(node.attr)  # the literals it is given are module names
 
     def _is_valued(self, node: ast.AST) -> bool:
         if isinstance(node, ast.Name):
@@ -256,8 +297,7 @@ class _Scope:
     def _prove(self, node: ast.AST) -> None:
         """Record a literal (or the literals of a tuple, list or set) as a module name; an
         attribute of ``self`` for the literals it is given elsewhere in the module."""
-        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
-                and node.value.id == "self"):
+        if _is_self_attribute(node):
             self.attributes.add(node.attr)
         items = node.elts if isinstance(node, ast.Tuple | ast.List | ast.Set) else [node]
         for item in items:
@@ -276,7 +316,22 @@ class _Scope:
             elif (isinstance(item, ast.Call) and isinstance(item.func, ast.Attribute)
                   and item.func.attr == "format"):
                 item = item.func.value
-            self._prove(item)
+            self._prove(_joined_head(item) or item)
+
+
+def _joined_head(node: ast.AST) -> ast.AST | None:
+    """``"pkg"`` of ``"".join(["pkg", dot, rest])`` (a separator literal, a literal list)."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "join" and isinstance(node.func.value, ast.Constant)
+            and isinstance(node.func.value.value, str) and len(node.args) == 1
+            and isinstance(node.args[0], ast.List | ast.Tuple) and node.args[0].elts):
+        return node.args[0].elts[0]
+    return None
+
+
+def _is_self_attribute(node: ast.AST) -> TypeGuard[ast.Attribute]:
+    return (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+            and node.value.id == "self")
 
 
 def _is_name_key(node: ast.AST) -> bool:

@@ -59,10 +59,21 @@ def import_lists(tree: ast.Module, aliases: ImportAliases, text: str) -> ImportL
     found: dict[int, frozenset[str]] = dict(tables)
     calls: set[int] = set()
     for loop in loops:
-        if not isinstance(loop.target, ast.Name):
+        target = loop.target
+        if isinstance(target, ast.Tuple) and target.elts:
+            target = target.elts[0]  # ``for name, info in TABLE.items()``
+        if not isinstance(target, ast.Name):
             continue
-        lines = _imports(loop, loop.target.id, aliases)
+        lines = _imports(loop, target.id, aliases)
         if not lines:
+            continue
+        table = _table_keys(loop.iter, tree)
+        if table:
+            for line, key in table:
+                found[line] = found.get(line, frozenset()) | {key}
+            calls |= lines
+            continue
+        if target is not loop.target:
             continue
         holder: ast.stmt = loop
         values = _strings(loop.iter)
@@ -130,22 +141,59 @@ def _module_keyed(tree: ast.Module, text: str) -> dict[int, frozenset[str]]:
     if not tables or not _LOOKUP_TEXT.search(text):
         return {}
     found: dict[int, frozenset[str]] = {}
-    for node in ast.walk(tree):
-        key: ast.expr | None = None
-        holder: ast.expr | None = None
-        if isinstance(node, ast.Subscript):
-            holder, key = node.value, node.slice
-        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-              and node.func.attr == "get" and node.args):
-            holder, key = node.func.value, node.args[0]
-        if not (isinstance(holder, ast.Name) and isinstance(key, ast.Attribute)
-                and key.attr in ("__module__", "__name__")):
+    lookups = list(_lookups(tree))
+    keyed = set()
+    for holder, key in lookups:
+        if not (isinstance(key, ast.Attribute) and key.attr in ("__module__", "__name__")):
             continue
+        keyed.add(holder.id)
         for line, table in tables.pop(holder.id, []):
             keys = frozenset(k.value for k in table.keys
                              if isinstance(k, ast.Constant) and isinstance(k.value, str))
             if keys:
                 found[line] = keys
+    # The same table looked up by a literal (``TABLE["pkg"]``): that key is one too.
+    for holder, key in lookups:
+        if holder.id in keyed and isinstance(key, ast.Constant) and isinstance(key.value, str):
+            line = key.lineno - 1
+            found[line] = found.get(line, frozenset()) | {key.value}
+    return found
+
+
+def _lookups(tree: ast.Module) -> Iterator[tuple[ast.Name, ast.expr]]:
+    """``holder[key]`` and ``holder.get(key, ...)`` of a plain name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name):
+            yield node.value, node.slice
+        elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+              and node.func.attr == "get" and node.args
+              and isinstance(node.func.value, ast.Name)):
+            yield node.func.value, node.args[0]
+
+
+def _table_keys(iterated: ast.expr, tree: ast.Module) -> list[tuple[int, str]]:
+    """The literal keys (0-based line, key) of a module-level table a loop iterates by key
+    (``TABLE``, ``TABLE.keys()``, ``TABLE.items()``): its dict literal's and those given by
+    ``TABLE["pkg"] = ...`` statements."""
+    if (isinstance(iterated, ast.Call) and isinstance(iterated.func, ast.Attribute)
+            and iterated.func.attr in ("keys", "items") and not iterated.args):
+        iterated = iterated.func.value
+    if not isinstance(iterated, ast.Name):
+        return []
+    found = []
+    for node in tree.body:
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            if isinstance(target, ast.Name) and target.id == iterated.id and isinstance(
+                node.value, ast.Dict
+            ):
+                found += [(k.lineno - 1, k.value) for k in node.value.keys
+                          if isinstance(k, ast.Constant) and isinstance(k.value, str)]
+            elif (isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name)
+                  and target.value.id == iterated.id and isinstance(target.slice, ast.Constant)
+                  and isinstance(target.slice.value, str)):
+                found.append((target.lineno - 1, target.slice.value))
     return found
 
 

@@ -109,6 +109,15 @@ def package_of(path: str) -> str | None:
     return ".".join(run) or None
 
 
+def module_of(path: str) -> str | None:
+    """The dotted module a source is, from its path as ``package_of`` reads it."""
+    stem = path.rpartition("/")[2].partition(".")[0]
+    package = package_of(path)
+    if stem == "__init__" or not stem.isidentifier():
+        return package if stem == "__init__" else None
+    return f"{package}.{stem}" if package else stem
+
+
 def qualified(func: ast.AST, aliases: ImportAliases) -> set[str]:
     """The qualified names a dotted expression (``mod.f``, ``f``) can refer to; empty when
     it is not a plain dotted name."""

@@ -132,6 +132,9 @@ class StringRules:
     #: Module -> the names bound at its module level (``bound.py``); None when unknown,
     #: and then any name under a module of the set is taken for an attribute of it.
     attributes: Mapping[str, frozenset[str]] | None = None
+    #: Module -> 0-based line -> bare names the set's call sites show to be module names
+    #: (``checks.py``: a helper compares them with module paths other modules pass it).
+    checked: Mapping[str, Mapping[int, frozenset[str]]] = field(default_factory=dict)
     #: Plugin entry-point groups named like no module -> their names in the set.
     groups: Mapping[str, str] = field(default_factory=dict)
 

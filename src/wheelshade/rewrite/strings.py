@@ -224,25 +224,26 @@ class StringRenamer(LeanTransformer):
                 self._mark(value.value, "module")
                 return
 
+    def _listed(self, node: cst.BaseExpression) -> None:
+        """A literal the module's flows found to be a module name (see flows): in a list
+        fed to an import call, a key of a table looked up by ``__module__`` or by it."""
+        if self._import_list and isinstance(node, cst.SimpleString) and (
+            plain_text(node) in self._import_list
+        ):
+            self._mark(node, "module")
+
     def visit_Element(self, node: cst.Element) -> None:
-        if not self._import_list:
-            return
-        value = node.value
-        if isinstance(value, cst.SimpleString) and plain_text(value) in self._import_list:
-            self._mark(value, "module")
+        self._listed(node.value)
 
     def visit_DictElement(self, node: cst.DictElement) -> None:
-        # The keys of a table looked up by ``__module__`` (see flows).
-        key = node.key
-        if self._import_list and isinstance(key, cst.SimpleString) and (
-            plain_text(key) in self._import_list
-        ):
-            self._mark(key, "module")
+        self._listed(node.key)
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
-        if self._is_sys_modules(node.value):
-            for element in node.slice:
-                if isinstance(element.slice, cst.Index):
+        modules = self._is_sys_modules(node.value)
+        for element in node.slice:
+            if isinstance(element.slice, cst.Index):
+                self._listed(element.slice.value)
+                if modules:
                     self._mark(element.slice.value, "module")
                     self._check_literal(element.slice.value, "sys.modules[...]")
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wheelshade.serve.upstream import wheel_metadata
+from wheelshade.wheel.staging import start_ticks
 
 log = logging.getLogger("wheelshade.serve")
 
@@ -235,10 +236,11 @@ def _alive(pid: int, since: float) -> bool:
 
 def _started_at(pid: int) -> float | None:
     """When process ``pid`` started (seconds since the epoch), where /proc can say."""
+    ticks = start_ticks(pid)
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
         boot = next(line for line in Path("/proc/stat").read_text().splitlines()
                     if line.startswith("btime "))
-        return int(boot.split()[1]) + int(stat[19]) / os.sysconf("SC_CLK_TCK")
+        return None if ticks is None else int(boot.split()[1]) + ticks / os.sysconf(
+            "SC_CLK_TCK")
     except (OSError, ValueError, IndexError, StopIteration):
         return None

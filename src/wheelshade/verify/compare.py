@@ -114,11 +114,23 @@ def compare(
     index: IndexOptions,
     python: str,
     timeout: float,
+    orders: Mapping[str, Sequence[str]] | None = None,
 ) -> Comparison:
     """Import each failed module (per verified wheel) from its original wheel; a bundle's
-    modules from the original of the part each belongs to."""
-    units, sources, owner = _units(failures, sources)
-    found = _compare_units(units, sources, originals, work, index, python, timeout)
+    modules from the original of the part each belongs to.
+
+    ``orders`` are the modules the shaded probe imported, per wheel and in its order: the
+    originals are imported the same way, so a module that fails only after a sibling was
+    imported (two generated copies registering one name in a process-wide registry) fails
+    in both, and is no regression.
+    """
+    units, parts, owner = _units(failures, sources)
+    sequences = {
+        unit: [m for m in (orders or {}).get(owner[unit], ())
+               if _unit(owner[unit], sources[owner[unit]], m)[0] == unit]
+        for unit in units
+    }
+    found = _compare_units(units, parts, originals, work, index, python, timeout, sequences)
     broken: dict[str, tuple[tuple[str, str], ...]] = {}
     not_compared: dict[str, str] = {}
     for unit, regressions in found.broken.items():
@@ -137,14 +149,19 @@ def _units(
     unit_sources: dict[str, Source] = {}
     owner: dict[str, str] = {}
     for wheel, failed in failures.items():
-        source = sources[wheel]
         for module, reason in failed:
-            part = next((p for p in source.parts if original_module(module, p.mapping)
-                         != module), source)
-            unit = wheel if part is source else f"{wheel}#{part.name}"
+            unit, part = _unit(wheel, sources[wheel], module)
             units.setdefault(unit, []).append((module, reason))
             unit_sources[unit], owner[unit] = part, wheel
     return units, unit_sources, owner
+
+
+def _unit(wheel: str, source: Source, module: str) -> tuple[str, Source]:
+    """The unit (``wheel``, or ``wheel#part`` of a bundle) ``module`` belongs to, and its
+    original."""
+    part = next((p for p in source.parts if original_module(module, p.mapping) != module),
+                source)
+    return (wheel if part is source else f"{wheel}#{part.name}"), part
 
 
 def _compare_units(
@@ -155,6 +172,7 @@ def _compare_units(
     index: IndexOptions,
     python: str,
     timeout: float,
+    sequences: Mapping[str, Sequence[str]],
 ) -> Comparison:
     given = _given(originals)
     wheels: dict[str, Path] = {}
@@ -187,10 +205,12 @@ def _compare_units(
         reason = f"the originals do not install together ({exc.message})"
         return Comparison(broken, {**not_compared, **dict.fromkeys(wheels, reason)})
     names = {
-        wheel: {m: original_module(m, sources[wheel].mapping) for m, _ in failures[wheel]}
+        wheel: {m: original_module(m, sources[wheel].mapping)
+                for m in [*sequences.get(wheel, ()), *(m for m, _ in failures[wheel])]}
         for wheel in wheels
     }
-    modules = sorted({m for per in names.values() for m in per.values()})
+    # In the shaded probe's order (failures not in it last), each module once.
+    modules = list(dict.fromkeys(m for per in names.values() for m in per.values()))
     own = sorted({m.split(".")[0] for m in modules})
     results, crashed = probe_modules(venv, modules, own, (), work / "original.json", timeout)
     if crashed:

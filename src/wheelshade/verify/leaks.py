@@ -264,7 +264,8 @@ def verify(
         sources = {c.path.name: c.source for c in contents}
         if any(failures.values()):
             comparison = compare(
-                failures, sources, originals, work, index=index, python=python, timeout=timeout
+                failures, sources, originals, work, index=index, python=python, timeout=timeout,
+                orders={c.path.name: c.modules for c in contents},
             )
         else:
             comparison = Comparison({}, {})

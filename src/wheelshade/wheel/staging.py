@@ -46,19 +46,25 @@ def _boot_id() -> str:
         return ""
 
 
-def _start_time(pid: int) -> str | None:
-    """When process ``pid`` started (boot and clock tick), or None where /proc cannot say.
-
-    Together with the PID it names one process: a PID reused by a later process, even
-    after a reboot, has another start time.
-    """
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started, in clock ticks since boot, where /proc can say."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
     # The command name (field 2) may hold spaces and parentheses; fields after it do not.
     fields = stat.rpartition(")")[2].split()
-    return f"{_boot_id()}:{fields[19]}" if len(fields) > 19 else None
+    return int(fields[19]) if len(fields) > 19 and fields[19].isdigit() else None
+
+
+def _start_time(pid: int) -> str | None:
+    """When process ``pid`` started (boot and clock tick), or None where /proc cannot say.
+
+    Together with the PID it names one process: a PID reused by a later process, even
+    after a reboot, has another start time.
+    """
+    ticks = start_ticks(pid)
+    return None if ticks is None else f"{_boot_id()}:{ticks}"
 
 
 def _alive(pid: int, started: object) -> bool:

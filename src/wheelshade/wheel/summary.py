@@ -7,7 +7,7 @@ import enum
 import functools
 import hashlib
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,9 +22,11 @@ from packaging.version import InvalidVersion, Version
 from wheelshade.errors import WheelFormatError
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import (
+    EXTENSION_SUFFIXES,
     TopKind,
     TopLevel,
     file_modules,
+    module_name_of_file,
     module_names,
     parse_top_level_txt,
     top_levels,
@@ -95,11 +97,25 @@ class WheelSummary:
             if not module.startswith(prefix) or module not in self.files:
                 continue
             parts = module[len(prefix):].split(".")
-            found.add(next(
+            tail = next(
                 tail for i in range(1, len(parts) + 1)
                 if prefix + (tail := ".".join(parts[:i])) in self.files
-            ))
+            )
+            # A compiled module alone in a nested namespace (``ns/_impl/_ext.so``) cannot
+            # take a top-level name of its own (its init function names it): the folder,
+            # which compiled code spells whole, takes one instead.
+            if "." in tail and prefix + tail in self.extensions:
+                tail = tail.rpartition(".")[0]
+            found.add(tail)
         return tuple(sorted(found))
+
+    @functools.cached_property
+    def extensions(self) -> frozenset[str]:
+        """Its compiled modules, dotted (``pkg._speedups``)."""
+        return frozenset(
+            ".".join([*m.split("/")[:-1], module_name_of_file(m.split("/")[-1]) or ""])
+            for m in self.members if m.endswith(EXTENSION_SUFFIXES)
+        )
 
     def import_keys(self) -> tuple[str, ...]:
         """The names shading renames: each top-level name, but for a namespace package each
@@ -138,15 +154,24 @@ def _is_test(parts: Sequence[str]) -> bool:
             or stem.endswith("_test") or stem == "conftest")
 
 
+def _sources(
+    reader: WheelReader, tops: Collection[str] | None = None
+) -> Iterator[tuple[list[str], bytes]]:
+    """The path parts and text of each ``.py`` file outside tests (under ``tops`` only)."""
+    for member in reader.members:
+        parts = member.name.split("/")
+        if (tops is None or parts[0] in tops) and member.name.endswith(".py") and not (
+            _is_test(parts)
+        ):
+            yield parts, reader.read(member.name)
+
+
 def _own_imports(reader: WheelReader, tops: Sequence[TopLevel]) -> frozenset[str]:
     """Dotted submodules of the wheel's regular packages its code imports at module level."""
     regular = {t.name for t in tops if t.kind is TopKind.PACKAGE}
     found: set[str] = set()
-    for member in reader.members:
-        parts = member.name.split("/")
-        if parts[0] not in regular or not member.name.endswith(".py") or _is_test(parts):
-            continue
-        for match in _IMPORT.finditer(reader.read(member.name)):
+    for parts, text in _sources(reader, regular):
+        for match in _IMPORT.finditer(text):
             target = (match.group(1) or match.group(2)).decode("ascii", "replace")
             if target.startswith(".."):
                 continue
@@ -168,11 +193,7 @@ def _namespace_imports(
     """Modules inside its namespaces that its portions' code imports (see the field)."""
     spaces = {t.name for t in tops if t.kind is TopKind.NAMESPACE}
     found: set[str] = set()
-    for member in reader.members:
-        parts = member.name.split("/")
-        if parts[0] not in spaces or not member.name.endswith(".py") or _is_test(parts):
-            continue
-        text = reader.read(member.name)
+    for parts, text in _sources(reader, spaces):
         package = parts[:-1]
         # The portion the file belongs to: its first level that is not a namespace.
         stem = parts[-1].removesuffix(".py")
@@ -209,12 +230,10 @@ _GROUP = re.compile(
 
 def _loaded_groups(reader: WheelReader) -> frozenset[str]:
     found: set[str] = set()
-    for member in reader.members:
-        if member.name.endswith(".py") and not _is_test(member.name.split("/")):
-            data = reader.read(member.name)
-            if b"entry_points" in data:
-                found.update((m.group(1) or m.group(2)).decode("ascii", "replace")
-                             for m in _GROUP.finditer(data))
+    for _, data in _sources(reader):
+        if b"entry_points" in data:
+            found.update((m.group(1) or m.group(2)).decode("ascii", "replace")
+                         for m in _GROUP.finditer(data))
     return frozenset(found)
 
 
