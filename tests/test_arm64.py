@@ -157,8 +157,9 @@ def test_code_references_follow_registers(
 
 def test_decisions_are_the_x86_64_ones() -> None:
     """A merged tail (``"pkg"`` inside ``"to_pkg"``) used alone, and the longer string used
-    too: the same verdicts as on x86-64, except that an arm64 reference is never moved (two
-    instructions encode it), so where x86-64 would split, arm64 refuses."""
+    too: the same verdicts as on x86-64. (This module has no function starts, so no arm64
+    reference is exact enough to move: where a split would follow, it is refused; see
+    test_arm64_split for splits.)"""
     def program(at: Callable[[bytes], int]) -> list[Insn]:
         return [adrp(8, lambda: at(b"pkg\0")), add_lo(0, 8, lambda: at(b"pkg\0")),
                 add_lo(1, 8, lambda: at(b"pkg.sub")), bl(64), RET]

@@ -21,8 +21,8 @@ disassembler object per instruction costs ten times more. What cannot be seen: a
 passed through memory or across an indirect branch, as on x86-64 one computed at run time.
 
 A reference's Site has kind ``arm64`` and the file offset of the instruction that completes
-the address; it is never moved (two instructions encode it), so a merged string that would
-need its users moved is refused instead.
+the address; arm64_moves.py moves it (rewrites that instruction, and the ``adrp`` when its page
+serves nothing else) where a merged string's own users must go to a copy.
 """
 
 from __future__ import annotations
@@ -121,12 +121,12 @@ def _direct_target(word: int, pc: int) -> int | None:
     return None
 
 
-# What one instruction does, as far as addresses go (decoded from its bits, see _decode).
+# What one instruction does, as far as addresses go (decoded from its bits, see decode).
 ADRP, ADR, ADD, MOV, MEM, LITERAL, CALL, JUMP, END, OTHER = range(10)
 #: (address, kind, destination, source, value, registers written, branch target, conditional)
 Op = tuple[int, int, int, int, int | None, tuple[int, ...], int | None, bool]
 #: Registers a call may change (AAPCS64: x0-x18 and the link register).
-_CALLER_SAVED = (*range(19), 30)
+CALLER_SAVED = (*range(19), 30)
 
 
 @dataclass
@@ -141,7 +141,7 @@ class _Function:
     """One function's instructions as basic blocks, and the addresses its registers hold."""
 
     def __init__(self, data: bytes, start: int, end: int, shift: int) -> None:
-        self.blocks = _blocks(_decode(data, start, end, shift))
+        self.blocks = blocks(decode(data, start, end, shift))
         self.shift = shift
 
     def sites(self) -> list[Site]:
@@ -188,7 +188,7 @@ def _meet(states: list[State]) -> State:
     return {r: v for r, v in first.items() if all(s.get(r) == v for s in rest)}
 
 
-def _blocks(ops: list[Op]) -> dict[int, _Block]:
+def blocks(ops: list[Op]) -> dict[int, _Block]:
     if not ops:
         return {}
     inside = {op[0] for op in ops}
@@ -241,13 +241,13 @@ def _step(op: Op, state: State, found: list[tuple[int, int]] | None) -> None:
         formed = value
     if formed is not None and found is not None:
         found.append((at, formed))
-    for reg in _CALLER_SAVED if kind == CALL else written:
+    for reg in CALLER_SAVED if kind == CALL else written:
         state.pop(reg, None)
     if known is not None and rd != 31:
         state[rd] = known
 
 
-def _decode(data: bytes, start: int, end: int, shift: int) -> list[Op]:
+def decode(data: bytes, start: int, end: int, shift: int) -> list[Op]:
     """Each instruction word from ``start`` to ``end`` as an Op (see _op)."""
     count = (end - start) // 4
     words = struct.unpack_from(f"<{count}I", data, start)

@@ -13,7 +13,7 @@ RefKind = Literal["string", "symbol", "tail", "unbounded"]
 #: Why an occurrence that does not start a string is patched, left alone or refused.
 Verdict = Literal[
     "", "used-alone", "never-alone", "label", "split", "conflict", "inner", "unknown",
-    "attribute",
+    "attribute", "compared",
 ]
 
 INIT_PREFIX = "PyInit_"
@@ -48,6 +48,7 @@ class Reference:
     #: string only and is left alone; ``label``: Cython's ``"init <module>"`` traceback
     #: label, patched with the module; ``conflict``: both the longer string and the name
     #: are referenced; ``inner``: something points into the middle of the name;
+    #: ``compared``: code compares text with the string's first bytes as an immediate;
     #: ``unknown``: references cannot be found in this kind of binary.
     verdict: Verdict = ""
     #: Human-readable detail for the verdict (which references were found).
@@ -64,6 +65,9 @@ class Redirect:
 
     site: refs.Site
     delta: int
+    #: For an ``arm64`` site: the instruction words that make it so, as (file offset, word
+    #: now, new word), planned by arm64_moves (its ``adrp`` only where nothing else uses it).
+    words: tuple[tuple[int, int, int], ...] = ()
 
 
 @dataclass(frozen=True)

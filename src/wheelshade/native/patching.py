@@ -28,7 +28,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from wheelshade.errors import WheelshadeError
-from wheelshade.native import cyrewrite, cytable
+from wheelshade.native import arm64_moves, cyrewrite, cytable
 from wheelshade.native.elf import DT_RPATH, read_elf
 from wheelshade.native.loadcheck import LoadCheckError, probe
 from wheelshade.native.model import INIT_PREFIX, BinaryInfo, Redirect
@@ -218,6 +218,9 @@ _FIELDS = {"code": "<i", "relocation": "<q", "pointer": "<Q"}
 def _redirect(out: bytearray, move: Redirect, path: str) -> None:
     """Add ``move.delta`` to the address a reference field encodes (see refs.Site)."""
     site = move.site
+    if site.kind == "arm64":  # planned words (none for a read that follows a moved address)
+        arm64_moves.rewrite(out, move.words, path)
+        return
     fmt = _FIELDS.get(site.kind)
     if fmt is None:
         raise ValueError(f"{path}: a {site.kind} reference at {site.offset:#x} cannot be moved")

@@ -14,7 +14,7 @@ class Site:
 
     ``offset`` is the file offset of the field that encodes the reference: the 32-bit
     displacement (``code``, x86-64), the instruction that completes the address (``arm64``:
-    never moved, two instructions may encode it), the relocation's addend
+    two instructions may encode it, see arm64_moves), the relocation's addend
     (``relocation``), the stored 64-bit value (``pointer``) or the symbol's value
     (``symbol``). ``base`` is what the field is
     relative to (it holds ``target - base``): the address of the next instruction for

@@ -47,3 +47,7 @@ class Slack:
         self.used += len(text)
         added = Appended(seg.offset + at, text, name, seg.header, seg.filesz + self.used)
         return added, seg.vaddr + at
+
+    def give_back(self, added: Appended) -> None:
+        """Free the room of the copy taken last (its references could not be moved)."""
+        self.used -= len(added.text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
-from wheelshade.native import refs
+from wheelshade.native import arm64_moves, immediates, refs
 from wheelshade.native.elf import Elf
 from wheelshade.native.model import Appended, Redirect, Reference
 from wheelshade.native.rust import rust_literals
@@ -120,37 +120,83 @@ def resolve(
             conflicts.append((ref, at, alone, head))
     redirects: list[Redirect] = []
     appended: list[Appended] = []
-    copies = {c_string(data, r.offset): r for r in patch if r.verdict == "" and r.kind == "string"}
+    copies: dict[bytes, list[Reference]] = {}
+    for r in patch:
+        if r.verdict == "" and r.kind == "string":
+            copies.setdefault(c_string(data, r.offset), []).append(r)
     slack = Slack(data, elf) if conflicts else None  # read the segments only when needed
-    for ref, at, alone, head in conflicts:
+    for ref, _at, alone, head in conflicts:
         text = c_string(data, ref.offset)
-        # Rewriting a displacement is only safe where the instruction is known for sure.
-        movable = all(s.kind in ("code", "relocation", "pointer") and s.exact for s in alone)
-        copy = copies.get(text)
-        target: int | None = None
+        # Rewriting a reference is only safe where the instruction is known for sure.
+        movable = all(s.kind in _MOVABLE and s.exact for s in alone)
+        moves: list[Redirect] | str = ""
         where = ""
-        if movable and copy is not None:
+        # The nearest copy first: arm64 code may reach only a copy on the tail's page.
+        for copy in sorted(copies.get(text, []), key=lambda c: abs(c.offset - ref.offset)):
             target = refs.address_of(elf, copy.offset)
-            where = f"its standalone copy at {copy.offset:#x}"
-        elif movable and slack is not None:
+            if movable and target is not None:
+                moves = _moves(data, elf, alone, target)
+                if isinstance(moves, list):
+                    where = f"its standalone copy at {copy.offset:#x}"
+                    break
+        if movable and isinstance(moves, str) and slack is not None:
             room = slack.take(text + b"\0", ref.name)
             if room is not None:
                 added, target = room
-                appended.append(added)
-                where = f"a standalone copy added at {added.offset:#x}"
-        if target is None:
+                moves = _moves(data, elf, alone, target)
+                if isinstance(moves, str):
+                    slack.give_back(added)
+                else:
+                    appended.append(added)
+                    where = f"a standalone copy added at {added.offset:#x}"
+        if isinstance(moves, str):
+            why = f" to move those uses to ({moves})" if moves else " to move those uses to"
             refuse.append(replace(ref, verdict="conflict", detail=(
                 f"the longer string is used ({_where(head)}) and so is {ref.name!r} on its "
                 f"own ({_where(alone)}): a linker merged them, and no standalone copy of "
-                f"{_short(text)!r} exists or fits to move those uses to"
+                f"{_short(text)!r} exists or fits{why}"
             )))
             continue
-        redirects += [Redirect(site, target - at) for site in alone]
+        redirects += moves
         leave.append(replace(ref, verdict="split", detail=(
             f"the longer string is used ({_where(head)}); the {len(alone)} use(s) of "
             f"{ref.name!r} on its own now point at {where}"
         )))
+    held = immediates.compared(data, elf, {c for r in patch if (c := _lead(data, r))})
+    for ref in [r for r in patch if _lead(data, r) in held]:
+        patch.remove(ref)
+        lead = _lead(data, ref) or b""
+        refuse.append(replace(ref, verdict="compared", detail=(
+            f"the code compares text with {lead.decode('utf-8', 'replace')!r} as an "
+            f"immediate (an inlined comparison at {held[lead]:#x}), which renaming the "
+            "string would not reach"
+        )))
     return patch, refuse, leave, redirects, appended
+
+
+def _lead(data: bytes, ref: Reference) -> bytes | None:
+    """The first bytes of the C string the name starts, as an inlined comparison loads them
+    (see immediates), or None when the name does not start a long enough string."""
+    if ref.kind == "symbol" or (ref.offset and data[ref.offset - 1]):
+        return None
+    return immediates.chunk(c_string(data, ref.offset))
+
+
+#: References a split can move: displacements, addends, stored pointers, arm64 instructions.
+_MOVABLE = ("code", "relocation", "pointer", "arm64")
+
+
+def _moves(data: bytes, elf: Elf, sites: list[refs.Site], target: int) -> list[Redirect] | str:
+    """Redirects that point each of ``sites`` (all at one address) at ``target``, or why
+    they cannot (arm64 code needs its page register followed, see arm64_moves)."""
+    moves = [Redirect(s, target - s.target) for s in sites if s.kind != "arm64"]
+    arm = [s for s in sites if s.kind == "arm64"]
+    if arm:
+        words = arm64_moves.plan(data, elf, arm, target)
+        if isinstance(words, str):
+            return words
+        moves += [Redirect(s, target - s.target, tuple(words[s])) for s in arm]
+    return moves
 
 
 def _name_arguments(
