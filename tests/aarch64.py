@@ -10,7 +10,6 @@ apt-get is missing or the archive cannot be reached.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import tempfile
@@ -19,13 +18,13 @@ from pathlib import Path
 
 import pytest
 
+import debian
+
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "aarch64"
 SUITE = "trixie"
-MIRROR = "http://deb.debian.org/debian"
 #: What the sysroot is built from (their dependencies come along).
 PACKAGES = ("python3.13:arm64", "libstdc++6:arm64")
-_UNREACHABLE = ("Could not resolve", "Temporary failure", "Failed to fetch",
-                "Network is unreachable", "Connection failed", "Unable to connect")
+WHY = "the aarch64 sysroot"
 
 
 def sysroot() -> tuple[Path, Path]:
@@ -62,22 +61,21 @@ def _build() -> None:
     CACHE.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="build-", dir=CACHE))
     try:
-        conf = _apt_config(work)
-        env = {**os.environ, "APT_CONFIG": str(conf), "LC_ALL": "C"}
-        _apt(["apt-get", "update"], env, work)
-        listing = _apt(["apt-cache", "depends", "--recurse", "--no-recommends", "--no-suggests",
-                        "--no-conflicts", "--no-breaks", "--no-replaces", "--no-enhances",
-                        *PACKAGES], env, work)
+        env = debian.apt_env(work, SUITE, ["arm64", "amd64"])
+        debian.apt(["apt-get", "update"], env, work, WHY)
+        listing = debian.apt(["apt-cache", "depends", "--recurse", "--no-recommends",
+                              "--no-suggests", "--no-conflicts", "--no-breaks", "--no-replaces",
+                              "--no-enhances", *PACKAGES], env, work, WHY)
         wanted = sorted({
             line for line in listing.splitlines()
             if line and not line.startswith((" ", "<")) and not line.endswith(":amd64")
         })
         debs = work / "debs"
         debs.mkdir()
-        _apt(["apt-get", "download", *wanted, "qemu-user:amd64"], env, debs)
+        debian.apt(["apt-get", "download", *wanted, "qemu-user:amd64"], env, debs, WHY)
         for deb in sorted(debs.glob("*.deb")):
             into = work / ("qemu" if deb.name.startswith("qemu-user_") else "root")
-            subprocess.run(["dpkg", "-x", str(deb), str(into)], check=True)
+            debian.extract(deb, into)
         keep = work / "qemu" / "usr" / "bin" / "qemu-aarch64"  # of every emulator shipped
         keep.rename(work / "qemu-aarch64")
         shutil.rmtree(work / "qemu")
@@ -90,34 +88,3 @@ def _build() -> None:
                 (work / name).rename(CACHE / name)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _apt_config(work: Path) -> Path:
-    for folder in ("state/lists/partial", "cache/archives/partial", "parts", "prefs"):
-        (work / "apt" / folder).mkdir(parents=True)
-    (work / "apt" / "state" / "status").touch()
-    (work / "apt" / "sources.list").write_text(
-        f"deb [arch=arm64,amd64] {MIRROR} {SUITE} main\n")
-    apt = work / "apt"
-    conf = apt / "apt.conf"
-    conf.write_text("\n".join([
-        f'Dir::State "{apt}/state";', f'Dir::State::status "{apt}/state/status";',
-        f'Dir::Cache "{apt}/cache";', f'Dir::Etc::SourceList "{apt}/sources.list";',
-        f'Dir::Etc::SourceParts "{apt}/parts";', f'Dir::Etc::PreferencesParts "{apt}/prefs";',
-        'APT::Architecture "arm64";', 'APT::Architectures { "arm64"; "amd64"; };',
-        'Debug::NoLocking "true";', 'Acquire::Languages "none";',
-        'APT::Sandbox::User "root";', "",
-    ]))
-    return conf
-
-
-def _apt(args: list[str], env: dict[str, str], cwd: Path) -> str:
-    proc = subprocess.run(args, env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
-    failed = proc.returncode != 0 or "\nE: " in f"\n{proc.stderr}" or "\nW: Failed" in (
-        f"\n{proc.stderr}")
-    if failed:
-        if any(marker in proc.stderr for marker in _UNREACHABLE):
-            pytest.skip(f"Debian archive unreachable, cannot build the aarch64 sysroot: "
-                        f"{proc.stderr.strip().splitlines()[-1]}")
-        raise AssertionError(f"{' '.join(args[:2])} failed:\n{proc.stderr}")
-    return proc.stdout
