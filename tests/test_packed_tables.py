@@ -4,6 +4,7 @@ shaded and run beside a newer release of itself, with nothing of the original le
 
 from __future__ import annotations
 
+import itertools
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -181,3 +182,29 @@ def test_sqlalchemy_lzss_tables_beside_another_sqlalchemy(
     assert shaded[:3] == ["2.0.58", [[1, 2]], 2] and original[:3] == ["2.1.9", [[1, 2]], 2]
     # The row's base class comes from the compiled (LZSS-packed) extension.
     assert shaded[3] == f"{new}.cyextension.resultproxy"
+
+
+def test_a_split_with_every_marker_whole_outranks_a_shifted_one() -> None:
+    """Lengths read from a shifted start of the same array can cut a table of repetitive
+    constants (fused signatures) so that a few markers still come out whole; the split that
+    leaves all of them whole is the table's (scikit-learn 1.8's Cython 3.2 modules)."""
+    constants = [b"()", b"Expected at least ", b"|", b"?", b" arguments, got ",
+                 b"cline_in_traceback", b"__name__", b"__test__", b"__main__",
+                 *[b"f[int%d_t[:, ::1],const int%d_t[:]]" % (a, b)
+                   for a in (32, 64) for b in (32, 64)] * 3,
+                 b"pkg.mod", b"__module__", b"__qualname__"]
+    text = b"".join(constants)
+    lengths = tuple(len(c) for c in constants)
+    right = cytable._split(text, [lengths])
+    assert right is not None and len(right) == len(constants) + 1
+    # Another run of small words that cuts the text differently, two markers whole by
+    # chance and the rest merged with their neighbours: the old rule trusted neither.
+    merged = [b"".join(constants[:2]), *constants[2:7], b"__test____main__",
+              *constants[9:-3], b"pkg.mod__module__", b"__qualname__"]
+    assert b"".join(merged) == text
+    other = tuple(len(c) for c in merged)
+    assert cytable._split(text, [other]) is not None  # a candidate on its own
+    assert cytable._split(text, [other, lengths]) == right
+    assert cytable._split(text, [lengths, other]) == right
+    pieces = {text[a:b] for a, b in itertools.pairwise(right)}
+    assert b"pkg.mod" in pieces

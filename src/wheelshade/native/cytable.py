@@ -323,20 +323,27 @@ def _stack_runs(
 
 def _split(text: bytes, runs: Iterable[tuple[int, ...]]) -> tuple[int, ...] | None:
     """The bounds every run that splits ``text`` into whole marker constants agrees on
-    (the longest such split), or None when none does or two disagree."""
+    (the longest such split), or None when none does or two disagree.
+
+    A split that leaves every marker of the text whole outranks one that leaves fewer: a
+    run of lengths read from a shifted start can cut a table of repetitive constants
+    (fused signatures ``f[int32_t[:, ::1],const int64_t[:]]`` ...) into a few whole markers
+    by chance, never into all of them."""
     marker = next((m for m in MARKERS if m in text), None)
     if marker is None:
         return None
     places = [m.start() for m in re.finditer(re.escape(marker), text)]
+    found = [b for words in runs for b in _candidates(text, words, marker, places)]
+    present = sum(m in text for m in MARKERS)
+    complete = [b for b in found if _whole_markers(text, b) == present]
     chosen: tuple[int, ...] | None = None
-    for words in runs:
-        for bounds in _candidates(text, words, marker, places):
-            if chosen is None or len(bounds) > len(chosen):
-                if chosen is not None and bounds[:len(chosen)] != chosen:
-                    return None
-                chosen = bounds
-            elif chosen[:len(bounds)] != bounds:
+    for bounds in complete or found:
+        if chosen is None or len(bounds) > len(chosen):
+            if chosen is not None and bounds[:len(chosen)] != chosen:
                 return None
+            chosen = bounds
+        elif chosen[:len(bounds)] != bounds:
+            return None
     return chosen
 
 
