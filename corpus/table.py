@@ -91,6 +91,26 @@ mirror here), imports, and the unshaded recheck when there is one.
 """
 
 
+#: What is known of the broken ones (2026-12-07); every one is verify's own verdict.
+BROKEN_NOTES = """What they are (all three found by `wheelshade verify`, none silent):
+
+- nbconvert: files installed outside site-packages
+  (`share/jupyter/nbconvert/templates/*/conf.json`, naming `nbconvert.preprocessors.*`
+  classes) keep their paths, which the other release installs too: the shaded copy's
+  templates import the other release. `shade` now says so (finding `shared-data`);
+  relocating a package's data files and the code that finds them is not done. Following
+  verify's hint (traitlets, whose `import_item` does the import) makes it worse: a shaded
+  traitlets beside the unshaded jupyter_core gives a metaclass conflict.
+- grpcio-health-checking, notebook: a dependency both releases share, unshaded, imports
+  whatever release of the package is installed when it starts (`grpc` registers
+  `grpc.health`; `jupyter_server.prometheus.metrics` reads `notebook._version`), here the
+  other release. The way out is shading that dependency in the same set, as verify says; for
+  grpcio-health-checking it is blocked since grpcio itself is refused (its inline-compared
+  keys), for notebook the sweep does not follow a hint after a `--with-deps` retry.
+
+"""
+
+
 GROUPS = [
     (
         "compiled module holds a string ending in the import name off a token boundary",
@@ -109,6 +129,22 @@ GROUPS = [
     (
         "two distributions of the --with-deps set share a nested namespace portion",
         re.compile(r"both install the namespace portion"),
+    ),
+    (
+        "nothing to shade: stubs only, or no importable module",
+        re.compile(r"installs no importable module"),
+    ),
+    (
+        "the other release (or its closure) does not install from the index",
+        re.compile(r"dependencies do not install: |pip could not resolve the closure"),
+    ),
+    (
+        "compiled code compares a module-path-shaped string inline (an immediate)",
+        re.compile(r"the code compares text with"),
+    ),
+    (
+        "compiled code refers into the middle of a module name",
+        re.compile(r"point\(s\) into the middle of"),
     ),
 ]
 
@@ -192,7 +228,7 @@ def write_table(projects: list[dict[str, Any]], results: dict[str, Any]) -> None
                 text += f"- {p['name']} {p['shaded']}: {_cell(r.get('reason', ''))}\n"
         text += "\n"
     if broken:
-        text += "Broken (bugs) and unchecked:\n\n" + "\n".join(broken) + "\n\n"
+        text += "Broken (bugs) and unchecked:\n\n" + "\n".join(broken) + "\n\n" + BROKEN_NOTES
     text += (
         "Modules: imported / skipped by rule (t), for an absent optional dependency (o), on "
         "another import error (e). Seconds: the whole project (shade, venv, install, imports).\n\n"
