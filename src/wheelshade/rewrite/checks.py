@@ -22,6 +22,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from wheelshade.rewrite.evidence import target_names
 from wheelshade.rewrite.names import ImportAliases, aliases_from_ast, qualified
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import in_site_packages, locate, module_name_of_file
@@ -245,7 +246,7 @@ class _Flow:
                 for target in targets:
                     pairs.extend(_pairs(target, node.value))
             elif isinstance(node, ast.AugAssign | ast.For | ast.AsyncFor | ast.comprehension):
-                pairs.extend((n, None, node.target.lineno) for n in _target_names(node.target))
+                pairs.extend((n, None, node.target.lineno) for n in target_names(node.target))
         for _ in range(2):  # a name drawn from one assigned later in the walk
             for name, value, _line in pairs:
                 origin = None if value is None else self.origin(value)
@@ -277,16 +278,8 @@ def _pairs(target: ast.expr, value: ast.AST) -> list[tuple[str, ast.AST | None, 
         len(target.elts) == len(value.elts)
     ):
         return [p for t, v in zip(target.elts, value.elts, strict=True) for p in _pairs(t, v)]
-    names = _target_names(target)
+    names = target_names(target)
     return [(n, value, target.lineno) for n in names]
-
-
-def _target_names(target: ast.AST) -> list[str]:
-    if isinstance(target, ast.Name):
-        return [target.id]
-    if isinstance(target, ast.Tuple | ast.List):
-        return [n.id for n in target.elts if isinstance(n, ast.Name)]
-    return []
 
 
 def _statements(text: str, tree: ast.Module, words: list[str]) -> Iterator[ast.stmt]:

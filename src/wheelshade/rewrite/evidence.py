@@ -222,7 +222,7 @@ class _Scope:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if self._is_valued(node.value):
                 for target in targets:
-                    for name in _target_names(target):
+                    for name in target_names(target):
                         self.valued.add(name)
             elif any((isinstance(t, ast.Name) and t.id in self.valued)
                      or (isinstance(t, ast.Attribute) and t.attr in _MODULE_ATTRS)
@@ -338,7 +338,8 @@ def _is_name_key(node: ast.AST) -> bool:
     return isinstance(node, ast.Constant) and node.value in ("__name__", "__module__")
 
 
-def _target_names(target: ast.AST) -> list[str]:
+def target_names(target: ast.AST) -> list[str]:
+    """The plain names an assignment target binds (``a``, ``a, b``)."""
     if isinstance(target, ast.Name):
         return [target.id]
     if isinstance(target, ast.Tuple | ast.List):
