@@ -144,8 +144,16 @@ PINS: dict[str, tuple[str, ...]] = {
         "1c20ea32a73d17b9b60e3371240e17b0068120c98a5ec01a224a7dd8c89733ba",
         "c75116c9de79949de23006e2d9b35ee82874c594fcf5c0311b439acaa14b8441",  # cp313 aarch64
     ),
-    # Cython 3 with a merged tail (".google_grpc" / "grpc") used both ways (cp313 aarch64).
-    "grpcio==1.84.2": ("69002b796ff0fd09e9414eb9cbf43323ae42306e21634cc882919a5d9eb1658b",),
+    # Cython 3 with a merged tail (".google_grpc" / "grpc") used both ways (cp313 aarch64),
+    # and channel-argument keys named after the package in its C core.
+    "grpcio==1.84.2": (
+        "69002b796ff0fd09e9414eb9cbf43323ae42306e21634cc882919a5d9eb1658b",
+        "7a09b30471f8ce0f7d0ece8c7f88b80e13b455111c03d88cba6c017fd73ac516",  # cp311 manylinux
+    ),
+    "grpcio==1.85.3": (
+        "f2948333a1f462c0e559b5ea436655ed36822fa448f5713d6de2d483bed6e03f",  # cp311 manylinux
+        "399fc184b4d2dd0b014b4b880a5b1ecc99383b610dbb270acb43d1b23e1e8b9c",  # cp313 aarch64
+    ),
     "greenlet==3.4.0": (
         "c660bce1940a1acae5f51f0a064f1bc785d07ea16efcb4bc708090afc4d69e83",
         "5566e4e2cd7a880e8c27618e3eab20f3494452d12fd5129edef7b2f7aa9a36d1",  # cp313 aarch64

@@ -10,6 +10,7 @@ import pytest
 
 import aarch64
 from pypi import platform_wheels, wheels
+from test_native_evidence import GRPC_CALLS
 from wheelshade import shade
 from wheelshade.native.classify import classify
 
@@ -192,3 +193,26 @@ def test_sqlalchemy_lzss_tables_aarch64_beside_the_next_sqlalchemy(tmp_path: Pat
                 f"for sa in ({new}, sqlalchemy):\n    " + work.replace("\n", "\n    ")
                 + "rows.append(out)\nprint(json.dumps(rows))", site)
     assert both[0] == alone[:-1] and both[1][:3] == ["2.1.9", [1, 2], 2]
+
+
+def test_grpcio_aarch64_beside_its_next_release(tmp_path: Path) -> None:
+    """grpcio's aarch64 core: a merged ``"grpc"`` tail split by moving ``adrp``+``add``
+    pairs, and channel-argument keys (some compared inline) that keep their bytes; a server
+    and a call through each grpc in one interpreter, under qemu, the shaded one still
+    honouring an option passed from Python."""
+    folder = platform_wheels(*PLATFORM, "grpcio==1.84.2", "grpcio==1.85.3",
+                             "typing-extensions==4.16.0")
+    result = shade([], [_one(folder, "grpcio-1.84.2-")], out_dir=tmp_path / "out")
+    (report,) = result.wheels
+    new = report.mapping["grpc"]
+    aarch64.sysroot()
+    site = aarch64.unpack(tmp_path / "site", report.output, _one(folder, "grpcio-1.85.3-"),
+                          _one(folder, "typing_extensions-"))
+    shaded_row = ["1.84.2", f"{new}._cython.cygrpc", "hi", "RESOURCE_EXHAUSTED"]
+    alone = _run(BLOCK.replace("markupsafe", "grpc") + f"import {new}\nMODULES = [{new}]\n"
+                 f"{GRPC_CALLS}rows.append(sorted(k for k in sys.modules if k.startswith('grpc.')"
+                 " or k == 'grpc'))\nprint(json.dumps(rows))", site)
+    assert alone == [shaded_row, []]
+    both = _run(f"import grpc, {new}\nMODULES = [{new}, grpc]\n{GRPC_CALLS}"
+                "print(json.dumps(rows))", site)
+    assert both == [shaded_row, ["1.85.3", "grpc._cython.cygrpc", "hi", "RESOURCE_EXHAUSTED"]]

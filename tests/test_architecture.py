@@ -16,7 +16,7 @@ SRC = Path(__file__).resolve().parent.parent / "src" / "wheelshade"
 #: Stages from the bottom up. A module may import its own stage's modules and any lower
 #: stage's; stages on one level (rewrite, native) may not import each other.
 LEVELS: dict[str, int] = {
-    "base": 0,  # errors, findings, naming, timings: shared by every stage
+    "base": 0,  # errors, findings, naming, proof, timings: shared by every stage
     "wheel": 1,  # reading and writing wheels
     "rewrite": 2,  # Python sources
     "native": 2,  # compiled code
@@ -25,7 +25,7 @@ LEVELS: dict[str, int] = {
     "top": 5,  # wiring: core, plan, apply, cli, config, batch, the public API
     "serve": 6,  # the index server: above the API; only cli.py imports it (lazily)
 }
-BASE = {"errors", "findings", "naming", "timings"}
+BASE = {"errors", "findings", "naming", "proof", "timings"}
 MAX_LINES = 410
 
 

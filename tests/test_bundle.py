@@ -386,7 +386,7 @@ def test_satisfiable(spec: str, ok: bool) -> None:
 def test_the_scripts_note_says_why_they_are_left_out(bundles: tuple[Path, ...], why: str) -> None:
     """--keep-scripts does nothing for a bundle, so its note must not offer it."""
     from wheelshade.cli import format_result
-    from wheelshade.core import ShadeResult, WheelReport
+    from wheelshade.result import ShadeResult, WheelReport
     from wheelshade.wheel.summary import Role
 
     report = WheelReport(Role.DEP, "dep 1.0", Path("dep.whl"), Path("out.whl"), "dep-1-0-x",

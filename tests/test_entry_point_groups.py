@@ -9,8 +9,8 @@ import pytest
 
 from helpers import Venv, make_wheel, read_member, validate_record
 from wheelshade import shade
-from wheelshade.core import WheelReport
 from wheelshade.findings import Code
+from wheelshade.result import WheelReport
 
 
 def plugy(out: Path, version: str) -> Path:

@@ -6,7 +6,7 @@ __version__ = "0.1.0"
 
 from wheelshade.batch import BatchResult, SetOutcome, run_batch
 from wheelshade.config import find_config, load_config
-from wheelshade.core import ShadeResult, WheelReport, shade
+from wheelshade.core import shade
 from wheelshade.errors import (
     ArchiveError,
     FetchError,
@@ -21,6 +21,7 @@ from wheelshade.options import ShadeOptions
 from wheelshade.resolve.closure import ClosureOptions
 from wheelshade.resolve.fetch import IndexOptions, Pin, Target
 from wheelshade.resolve.resolver import Decision
+from wheelshade.result import ShadeResult, WheelReport
 from wheelshade.shadeset import ShadeSet
 
 __all__ = [

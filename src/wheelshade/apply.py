@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import difflib
-import posixpath
-import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from wheelshade import __version__
-from wheelshade.errors import RewriteError, WheelshadeError
+from wheelshade.binaries import new_rpath, patched, with_rpath
+from wheelshade.errors import RewriteError
 from wheelshade.findings import Code, Finding
 from wheelshade.groups import GroupTracker, own_groups, plugin_groups, tracker
-from wheelshade.native import macho, macho_patch, pe, pe_patch
-from wheelshade.native.classify import classify
 from wheelshade.native.model import BinaryInfo
-from wheelshade.native.patching import patch_strings, relocate_rpath, rename_init_symbol, set_rpath
+from wheelshade.native.scan import unproven_findings
 from wheelshade.plan import Action, MemberAction, ShadePlan, WheelJob
 from wheelshade.rewrite import StringRules, bound, checks, mentions, rewrite_file
+from wheelshade.rewrite.bound import set_proof
 from wheelshade.rewrite.delvewheel import rename_libs
 from wheelshade.rewrite.pool import Batch, SourceRewriter
 from wheelshade.timings import Timings
@@ -98,6 +96,7 @@ class _JobWriter:
         self.job = job
         self.plan = plan
         self.strings = string_rules(plan)
+        self.proof = set_proof([j.summary for j in plan.jobs if j.summary.role is Role.DEP])
         self.want_diff = want_diff
         self.python_files = 0
         self.rewritten = 0
@@ -190,80 +189,6 @@ class _JobWriter:
         if act.action is Action.TOP_LEVEL and is_dep:
             return edit_top_level_txt(data, self.plan.dists[self.job.summary.name].mapping)
         return data
-
-
-def _patched(reader: WheelReader, act: MemberAction, info: BinaryInfo, plan: ShadePlan) -> bytes:
-    """A compiled module with its references to shaded names patched in place (same length).
-
-    Checked afterwards: classifying the result must find no shaded original name left.
-    """
-    try:
-        data = patch_strings(reader.read(act.source), info, plan.mapping)
-    except ValueError as exc:
-        # The plan said the file could be patched; the bytes disagree (a copy out of reach
-        # of a reference, padding that is not free): refuse rather than write a guess.
-        raise RewriteError(
-            f"cannot patch it: {exc}", path=info.path, hint="please report this wheel"
-        ) from None
-    module = info.module_name
-    filename = posixpath.basename(act.target)
-    loaded_as = "" if filename.startswith("__init__.") else filename.split(".", 1)[0]
-    init = None
-    if module is not None and module in plan.mapping and loaded_as in ("", plan.mapping[module]):
-        # PyInit_<name> must match the last part of the name the module is imported as:
-        # a compiled package __init__ (PyInit_<package>) and a module renamed for real (a
-        # mypyc group library) get the shaded name. A top-level extension module moved
-        # into a wrapper package keeps its file name, and so its symbol.
-        init = (module, plan.mapping[module])
-    if pe.is_pe(data):  # exports, CheckSum and signature are edited in place (see pe_patch)
-        data = pe_patch.finish(data, info.path, init)[0]
-    elif macho.is_macho(data):  # each slice: symbol table, export trie, code signature
-        data = macho_patch.finish(data, info.path, init)[0]
-    elif init is not None:
-        data = _with_init_symbol(data, *init, info.path)
-    after = classify(data, info.path, plan.mapping)
-    left = sorted({r.name for r in (*after.references, *after.suspects) if r.kind != "symbol"}
-                  | set(after.packed_names))
-    if left:
-        raise RewriteError(
-            f"still refers to {', '.join(left)} after patching",
-            path=info.path,
-            hint="please report this wheel",
-        )
-    return data
-
-
-def _new_rpath(info: BinaryInfo, act: MemberAction, renames: Mapping[str, str]) -> str | None:
-    """The RPATH a moved binary needs to find its grafted libraries again, or None."""
-    old = ":".join(info.rpath or info.runpath)
-    if not old:
-        return None
-    new = relocate_rpath(old, act.source, act.target, renames)
-    return new if new != old else None
-
-
-def _with_rpath(data: bytes, rpath: str, info: BinaryInfo) -> bytes:
-    """``data`` with its RPATH set by patchelf (files only), or Mach-O load commands."""
-    if macho.is_macho(data):  # each @loader_path entry (see classify) by its new value
-        return macho_patch.relink(data, info.path, info.runpath, rpath.split(":"))
-    return _through_file(data, lambda path: set_rpath(path, rpath), "set its RPATH", info.path)
-
-
-def _with_init_symbol(data: bytes, old: str, new: str, where: str) -> bytes:
-    """``data`` with ``PyInit_<old>`` renamed to ``PyInit_<new>`` (patchelf)."""
-    return _through_file(data, lambda path: rename_init_symbol(path, old, new),
-                         f"rename PyInit_{old}", where)
-
-
-def _through_file(data: bytes, edit: Callable[[Path], None], what: str, where: str) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="wheelshade-patch-") as tmp:
-        path = Path(tmp) / "module.so"
-        path.write_bytes(data)
-        try:
-            edit(path)
-        except WheelshadeError as exc:
-            raise RewriteError(f"cannot {what}: {exc.message}", path=where) from None
-        return path.read_bytes()
 
 
 _BATCH_BYTES = 4 << 20
@@ -377,17 +302,20 @@ class _Putter:
     def __call__(self, act: MemberAction, changed: dict[str, bytes]) -> None:
         name, exe, plan = act.target, self.executable[act.source], self.state.plan
         info = self.binaries.get(act.source)
+        self.state.findings += unproven_findings(act.source, info) if info else []
         patch = act.action is Action.BINARY and info and any(n in plan.mapping for n in info.names)
         # $ORIGIN entries may lead into the shaded packages themselves (pyarrow's modules
         # find libarrow*.so beside them) as well as into renamed library folders.
         dirs = {k: v for k, v in plan.mapping.items() if "." not in k}
-        rpath = _new_rpath(info, act, dirs | dict(self.state.job.libs_renames)) if info else None
+        rpath = new_rpath(info, act, dirs | dict(self.state.job.libs_renames)) if info else None
         if act.source in changed:
             self.writer.add(name, changed.pop(act.source), executable=exe)
         elif info and (patch or rpath is not None):
-            data = _patched(self.reader, act, info, plan) if patch else self.reader.read(act.source)
+            data = self.reader.read(act.source)
+            if patch:
+                data = patched(data, act, info, plan, self.state.proof)
             if rpath is not None:
-                data = _with_rpath(data, rpath, info)
+                data = with_rpath(data, rpath, info)
             self.writer.add(name, data, executable=exe)
         elif act.action in (Action.COPY, Action.BINARY, Action.REWRITE):
             zinfo, entry = self.raw.info(act.source), self.record.get(act.source)

@@ -9,9 +9,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass, replace
 
 from wheelshade import __version__
-from wheelshade.core import ShadeResult
 from wheelshade.errors import StrictError, WheelshadeError
 from wheelshade.report import to_json
+from wheelshade.result import ShadeResult
 from wheelshade.rewrite.pool import default_jobs
 from wheelshade.shadeset import ShadeSet
 

@@ -16,10 +16,10 @@ from wheelshade.batch import SetOutcome, run_batch
 from wheelshade.cli_args import index_options as _index
 from wheelshade.cli_args import parser as _parser
 from wheelshade.config import find_config, load_config, override, top_level_set
-from wheelshade.core import ShadeResult
 from wheelshade.errors import StrictError, UsageError, WheelshadeError
 from wheelshade.report import summary, write_json
 from wheelshade.resolve.fetch import Target
+from wheelshade.result import ShadeResult
 from wheelshade.shadeset import ShadeSet
 from wheelshade.timings import Timings
 from wheelshade.wheel.summary import Role

@@ -6,7 +6,7 @@ import os
 import sys
 from collections.abc import Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ from wheelshade.errors import (
     StrictError,
     UsageError,
 )
-from wheelshade.findings import Finding
 from wheelshade.native import loadcheck
 from wheelshade.native import scan as compiled
 from wheelshade.options import ShadeOptions
@@ -29,50 +28,13 @@ from wheelshade.plan import PlanOptions, ShadePlan, WheelJob, make_plan
 from wheelshade.resolve.closure import expand
 from wheelshade.resolve.fetch import Pin, default_cache_dir, fetch_deps
 from wheelshade.resolve.resolver import Decision
+from wheelshade.result import ShadeResult, WheelReport
+from wheelshade.rewrite.bound import set_proof
 from wheelshade.rewrite.pool import SourceRewriter
 from wheelshade.timings import Timings
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.staging import staging
 from wheelshade.wheel.summary import Role, WheelSummary, summarise
-
-
-@dataclass(frozen=True)
-class WheelReport:
-    """What happened to one wheel."""
-
-    role: Role
-    original: str  # "flask 0.12.4"
-    source: Path
-    output: Path
-    distribution: str
-    mapping: dict[str, str]
-    python_files: int
-    rewritten: int
-    left_out: tuple[str, ...]
-    findings: tuple[Finding, ...] = ()
-    #: Console/GUI scripts of a shaded dep that were left out.
-    scripts_dropped: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ShadeResult:
-    wheels: tuple[WheelReport, ...]
-    warnings: tuple[str, ...]
-    digest: str
-    #: Unified diffs of every changed text member (only when asked for).
-    diffs: tuple[str, ...] = ()
-    #: False for a dry run: nothing was written.
-    written: bool = True
-    #: ``--with-deps``: every member of the resolved closure and why it is (not) shaded.
-    decisions: tuple[Decision, ...] = ()
-    #: Naming choices worth telling: which names got a same-length name, and why.
-    notes: tuple[str, ...] = ()
-    #: ``--bundle``: the one wheel written per dependent (the other outputs are inside).
-    bundles: tuple[Path, ...] = ()
-
-    @property
-    def findings(self) -> int:
-        return sum(len(w.findings) for w in self.wheels)
 
 
 def _check_outputs(plan: ShadePlan, out: Path, inputs: Sequence[Path]) -> None:
@@ -194,7 +156,8 @@ def _shade(
             every = [*summaries[Role.DEP], *summaries[Role.DEPENDENT]]
             # Import keys: a namespace's portions (``ns.portion``), never the shared ``ns``.
             tops = sorted({k for s in summaries[Role.DEP] for k in s.import_keys()})
-            binaries = compiled.scan(every, readers, tops, options.drop)
+            proof = set_proof(summaries[Role.DEP])
+            binaries = compiled.scan(every, readers, tops, options.drop, proof)
             options = replace(
                 options, same_length=compiled.same_length_names(binaries, tops, opts.naming)
             )

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from wheelshade import __version__
-from wheelshade.core import ShadeResult
+from wheelshade.result import ShadeResult
 from wheelshade.wheel.summary import Role
 
 REPORT_SCHEMA = 1

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wheelshade.core import ShadeResult, shade
+from wheelshade.core import shade
 from wheelshade.options import ShadeOptions
+from wheelshade.result import ShadeResult
 from wheelshade.timings import Timings
 
 

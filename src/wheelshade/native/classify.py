@@ -21,6 +21,7 @@ from wheelshade.native.model import (
 from wheelshade.native.pe import is_pe, read_layout, read_pe
 from wheelshade.native.rust import is_rust, rust_words
 from wheelshade.native.verdicts import resolve
+from wheelshade.proof import ModuleProof
 
 _DOTTED_TAIL = re.compile(rb"(?:\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _DOTTED_RUN = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
@@ -36,9 +37,16 @@ _SYMBOL_TABLES = {"ELF": ".dynstr", "PE": ".edata", "Mach-O": "LC_SYMTAB"}
 _MAX_STRING = 512
 
 
-def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
+def classify(
+    data: bytes, path: str, names: Iterable[str], proof: ModuleProof | None = None
+) -> BinaryInfo:
     """Read the ELF, PE or Mach-O file ``data`` (its archive path ``path``) and find
     references to ``names``.
+
+    With ``proof``, a string that continues a name with a dotted path is a reference only
+    when the set shows that path to be a module path (see ModuleProof.native); the others
+    are left as they are (verdict ``unproven``, in ``embedded``). Rust literals run
+    together without terminators, so where one ends is not known here: they are all kept.
 
     Only allocated non-executable data sections (``.rodata``, ``.data.rel.ro``, ``.data``;
     ``.rdata``, ``.data`` in PE; ``__cstring``, ``__const``, ``__data`` in Mach-O) and the
@@ -49,17 +57,19 @@ def classify(data: bytes, path: str, names: Iterable[str]) -> BinaryInfo:
     wanted = sorted({n for n in names if n})
     if looks_macho(data):
         infos = [
-            replace(_classify(data, s.elf, path, wanted), format="Mach-O",
+            replace(_classify(data, s.elf, path, wanted, proof), format="Mach-O",
                     signed=codesign.is_certificate_signed(data[s.offset:s.end]),
                     runpath=tuple(d.path for d in s.dylibs if d.path.startswith(_LOADER)))
             for s in read_macho(data, path)
         ]
         return infos[0] if len(infos) == 1 else _joined(infos)
     elf = read_pe(data, path) if is_pe(data) else read_elf(data, path)
-    return _classify(data, elf, path, wanted)
+    return _classify(data, elf, path, wanted, proof)
 
 
-def _classify(data: bytes, elf: Elf, path: str, wanted: list[str]) -> BinaryInfo:
+def _classify(
+    data: bytes, elf: Elf, path: str, wanted: list[str], proof: ModuleProof | None = None
+) -> BinaryInfo:
     blob = b"".join(data[s.offset:s.end] for s in elf.data_sections)
     mypyc = any(s.name.startswith("CPyInit_") for s in elf.symbols) or _MYPYC.search(blob)
     found = [
@@ -84,6 +94,11 @@ def _classify(data: bytes, elf: Elf, path: str, wanted: list[str]) -> BinaryInfo
         found = [r for r in found
                  if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
     rust = is_rust(data)
+    unproven: list[Reference] = []
+    if proof is not None and not rust:
+        found, unproven = _proven(data, found, proof)
+        tables = [replace(t, declined=_declined(t, wanted, proof)) for t in tables]
+        tables = [t for t in tables if t.module_paths(wanted) or t.unsplit(wanted)]
     words, run_on = rust_words(data, elf, wanted, found) if rust else ([], frozenset())
     references, suspects, embedded, redirects, appended = resolve(
         data, elf, found, cython=cython, rust=rust, words=words, run_on=run_on
@@ -118,7 +133,7 @@ def _classify(data: bytes, elf: Elf, path: str, wanted: list[str]) -> BinaryInfo
         soname=elf.soname,
         references=tuple(sorted(references, key=lambda r: r.offset)),
         suspects=tuple(sorted(suspects, key=lambda r: r.offset)),
-        embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
+        embedded=tuple(sorted([*embedded, *unproven], key=lambda r: r.offset)),
         redirects=tuple(redirects),
         appended=tuple(appended),
         signed=elf.format == "PE" and read_layout(data, path).security[1] > 0,
@@ -150,6 +165,38 @@ def _joined(infos: list[BinaryInfo]) -> BinaryInfo:
         embedded=every(lambda i: i.embedded), redirects=every(lambda i: i.redirects),
         appended=every(lambda i: i.appended), tables=every(lambda i: i.tables),
         signed=any(i.signed for i in infos),
+    )
+
+
+def _proven(
+    data: bytes, found: list[Reference], proof: ModuleProof
+) -> tuple[list[Reference], list[Reference]]:
+    """(references the set shows to be module paths, the others marked ``unproven``)."""
+    kept, left = [], []
+    for ref in found:
+        if ref.counted:
+            text = ref.string.encode("utf-8", "backslashreplace")
+        else:
+            run = _DOTTED_RUN.match(data, ref.offset)
+            end = run.end() if run else ref.offset + len(ref.name)
+            text = data[ref.offset:end + (data[end:end + 1] == b".")]
+        path = text.decode("utf-8", "replace")
+        if proof.native(path):
+            kept.append(ref)
+        else:
+            left.append(replace(ref, verdict="unproven",
+                                detail=f"{path!r}: no module of the set, nor a name bound in one"))
+    return kept, left
+
+
+def _declined(table: cytable.Table, names: list[str], proof: ModuleProof) -> frozenset[int]:
+    """Where a packed table's constants start that are under a shaded name (``name.``) but
+    not proven module paths: left as they are."""
+    heads = tuple(n.encode("utf-8") + b"." for n in names)
+    return frozenset(
+        start for start, string in table.strings()
+        if string.startswith(heads)
+        and not proof.native(string.decode("utf-8", "replace"))
     )
 
 

@@ -89,6 +89,9 @@ class Table:
     bounds: tuple[int, ...] | None = None
     #: Set for a compressed table whose one reader was found (see Mover).
     mover: Mover | None = None
+    #: Where constants start that look like module paths of the set but are not proven
+    #: ones (see ModuleProof): they keep their text.
+    declined: frozenset[int] = frozenset()
 
     def strings(self) -> Iterator[tuple[int, bytes]]:
         bounds = self.bounds or ()
@@ -101,6 +104,8 @@ class Table:
         raw = {n: n.encode("utf-8") for n in names}
         found: list[tuple[int, str]] = []
         for start, string in self.strings():
+            if start in self.declined:
+                continue
             for name, encoded in raw.items():
                 if string == encoded or string.startswith(encoded + b"."):
                     found.append((start, name))

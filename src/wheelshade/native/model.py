@@ -13,7 +13,7 @@ RefKind = Literal["string", "symbol", "tail", "unbounded"]
 #: Why an occurrence that does not start a string is patched, left alone or refused.
 Verdict = Literal[
     "", "used-alone", "never-alone", "label", "split", "conflict", "inner", "unknown",
-    "attribute", "compared",
+    "attribute", "compared", "unproven",
 ]
 
 INIT_PREFIX = "PyInit_"
@@ -49,6 +49,7 @@ class Reference:
     #: label, patched with the module; ``conflict``: both the longer string and the name
     #: are referenced; ``inner``: something points into the middle of the name;
     #: ``compared``: code compares text with the string's first bytes as an immediate;
+    #: ``unproven``: the dotted path it starts is no module path of the set (left alone);
     #: ``unknown``: references cannot be found in this kind of binary.
     verdict: Verdict = ""
     #: Human-readable detail for the verdict (which references were found).

@@ -9,11 +9,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from wheelshade.errors import PlanError, WheelFormatError
+from wheelshade.findings import Code, Finding
 from wheelshade.naming import collapsed
 from wheelshade.native.classify import classify
 from wheelshade.native.elf import UnsupportedBinary
 from wheelshade.native.model import BinaryInfo
 from wheelshade.native.patching import problems
+from wheelshade.proof import ModuleProof
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import in_site_packages, is_compiled, locate, module_name_of_file
 from wheelshade.wheel.summary import WheelSummary
@@ -51,8 +53,10 @@ def scan(
     readers: Mapping[Path, WheelReader],
     originals: Sequence[str],
     drop: Sequence[str],
+    proof: ModuleProof | None = None,
 ) -> BinaryScan:
-    """Classify every compiled module the set keeps; refuse formats that cannot be read."""
+    """Classify every compiled module the set keeps (``proof``: see classify); refuse
+    formats that cannot be read."""
     infos: dict[tuple[Path, str], BinaryInfo] = {}
     issues: list[str] = []
     for summary in summaries:
@@ -62,7 +66,7 @@ def scan(
             where = f"{summary.filename}: {member}"
             try:
                 data = readers[summary.path].read(member)
-                infos[(summary.path, member)] = classify(data, where, originals)
+                infos[(summary.path, member)] = classify(data, where, originals, proof)
             except UnsupportedBinary as exc:
                 issues.append(str(exc))
             except WheelFormatError as exc:
@@ -133,3 +137,21 @@ def check(
         # The rest (packed Cython strings, lengths) name the wheel and member already.
         issues += problems(replace(info, suspects=()), mapping)
     return issues
+
+
+#: Unproven strings of one compiled file named in its finding; the rest are counted.
+_SHOWN = 3
+
+
+def unproven_findings(member: str, info: BinaryInfo) -> list[Finding]:
+    """One finding for the strings of a compiled file that look like module paths of the
+    set but are not proven ones (left unchanged), naming the first few."""
+    texts = sorted({r.detail.partition(":")[0] for r in info.embedded if r.verdict == "unproven"})
+    if not texts:
+        return []
+    more = f" and {len(texts) - _SHOWN} more" if len(texts) > _SHOWN else ""
+    return [Finding(
+        member, None, Code.UNPROVEN_MODULE_PATH,
+        f"{len(texts)} string(s) in compiled code look like module paths of the shading set "
+        f"with no evidence that they are ({', '.join(texts[:_SHOWN])}{more}); left unchanged",
+    )]

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
+from wheelshade.proof import ModuleProof
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import (
     SOURCE_SUFFIXES,
@@ -23,6 +24,7 @@ from wheelshade.wheel.layout import (
     locate,
     module_name_of_file,
 )
+from wheelshade.wheel.summary import WheelSummary
 
 _DEF = re.compile(r"(?:async\s+)?(?:def|class)\s+(\w+)")
 _ASSIGN = re.compile(r"(\w+(?:\s*,\s*\w+)*)\s*(?::[^=\n]*)?=(?!=)")
@@ -147,6 +149,15 @@ def set_attributes(wheels: Iterable[tuple[Path, str]]) -> dict[str, frozenset[st
         if known is not None:
             resolved[module] = known
     return resolved
+
+
+def set_proof(deps: Sequence[WheelSummary]) -> ModuleProof:
+    """The evidence a shading set's deps give for the strings of its compiled files."""
+    return ModuleProof(
+        frozenset().union(*(d.modules for d in deps)),
+        set_attributes(sorted({(d.path, d.sha256) for d in deps})),
+        frozenset().union(*(d.extensions for d in deps)),
+    )
 
 
 def _resolve(

@@ -13,6 +13,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from wheelshade.naming import rename_module
+from wheelshade.proof import proves
 
 IDENT = r"[A-Za-z_]\w*"
 #: A whole string that is a dotted path, optionally ``module:attr`` (a value, not source).
@@ -176,20 +177,7 @@ class StringRules:
             return path in self.modules
         if "." not in path:
             return False  # a bare name may be a logger, a dict key, a word: too ambiguous
-        if path in self.modules:
-            return True
-        # The longest module prefix, then a name bound in it: ``mod.Name`` or an attribute
-        # path below one (``mod.Class.attr``, a dotted object name given to a resolver).
-        parts = path.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            parent = ".".join(parts[:i])
-            if parent in self.modules:
-                # A module with no source to read (compiled, no stub) may bind anything.
-                names = (
-                    None if self.attributes is None or not bound else self.attributes.get(parent)
-                )
-                return names is None or parts[i] in names
-        return False
+        return proves(path, self.modules, self.attributes if bound else None)
 
     def unproven(self, value: str) -> bool:
         """A string shaped like a module path under a module of the set that no evidence
