@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Venv, make_wheel, names
+from helpers import Venv, make_wheel, names, wheelshade
 from wheelshade import PlanError, shade
 
 
@@ -80,3 +80,28 @@ def test_files_installed_outside_site_packages_are_a_finding(tmp_path: Path) -> 
     plain = make_wheel(tmp_path / "in2", "plainpkg", "1.0", {"plainpkg/__init__.py": ""})
     (report,) = shade([], [plain], out_dir=tmp_path / "out2").wheels
     assert not [f for f in report.findings if f.code is Code.SHARED_DATA]
+
+
+def test_shared_data_that_names_the_packages_modules_is_refused(tmp_path: Path) -> None:
+    """A template's ``conf.json`` at a shared path names ``tmplpkg.filters.Upper``, which the
+    package loads by name: beside another release both copies read one file, so one of them
+    imports the other's modules, and no rewrite serves both. Refused in one line per file,
+    nothing written. A string that only looks like a path (``"tmplpkg.png"``) is no module."""
+    conf = '{"preprocessors": ["tmplpkg.filters.Upper"], "logo": "tmplpkg.png"}'
+    files = {"tmplpkg/__init__.py": "", "tmplpkg/filters.py": "class Upper:\n    pass\n",
+             "tmplpkg-1.0.data/data/share/tmplpkg/templates/conf.json": conf,
+             "tmplpkg-1.0.data/data/share/tmplpkg/templates/other.json": '{"logo": "tmplpkg.png"}',
+             "tmplpkg-1.0.data/data/share/man/man1/tmplpkg.1": '"tmplpkg.filters.Upper"'}
+    wheel = make_wheel(tmp_path / "in", "tmplpkg", "1.0", files)
+    before = wheel.read_bytes()
+    with pytest.raises(PlanError) as info:
+        shade([], [wheel], out_dir=tmp_path / "out")
+    (issue,) = info.value.issues
+    assert issue.startswith(f"{wheel.name}: 1 data file(s) installed outside site-packages "
+                            "name its modules (first 'share/tmplpkg/templates/conf.json' names "
+                            "'tmplpkg.filters.Upper');")
+    assert "\n" not in issue
+    assert not (tmp_path / "out").exists() and wheel.read_bytes() == before
+    proc = wheelshade("shade", "--dep", wheel, "-o", tmp_path / "out")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "conf.json" in proc.stderr and not (tmp_path / "out").exists()

@@ -37,7 +37,7 @@ def proves(
             if attributes is None or parent in opaque:
                 return True
             names = attributes.get(parent)
-            return names is None or parts[i] in names and (deep or i == len(parts) - 1)
+            return names is None or (parts[i] in names and (deep or i == len(parts) - 1))
     return False
 
 
