@@ -434,6 +434,10 @@ def classify(proc: subprocess.CompletedProcess[str], res: dict[str, Any]) -> Non
         )
 
 
+#: How many distributions verify's hints may add to a ``--with-deps`` set, one round each.
+_MORE_ROUNDS = 3
+
+
 def retry_with_deps(
     p: dict[str, Any], orig: Path, work: Path, res: dict[str, Any], log: Path,
     more: list[str] | None = None,
@@ -443,10 +447,10 @@ def retry_with_deps(
     as a user would, and verify every shaded wheel. True when that gives a verdict (clean,
     broken, unchecked); False when it is refused or does not install either. When verify
     then names closure members that import the package back, they are added to the set
-    (``more``, pinned), once, as a user following the hint would."""
+    (``more``, pinned), a few rounds, as a user following the hints would."""
     target = work / "target.txt"
     target.write_text(f"{p['name']}=={p['other']}\n")
-    tag = "with-deps-more" if more else "with-deps"
+    tag = f"with-deps-more{len(more)}" if more else "with-deps"
     out, report = work / f"out-{tag}", work / f"r-{tag}.json"
     extra = [a for pin in more or () for a in ("--dep", pin)]
     shade_cmd = [
@@ -466,10 +470,11 @@ def retry_with_deps(
     check = run_logged(cmd, log, VERIFY_TIMEOUT)
     if check is None or check.returncode not in VERDICTS:
         return False
-    back = sorted(set(_BACK.findall(check.stdout)))
-    if more is None and check.returncode != EXIT_OK and back:
+    have = {_canonical(m.partition("==")[0]) for m in more or ()}
+    back = sorted({d for d in _BACK.findall(check.stdout) if _canonical(d) not in have})
+    if len(more or ()) < _MORE_ROUNDS and check.returncode != EXIT_OK and back:
         pins = _pins(orig, back)
-        if pins and retry_with_deps(p, orig, work, res, log, pins):
+        if pins and retry_with_deps(p, orig, work, res, log, [*(more or ()), *pins]):
             return True
     read_report(report, res)
     classify(check, res)

@@ -34,10 +34,12 @@ def _core(wheel: Path) -> tuple[str, bytes]:
 
 def test_the_native_rule() -> None:
     proof = ModuleProof(
-        frozenset({"pkg", "pkg.sub", "pkg._ext"}),
+        frozenset({"pkg", "pkg.sub", "pkg._ext", "_cmod"}),
         {"pkg": frozenset({"run", "sub"}), "pkg._ext": frozenset({"Public"})},
-        frozenset({"pkg._ext"}),
+        frozenset({"pkg._ext", "_cmod"}),
     )
+    # A compiled top-level module's own prefix: cffi checks its types' names by it.
+    assert proof.native("_cmod.") and proof.native("_cmod.CType")
     assert proof.native("pkg") and proof.native("pkg.sub") and proof.native("pkg.run")
     assert proof.native("pkg._ext.Internal.method")  # compiled: its own names, any depth
     assert proof.native("pkg.sub.")  # a package prefix of a module of the set
@@ -54,7 +56,9 @@ def test_option_keys_keep_their_bytes_module_paths_are_renamed(tmp_path: Path) -
         proof = set_proof([summarise(reader, Role.DEP)])
     info = classify(data, so, ["coptpkg"], proof)
     renamed = sorted(r.string for r in info.references if r.kind == "string")
-    assert renamed == ["coptpkg._core.Options", "coptpkg.helpers"]
+    assert renamed == ["coptpkg", "coptpkg._CAPI", "coptpkg._core.Options", "coptpkg.helpers"]
+    (capsule,) = [r.detail for r in info.references if r.string == "coptpkg._CAPI"]
+    assert capsule == "passed to PyCapsule_Import, PyCapsule_New"
     assert sorted(r.string for r in info.embedded if r.verdict == "unproven") == KEYS
     assert info.suspects == ()
     # Without the set's evidence every dotted string is taken for a module path.
@@ -80,10 +84,12 @@ def test_option_keys_keep_their_bytes_module_paths_are_renamed(tmp_path: Path) -
         f"alone = sorted(m for m in sys.modules if m.split('.')[0] == 'coptpkg')\n"
         "import coptpkg\n"
         f"print(json.dumps([alone, {new}.configure({options!r}), coptpkg.configure({options!r}),"
-        f" {new}.helpers.__name__, {new}.Options.__module__, coptpkg.Options.__module__]))"
+        f" {new}.helpers.__name__, {new}.Options.__module__, coptpkg.Options.__module__,"
+        f" {new}.capi_ok(), coptpkg.capi_ok()]))"
     )
     taken = {k: i for i, k in enumerate(KEYS)}
-    assert data_out == [[], taken, taken, f"{new}.helpers", f"{new}._core", "coptpkg._core"]
+    assert data_out == [[], taken, taken, f"{new}.helpers", f"{new}._core", "coptpkg._core",
+                        True, True]
 
 
 #: A server and a call through each grpc in one interpreter; the server takes messages of at
