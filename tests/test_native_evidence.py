@@ -142,3 +142,19 @@ def test_grpcio_beside_its_next_release_keeps_its_channel_options(tmp_path: Path
     both = env.json(f"import json, grpc, {new}\nMODULES = [{new}, grpc]\n{GRPC_CALLS}"
                     "print(json.dumps(rows))")
     assert both == [shaded_row, ["1.85.3", "grpc._cython.cygrpc", "hi", "RESOURCE_EXHAUSTED"]]
+
+
+def test_a_path_through_the_files_own_module_name_is_its_qualified_name() -> None:
+    """A Cython module built as ``pkg.clib._ext`` and installed as top-level ``_ext``
+    spells that full name (and its types' ``pkg.clib._ext.Parser``): a module path under
+    ``pkg`` though no module ``pkg.clib`` ships, renamed with ``pkg``. An option key of the
+    same shape stays."""
+    from test_binaries import make_elf
+
+    rodata = b"\0pkg.clib._ext\0pkg.clib._ext.Parser\0pkg.clib.option\0" + bytes(8)
+    data = make_elf(64, "little", rodata, {"PyInit__ext": True}, [])
+    proof = ModuleProof(frozenset({"pkg", "_ext"}), {"pkg": frozenset()}, frozenset({"_ext"}))
+    info = classify(data, "_ext.so", ["pkg", "_ext"], proof)
+    assert sorted(r.string for r in info.references if r.name == "pkg") == [
+        "pkg.clib._ext", "pkg.clib._ext.Parser"]
+    assert [r.string for r in info.embedded if r.verdict == "unproven"] == ["pkg.clib.option"]

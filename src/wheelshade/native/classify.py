@@ -95,7 +95,9 @@ def _classify(
                  if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
     rust = is_rust(data)
     if proof is not None and not rust:
-        found = _marked(data, found, proof)
+        own = frozenset(s.name.removeprefix(INIT_PREFIX) for s in elf.symbols
+                        if s.defined and s.name.startswith(INIT_PREFIX))
+        found = _marked(data, found, proof, own)
         tables = [replace(t, declined=_declined(t, wanted, proof)) for t in tables]
         tables = [t for t in tables if t.module_paths(wanted) or t.unsplit(wanted)]
     words, run_on = rust_words(data, elf, wanted, found) if rust else ([], frozenset())
@@ -167,10 +169,14 @@ def _joined(infos: list[BinaryInfo]) -> BinaryInfo:
     )
 
 
-def _marked(data: bytes, found: list[Reference], proof: ModuleProof) -> list[Reference]:
+def _marked(
+    data: bytes, found: list[Reference], proof: ModuleProof, own: frozenset[str]
+) -> list[Reference]:
     """``found`` with the occurrences the set does not show to be module paths marked
     ``unproven``: left alone unless the code passes them to a call that takes a module
-    path (see verdicts.resolve)."""
+    path (see verdicts.resolve). A path through the file's own module name (``own``, from
+    its ``PyInit_`` symbol) is the module's qualified name as it was built, and those of its
+    types: Cython's ``"pkg.clib._ext"`` for a module installed as top-level ``_ext``."""
     out = []
     for ref in found:
         if ref.counted:
@@ -180,7 +186,8 @@ def _marked(data: bytes, found: list[Reference], proof: ModuleProof) -> list[Ref
             end = run.end() if run else ref.offset + len(ref.name)
             text = data[ref.offset:end + (data[end:end + 1] == b".")]
         path = text.decode("utf-8", "replace")
-        out.append(ref if proof.native(path) else replace(
+        proven = proof.native(path) or not own.isdisjoint(path.split(".")[1:])
+        out.append(ref if proven else replace(
             ref, verdict="unproven", detail=f"{path!r}: no module of the set, nor a name bound "
             "in one, nor passed to a call that takes a module path"))
     return out
