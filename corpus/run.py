@@ -353,12 +353,9 @@ def retry_asked(
                          f"install, --with-deps refused: {res['with_deps_refused']}")[:400]
 
 
-def retry_with_more(
-    p: dict[str, Any], orig: Path, dists: list[str], work: Path, res: dict[str, Any],
-    log: Path, why: str,
-) -> bool:
-    """Shade ``orig`` with ``dists`` (at the versions pip installs with it) in one set and
-    verify every wheel written; the outcome replaces ``res``'s when both steps ran."""
+def _pins(orig: Path, dists: list[str]) -> list[str] | None:
+    """``dist==version`` for each of ``dists`` at the version pip installs with ``orig``;
+    None when one of them is not in that closure."""
     proc = subprocess.run(
         [PY, "-m", "pip", "install", "--dry-run", "--ignore-installed", "-q", "--report", "-",
          "--disable-pip-version-check", str(orig)],
@@ -369,9 +366,19 @@ def retry_with_more(
         versions = {_canonical(i["metadata"]["name"]): i["metadata"]["version"]
                     for i in installs}
     except (ValueError, KeyError, TypeError):
-        return False
+        return None
     pins = [f"{t}=={versions[_canonical(t)]}" for t in dists if _canonical(t) in versions]
-    if len(pins) != len(dists):
+    return pins if len(pins) == len(dists) else None
+
+
+def retry_with_more(
+    p: dict[str, Any], orig: Path, dists: list[str], work: Path, res: dict[str, Any],
+    log: Path, why: str,
+) -> bool:
+    """Shade ``orig`` with ``dists`` (at the versions pip installs with it) in one set and
+    verify every wheel written; the outcome replaces ``res``'s when both steps ran."""
+    pins = _pins(orig, dists)
+    if pins is None:
         return False
     out = work / "out-more"
     deps = [a for pin in pins for a in ("--dep", pin)]
@@ -427,20 +434,29 @@ def classify(proc: subprocess.CompletedProcess[str], res: dict[str, Any]) -> Non
         )
 
 
+#: How many distributions verify's hints may add to a ``--with-deps`` set, one round each.
+_MORE_ROUNDS = 3
+
+
 def retry_with_deps(
-    p: dict[str, Any], orig: Path, work: Path, res: dict[str, Any], log: Path
+    p: dict[str, Any], orig: Path, work: Path, res: dict[str, Any], log: Path,
+    more: list[str] | None = None,
 ) -> bool:
     """The two versions need different versions of a shared dependency (boto3 and
     botocore): shade the old release's closure against the new one with ``--with-deps``,
     as a user would, and verify every shaded wheel. True when that gives a verdict (clean,
-    broken, unchecked); False when it is refused or does not install either."""
+    broken, unchecked); False when it is refused or does not install either. When verify
+    then names closure members that import the package back, they are added to the set
+    (``more``, pinned), a few rounds, as a user following the hints would."""
     target = work / "target.txt"
     target.write_text(f"{p['name']}=={p['other']}\n")
-    out = work / "out-with-deps"
+    tag = f"with-deps-more{len(more)}" if more else "with-deps"
+    out, report = work / f"out-{tag}", work / f"r-{tag}.json"
+    extra = [a for pin in more or () for a in ("--dep", pin)]
     shade_cmd = [
-        *WHEELSHADE, "shade", "--dep", str(orig), "--with-deps",
+        *WHEELSHADE, "shade", "--dep", str(orig), *extra, "--with-deps",
         "--target-requirements", str(target), "-o", str(out), "-j", "1",
-        "--report", str(work / "r-with-deps.json"),
+        "--report", str(report),
     ]
     proc = run_logged(shade_cmd, log, SHADE_TIMEOUT)
     wheels = sorted(out.glob("*.whl"))
@@ -454,10 +470,17 @@ def retry_with_deps(
     check = run_logged(cmd, log, VERIFY_TIMEOUT)
     if check is None or check.returncode not in VERDICTS:
         return False
-    read_report(work / "r-with-deps.json", res)
+    have = {_canonical(m.partition("==")[0]) for m in more or ()}
+    back = sorted({d for d in _BACK.findall(check.stdout) if _canonical(d) not in have})
+    if len(more or ()) < _MORE_ROUNDS and check.returncode != EXIT_OK and back:
+        pins = _pins(orig, back)
+        if pins and retry_with_deps(p, orig, work, res, log, [*(more or ()), *pins]):
+            return True
+    read_report(report, res)
     classify(check, res)
     members = [w.name.split("-", 1)[0] for w in wheels]
-    note = f"with --with-deps: {len(wheels)} shaded wheels ({', '.join(members)})"
+    asked = f" and --dep {', --dep '.join(more)} (imports it back, as verify says)" if more else ""
+    note = f"with --with-deps{asked}: {len(wheels)} shaded wheels ({', '.join(members)})"
     res["reason"] = (note + (f"; {res['reason']}" if res.get("reason") else ""))[:300]
     return True
 

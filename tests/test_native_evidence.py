@@ -34,10 +34,12 @@ def _core(wheel: Path) -> tuple[str, bytes]:
 
 def test_the_native_rule() -> None:
     proof = ModuleProof(
-        frozenset({"pkg", "pkg.sub", "pkg._ext"}),
+        frozenset({"pkg", "pkg.sub", "pkg._ext", "_cmod"}),
         {"pkg": frozenset({"run", "sub"}), "pkg._ext": frozenset({"Public"})},
-        frozenset({"pkg._ext"}),
+        frozenset({"pkg._ext", "_cmod"}),
     )
+    # A compiled top-level module's own prefix: cffi checks its types' names by it.
+    assert proof.native("_cmod.") and proof.native("_cmod.CType")
     assert proof.native("pkg") and proof.native("pkg.sub") and proof.native("pkg.run")
     assert proof.native("pkg._ext.Internal.method")  # compiled: its own names, any depth
     assert proof.native("pkg.sub.")  # a package prefix of a module of the set
@@ -54,7 +56,9 @@ def test_option_keys_keep_their_bytes_module_paths_are_renamed(tmp_path: Path) -
         proof = set_proof([summarise(reader, Role.DEP)])
     info = classify(data, so, ["coptpkg"], proof)
     renamed = sorted(r.string for r in info.references if r.kind == "string")
-    assert renamed == ["coptpkg._core.Options", "coptpkg.helpers"]
+    assert renamed == ["coptpkg", "coptpkg._CAPI", "coptpkg._core.Options", "coptpkg.helpers"]
+    (capsule,) = [r.detail for r in info.references if r.string == "coptpkg._CAPI"]
+    assert capsule == "passed to PyCapsule_Import, PyCapsule_New"
     assert sorted(r.string for r in info.embedded if r.verdict == "unproven") == KEYS
     assert info.suspects == ()
     # Without the set's evidence every dotted string is taken for a module path.
@@ -80,10 +84,12 @@ def test_option_keys_keep_their_bytes_module_paths_are_renamed(tmp_path: Path) -
         f"alone = sorted(m for m in sys.modules if m.split('.')[0] == 'coptpkg')\n"
         "import coptpkg\n"
         f"print(json.dumps([alone, {new}.configure({options!r}), coptpkg.configure({options!r}),"
-        f" {new}.helpers.__name__, {new}.Options.__module__, coptpkg.Options.__module__]))"
+        f" {new}.helpers.__name__, {new}.Options.__module__, coptpkg.Options.__module__,"
+        f" {new}.capi_ok(), coptpkg.capi_ok()]))"
     )
     taken = {k: i for i, k in enumerate(KEYS)}
-    assert data_out == [[], taken, taken, f"{new}.helpers", f"{new}._core", "coptpkg._core"]
+    assert data_out == [[], taken, taken, f"{new}.helpers", f"{new}._core", "coptpkg._core",
+                        True, True]
 
 
 #: A server and a call through each grpc in one interpreter; the server takes messages of at
@@ -136,3 +142,19 @@ def test_grpcio_beside_its_next_release_keeps_its_channel_options(tmp_path: Path
     both = env.json(f"import json, grpc, {new}\nMODULES = [{new}, grpc]\n{GRPC_CALLS}"
                     "print(json.dumps(rows))")
     assert both == [shaded_row, ["1.85.3", "grpc._cython.cygrpc", "hi", "RESOURCE_EXHAUSTED"]]
+
+
+def test_a_path_through_the_files_own_module_name_is_its_qualified_name() -> None:
+    """A Cython module built as ``pkg.clib._ext`` and installed as top-level ``_ext``
+    spells that full name (and its types' ``pkg.clib._ext.Parser``): a module path under
+    ``pkg`` though no module ``pkg.clib`` ships, renamed with ``pkg``. An option key of the
+    same shape stays."""
+    from test_binaries import make_elf
+
+    rodata = b"\0pkg.clib._ext\0pkg.clib._ext.Parser\0pkg.clib.option\0" + bytes(8)
+    data = make_elf(64, "little", rodata, {"PyInit__ext": True}, [])
+    proof = ModuleProof(frozenset({"pkg", "_ext"}), {"pkg": frozenset()}, frozenset({"_ext"}))
+    info = classify(data, "_ext.so", ["pkg", "_ext"], proof)
+    assert sorted(r.string for r in info.references if r.name == "pkg") == [
+        "pkg.clib._ext", "pkg.clib._ext.Parser"]
+    assert [r.string for r in info.embedded if r.verdict == "unproven"] == ["pkg.clib.option"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import Venv, make_wheel, names
+from helpers import Venv, make_wheel, names, wheelshade
 from wheelshade import PlanError, shade
 
 
@@ -80,3 +80,57 @@ def test_files_installed_outside_site_packages_are_a_finding(tmp_path: Path) -> 
     plain = make_wheel(tmp_path / "in2", "plainpkg", "1.0", {"plainpkg/__init__.py": ""})
     (report,) = shade([], [plain], out_dir=tmp_path / "out2").wheels
     assert not [f for f in report.findings if f.code is Code.SHARED_DATA]
+
+
+def test_shared_data_that_names_the_packages_modules_is_refused(tmp_path: Path) -> None:
+    """A template's ``conf.json`` at a shared path names ``tmplpkg.filters.Upper``, which the
+    package loads by name: beside another release both copies read one file, so one of them
+    imports the other's modules, and no rewrite serves both. Refused in one line per file,
+    nothing written. A string that only looks like a path (``"tmplpkg.png"``) is no module."""
+    conf = '{"preprocessors": ["tmplpkg.filters.Upper"], "logo": "tmplpkg.png"}'
+    files = {"tmplpkg/__init__.py": "", "tmplpkg/filters.py": "class Upper:\n    pass\n",
+             "tmplpkg-1.0.data/data/share/tmplpkg/templates/conf.json": conf,
+             "tmplpkg-1.0.data/data/share/tmplpkg/templates/other.json": '{"logo": "tmplpkg.png"}',
+             "tmplpkg-1.0.data/data/share/man/man1/tmplpkg.1": '"tmplpkg.filters.Upper"'}
+    wheel = make_wheel(tmp_path / "in", "tmplpkg", "1.0", files)
+    before = wheel.read_bytes()
+    with pytest.raises(PlanError) as info:
+        shade([], [wheel], out_dir=tmp_path / "out")
+    (issue,) = info.value.issues
+    assert issue.startswith(f"{wheel.name}: 1 data file(s) installed outside site-packages "
+                            "name its modules (first 'share/tmplpkg/templates/conf.json' names "
+                            "'tmplpkg.filters.Upper');")
+    assert "\n" not in issue
+    assert not (tmp_path / "out").exists() and wheel.read_bytes() == before
+    proc = wheelshade("shade", "--dep", wheel, "-o", tmp_path / "out")
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "conf.json" in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_a_metapackage_is_shaded_with_the_distribution_it_pins(tmp_path: Path) -> None:
+    """A distribution that installs no module and pins the one that does (``==``, same
+    release) is a metapackage: alone it is refused, naming the ``--dep`` to add; with it,
+    both are shaded and its requirement names the shaded distribution, so pip installs
+    the pair beside another release of the implementation."""
+    meta = make_wheel(tmp_path / "in", "metapkg", "1.0", {}, requires=("metapkg-impl==1.0",))
+    impl = make_wheel(tmp_path / "in", "metapkg_impl", "1.0",
+                      {"metapkg/__init__.py": "VERSION = '1.0'\n"})
+    other = make_wheel(tmp_path / "in2", "metapkg_impl", "2.0",
+                       {"metapkg/__init__.py": "VERSION = '2.0'\n"})
+    with pytest.raises(PlanError) as info:
+        shade([], [meta], out_dir=tmp_path / "out")
+    (issue,) = info.value.issues
+    assert issue.endswith("it is a metapackage whose modules come from metapkg-impl, which it "
+                          "pins exactly; shade it in the same set: --dep metapkg-impl")
+    lone = make_wheel(tmp_path / "in3", "lonely", "1.0", {})
+    with pytest.raises(PlanError, match="installs no importable module, nothing to shade "):
+        shade([], [lone], out_dir=tmp_path / "out")
+    result = shade([], [meta, impl], out_dir=tmp_path / "out")
+    new = next(w for w in result.wheels if w.mapping).mapping["metapkg"]
+    env = Venv.create(tmp_path / "env")
+    env.install(other)
+    shaded_meta = next(w.output for w in result.wheels if not w.mapping)
+    env.install("--find-links", tmp_path / "out", shaded_meta)
+    assert env.json(f"import json, metapkg, {new}\n"
+                    f"print(json.dumps([metapkg.VERSION, {new}.VERSION]))") == ["2.0", "1.0"]
+    assert env.pip("check").returncode == 0

@@ -33,6 +33,7 @@ from wheelshade.rewrite.bound import set_proof
 from wheelshade.rewrite.pool import SourceRewriter
 from wheelshade.timings import Timings
 from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.shared import naming_modules
 from wheelshade.wheel.staging import staging
 from wheelshade.wheel.summary import Role, WheelSummary, summarise
 
@@ -166,6 +167,8 @@ def _shade(
             binaries = compiled.BinaryScan({k: v for k, v in binaries.infos.items() if k in kept})
             _check_outputs(plan, out, [*dep_paths, *inputs])
             issues = compiled.check(binaries, {s.path: s for s in every}, plan.mapping, opts.naming)
+            issues += [issue for s in summaries[Role.DEP]
+                       for issue in naming_modules(readers[s.path], s, proof, tops)]
             if issues:
                 raise PlanError(issues, hint="nothing was written")
         with SourceRewriter(plan.mapping, string_rules(plan), jobs=opts.jobs) as rewriter:

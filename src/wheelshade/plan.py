@@ -24,13 +24,10 @@ from wheelshade.naming import (
 )
 from wheelshade.native.patching import same_length_name
 from wheelshade.nesting import (
-    foreign_siblings,
-    hosts,
-    keys_inside_keys,
-    missing_portions,
     nested_notes,
     unclaimed_imports,
 )
+from wheelshade.setcheck import check_set
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
     TopKind,
@@ -129,56 +126,6 @@ class ShadePlan:
         new.url = None
         new.specifier = type(req.specifier)(f"=={dist.version}")
         return new
-
-
-def _check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary]) -> list[str]:
-    problems: list[str] = []
-    seen: dict[NormalizedName, WheelSummary] = {}
-    owner: dict[str, WheelSummary] = {}
-    for dep in deps:
-        if dep.name in seen:
-            problems.append(
-                f"{dep.name} is given twice as a dep ({seen[dep.name].filename} and "
-                f"{dep.filename}); a shading set holds one version of each distribution"
-            )
-            continue
-        seen[dep.name] = dep
-        if not dep.top_levels:
-            problems.append(f"{dep.filename}: installs no importable module, nothing to shade")
-        for key in dep.import_keys():
-            if key in owner:
-                what = "namespace portion" if "." in key else "top-level module"
-                problems.append(
-                    f"{dep.filename} and {owner[key].filename} both install the {what} {key!r}"
-                )
-            owner[key] = dep
-        namespaces = {t.name for t in dep.top_levels if t.kind is TopKind.NAMESPACE}
-        plain = {k for k in owner if "." not in k} - set(hosts(deps))
-        for name in sorted(namespaces & plain):
-            problems.append(
-                f"{dep.filename} installs a portion of the namespace package {name!r}, which "
-                f"{owner[name].filename} installs as a regular package"
-            )
-    problems.extend(keys_inside_keys(owner))
-    problems.extend(missing_portions(deps))
-    problems.extend(foreign_siblings(deps))
-    for dependent in dependents:
-        if dependent.name in seen:
-            problems.append(
-                f"{dependent.filename} is given both as a dependent and as a --dep "
-                f"({seen[dependent.name].filename})"
-            )
-    for wheel in (*deps, *dependents):
-        for req in wheel.metadata.requires:
-            pinned = seen.get(canonicalize_name(req.name))
-            if pinned is None or pinned is wheel:
-                continue
-            if not req.specifier.contains(pinned.metadata.version, prereleases=True):
-                problems.append(
-                    f"{wheel.label} requires {req} but the shading set has "
-                    f"{pinned.name} {pinned.metadata.version}"
-                )
-    return problems
 
 
 def _move(path: str, mapping: Mapping[str, str], extensions: frozenset[str] = frozenset()) -> str:
@@ -345,7 +292,7 @@ def make_plan(
     options: PlanOptions = PlanOptions(),
 ) -> ShadePlan:
     """Decide every name, move and edit; raise PlanError listing every conflict found."""
-    problems = _check_set(deps, dependents)
+    problems = check_set(deps, dependents)
     if problems:
         raise PlanError(problems, hint="fix the shading set and run again")
     digest = set_hash([*((d.name, d.metadata.version) for d in deps), *options.salt])

@@ -37,7 +37,7 @@ def proves(
             if attributes is None or parent in opaque:
                 return True
             names = attributes.get(parent)
-            return names is None or parts[i] in names and (deep or i == len(parts) - 1)
+            return names is None or (parts[i] in names and (deep or i == len(parts) - 1))
     return False
 
 
@@ -57,10 +57,12 @@ class ModuleProof:
         """Whether a compiled file's string, read from a shaded name onwards as far as it
         is a dotted path (a trailing dot kept), is a module path: the name alone (the
         module itself; attribute names are told apart by how code uses them), a package
-        prefix ``"pkg.sub."`` of a module of the set (a top-level ``"pkg."`` may as well
-        be a prefix of option keys), or a proven path."""
+        prefix ``"pkg.sub."`` of a module of the set or ``"pkg."`` of a compiled one (its
+        own types' names: cffi checks them by that prefix; a top-level ``"pkg."`` of a
+        package with sources may as well prefix option keys), or a proven path."""
         if "." not in text:
             return True
         if text.endswith("."):
-            return "." in text[:-1] and text[:-1] in self.modules
+            head = text[:-1]
+            return head in self.opaque or ("." in head and head in self.modules)
         return proves(text, self.modules, self.attributes, self.opaque, deep=False)

@@ -38,6 +38,11 @@ class Arm64Calls:
     def callee_with_second_argument(self, site: Site) -> str | None:
         """The imported function the reference's address reaches as ``x1`` at the next
         call, or None (another register, another use, a branch first, or not known)."""
+        return self.callee_with_argument(site, "x1")
+
+    def callee_with_argument(self, site: Site, register: str) -> str | None:
+        """The imported function the reference's address reaches as ``register`` (``x0``,
+        ``x1``) at the next call, or None."""
         insns = self._decode(site.offset, site.offset + 4 * (_WINDOW + 1))
         from capstone import CS_GRP_CALL, CS_GRP_JUMP, CS_GRP_RET
         from capstone import arm64 as a64
@@ -51,7 +56,7 @@ class Arm64Calls:
             if insn.group(CS_GRP_CALL):
                 target = [op.imm for op in insn.operands if op.type == a64.ARM64_OP_IMM]
                 callee = self.stubs().get(int(target[0])) if target else None
-                return callee if "x1" in holding else None
+                return callee if register in holding else None
             if insn.group(CS_GRP_JUMP) or insn.group(CS_GRP_RET):
                 return None
             ops = insn.operands

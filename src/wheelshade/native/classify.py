@@ -94,9 +94,10 @@ def _classify(
         found = [r for r in found
                  if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
     rust = is_rust(data)
-    unproven: list[Reference] = []
     if proof is not None and not rust:
-        found, unproven = _proven(data, found, proof)
+        own = frozenset(s.name.removeprefix(INIT_PREFIX) for s in elf.symbols
+                        if s.defined and s.name.startswith(INIT_PREFIX))
+        found = _marked(data, found, proof, own)
         tables = [replace(t, declined=_declined(t, wanted, proof)) for t in tables]
         tables = [t for t in tables if t.module_paths(wanted) or t.unsplit(wanted)]
     words, run_on = rust_words(data, elf, wanted, found) if rust else ([], frozenset())
@@ -133,7 +134,7 @@ def _classify(
         soname=elf.soname,
         references=tuple(sorted(references, key=lambda r: r.offset)),
         suspects=tuple(sorted(suspects, key=lambda r: r.offset)),
-        embedded=tuple(sorted([*embedded, *unproven], key=lambda r: r.offset)),
+        embedded=tuple(sorted(embedded, key=lambda r: r.offset)),
         redirects=tuple(redirects),
         appended=tuple(appended),
         signed=elf.format == "PE" and read_layout(data, path).security[1] > 0,
@@ -168,11 +169,15 @@ def _joined(infos: list[BinaryInfo]) -> BinaryInfo:
     )
 
 
-def _proven(
-    data: bytes, found: list[Reference], proof: ModuleProof
-) -> tuple[list[Reference], list[Reference]]:
-    """(references the set shows to be module paths, the others marked ``unproven``)."""
-    kept, left = [], []
+def _marked(
+    data: bytes, found: list[Reference], proof: ModuleProof, own: frozenset[str]
+) -> list[Reference]:
+    """``found`` with the occurrences the set does not show to be module paths marked
+    ``unproven``: left alone unless the code passes them to a call that takes a module
+    path (see verdicts.resolve). A path through the file's own module name (``own``, from
+    its ``PyInit_`` symbol) is the module's qualified name as it was built, and those of its
+    types: Cython's ``"pkg.clib._ext"`` for a module installed as top-level ``_ext``."""
+    out = []
     for ref in found:
         if ref.counted:
             text = ref.string.encode("utf-8", "backslashreplace")
@@ -181,12 +186,11 @@ def _proven(
             end = run.end() if run else ref.offset + len(ref.name)
             text = data[ref.offset:end + (data[end:end + 1] == b".")]
         path = text.decode("utf-8", "replace")
-        if proof.native(path):
-            kept.append(ref)
-        else:
-            left.append(replace(ref, verdict="unproven",
-                                detail=f"{path!r}: no module of the set, nor a name bound in one"))
-    return kept, left
+        proven = proof.native(path) or not own.isdisjoint(path.split(".")[1:])
+        out.append(ref if proven else replace(
+            ref, verdict="unproven", detail=f"{path!r}: no module of the set, nor a name bound "
+            "in one, nor passed to a call that takes a module path"))
+    return out
 
 
 def _declined(table: cytable.Table, names: list[str], proof: ModuleProof) -> frozenset[int]:

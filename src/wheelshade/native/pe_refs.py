@@ -24,9 +24,9 @@ from wheelshade.native.elf import SHF_EXECINSTR, SHT_NOBITS, Elf
 from wheelshade.native.pe import read_tables
 from wheelshade.native.site import Site
 
-#: The register the second argument of a call is passed in (the Windows x64 convention:
-#: rcx, rdx, r8, r9).
-SECOND_ARGUMENT = "rdx"
+#: The registers the first and second arguments of a call are passed in (the Windows x64
+#: convention: rcx, rdx, r8, r9).
+FIRST_ARGUMENT, SECOND_ARGUMENT = "rcx", "rdx"
 
 
 def supported(elf: Elf) -> bool:

@@ -44,8 +44,16 @@ from wheelshade.native.site import Site, SiteKind
 from wheelshade.native.x86_64 import disassembler
 
 __all__ = [
-    "Site", "SiteKind", "address_of", "disassembler", "find", "is_x86_64", "offset_of",
-    "second_argument", "supported",
+    "Site",
+    "SiteKind",
+    "address_of",
+    "argument",
+    "disassembler",
+    "find",
+    "is_x86_64",
+    "offset_of",
+    "second_argument",
+    "supported",
 ]
 
 SHT_RELA = 4
@@ -69,7 +77,15 @@ def supported(elf: Elf) -> bool:
 
 def second_argument(elf: Elf) -> str:
     """The register a call's second argument is passed in (x86-64: System V or Windows)."""
-    return pe_refs.SECOND_ARGUMENT if elf.format == "PE" else "rsi"
+    return argument(elf, 2)
+
+
+def argument(elf: Elf, number: int) -> str:
+    """The x86-64 register a call's first or second argument is passed in (System V or
+    Windows)."""
+    if elf.format == "PE":
+        return pe_refs.FIRST_ARGUMENT if number == 1 else pe_refs.SECOND_ARGUMENT
+    return "rdi" if number == 1 else "rsi"
 
 
 def is_x86_64(elf: Elf) -> bool:

@@ -27,7 +27,9 @@ def resolve(
     words = words or []
     if not found and not words:
         return [], [], [], [], []
+    unproven = [r for r in found if r.verdict == "unproven"]
     if not refs.supported(elf):
+        found = [r for r in found if r.verdict != "unproven"]
         found = found + rust_literals(words, run_on, lambda r: [], None)
         plain = [r for r in found if r.kind == "string"]
         return plain, [
@@ -36,7 +38,7 @@ def resolve(
                 f"{elf.kind} file (x86-64 and arm64 ELF only so far)"
             ))
             for r in found if r.kind != "string"
-        ], [], [], []
+        ], unproven, [], []
     spans: dict[Reference, tuple[int, int]] = {}
     targets: set[int] = set()
     for ref in found + words:
@@ -63,6 +65,13 @@ def resolve(
         size = len(ref.name.encode("utf-8"))
         inner = [s for t in range(at + 1, at + size) for s in by_target.get(t, ())]
         alone = by_target.get(at, [])
+        if ref.verdict == "unproven":
+            # No evidence in the set that it is a module path; the code may give some.
+            apis = sorted({a for s in alone if (a := calls.module_argument_of(s))})
+            if not apis:
+                leave.append(ref)
+                continue
+            ref = replace(ref, verdict="", detail=f"passed to {', '.join(apis)}")
         head = [s for t in range(start, at) for s in by_target.get(t, ())]
         if start != at and not alone and not inner and cython and _in_init_label(
             data, ref.offset - (at - start)

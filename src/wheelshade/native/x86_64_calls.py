@@ -38,6 +38,17 @@ NAME_ARGUMENT = frozenset({
     "PyObject_DelAttrString", "PyDict_GetItemString", "PyDict_SetItemString",
     "PyDict_DelItemString", "PyDict_GetItemStringRef",
 })
+#: C-API functions whose first argument is a module path, or a name whose module part is
+#: one (an exception's ``"pkg.Error"``, a capsule's ``"pkg._C_API"``: PyCapsule_Import
+#: imports ``pkg`` for it).
+MODULE_ARGUMENT = frozenset({
+    "PyImport_ImportModule", "PyImport_ImportModuleNoBlock", "PyImport_ImportModuleLevel",
+    "PyImport_AddModule", "PyImport_AddModuleRef", "PyCapsule_Import",
+    "PyErr_NewException", "PyErr_NewExceptionWithDoc",
+})
+#: C-API functions whose second argument is a capsule's name, which must stay equal to the
+#: name PyCapsule_Import is given.
+CAPSULE_NAME = frozenset({"PyCapsule_New", "PyCapsule_GetPointer", "PyCapsule_IsValid"})
 #: How many instructions after the reference the call may come.
 _WINDOW = 16
 #: How many bytes around a reference its length may be set.
@@ -64,9 +75,23 @@ class Calls:
     def name_argument_of(self, site: refs.Site) -> str | None:
         """The imported function in NAME_ARGUMENT that the code reference ``site`` passes
         its address to as the second argument, or None (another use, or not known)."""
+        callee = self._callee_with(site, 2)
+        return callee if callee in NAME_ARGUMENT else None
+
+    def module_argument_of(self, site: refs.Site) -> str | None:
+        """The imported function in MODULE_ARGUMENT (CAPSULE_NAME) that the code reference
+        ``site`` passes its address to as the first (second) argument, or None."""
+        first = self._callee_with(site, 1)
+        if first in MODULE_ARGUMENT:
+            return first
+        second = self._callee_with(site, 2)
+        return second if second in CAPSULE_NAME else None
+
+    def _callee_with(self, site: refs.Site, number: int) -> str | None:
+        """The imported function the next call after ``site`` passes its address to as
+        argument ``number`` (1 or 2), or None (another use, a branch first, not known)."""
         if site.kind == "arm64":
-            callee = self.arm64().callee_with_second_argument(site)
-            return callee if callee in NAME_ARGUMENT else None
+            return self.arm64().callee_with_argument(site, f"x{number - 1}")
         if site.kind != "code":
             return None
         holding: set[str] = set()
@@ -80,9 +105,7 @@ class Calls:
             if after > _WINDOW or insn.mnemonic.startswith(("j", "ret")):
                 return None
             if insn.mnemonic == "call":
-                callee = self._callee(insn)
-                second = refs.second_argument(self.elf)
-                return callee if callee in NAME_ARGUMENT and second in holding else None
+                return self._callee(insn) if refs.argument(self.elf, number) in holding else None
             _track(insn, holding)
         return None
 

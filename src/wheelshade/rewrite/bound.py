@@ -137,8 +137,14 @@ def _cached(path: Path, sha256: str) -> Mapping[str, frozenset[str]]:
         return wheel_attributes(reader)
 
 
-def set_attributes(wheels: Iterable[tuple[Path, str]]) -> dict[str, frozenset[str]]:
-    """``wheel_attributes`` over a shading set's wheels (path, sha256), read once per run."""
+def set_attributes(wheels: Iterable[tuple[Path, str]]) -> Mapping[str, frozenset[str]]:
+    """``wheel_attributes`` over a shading set's wheels (path, sha256), read once per run
+    (the plan, the string rules and each wheel's writer ask for the same set)."""
+    return _set_cached(tuple(sorted(set(wheels))))
+
+
+@functools.lru_cache(maxsize=8)
+def _set_cached(wheels: tuple[tuple[Path, str], ...]) -> Mapping[str, frozenset[str]]:
     merged: dict[str, frozenset[str]] = {}
     for path, sha256 in wheels:
         for module, names in _cached(path, sha256).items():

@@ -174,7 +174,7 @@ def is_pth(loc: Location) -> bool:
 
 
 #: ``.data`` schemes that install outside site-packages under paths of their own choosing.
-_SHARED_SCHEMES = ("data", "headers")
+SHARED_SCHEMES = ("data", "headers")
 
 
 def shared_data(names: Iterable[str], data_dir: str) -> Finding | None:
@@ -184,7 +184,7 @@ def shared_data(names: Iterable[str], data_dir: str) -> Finding | None:
     the other's. Code that finds them by name (and data naming the package's modules) then
     serves the shaded copy the other release's files."""
     shared = sorted(n for n in names
-                    if locate(n, data_dir).scheme in _SHARED_SCHEMES)
+                    if locate(n, data_dir).scheme in SHARED_SCHEMES)
     if not shared:
         return None
     return Finding(
