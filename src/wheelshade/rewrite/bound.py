@@ -114,7 +114,7 @@ def wheel_attributes(reader: WheelReader) -> dict[str, frozenset[str]]:
             _STAR_MARK + _absolute(n[1:], package) if n.startswith(_STAR_MARK) else n
             for n in bound_names(text)
         )
-        for match in _REGISTERED.finditer(text):
+        for match in _REGISTERED.finditer(text) if "register_error" in text else ():
             owner, _, registered = match.group(2).rpartition(".")
             found.setdefault(owner, set()).add(registered)
     return {module: frozenset(names) for module, names in found.items()}
