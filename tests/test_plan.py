@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from helpers import Venv, make_wheel, names, wheelshade
+from helpers import Venv, make_wheel, names, read_member, wheelshade
 from wheelshade import PlanError, shade
 
 
@@ -134,3 +136,36 @@ def test_a_metapackage_is_shaded_with_the_distribution_it_pins(tmp_path: Path) -
     assert env.json(f"import json, metapkg, {new}\n"
                     f"print(json.dumps([metapkg.VERSION, {new}.VERSION]))") == ["2.0", "1.0"]
     assert env.pip("check").returncode == 0
+
+
+def test_type_stubs_take_the_shaded_name_of_the_package_they_describe(tmp_path: Path) -> None:
+    """A stub-only distribution (PEP 561 ``fakepkg-stubs/``) shaded with the package it
+    describes: its folder becomes ``<shaded>-stubs`` and its own imports are rewritten, so
+    a type checker finds the stubs for code that imports the shaded name. Alone it is
+    refused: the stubs would name no module."""
+    impl = make_wheel(tmp_path / "in", "fakepkg", "1.0",
+                      {"fakepkg/__init__.py": "from .sub import make\n",
+                       "fakepkg/sub.py": "def make():\n    return 1\n"})
+    stubs = make_wheel(tmp_path / "in", "types_fakepkg", "1.0", {
+        "fakepkg-stubs/__init__.pyi": "from fakepkg.sub import make as make\n",
+        "fakepkg-stubs/sub.pyi": "def make() -> int: ...\n",
+        "fakepkg-stubs/METADATA.toml": 'version = "1.0"\n'})
+    with pytest.raises(PlanError) as info:
+        shade([], [stubs], out_dir=tmp_path / "out")
+    (issue,) = info.value.issues
+    assert "installs only type stubs, for 'fakepkg', which no wheel of the set installs" in issue
+    result = shade([], [impl, stubs], out_dir=tmp_path / "out")
+    new = result.wheels[0].mapping["fakepkg"]
+    shaded_stubs = next(w.output for w in result.wheels if not w.mapping)
+    assert sorted(names(shaded_stubs))[:3] == [
+        f"{new}-stubs/METADATA.toml", f"{new}-stubs/__init__.pyi", f"{new}-stubs/sub.pyi"]
+    assert f"from {new}.sub import make as make" in read_member(shaded_stubs, "__init__.pyi")
+    env = Venv.create(tmp_path / "env")
+    env.install(*(w.output for w in result.wheels))
+    app = tmp_path / "app.py"
+    app.write_text(f"import {new} as fakepkg\nreveal_type(fakepkg.make())\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "mypy", "--python-executable", str(env.python), "--no-incremental",
+         str(app)], capture_output=True, text=True)
+    # From the stub: the untyped source alone would give Any.
+    assert re.search(r'Revealed type is "(builtins\.)?int"', proc.stdout), proc.stdout + proc.stderr

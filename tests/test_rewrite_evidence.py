@@ -190,3 +190,42 @@ def test_checked_lines_are_renamed_in_their_module() -> None:
 ])
 def test_the_module_a_rewritten_source_is(path: str, module: str | None) -> None:
     assert module_of(path) == module
+
+
+HELPER = '''
+import importlib.util
+
+
+def _package_path(package):
+    spec = importlib.util.find_spec(package)
+    return None if spec is None else spec.origin
+
+
+{calls}
+'''
+
+
+@pytest.mark.parametrize(("calls", "proven"), [
+    ('paths = [p for name in ("pkg", "mcp") if (p := _package_path(name)) is not None]',
+     {"pkg", "mcp"}),
+    ('for name in ["pkg", "other"]:\n    print(_package_path(name))', {"pkg", "other"}),
+    ('found = {name: _package_path(name) for name in ("pkg",)}', {"pkg"}),
+    # The loop variable is not what is passed: nothing proven.
+    ('for name in ("pkg",):\n    print(_package_path("x" + name))', set()),
+    # A loop over literals that no module-name helper is given.
+    ('for name in ("pkg",):\n    print(len(name))', set()),
+], ids=["comprehension", "for-loop", "dict-comprehension", "other-argument", "no-helper"])
+def test_literals_iterated_into_a_module_name_helper_are_module_names(
+    calls: str, proven: set[str]
+) -> None:
+    """A helper whose parameter reaches ``find_spec``, given each name of a literal tuple
+    by a loop or comprehension (fastmcp's traceback filter: ``for package in ("fastmcp",
+    "mcp", "pydantic") if _get_package_path(package)``): the names are module names."""
+    assert _proven(HELPER.format(calls=calls)) == proven
+
+
+def test_the_iterated_package_name_is_renamed_and_the_others_kept() -> None:
+    source = HELPER.format(calls='paths = [_package_path(n) for n in ("pkg", "mcp")]').lstrip()
+    result = rewrite_file(source.encode(), MAPPING, path="pkg/log.py", strings=RULES)
+    assert result.new is not None
+    assert f'for n in ("{S}", "mcp")]' in result.new.decode()

@@ -30,6 +30,7 @@ from wheelshade.nesting import (
 from wheelshade.setcheck import check_set
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
+    STUBS,
     TopKind,
     has_python_twin,
     in_site_packages,
@@ -81,6 +82,9 @@ class ShadedDist:
     version: Version
     name: NormalizedName
     mapping: Mapping[str, str]
+    #: Its stub-only folders -> their new names (``requests-stubs`` ->
+    #: ``requests_2_31_0_<hash>-stubs``): no import names, so kept out of ``mapping``.
+    stubs: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -328,8 +332,9 @@ def make_plan(
         taken.update(renames.values())
         # A portion nested in a shaded package is renamed with it: no key of its own.
         mapping.update({k: v for k, v in renames.items() if k.split(".")[0] not in mapping})
+        stubs = {f"{p}{STUBS}": f"{mapping[p]}{STUBS}" for p in dep.stub_packages if p in mapping}
         dists[dep.name] = ShadedDist(
-            dep.name, dep.metadata.version, shaded_dist_name(dep.name, tail), renames
+            dep.name, dep.metadata.version, shaded_dist_name(dep.name, tail), renames, stubs
         )
     jobs: list[WheelJob] = []
     for wheel in (*deps, *dependents):
@@ -339,7 +344,7 @@ def make_plan(
             rest = wheel.filename.split("-", 1)[1]
             out_name = f"{component}-{rest}"
             dist_info_out = f"{component}-{wheel.version_text}.dist-info"
-            own: Mapping[str, str] = shaded.mapping
+            own: Mapping[str, str] = {**shaded.mapping, **shaded.stubs}
         else:
             out_name, dist_info_out, own = wheel.filename, wheel.dist_info, {}
         actions, left_out, findings, generated, libs = _actions(wheel, dist_info_out, own, options)

@@ -64,10 +64,22 @@ def check_set(deps: Sequence[WheelSummary], dependents: Sequence[WheelSummary]) 
 
 
 def _no_module(dep: WheelSummary, deps: Sequence[WheelSummary]) -> list[str]:
-    """A dep that installs no module: fine beside the distributions it pins exactly (a
+    """A dep that installs no module: fine when it holds only stubs for packages of the
+    set (PEP 561 ``pkg-stubs``, renamed with them), or beside the distributions it pins
+    exactly (a
     metapackage whose modules another distribution of the same release installs: both are
     shaded, its ``Requires-Dist`` then names the shaded one); otherwise refused, naming
     those it pins so they can be added."""
+    if dep.stub_packages:
+        keys = {k for d in deps for k in d.import_keys()}
+        missing = [p for p in dep.stub_packages if p not in keys]
+        if not missing:
+            return []
+        return [
+            f"{dep.filename}: installs only type stubs, for {', '.join(map(repr, missing))}, "
+            "which no wheel of the set installs: stubs take the shaded name of the package "
+            "they describe, so add the distribution that installs it with --dep"
+        ]
     names = {d.name for d in deps}
     pinned = sorted({
         canonicalize_name(r.name) for r in dep.metadata.requires

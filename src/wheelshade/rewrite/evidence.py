@@ -98,6 +98,42 @@ def _prove_arguments(
             for value in given:
                 if isinstance(value, ast.Constant) and isinstance(value.value, str):
                     found.setdefault(value.lineno - 1, set()).add(value.value)
+    # A loop variable over a literal list, passed on: ``for p in ("pkg", "x"): helper(p)``.
+    for scope, variable, literals in _literal_loops(tree):
+        if any(isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+               and node.func.id in takes and any(
+                   isinstance(v, ast.Name) and v.id == variable
+                   for v in _given(node, takes[node.func.id]))
+               for node in ast.walk(scope)):
+            for literal in literals:
+                found.setdefault(literal.lineno - 1, set()).add(str(literal.value))
+
+
+def _given(call: ast.Call, taken: list[tuple[int | None, str]]) -> Iterator[ast.expr]:
+    """The arguments ``call`` passes to the parameters in ``taken``."""
+    for index, name in taken:
+        yield from (k.value for k in call.keywords if k.arg == name)
+        if index is not None and index < len(call.args):
+            yield call.args[index]
+
+
+def _literal_loops(tree: ast.Module) -> Iterator[tuple[ast.AST, str, list[ast.Constant]]]:
+    """(the loop or comprehension, its variable, the string literals it iterates) for each
+    ``for`` and comprehension over a literal tuple or list of strings."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.For | ast.AsyncFor):
+            pairs: list[tuple[ast.expr, ast.expr]] = [(node.target, node.iter)]
+        elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            pairs = [(g.target, g.iter) for g in node.generators]
+        else:
+            continue
+        for target, iterated in pairs:
+            if not (isinstance(target, ast.Name) and isinstance(iterated, ast.Tuple | ast.List)):
+                continue
+            literals = [e for e in iterated.elts
+                        if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+            if literals and len(literals) == len(iterated.elts):
+                yield node, target.id, literals
 
 
 def _constructors(tree: ast.Module, names: set[str]) -> dict[str, list[tuple[int | None, str]]]:

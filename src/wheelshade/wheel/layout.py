@@ -41,6 +41,10 @@ class Location:
     path: str
 
 
+#: The suffix of a PEP 561 stub-only package's folder (``requests-stubs``).
+STUBS = "-stubs"
+
+
 def locate(name: str, data_dir: str) -> Location:
     if name.startswith(data_dir + "/"):
         scheme, _, rest = name[len(data_dir) + 1 :].partition("/")

@@ -23,9 +23,12 @@ from wheelshade.errors import WheelFormatError
 from wheelshade.wheel.archive import WheelReader
 from wheelshade.wheel.layout import (
     EXTENSION_SUFFIXES,
+    STUBS,
     TopKind,
     TopLevel,
     file_modules,
+    in_site_packages,
+    locate,
     module_name_of_file,
     module_names,
     parse_top_level_txt,
@@ -116,6 +119,19 @@ class WheelSummary:
             ".".join([*m.split("/")[:-1], module_name_of_file(m.split("/")[-1]) or ""])
             for m in self.members if m.endswith(EXTENSION_SUFFIXES)
         )
+
+    @functools.cached_property
+    def stub_packages(self) -> tuple[str, ...]:
+        """The packages its PEP 561 stub-only folders describe (``requests-stubs/`` gives
+        ``requests``): they take the shaded name of that package."""
+        found = set()
+        for member in self.members:
+            loc = locate(member, self.data_dir)
+            head, sep, _ = loc.path.partition("/")
+            if (sep and in_site_packages(loc) and head.endswith(STUBS)
+                    and head[: -len(STUBS)].isidentifier() and member.endswith(".pyi")):
+                found.add(head[: -len(STUBS)])
+        return tuple(sorted(found))
 
     def import_keys(self) -> tuple[str, ...]:
         """The names shading renames: each top-level name, but for a namespace package each
