@@ -195,13 +195,22 @@ def explain_install_failure(
     return REFUSED, f"dependencies do not install together ({detail})"
 
 
+#: A declined-rename finding that counts several strings: the rest of a file's, or the
+#: strings of a compiled file (group 2).
+_COUNTED = re.compile(r"(\d+) (?:more strings|string\(s\) (in compiled code))")
+
+
 def read_report(path: Path, res: dict[str, Any]) -> None:
     """Findings, declined renames and the mapping from ``shade --report``'s JSON."""
     try:
         report = json.loads(path.read_text())
         findings = [f for w in report.get("wheels", []) for f in w.get("findings", [])]
         res["findings"] = len(findings)
-        res["declined"] = sum(1 for f in findings if f.get("code") == DECLINED)
+        declined = [f.get("message", "") for f in findings if f.get("code") == DECLINED]
+        # One finding may stand for many strings (the rest of a file, a compiled file's).
+        counted = [_COUNTED.match(m) for m in declined]
+        res["declined"] = sum(int(c.group(1)) if c else 1 for c in counted)
+        res["declined_compiled"] = sum(int(c.group(1)) for c in counted if c and c.group(2))
         res["mapping"] = {
             k: v for w in report.get("wheels", []) for k, v in w.get("mapping", {}).items()
         }
