@@ -37,11 +37,21 @@ for that platform (CPython 3.13, else 3.11) is shaded with `wheelshade shade --d
   manylinux build of the same version.
 
 What the census found that is a class of its own (tests pin it): on manylinux aarch64 a
-linker-merged tail used both on its own and inside the longer string, whose standalone
-copies lie on other 4 KiB pages than the tail (grpcio's `".google_grpc"` / `"grpc"`), is
-refused: moving an `adrp`+`add` pair needs proof that the page register reaches no other use
-(`tests/test_arm64_split.py`, a strict xfail until arm64 splits exist); its x86-64 builds
-shade. musllinux gets the same verdicts as manylinux (`tests/test_musllinux.py`).
+linker-merged tail used both on its own and inside the longer string (grpcio's
+`".google_grpc"` / `"grpc"`) is *split* as on x86-64: its own `adrp`+`add` users move to a
+standalone copy (`native/arm64_moves.py`, `tests/test_arm64_split.py`). Proving that split
+found C++ code comparing a key with a literal whose first eight bytes are an instruction's
+immediate (`movabs`, `movz`+`movk`) while the setter reads the literal from the data;
+renamed in the data only, the shaded grpcio crashed at its first server port. Such strings
+are refused when they are to be renamed, verdict `compared` (`native/immediates.py`,
+`tests/test_immediates.py`). The keys in question (`"grpc.experimental.event_engine"`) are
+channel-argument keys, not module paths: compiled strings are now renamed only with the
+set's evidence that they are module paths (see [how it works](how-it-works.md#compiled-code)),
+so they keep their bytes and grpcio shades on every platform here; it runs beside 1.85.3 on
+x86-64 and under qemu on aarch64 (`tests/test_native_evidence.py`,
+`tests/test_aarch64_shaded.py`, and the census run). grpcio's cells were rerun on that code
+(2026-12-07); the other cells are from the census run before it. musllinux gets the same
+verdicts as manylinux (`tests/test_musllinux.py`).
 
 ## Running it
 

@@ -91,22 +91,9 @@ mirror here), imports, and the unshaded recheck when there is one.
 """
 
 
-#: What is known of the broken ones (2026-12-07); every one is verify's own verdict.
-BROKEN_NOTES = """What they are (all three found by `wheelshade verify`, none silent):
-
-- nbconvert: files installed outside site-packages
-  (`share/jupyter/nbconvert/templates/*/conf.json`, naming `nbconvert.preprocessors.*`
-  classes) keep their paths, which the other release installs too: the shaded copy's
-  templates import the other release. `shade` now says so (finding `shared-data`);
-  relocating a package's data files and the code that finds them is not done. Following
-  verify's hint (traitlets, whose `import_item` does the import) makes it worse: a shaded
-  traitlets beside the unshaded jupyter_core gives a metaclass conflict.
-- grpcio-health-checking, notebook: a dependency both releases share, unshaded, imports
-  whatever release of the package is installed when it starts (`grpc` registers
-  `grpc.health`; `jupyter_server.prometheus.metrics` reads `notebook._version`), here the
-  other release. The way out is shading that dependency in the same set, as verify says; for
-  grpcio-health-checking it is blocked since grpcio itself is refused (its inline-compared
-  keys), for notebook the sweep does not follow a hint after a `--with-deps` retry.
+#: What is known of the broken ones; every one is verify's own verdict.
+BROKEN_NOTES = """Every broken project is found by `wheelshade verify` (none silent); the
+reason column has its first failure.
 
 """
 
@@ -131,8 +118,16 @@ GROUPS = [
         re.compile(r"both install the namespace portion"),
     ),
     (
-        "nothing to shade: stubs only, or no importable module",
+        "type stubs only, without the package they describe (shaded with it, they move)",
+        re.compile(r"installs only type stubs"),
+    ),
+    (
+        "nothing to shade: no importable module",
         re.compile(r"installs no importable module"),
+    ),
+    (
+        "data files at shared paths name the package's modules",
+        re.compile(r"data file\(s\) installed outside site-packages name its modules"),
     ),
     (
         "the other release (or its closure) does not install from the index",
