@@ -190,6 +190,8 @@ def write_table(projects: list[dict[str, Any]], results: dict[str, Any]) -> None
     )
     declined = sum(int((results.get(p["name"]) or {}).get("declined") or 0) for p in projects)
     declined_in = sum(1 for p in projects if (results.get(p["name"]) or {}).get("declined"))
+    compiled = [int((results.get(p["name"]) or {}).get("declined_compiled") or 0)
+                for p in projects]
     today = datetime.datetime.now(datetime.UTC).date().isoformat()
     text = INTRO.format(count=len(projects))
     text += f"## Results\n\nRun on {today}.\n\n" + _summary(counts, len(projects)) + "\n"
@@ -198,14 +200,18 @@ def write_table(projects: list[dict[str, Any]], results: dict[str, Any]) -> None
     text += (
         f"\nRenames the evidence rule declined (finding `unproven-module-path`: a string shaped "
         f"like a module path of the set with no evidence that it is one, left unchanged and "
-        f"reported): **{declined}** across the corpus, in {declined_in} projects.\n\n"
+        f"reported): **{declined}** across the corpus, in {declined_in} projects; "
+        f"{sum(compiled)} of them are strings in compiled code, in "
+        f"{sum(1 for c in compiled if c)} projects.\n\n"
     )
     refused: defaultdict[str, list[str]] = defaultdict(list)
     broken = []
     for p in projects:
         r = results.get(p["name"]) or {}
         if r.get("outcome") == "refused":
-            why = r.get("error") or r.get("with_deps_refused") or r.get("reason", "")
+            # What stopped it last: the reason says when a retry got further than the error.
+            why = " ".join(filter(None, (r.get("reason"), r.get("error"),
+                                         r.get("with_deps_refused"))))
             refused[_group(why)].append(p["name"])
         elif r.get("outcome") in ("broken", "unchecked"):
             broken.append(
