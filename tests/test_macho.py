@@ -27,6 +27,9 @@ from wheelshade.native.macho import fat_slices, is_macho, read_macho
 from wheelshade.native.macho_patch import exported, finish
 from wheelshade.native.macho_trie import TrieError, build_trie, read_trie, rename_export
 from wheelshade.native.model import BinaryInfo
+from wheelshade.rewrite.bound import set_proof
+from wheelshade.wheel.archive import WheelReader
+from wheelshade.wheel.summary import Role, summarise
 
 lief = pytest.importorskip("lief")
 
@@ -220,20 +223,24 @@ def test_shaded_macos_wheel_is_consistent(
     assert "macosx" in note and "qemu" not in note
     before, after = _modules(wheel), _modules(report.output)
     assert len(before) == len(after)
+    with WheelReader(wheel) as reader:
+        proof = set_proof([summarise(reader, Role.DEP)])
     for member, data in after.items():
         original = before[member.replace(new, name, 1)]
         assert is_macho(data) and len(data) == len(original)
         assert fat_slices(data) == fat_slices(original)
         assert data[:4096 if len(fat_slices(data)) > 1 else 0] == original[
             :4096 if len(fat_slices(data)) > 1 else 0]
-        info = classify(data, member, [name, new])
+        # With the set's evidence, as shading classified it: strings that are no module
+        # paths of the set (a type's "greenlet.UnswitchableGreenlet") keep their bytes.
+        info = classify(data, member, [name, new], proof)
         assert {r.name for r in info.references if r.kind != "symbol"} <= {new}
         assert set(info.packed_names) <= {new} and not info.opaque_strings
         # No C string starts with the original name any more but attribute names (what is
         # left of it is inside longer strings nothing reads it from, as on Linux).
         assert info.suspects == ()
-        kept = {r.offset for r in classify(original, member, [name]).embedded
-                if r.verdict == "attribute"}
+        kept = {r.offset for r in classify(original, member, [name], proof).embedded
+                if r.verdict in ("attribute", "unproven")}
         sections = [s for part in read_macho(data, member) for s in part.elf.data_sections]
         left = {m.start() + 1 for m in re.finditer(rb"\0" + name.encode() + rb"[\0.]", data)
                 if any(s.offset <= m.start() + 1 < s.end for s in sections)}
@@ -426,8 +433,12 @@ def test_delocated_wheel_still_finds_its_dylibs(tmp_path: Path) -> None:
             assert codesign.check(data[part.offset:part.end]) == []
     assert resolved >= 3
     (module,) = [m for m in machos if m.endswith(".so")]
-    info = classify(machos[module], module, ["psycopg2"])
+    with WheelReader(wheel) as reader:
+        proof = set_proof([summarise(reader, Role.DEP)])
+    # Left: only strings that are no module paths ("psycopg2.connection.native_connection").
+    info = classify(machos[module], module, ["psycopg2"], proof)
     assert info.references == () and info.suspects == ()
+    assert any(r.verdict == "unproven" for r in info.embedded)
 
 
 @pytest.mark.network
