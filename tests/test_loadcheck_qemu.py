@@ -12,7 +12,7 @@ import pytest
 import aarch64
 from helpers import wheelshade
 from pypi import platform_wheels, wheels
-from wheelshade import apply, shade
+from wheelshade import binaries, shade
 from wheelshade.native import emulation
 from wheelshade.native.loadcheck import LoadCheckError, probe
 
@@ -71,14 +71,14 @@ def test_a_broken_patch_stops_the_run_under_qemu(
 ) -> None:
     """The init function's name corrupted after patching: the module loads unshaded, not
     shaded, and only loading it (under qemu) can tell."""
-    patch = apply.patch_strings
+    patch = binaries.patch_strings
 
     def broken(data: bytes, *args: object) -> bytes:
         out = patch(data, *args)  # type: ignore[arg-type]
         assert b"PyInit__speedups\0" in out
         return out.replace(b"PyInit__speedups\0", b"PyInit__speedupz\0")
 
-    monkeypatch.setattr(apply, "patch_strings", broken)
+    monkeypatch.setattr(binaries, "patch_strings", broken)
     for name, value in configured.items():
         monkeypatch.setenv(name, value)
     out = tmp_path / "out"
