@@ -49,9 +49,14 @@ channel-argument keys, not module paths: compiled strings are now renamed only w
 set's evidence that they are module paths (see [how it works](how-it-works.md#compiled-code)),
 so they keep their bytes and grpcio shades on every platform here; it runs beside 1.85.3 on
 x86-64 and under qemu on aarch64 (`tests/test_native_evidence.py`,
-`tests/test_aarch64_shaded.py`, and the census run). grpcio's cells were rerun on that code
-(2026-12-07); the other cells are from the census run before it. musllinux gets the same
-verdicts as manylinux (`tests/test_musllinux.py`).
+`tests/test_aarch64_shaded.py`, and the census run). The macOS, Windows and musllinux
+columns were rerun on that code (2026-12-07, shade only); in the aarch64 column grpcio was
+rerun with its run, the other cells (and their runs) are from the run before. Fewer strings
+are patched than before where a binary holds strings that are no module paths (protobuf's
+Windows and macOS builds: 64 and 32 instead of 126 and 64), and pillow's Windows build now
+shades with readable names: the only strings under `PIL` its binaries hold are type names
+below `PIL.ImageCms.core`, which is a name bound in a module, not a module. musllinux gets
+the same verdicts as manylinux (`tests/test_musllinux.py`).
 
 ## Running it
 
