@@ -35,30 +35,26 @@ class Arm64Calls:
         self.data, self.elf = data, elf
         self._stubs: dict[int, str] | None = None
 
-    def callee_with_second_argument(self, site: Site) -> str | None:
-        """The imported function the reference's address reaches as ``x1`` at the next
-        call, or None (another register, another use, a branch first, or not known)."""
-        return self.callee_with_argument(site, "x1")
-
-    def callee_with_argument(self, site: Site, register: str) -> str | None:
-        """The imported function the reference's address reaches as ``register`` (``x0``,
-        ``x1``) at the next call, or None."""
+    def call_after(self, site: Site) -> tuple[str | None, frozenset[str]]:
+        """The imported function called next after the reference, and the registers that
+        hold its address there (``x0``, ``x1``...); (None, empty) when a branch comes first,
+        the address is not formed by an ``add``/``adr``, or the callee is not known."""
         insns = self._decode(site.offset, site.offset + 4 * (_WINDOW + 1))
         from capstone import CS_GRP_CALL, CS_GRP_JUMP, CS_GRP_RET
         from capstone import arm64 as a64
 
         first = next(insns, None)
         if first is None or first.id not in (a64.ARM64_INS_ADD, a64.ARM64_INS_ADR):
-            return None  # a load reads what is stored there, not the address
+            return None, frozenset()  # a load reads what is stored there, not the address
 
         holding = {_family(first, first.operands[0].reg)}
         for insn in insns:
             if insn.group(CS_GRP_CALL):
                 target = [op.imm for op in insn.operands if op.type == a64.ARM64_OP_IMM]
                 callee = self.stubs().get(int(target[0])) if target else None
-                return callee if register in holding else None
+                return callee, frozenset(holding)
             if insn.group(CS_GRP_JUMP) or insn.group(CS_GRP_RET):
-                return None
+                return None, frozenset()
             ops = insn.operands
             if (insn.id == a64.ARM64_INS_MOV and len(ops) == 2
                     and ops[1].type == a64.ARM64_OP_REG
@@ -66,7 +62,7 @@ class Arm64Calls:
                 holding.add(_family(insn, ops[0].reg))
                 continue
             holding -= _written(insn)
-        return None
+        return None, frozenset()
 
     def lengths(self, site: Site) -> frozenset[int]:
         """Immediates moved into registers within a few instructions of the reference."""

@@ -94,9 +94,9 @@ def _classify(
         found = [r for r in found
                  if not any(t.offset <= r.offset < t.offset + t.size for t in tables)]
     rust = is_rust(data)
+    inits = sorted(s.name for s in elf.symbols if s.defined and s.name.startswith(INIT_PREFIX))
     if proof is not None and not rust:
-        own = frozenset(s.name.removeprefix(INIT_PREFIX) for s in elf.symbols
-                        if s.defined and s.name.startswith(INIT_PREFIX))
+        own = frozenset(s.removeprefix(INIT_PREFIX) for s in inits)
         found = _marked(data, found, proof, own)
         tables = [replace(t, declined=_declined(t, wanted, proof)) for t in tables]
         tables = [t for t in tables if t.module_paths(wanted) or t.unsplit(wanted)]
@@ -117,9 +117,7 @@ def _classify(
         bits=elf.bits,
         byte_order=elf.byte_order,
         machine=elf.machine,
-        init_symbols=tuple(sorted(
-            s.name for s in elf.symbols if s.defined and s.name.startswith(INIT_PREFIX)
-        )),
+        init_symbols=tuple(inits),
         init_phase=_init_phase(elf),
         cython=cython,
         cython_version=cython_version,

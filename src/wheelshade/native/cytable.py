@@ -282,7 +282,7 @@ def _mover(
     if len(sites) != 1:
         return None
     start, site = sites[0]
-    wide = refs.second_argument(elf)
+    wide = refs.argument(elf, 2)
     second = (wide, "e" + wide[1:])
     near = [
         insn for insn in frame.instructions(data, elf, start, site.base + _SIZE_WINDOW)

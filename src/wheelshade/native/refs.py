@@ -52,7 +52,6 @@ __all__ = [
     "find",
     "is_x86_64",
     "offset_of",
-    "second_argument",
     "supported",
 ]
 
@@ -73,11 +72,6 @@ def supported(elf: Elf) -> bool:
     return pe_refs.supported(elf) or (
         elf.format in ("ELF", "Mach-O") and elf.machine in _ARCHITECTURES and elf.bits == 64
         and elf.byte_order == "little")
-
-
-def second_argument(elf: Elf) -> str:
-    """The register a call's second argument is passed in (x86-64: System V or Windows)."""
-    return argument(elf, 2)
 
 
 def argument(elf: Elf, number: int) -> str:

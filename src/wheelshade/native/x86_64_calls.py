@@ -75,25 +75,30 @@ class Calls:
     def name_argument_of(self, site: refs.Site) -> str | None:
         """The imported function in NAME_ARGUMENT that the code reference ``site`` passes
         its address to as the second argument, or None (another use, or not known)."""
-        callee = self._callee_with(site, 2)
-        return callee if callee in NAME_ARGUMENT else None
+        callee, holding = self._call_after(site)
+        return callee if callee in NAME_ARGUMENT and self._argument(site, 2) in holding else None
 
     def module_argument_of(self, site: refs.Site) -> str | None:
         """The imported function in MODULE_ARGUMENT (CAPSULE_NAME) that the code reference
         ``site`` passes its address to as the first (second) argument, or None."""
-        first = self._callee_with(site, 1)
-        if first in MODULE_ARGUMENT:
-            return first
-        second = self._callee_with(site, 2)
-        return second if second in CAPSULE_NAME else None
+        callee, holding = self._call_after(site)
+        if callee in MODULE_ARGUMENT and self._argument(site, 1) in holding:
+            return callee
+        if callee in CAPSULE_NAME and self._argument(site, 2) in holding:
+            return callee
+        return None
 
-    def _callee_with(self, site: refs.Site, number: int) -> str | None:
-        """The imported function the next call after ``site`` passes its address to as
-        argument ``number`` (1 or 2), or None (another use, a branch first, not known)."""
+    def _argument(self, site: refs.Site, number: int) -> str:
+        """The register a call's argument ``number`` (1 or 2) is passed in at ``site``."""
+        return f"x{number - 1}" if site.kind == "arm64" else refs.argument(self.elf, number)
+
+    def _call_after(self, site: refs.Site) -> tuple[str | None, frozenset[str]]:
+        """The imported function called next after ``site`` and the registers holding its
+        address there; (None, empty) for another use, a branch first, or not known."""
         if site.kind == "arm64":
-            return self.arm64().callee_with_argument(site, f"x{number - 1}")
+            return self.arm64().call_after(site)
         if site.kind != "code":
-            return None
+            return None, frozenset()
         holding: set[str] = set()
         after = 0
         for insn in self._code_to(site, site.base + 8 * _WINDOW):
@@ -103,11 +108,11 @@ class Calls:
                 continue
             after += 1
             if after > _WINDOW or insn.mnemonic.startswith(("j", "ret")):
-                return None
+                return None, frozenset()
             if insn.mnemonic == "call":
-                return self._callee(insn) if refs.argument(self.elf, number) in holding else None
+                return self._callee(insn), frozenset(holding)
             _track(insn, holding)
-        return None
+        return None, frozenset()
 
     def passes_length(self, site: refs.Site, length: int) -> bool:
         """True if the reference ``site`` comes with ``length`` (see lengths)."""

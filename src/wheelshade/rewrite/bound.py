@@ -161,7 +161,7 @@ def set_proof(deps: Sequence[WheelSummary]) -> ModuleProof:
     """The evidence a shading set's deps give for the strings of its compiled files."""
     return ModuleProof(
         frozenset().union(*(d.modules for d in deps)),
-        set_attributes(sorted({(d.path, d.sha256) for d in deps})),
+        set_attributes((d.path, d.sha256) for d in deps),
         frozenset().union(*(d.extensions for d in deps)),
     )
 
